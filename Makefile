@@ -1,0 +1,152 @@
+# hypencoder.c build.
+#   make            CPU library build/libhyp.a + bin/hyp (+ CUDA backend when nvcc works)
+#   make CUDA=0     never build the CUDA backend;  make CUDA=1  require it
+#   make test       build and run every Criterion suite in tests/
+#   make bench      build and run the benchmarks in bench/
+#   make SAN=address,undefined test   sanitizer build (separate build dir)
+# Optional parts are found by compiling and linking a tiny probe program.
+
+CC      ?= cc
+NVCC    ?= nvcc
+CUDA_HOME ?= /usr/local/cuda
+OPT     ?= -O2
+SAN     ?=
+VERSION := 0.1.0
+
+BUILD := build$(if $(SAN),-san)
+BIN   := bin
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g $(OPT) -I. -march=x86-64-v2
+ifneq ($(SAN),)
+CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDSAN := -fsanitize=$(SAN)
+endif
+
+# ---------------------------------------------------------------- probes
+# probe(file, cflags, libs): "yes" when scripts/probes/<file> compiles and links.
+probe = $(shell $(CC) $(2) scripts/probes/$(1) -o /tmp/hyp_probe_$$$$ $(3) >/dev/null 2>&1 && echo yes; rm -f /tmp/hyp_probe_$$$$)
+
+HDF5_CFLAGS := $(if $(wildcard /usr/include/hdf5/serial/hdf5.h),-I/usr/include/hdf5/serial)
+HDF5_LIBS   := $(if $(wildcard /usr/include/hdf5/serial/hdf5.h),-lhdf5_serial,-lhdf5)
+HAVE_HDF5     := $(call probe,hdf5.c,$(HDF5_CFLAGS),$(HDF5_LIBS))
+HAVE_BLAS     := $(call probe,blas.c,,-lopenblas)
+HAVE_CRITERION:= $(call probe,criterion.c,,-lcriterion)
+HAVE_UTF8PROC := $(call probe,utf8proc.c,,-lutf8proc)
+HAVE_JANSSON  := $(call probe,jansson.c,,-ljansson)
+HAVE_INIH     := $(call probe,inih.c,,-linih)
+
+ifneq ($(HAVE_HDF5),yes)
+$(error HDF5 not found: apt-get install libhdf5-dev)
+endif
+ifneq ($(HAVE_BLAS),yes)
+$(error OpenBLAS not found: apt-get install libopenblas-dev)
+endif
+
+# CUDA: CUDA=auto (default) builds it when nvcc and the libraries link.
+CUDA ?= auto
+ifeq ($(CUDA),0)
+HAVE_CUDA :=
+else
+HAVE_CUDA := $(shell $(NVCC) scripts/probes/cublaslt.cu -o /tmp/hyp_probe_cu$$$$ -lcublasLt -lcublas >/dev/null 2>&1 && echo yes; rm -f /tmp/hyp_probe_cu$$$$)
+ifeq ($(CUDA),1)
+ifneq ($(HAVE_CUDA),yes)
+$(error CUDA=1 but nvcc/cuBLASLt could not compile and link a probe)
+endif
+endif
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(HDF5_CFLAGS)
+LDLIBS  := $(HDF5_LIBS) -lopenblas -lm -lpthread
+FEATURES :=
+ifeq ($(HAVE_UTF8PROC),yes)
+CFLAGS += -DHYP_HAVE_UTF8PROC
+LDLIBS += -lutf8proc
+FEATURES += utf8proc
+endif
+ifeq ($(HAVE_JANSSON),yes)
+CFLAGS += -DHYP_HAVE_JANSSON
+LDLIBS += -ljansson
+FEATURES += jansson
+endif
+ifeq ($(HAVE_INIH),yes)
+CFLAGS += -DHYP_HAVE_INIH
+LDLIBS += -linih
+FEATURES += inih
+endif
+CFLAGS += -DHYP_VERSION=\"$(VERSION)\"
+
+NVCCFLAGS := -O2 -std=c++17 -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fPIC \
+  -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 --expt-relaxed-constexpr
+ifeq ($(HAVE_CUDA),yes)
+CFLAGS += -DHYP_HAVE_CUDA
+LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+FEATURES += cuda
+endif
+
+# ---------------------------------------------------------------- sources
+LIB_DIRS := autograd kernels kernels/cpu model data train eval search
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+CU_SRC   := $(if $(HAVE_CUDA),$(wildcard kernels/cuda/*.cu))
+CLI_SRC  := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BIN)/%)
+LIBHYP   := $(BUILD)/libhyp.a
+
+.PHONY: all test bench clean summary fixtures
+all: $(LIBHYP) $(BIN)/hyp summary
+
+summary: $(LIBHYP) $(BIN)/hyp
+	@echo "hypencoder.c $(VERSION) built: $(BIN)/hyp, $(LIBHYP)"
+	@echo "  backends: cpu$(if $(HAVE_CUDA), cuda (sm_80, sm_90),)   optional: $(if $(strip $(FEATURES)),$(strip $(FEATURES)),none)$(if $(HAVE_CRITERION), criterion)"
+	@$(if $(HAVE_CUDA),,echo "  cuda: not built ($(if $(filter 0,$(CUDA)),CUDA=0,nvcc/cuBLASLt probe failed))")
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIBHYP): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/hyp: $(CLI_OBJ) $(LIBHYP)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDSAN) $(CLI_OBJ) $(LIBHYP) -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDSAN) -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
+
+$(BIN)/bench_%: bench/bench_%.c $(LIBHYP)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDSAN) $< $(LIBHYP) -o $@ $(LDLIBS)
+
+# Each suite runs in its own process; the first failure fails `make test`.
+# HYP_TEST_JOBS sets Criterion's worker count (default 2, the CI core count).
+test: $(TEST_BIN) $(BIN)/hyp
+	@set -e; fails=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; $$t --jobs=$${HYP_TEST_JOBS:-2} || fails=$$((fails+1)); done; \
+	if [ $$fails -ne 0 ]; then echo "$$fails test suite(s) failed"; exit 1; fi; \
+	echo "all test suites passed"
+
+bench: $(BENCH_BIN)
+	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; $$b; done
+
+fixtures:
+	python3 tests/fixtures/make_fixtures.py
+
+clean:
+	rm -rf build build-san $(BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

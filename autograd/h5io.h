@@ -1,0 +1,34 @@
+// h5io.h: the project's HDF5 access (checkpoints, model files, embeddings, test fixtures).
+// Readers return NULL / -1 and leave "path: /dataset: reason" in hyp_last_error().
+#ifndef HYP_H5IO_H
+#define HYP_H5IO_H
+#include "autograd/tensor.h"
+
+typedef struct H5File H5File;
+
+H5File *h5_open(const char *path);                 // read-only
+H5File *h5_create(const char *path);               // truncates
+void h5_close(H5File *f);
+const char *h5_path(const H5File *f);
+bool h5_exists(H5File *f, const char *name);       // dataset or group, e.g. "/linear/case0/x"
+// Names of the members of a group in creation/alphabetical order (caller frees each and the
+// array); returns the count or -1.
+int h5_list(H5File *f, const char *group, char ***names);
+// Shape of a dataset (rank <= HYP_MAX_DIMS); returns rank or -1.
+int h5_shape(H5File *f, const char *name, int shape[HYP_MAX_DIMS]);
+// Read a whole dataset converted to f32 / i32 into a malloc'd buffer (caller frees).
+float *h5_read_f32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
+int32_t *h5_read_i32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
+// Read into a caller buffer whose size must match exactly (n elements).
+int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n);
+// Write a dataset, creating intermediate groups. 0 on success.
+int h5_write_f32(H5File *f, const char *name, const float *data, int ndim, const int *shape);
+int h5_write_i32(H5File *f, const char *name, const int32_t *data, int ndim, const int *shape);
+// Scalar attributes on the root group (or any object path).
+int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out);
+int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v);
+
+// A dataset as a tensor on the context's device (f32 or i32 as stored).
+Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name);
+
+#endif

@@ -1,0 +1,54 @@
+// ops.h: differentiable operations. Each runs eagerly on the device of its inputs,
+// returns a new tensor in c->act, and records a tape node when gradients are wanted.
+// A shape mismatch is fatal with a message naming the op and the shapes.
+#ifndef HYP_OPS_H
+#define HYP_OPS_H
+#include "autograd/tape.h"
+
+// table (V, D), ids int32 (...)  ->  (..., D). Backward scatter-adds into table.
+Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids);
+// a (...), b a suffix of a's shape (e.g. (D) or (T, D) for a (B, T, D)) or the same shape.
+Tensor *op_add(Ctx *c, Tensor *a, Tensor *b);
+Tensor *op_sub(Ctx *c, Tensor *a, Tensor *b);
+Tensor *op_mul(Ctx *c, Tensor *a, Tensor *b);
+Tensor *op_scale(Ctx *c, Tensor *x, float alpha);
+// op(a) @ op(b) over the last two dims; a (..., M, K), b (..., K, N) (op = transpose of
+// the last two dims when ta/tb). Leading dims must match, or one side is 2-D and
+// broadcasts. Gradients flow to both operands (q-net weights are activations).
+Tensor *op_matmul(Ctx *c, Tensor *a, Tensor *b, bool ta, bool tb);
+// x (..., in), w (out, in) as torch.nn.Linear, b (out) or NULL  ->  (..., out).
+Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
+// Over the last dim; w, b (D) or both NULL (no affine).
+Tensor *op_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
+// LN(x + residual) in one pass (BERT's sub-layer output).
+Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps);
+Tensor *op_relu(Ctx *c, Tensor *x);
+Tensor *op_gelu(Ctx *c, Tensor *x);            // exact erf GELU
+// Softmax over the last dim. mask: int32 (B, cols) with 0 = padding, x (B, ..., cols);
+// or NULL. A fully masked row gives zeros (PyTorch would give NaN).
+Tensor *op_softmax(Ctx *c, Tensor *x, Tensor *mask);
+// Multi-head scaled dot-product attention as BERT uses it: q (B, Tq, H*dh),
+// k, v (B, Tk, H*dh), mask int32 (B, Tk) or NULL  ->  (B, Tq, H*dh).
+// scores = scale * q_h k_h^T, masked softmax over keys, times v_h.
+Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads, float scale);
+// Inverted dropout (identity when !c->training or p == 0). Philox(c->seed, c->rng_offset).
+Tensor *op_dropout(Ctx *c, Tensor *x, float p);
+// One dim may be -1. The output shares x's data (activations are never written in
+// place); its gradient is its own buffer, added into x's in backward.
+Tensor *op_reshape(Ctx *c, Tensor *x, int ndim, const int *shape);
+Tensor *op_transpose(Ctx *c, Tensor *x, int d0, int d1);
+Tensor *op_permute(Ctx *c, Tensor *x, const int *perm);   // perm has x->ndim entries
+Tensor *op_slice(Ctx *c, Tensor *x, int dim, int start, int len);
+Tensor *op_concat(Ctx *c, Tensor **xs, int n, int dim);
+Tensor *op_sum(Ctx *c, Tensor *x);             // all elements -> (1)
+Tensor *op_mean(Ctx *c, Tensor *x);
+// logits (R, C), targets int32 (R) -> mean cross-entropy (1).
+Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets);
+// mean (a - b)^2 over all elements -> (1).
+Tensor *op_mse(Ctx *c, Tensor *a, Tensor *b);
+
+// Helpers for op implementations.
+const Backend *op_backend(const char *op, Tensor **in, int n_in);   // all on one device
+void op_shape_error(const char *op, const char *why, Tensor **in, int n_in) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,31 @@
+// ops_internal.h: the backward functions the registry (autograd/tape.c) points to.
+// Forward/backward pairs live together: ops_matmul.c, ops_basic.c, ops_shape.c.
+#ifndef HYP_OPS_INTERNAL_H
+#define HYP_OPS_INTERNAL_H
+#include "autograd/ops.h"
+
+void bw_embedding(Ctx *c, Node *n);
+void bw_binary(Ctx *c, Node *n);
+void bw_scale(Ctx *c, Node *n);
+void bw_matmul(Ctx *c, Node *n);
+void bw_linear(Ctx *c, Node *n);
+void bw_layernorm(Ctx *c, Node *n);
+void bw_add_layernorm(Ctx *c, Node *n);
+void bw_unary(Ctx *c, Node *n);
+void bw_softmax(Ctx *c, Node *n);
+void bw_attention(Ctx *c, Node *n);
+void bw_dropout(Ctx *c, Node *n);
+void bw_reshape(Ctx *c, Node *n);
+void bw_permute(Ctx *c, Node *n);
+void bw_slice(Ctx *c, Node *n);
+void bw_concat(Ctx *c, Node *n);
+void bw_sum(Ctx *c, Node *n);
+void bw_cross_entropy(Ctx *c, Node *n);
+void bw_mse(Ctx *c, Node *n);
+
+// Gradient buffer of input i of node n if it wants one, else NULL (so kernels skip it).
+float *in_grad(Ctx *c, Node *n, int i);
+// New f32 output tensor on the inputs' device.
+Tensor *out_like(Ctx *c, int ndim, const int *shape);
+
+#endif

@@ -1,0 +1,114 @@
+// ops_matmul.c: matmul (batched, transposes, broadcast) and linear.
+#include "autograd/ops_internal.h"
+
+// Leading ("batch") element count of a tensor used as a matrix operand.
+static int batch_of(const Tensor *t) { return (int)dims_prod(t, 0, t->ndim - 2); }
+
+Tensor *op_matmul(Ctx *c, Tensor *a, Tensor *b, bool ta, bool tb) {
+    Tensor *in[2] = {a, b};
+    const Backend *be = op_backend("matmul", in, 2);
+    if (a->ndim < 2 || b->ndim < 2 || a->dtype != HYP_F32 || b->dtype != HYP_F32)
+        op_shape_error("matmul", "operands must be f32 with at least 2 dims", in, 2);
+    int M = a->shape[a->ndim - (ta ? 1 : 2)], K = a->shape[a->ndim - (ta ? 2 : 1)];
+    int Kb = b->shape[b->ndim - (tb ? 1 : 2)], N = b->shape[b->ndim - (tb ? 2 : 1)];
+    if (K != Kb) op_shape_error("matmul", "inner dimensions differ", in, 2);
+    // Leading dims: equal, or one side 2-D (broadcast over the other's batch).
+    const Tensor *lead = a->ndim >= b->ndim ? a : b;
+    if (a->ndim > 2 && b->ndim > 2) {
+        if (a->ndim != b->ndim) op_shape_error("matmul", "batch ranks differ", in, 2);
+        for (int i = 0; i < a->ndim - 2; i++)
+            if (a->shape[i] != b->shape[i]) op_shape_error("matmul", "batch dims differ", in, 2);
+    }
+    int ba = a->ndim > 2 ? batch_of(a) : 0, bb = b->ndim > 2 ? batch_of(b) : 0;
+    int batch = ba > bb ? ba : bb;
+    if (batch == 0) batch = 1;
+    int shape[HYP_MAX_DIMS];
+    for (int i = 0; i < lead->ndim - 2; i++) shape[i] = lead->shape[i];
+    shape[lead->ndim - 2] = M;
+    shape[lead->ndim - 1] = N;
+    Tensor *y = out_like(c, lead->ndim, shape);
+    KERNEL(be, gemm, "matmul")(ta, tb, M, N, K, 1.0f, a->data, ba ? (long long)M * K : 0,
+                               b->data, bb ? (long long)K * N : 0, 0.0f, y->data,
+                               (long long)M * N, batch, c->matmul_precision);
+    if (tape_wants(c, in, 2)) {
+        Node *n = tape_push(c, OP_MATMUL, in, 2, y);
+        n->p.matmul.ta = ta;
+        n->p.matmul.tb = tb;
+        n->p.matmul.batch_a = ba;
+        n->p.matmul.batch_b = bb;
+    }
+    return y;
+}
+
+void bw_matmul(Ctx *c, Node *n) {
+    Tensor *a = n->in[0], *b = n->in[1], *y = n->out;
+    const Backend *be = backend_get(y->device);
+    bool ta = n->p.matmul.ta, tb = n->p.matmul.tb;
+    int ba = n->p.matmul.batch_a, bb = n->p.matmul.batch_b;
+    int M = y->shape[y->ndim - 2], N = y->shape[y->ndim - 1];
+    int K = a->shape[a->ndim - (ta ? 2 : 1)];
+    int batch = ba > bb ? ba : bb;
+    if (batch == 0) batch = 1;
+    long long sA = (long long)M * K, sB = (long long)K * N, sC = (long long)M * N;
+    const float *A = a->data, *B = b->data, *G = y->grad->data;
+    float *gA = in_grad(c, n, 0), *gB = in_grad(c, n, 1);
+    MatmulPrecision prec = c->matmul_precision;
+    // A 2-D operand broadcast over the batch accumulates one GEMM per batch element
+    // (a batched GEMM writing one output would race on the GPU).
+    if (gA) {
+        int nz = ba ? 1 : batch, bz = ba ? batch : 1;
+        for (int z = 0; z < nz; z++) {
+            const float *Gz = G + z * sC, *Bz = B + (bb ? z * sB : 0);
+            long long sG = ba ? sC : 0, sBz = ba && bb ? sB : 0;
+            if (!ta)   // dA (M,K) += dC op(B)^T
+                be->gemm(false, !tb, M, K, N, 1.0f, Gz, sG, Bz, sBz, 1.0f, gA, ba ? sA : 0, bz, prec);
+            else       // dA (K,M) += op(B) dC^T
+                be->gemm(tb, true, K, M, N, 1.0f, Bz, sBz, Gz, sG, 1.0f, gA, ba ? sA : 0, bz, prec);
+        }
+    }
+    if (gB) {
+        int nz = bb ? 1 : batch, bz = bb ? batch : 1;
+        for (int z = 0; z < nz; z++) {
+            const float *Gz = G + z * sC, *Az = A + (ba ? z * sA : 0);
+            long long sG = bb ? sC : 0, sAz = bb && ba ? sA : 0;
+            if (!tb)   // dB (K,N) += op(A)^T dC
+                be->gemm(!ta, false, K, N, M, 1.0f, Az, sAz, Gz, sG, 1.0f, gB, bb ? sB : 0, bz, prec);
+            else       // dB (N,K) += dC^T op(A)
+                be->gemm(true, ta, N, K, M, 1.0f, Gz, sG, Az, sAz, 1.0f, gB, bb ? sB : 0, bz, prec);
+        }
+    }
+}
+
+Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    Tensor *in[3] = {x, w, b};
+    const Backend *be = op_backend("linear", in, b ? 3 : 2);
+    int din = x->shape[x->ndim - 1];
+    if (w->ndim != 2 || w->shape[1] != din || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
+        op_shape_error("linear", "expected x (..., in), w (out, in), b (out)", in, b ? 3 : 2);
+    int dout = w->shape[0];
+    long rows = (long)(tensor_numel(x) / (size_t)din);
+    int shape[HYP_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = dout;
+    Tensor *y = out_like(c, x->ndim, shape);
+    KERNEL(be, gemm, "linear")(false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0,
+                               0.0f, y->data, 0, 1, c->matmul_precision);
+    if (b) be->binary_fwd(BIN_ADD, y->data, y->data, b->data, rows * dout, dout);
+    if (tape_wants(c, in, b ? 3 : 2)) tape_push(c, OP_LINEAR, in, b ? 3 : 2, y);
+    return y;
+}
+
+void bw_linear(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    const Backend *be = backend_get(y->device);
+    int din = w->shape[1], dout = w->shape[0];
+    int rows = (int)(tensor_numel(x) / (size_t)din);
+    const float *G = y->grad->data;
+    float *gx = in_grad(c, n, 0), *gw = in_grad(c, n, 1);
+    float *gb = n->n_in > 2 ? in_grad(c, n, 2) : NULL;
+    if (gx) be->gemm(false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, 1.0f, gx, 0, 1, c->matmul_precision);
+    if (gw) be->gemm(true, false, dout, din, rows, 1.0f, G, 0, x->data, 0, 1.0f, gw, 0, 1, c->matmul_precision);
+    // The bias gradient is the column sum of dY: binary_bwd of an add reduces over rows
+    // (the a/b operands only matter for mul; pass valid buffers of the right sizes).
+    if (gb) be->binary_bwd(BIN_ADD, NULL, gb, G, G, n->in[2]->data, (long)rows * dout, dout);
+}

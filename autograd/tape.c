@@ -1,0 +1,107 @@
+#include "autograd/ops_internal.h"
+#include <string.h>
+
+const OpDef hyp_ops[] = {
+    [OP_EMBEDDING] = {"embedding", bw_embedding},
+    [OP_BINARY] = {"binary", bw_binary},
+    [OP_SCALE] = {"scale", bw_scale},
+    [OP_MATMUL] = {"matmul", bw_matmul},
+    [OP_LINEAR] = {"linear", bw_linear},
+    [OP_LAYERNORM] = {"layernorm", bw_layernorm},
+    [OP_ADD_LAYERNORM] = {"add_layernorm", bw_add_layernorm},
+    [OP_UNARY] = {"unary", bw_unary},
+    [OP_SOFTMAX] = {"softmax", bw_softmax},
+    [OP_ATTENTION] = {"attention", bw_attention},
+    [OP_DROPOUT] = {"dropout", bw_dropout},
+    [OP_RESHAPE] = {"reshape", bw_reshape},
+    [OP_PERMUTE] = {"permute", bw_permute},
+    [OP_SLICE] = {"slice", bw_slice},
+    [OP_CONCAT] = {"concat", bw_concat},
+    [OP_SUM] = {"sum", bw_sum},
+    [OP_CROSS_ENTROPY] = {"cross_entropy", bw_cross_entropy},
+    [OP_MSE] = {"mse", bw_mse},
+};
+_Static_assert(sizeof hyp_ops / sizeof hyp_ops[0] == OP_COUNT, "every op needs a registry entry");
+
+bool tape_wants(Ctx *c, Tensor **in, int n_in) {
+    if (!grad_enabled(c)) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return true;
+    return false;
+}
+
+Node *tape_push(Ctx *c, OpId op, Tensor **in, int n_in, Tensor *out) {
+    HYP_CHECK(n_in <= HYP_MAX_IN, "op %s: %d inputs (max %d)", hyp_ops[op].name, n_in, HYP_MAX_IN);
+    Tape *t = c->tape;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 256;
+        t->nodes = hyp_realloc(t->nodes, t->cap * sizeof(Node));
+    }
+    Node *n = &t->nodes[t->n++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->out = out;
+    out->requires_grad = true;
+    return n;
+}
+
+void tape_clear(Tape *t) { t->n = 0; }
+
+float *in_grad(Ctx *c, Node *n, int i) {
+    Tensor *x = n->in[i];
+    if (!x || !x->requires_grad || x->dtype != HYP_F32) return NULL;
+    return tensor_grad(c, x)->data;
+}
+
+Tensor *out_like(Ctx *c, int ndim, const int *shape) {
+    return tensor_new(c, HYP_F32, ndim, shape);
+}
+
+static void run_backward(Ctx *c) {
+    // Nodes whose output received no gradient are skipped: nothing flows from them.
+    for (int i = c->tape->n - 1; i >= 0; i--) {
+        Node *n = &c->tape->nodes[i];
+        if (!n->out->grad) continue;
+        hyp_ops[n->op].backward(c, n);
+    }
+    // Like PyTorch without retain_graph: the graph is consumed, so a later backward
+    // (e.g. gradient accumulation) cannot run these nodes a second time.
+    tape_clear(c->tape);
+}
+
+void backward(Ctx *c, Tensor *loss) {
+    HYP_CHECK(tensor_numel(loss) == 1, "backward: loss must be a scalar, has %zu elements", tensor_numel(loss));
+    HYP_CHECK(loss->requires_grad, "backward: loss does not depend on anything that requires grad");
+    tensor_fill_f32(tensor_grad(c, loss), 1.0f);
+    run_backward(c);
+}
+
+void backward_from(Ctx *c, Tensor *out, const Tensor *grad_out) {
+    HYP_CHECK(same_shape(out, grad_out) && out->device == grad_out->device,
+              "backward_from: gradient shape/device does not match the output");
+    HYP_CHECK(out->requires_grad, "backward_from: output does not require grad");
+    Tensor *g = tensor_grad(c, out);
+    backend_get(out->device)->copy(g->data, grad_out->data, tensor_bytes(g), COPY_D2D);
+    run_backward(c);
+}
+
+// ---------------------------------------------------------------- op helpers
+const Backend *op_backend(const char *op, Tensor **in, int n_in) {
+    Device d = in[0]->device;
+    for (int i = 1; i < n_in; i++)
+        if (in[i] && in[i]->device != d)
+            HYP_FATAL("op %s: input %d is on %s, input 0 on %s", op, i, device_name(in[i]->device), device_name(d));
+    return backend_get(d);
+}
+
+void op_shape_error(const char *op, const char *why, Tensor **in, int n_in) {
+    char msg[1024];
+    size_t k = (size_t)snprintf(msg, sizeof msg, "op %s: %s; input shapes:", op, why);
+    for (int i = 0; i < n_in && k < sizeof msg; i++) {
+        char b[64];
+        k += (size_t)snprintf(msg + k, sizeof msg - k, " %s", in[i] ? shape_str(in[i], b, sizeof b) : "NULL");
+    }
+    HYP_FATAL("%s", msg);
+}

@@ -1,0 +1,113 @@
+// tensor.h: tensors, arenas, the execution context, parameter sets.
+// Shapes are in PyTorch order (outermost first), row-major, contiguous.
+#ifndef HYP_TENSOR_H
+#define HYP_TENSOR_H
+#include "autograd/util.h"
+
+typedef enum { HYP_F32 = 0, HYP_BF16 = 1, HYP_I32 = 2 } DType;
+typedef enum { HYP_CPU = 0, HYP_CUDA = 1 } Device;
+#define HYP_MAX_DIMS 4
+
+typedef struct Tensor {
+    DType dtype;
+    Device device;
+    int ndim;
+    int shape[HYP_MAX_DIMS];
+    void *data;            // numel elements of dtype, on device
+    struct Tensor *grad;   // f32, same shape; NULL until a gradient flows in
+    bool requires_grad;
+    const char *name;      // parameters only (HF-style name)
+} Tensor;
+
+size_t dtype_size(DType dt);
+const char *dtype_name(DType dt);
+const char *device_name(Device d);
+size_t tensor_numel(const Tensor *t);
+size_t tensor_bytes(const Tensor *t);
+static inline float *tensor_f32(const Tensor *t) { return (float *)t->data; }
+static inline int32_t *tensor_i32(const Tensor *t) { return (int32_t *)t->data; }
+// "[2, 3, 4]" into buf (for error messages).
+const char *shape_str(const Tensor *t, char *buf, size_t n);
+bool same_shape(const Tensor *a, const Tensor *b);
+// Product of dims [from, to).
+size_t dims_prod(const Tensor *t, int from, int to);
+
+// ---- arenas: bump allocators, one per lifetime (activations per step, etc.)
+// Memory grows in blocks so pointers stay valid; reset keeps one block sized
+// to the high-water mark so steady-state steps never call the allocator.
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    Device device;
+    ArenaBlock *head;       // current block (linked to older blocks)
+    size_t block_size;
+    size_t used_total;      // bytes handed out since reset
+    size_t high_water;
+} Arena;
+Arena *arena_new(Device device, size_t block_size);
+void *arena_alloc(Arena *a, size_t bytes);   // 256-byte aligned, uninitialised
+void arena_reset(Arena *a);
+int arena_blocks(const Arena *a);              // blocks currently held
+void arena_free(Arena *a);
+
+// ---- the tape (autograd/tape.h has the node type)
+struct Tape;
+
+// ---- execution context: where new tensors go, whether ops are recorded.
+typedef enum { HYP_MATMUL_F32 = 0, HYP_MATMUL_BF16 = 1 } MatmulPrecision;
+typedef struct Ctx {
+    Device device;
+    Arena *act;             // activations and their gradients; reset per step
+    Arena *hdr;             // tensor headers (always host memory); reset with act
+    struct Tape *tape;
+    int no_grad_depth;      // > 0: ops are not recorded
+    bool training;          // dropout active
+    uint64_t seed;          // Philox key for dropout
+    uint64_t rng_offset;    // Philox counter base; advanced by every random op
+    MatmulPrecision matmul_precision;  // CUDA only; CPU is always fp32
+} Ctx;
+
+Ctx *ctx_new(Device device);
+void ctx_free(Ctx *c);
+// Drop all activations and tape nodes (after the optimizer step).
+void ctx_reset(Ctx *c);
+static inline void no_grad_begin(Ctx *c) { c->no_grad_depth++; }
+static inline void no_grad_end(Ctx *c) { c->no_grad_depth--; }
+static inline bool grad_enabled(const Ctx *c) { return c->no_grad_depth == 0; }
+
+// New activation tensor in c->act (uninitialised / zeroed).
+Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int *shape);
+Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int *shape);
+// Shape literal for (ndim, shape) arguments: tensor_new(c, HYP_F32, HYP_SHAPE(2, 3)).
+#define HYP_SHAPE(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+// A tensor header viewing existing memory (no copy); shape must match numel of caller's buffer.
+Tensor *tensor_view(Ctx *c, const Tensor *src, int ndim, const int *shape);
+// A tensor header over memory the caller owns (on the context's device); no copy.
+Tensor *tensor_wrap(Ctx *c, DType dt, void *data, int ndim, const int *shape);
+// Copy of t (any device) as a new tensor on the context's device.
+Tensor *tensor_to_ctx(Ctx *c, const Tensor *t);
+// Host <-> tensor copies (t may live on any device).
+void tensor_from_host(Tensor *t, const void *host);
+void tensor_to_host(const Tensor *t, void *host);
+// Zeroed gradient buffer of t (in c->act unless t already has one, e.g. parameters).
+Tensor *tensor_grad(Ctx *c, Tensor *t);
+void tensor_fill_f32(Tensor *t, float v);
+
+// ---- parameter sets: named parameters in one contiguous buffer, grads in another.
+typedef struct ParamSet {
+    Device device;
+    int n, cap;
+    Tensor **params;        // params[i]->name is its HF-style name
+    size_t numel;           // total floats
+    float *data;            // (numel,) all parameters, in registration order
+    float *grad;            // (numel,)
+    bool finalized;
+} ParamSet;
+ParamSet *paramset_new(Device device);
+// Register a parameter (before finalize). Returns its tensor (data valid after finalize).
+Tensor *paramset_add(ParamSet *ps, const char *name, int ndim, const int *shape);
+void paramset_finalize(ParamSet *ps);           // allocates data (zeroed) and grad
+Tensor *paramset_get(const ParamSet *ps, const char *name);  // NULL if absent
+void paramset_zero_grad(ParamSet *ps);
+void paramset_free(ParamSet *ps);
+
+#endif

@@ -1,0 +1,7 @@
+// commands.h: one function per `hyp` subcommand; each lives in cli/cmd_<name>.c.
+// A command returns the process exit status (0 ok, 1 bad input/usage, 2 internal).
+#ifndef HYP_COMMANDS_H
+#define HYP_COMMANDS_H
+int cmd_eval(int argc, char **argv);
+int cmd_selfcheck(int argc, char **argv);
+#endif

@@ -1,0 +1,43 @@
+// hyp: one subcommand per job (DESIGN §1). Thin: parse flags, call the library.
+#include "cli/commands.h"
+#include "autograd/util.h"
+#include "kernels/kernels.h"
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} Command;
+
+static const Command commands[] = {
+    {"eval", cmd_eval, "trec_eval-compatible evaluation: hyp eval [-q] [-c] [-l N] [-M N] -m MEASURE QRELS RUN"},
+    {"selfcheck", cmd_selfcheck, "run a short check of the build: ops, autograd and backends"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "hypencoder.c %s: train, evaluate and search with Hypencoder retrieval models\n\n", HYP_VERSION);
+    fprintf(out, "usage: hyp <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\n  hyp --version    version and compiled backends\n  hyp <command> --help\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 1; }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("hyp %s\nbackends: %s%s\n", HYP_VERSION, hyp_backends_compiled(),
+               hyp_cuda_available() ? " (GPU present)" : "");
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "hyp: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 1;
+}

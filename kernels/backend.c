@@ -1,0 +1,31 @@
+#include "kernels/kernels.h"
+#ifdef HYP_HAVE_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+const Backend *backend_get(Device d) {
+    if (d == HYP_CPU) return &hyp_cpu_backend;
+#ifdef HYP_HAVE_CUDA
+    if (d == HYP_CUDA) return &hyp_cuda_backend;
+#endif
+    HYP_FATAL("device %s requested but this build has no %s backend (rebuild with CUDA=1)",
+              device_name(d), device_name(d));
+}
+
+bool hyp_cuda_available(void) {
+#ifdef HYP_HAVE_CUDA
+    static int count = -1;
+    if (count < 0) count = hyp_cuda_device_count();
+    return count > 0;
+#else
+    return false;
+#endif
+}
+
+const char *hyp_backends_compiled(void) {
+#ifdef HYP_HAVE_CUDA
+    return "cpu cuda";
+#else
+    return "cpu";
+#endif
+}

@@ -1,0 +1,57 @@
+// cpu_kernels.h: the CPU backend, plain C + OpenMP + OpenBLAS. This is the readable
+// specification of every kernel (semantics: kernels/kernels.h).
+#ifndef HYP_CPU_KERNELS_H
+#define HYP_CPU_KERNELS_H
+#include "kernels/kernels.h"
+
+// cpu_backend.c: memory, gemm, the backend table
+void *cpu_alloc(size_t bytes);
+void cpu_free(void *p);
+void cpu_memset0(void *p, size_t bytes);
+void cpu_copy(void *dst, const void *src, size_t bytes, CopyKind kind);
+void cpu_synchronize(void);
+void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, long long strideA,
+              const float *B, long long strideB, float beta, float *C, long long strideC, int batch,
+              MatmulPrecision prec);
+
+// cpu_elementwise.c
+void cpu_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);
+void cpu_binary_bwd(BinaryOp op, float *ga, float *gb, const float *gy, const float *a,
+                    const float *b, long n, long nb);
+void cpu_axpy(long n, float alpha, const float *x, float *y);
+void cpu_scale(long n, float alpha, const float *x, float *y);
+void cpu_fill(float *y, float v, long n);
+void cpu_unary_fwd(UnaryOp op, float *y, const float *x, long n);
+void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long n);
+void cpu_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset);
+void cpu_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset);
+void cpu_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D);
+void cpu_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D);
+void cpu_f32_to_bf16(uint16_t *y, const float *x, long n);
+void cpu_bf16_to_f32(float *y, const uint16_t *x, long n);
+
+// cpu_norm.c
+void cpu_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, long rows, int D, float eps);
+void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const float *x,
+                       const float *mean, const float *rstd, const float *w, long rows, int D);
+void cpu_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, const float *a,
+                           const float *r, const float *w, const float *b, long rows, int D, float eps);
+void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols, long rows_per_mask);
+void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
+
+// cpu_movement.c
+void cpu_permute(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);
+void cpu_block_copy(float *dst, int dst_dim, int dst_start, const float *src, int src_dim,
+                    int src_start, long outer, int len, long inner, bool accumulate);
+
+// cpu_reduce.c
+void cpu_sum(float *out, const float *x, long n);
+void cpu_fill_grad(float *gx, const float *gy, float scale, long n);
+void cpu_cross_entropy_fwd(float *loss, float *lse, const float *x, const int32_t *t, long rows, int C);
+void cpu_cross_entropy_bwd(float *gx, const float *gloss, const float *x, const float *lse,
+                           const int32_t *t, long rows, int C);
+void cpu_mse_fwd(float *loss, const float *a, const float *b, long n);
+void cpu_mse_bwd(float *ga, float *gb, const float *gloss, const float *a, const float *b, long n);
+
+#endif

@@ -1,0 +1,75 @@
+// elementwise.h: scalar math shared by the CPU loops and the CUDA kernels, so the CPU
+// tests exercise exactly the formulas the GPU runs. Everything here is static inline.
+#ifndef HYP_ELEMENTWISE_H
+#define HYP_ELEMENTWISE_H
+#include <stdint.h>
+#include <math.h>
+
+#ifdef __CUDACC__
+#define HYP_HD __host__ __device__ __forceinline__
+#else
+#define HYP_HD static inline
+#endif
+
+// ---- activations
+HYP_HD float hyp_relu(float x) { return x > 0.0f ? x : 0.0f; }
+HYP_HD float hyp_relu_grad(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+// Exact (erf) GELU as BERT uses it: x * Phi(x).
+HYP_HD float hyp_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+HYP_HD float hyp_gelu_grad(float x) {
+    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
+// ---- bf16 (round to nearest even; NaN stays NaN)
+HYP_HD uint16_t hyp_f32_to_bf16(float f) {
+    union { float f; uint32_t u; } v;
+    v.f = f;
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
+    uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)((v.u + rounding) >> 16);
+}
+HYP_HD float hyp_bf16_to_f32(uint16_t h) {
+    union { float f; uint32_t u; } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+
+// ---- Philox4x32-10 (Salmon et al. 2011): counter-based, so element i of a random op
+// depends only on (seed, counter) and CPU and GPU draw identical numbers.
+HYP_HD void hyp_philox4x32(uint32_t ctr[4], uint32_t key0, uint32_t key1) {
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * ctr[0];
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * ctr[2];
+        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
+        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+        uint32_t n0 = hi1 ^ ctr[1] ^ key0;
+        uint32_t n2 = hi0 ^ ctr[3] ^ key1;
+        ctr[0] = n0; ctr[1] = lo1; ctr[2] = n2; ctr[3] = lo0;
+        key0 += 0x9E3779B9u;
+        key1 += 0xBB67AE85u;
+    }
+}
+// Uniform in [0,1) for element `idx` of the stream (seed, offset): one Philox block
+// gives 4 numbers, so element idx uses lane idx%4 of counter (offset + idx/4).
+HYP_HD float hyp_philox_uniform(uint64_t seed, uint64_t offset, uint64_t idx) {
+    uint64_t c = offset + (idx >> 2);
+    uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0u, 0u};
+    hyp_philox4x32(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    uint32_t u = ctr[idx & 3];
+    return (float)(u >> 8) * (1.0f / 16777216.0f);   // 24 random bits
+}
+// Dropout multiplier for element idx: 0 or 1/(1-p).
+HYP_HD float hyp_dropout_mult(uint64_t seed, uint64_t offset, uint64_t idx, float p) {
+    return hyp_philox_uniform(seed, offset, idx) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+// ---- binary ops and their partial derivatives
+HYP_HD float hyp_binary(int op, float a, float b) {
+    return op == 0 ? a + b : op == 1 ? a - b : a * b;
+}
+HYP_HD float hyp_binary_da(int op, float a, float b) { (void)a; return op == 2 ? b : 1.0f; }
+HYP_HD float hyp_binary_db(int op, float a, float b) { (void)b; return op == 0 ? 1.0f : op == 1 ? -1.0f : a; }
+
+#endif

@@ -1,0 +1,123 @@
+// kernels.h: the only interface between autograd and hardware.
+// A Backend is a table of kernels over raw device pointers. kernels/cpu/ is the
+// readable fp32 specification; kernels/cuda/ implements the same table with
+// extern "C" launchers. All float buffers are fp32 and contiguous (row-major).
+// Backward kernels ACCUMULATE into gradient buffers (+=) unless said otherwise.
+#ifndef HYP_KERNELS_H
+#define HYP_KERNELS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "autograd/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { COPY_H2D = 0, COPY_D2H = 1, COPY_D2D = 2 } CopyKind;
+typedef enum { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2 } BinaryOp;
+typedef enum { UN_RELU = 0, UN_GELU = 1 } UnaryOp;
+
+typedef struct Backend {
+    const char *name;
+
+    // ---- memory
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*memset0)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);
+    void (*synchronize)(void);
+
+    // ---- matmul
+    // For z < batch: C[z] = alpha * op(A[z]) @ op(B[z]) + beta * C[z], row-major,
+    // op(A[z]) is (M,K), op(B[z]) is (K,N), C[z] is (M,N); A[z] = A + z*strideA
+    // (stride 0 broadcasts one matrix over the batch). Leading dims are the
+    // contiguous ones: lda = ta ? M : K, ldb = tb ? K : N, ldc = N.
+    // prec selects bf16 inputs with fp32 accumulation on CUDA; the CPU ignores it.
+    void (*gemm)(bool ta, bool tb, int M, int N, int K, float alpha,
+                 const float *A, long long strideA, const float *B, long long strideB,
+                 float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
+
+    // ---- element-wise. b broadcasts over leading dims: b index = i % nb (nb divides n).
+    void (*binary_fwd)(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);
+    // ga (n) and gb (nb) may be NULL (no gradient wanted); gb sums over the broadcast rows.
+    void (*binary_bwd)(BinaryOp op, float *ga, float *gb, const float *gy,
+                       const float *a, const float *b, long n, long nb);
+    void (*axpy)(long n, float alpha, const float *x, float *y);      // y += alpha * x
+    void (*scale)(long n, float alpha, const float *x, float *y);     // y = alpha * x
+    void (*fill)(float *y, float v, long n);                          // y = v
+    void (*unary_fwd)(UnaryOp op, float *y, const float *x, long n);
+    void (*unary_bwd)(UnaryOp op, float *gx, const float *gy, const float *x, long n);
+
+    // ---- normalisation. x (rows, D); w, b (D) or NULL for no affine; mean, rstd (rows) saved.
+    void (*layernorm_fwd)(float *y, float *mean, float *rstd, const float *x,
+                          const float *w, const float *b, long rows, int D, float eps);
+    // gx (rows,D) += ; gw, gb (D) += (either may be NULL).
+    void (*layernorm_bwd)(float *gx, float *gw, float *gb, const float *gy, const float *x,
+                          const float *mean, const float *rstd, const float *w, long rows, int D);
+    // Fused residual: s = a + r (saved for backward), y = LN(s).
+    void (*add_layernorm_fwd)(float *y, float *s, float *mean, float *rstd, const float *a,
+                              const float *r, const float *w, const float *b, long rows, int D,
+                              float eps);
+
+    // ---- softmax over the last dim. x (rows, cols). mask (rows/rows_per_mask, cols) int32,
+    // 0 = padding (probability 0), or NULL. A fully masked row gives all zeros.
+    void (*softmax_fwd)(float *y, const float *x, const int32_t *mask, long rows, int cols,
+                        long rows_per_mask);
+    void (*softmax_bwd)(float *gx, const float *gy, const float *y, long rows, int cols);
+
+    // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
+    // rejected by the caller (op_embedding checks on the host).
+    void (*embedding_fwd)(float *y, const float *table, const int32_t *ids, long n, int D);
+    void (*embedding_bwd)(float *gtable, const float *gy, const int32_t *ids, long n, int D);
+
+    // ---- dropout with Philox4x32-10 keyed by seed, counter offset + i: element i is
+    // kept with probability 1-p and scaled by 1/(1-p). Backward regenerates the mask.
+    void (*dropout_fwd)(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset);
+    void (*dropout_bwd)(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset);
+
+    // ---- data movement
+    // y = x.permute(perm) where x has 4-D shape `shape` (leading dims padded with 1);
+    // y's shape is shape[perm[0..3]]. accumulate: y += instead of y =.
+    void (*permute)(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);
+    // src viewed as (outer, src_dim, inner), dst as (outer, dst_dim, inner): copy rows
+    // [src_start, src_start+len) of src into rows [dst_start, ...) of dst (+= if accumulate).
+    void (*block_copy)(float *dst, int dst_dim, int dst_start, const float *src, int src_dim,
+                       int src_start, long outer, int len, long inner, bool accumulate);
+
+    // ---- reductions and losses (scalars are 1-element device buffers)
+    void (*sum)(float *out, const float *x, long n);                        // out[0] = sum x
+    void (*fill_grad)(float *gx, const float *gy, float scale, long n);     // gx[i] += scale*gy[0]
+    // loss[0] = mean_r (logsumexp(x_r) - x_r[t_r]); lse (rows) saved. x (rows, C).
+    void (*cross_entropy_fwd)(float *loss, float *lse, const float *x, const int32_t *t,
+                              long rows, int C);
+    void (*cross_entropy_bwd)(float *gx, const float *gloss, const float *x, const float *lse,
+                              const int32_t *t, long rows, int C);
+    void (*mse_fwd)(float *loss, const float *a, const float *b, long n);   // mean (a-b)^2
+    void (*mse_bwd)(float *ga, float *gb, const float *gloss, const float *a, const float *b, long n);
+
+    // ---- dtype conversion (round to nearest even)
+    void (*f32_to_bf16)(uint16_t *y, const float *x, long n);
+    void (*bf16_to_f32)(float *y, const uint16_t *x, long n);
+} Backend;
+
+extern const Backend hyp_cpu_backend;
+#ifdef HYP_HAVE_CUDA
+extern const Backend hyp_cuda_backend;
+#endif
+
+// The backend for a device; fatal with a clear message if it was not built.
+const Backend *backend_get(Device d);
+// True when the CUDA backend was compiled in and a GPU is visible.
+bool hyp_cuda_available(void);
+// "cpu" or "cpu cuda".
+const char *hyp_backends_compiled(void);
+
+// Name a kernel slot for "op X is not implemented on <backend>" errors.
+#define KERNEL(be, slot, opname) \
+    ((be)->slot ? (be)->slot : (HYP_FATAL("op %s is not implemented on the %s backend", opname, (be)->name), (be)->slot))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+#include <ini.h>
+int main(void) { return ini_parse_string("", 0, 0); }

@@ -1,0 +1,98 @@
+#include "tests/testlib.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+H5File *fx_open(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, name);
+    H5File *f = h5_open(path);
+    cr_assert(f, "fixture file: %s (run `make fixtures` to regenerate)", hyp_last_error());
+    return f;
+}
+
+bool fx_has(H5File *f, const char *group, const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", group, name);
+    return h5_exists(f, p);
+}
+
+Tensor *fx_tensor(Ctx *c, H5File *f, const char *group, const char *name, bool requires_grad) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", group, name);
+    Tensor *t = h5_read_tensor(c, f, p);
+    cr_assert(t, "%s", hyp_last_error());
+    t->requires_grad = requires_grad;
+    return t;
+}
+
+double rel_err(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(want[i]) || isinf(got[i])) return INFINITY;
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    if (den == 0) return num == 0 ? 0 : INFINITY;
+    return sqrt(num / den);
+}
+
+void *tensor_host_copy(const Tensor *t) {
+    void *h = hyp_malloc(tensor_bytes(t));
+    tensor_to_host(t, h);
+    return h;
+}
+
+void expect_fixture(const Tensor *got, H5File *f, const char *group, const char *name, double tol) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", group, name);
+    int nd, sh[HYP_MAX_DIMS];
+    float *want = h5_read_f32(f, p, &nd, sh);
+    cr_assert(want, "%s", hyp_last_error());
+    cr_assert(got, "%s: no tensor produced (gradient never reached this input?)", p);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)sh[i];
+    cr_assert_eq(n, tensor_numel(got), "%s: %zu elements expected, got %zu", p, n, tensor_numel(got));
+    float *g = tensor_host_copy(got);
+    double e = rel_err(g, want, n);
+    double wn = 0;
+    for (size_t i = 0; i < n; i++) wn += fabs(want[i]);
+    free(g);
+    free(want);
+    cr_assert(wn > 0, "%s: the fixture is all zeros (never test on zeros)", p);
+    cr_assert(e <= tol, "%s on %s: relative error %.3g > %.1g", p, device_name(got->device), e, tol);
+}
+
+void expect_close(const Tensor *got, const Tensor *want, double tol, const char *what) {
+    cr_assert_eq(tensor_numel(got), tensor_numel(want), "%s: element counts differ", what);
+    float *g = tensor_host_copy(got), *w = tensor_host_copy(want);
+    double e = rel_err(g, w, tensor_numel(got));
+    free(g);
+    free(w);
+    cr_assert(e <= tol, "%s: relative error %.3g > %.1g", what, e, tol);
+}
+
+Tensor *tensor_from_floats(Ctx *c, const float *host, int ndim, const int *shape, bool requires_grad) {
+    Tensor *t = tensor_new(c, HYP_F32, ndim, shape);
+    tensor_from_host(t, host);
+    t->requires_grad = requires_grad;
+    return t;
+}
+
+Tensor *tensor_rand(Ctx *c, int ndim, const int *shape, float lo, float hi, uint64_t seed, bool requires_grad) {
+    Tensor *t = tensor_new(c, HYP_F32, ndim, shape);
+    size_t n = tensor_numel(t);
+    float *h = hyp_malloc(n * sizeof(float));
+    fill_uniform(h, n, lo, hi, seed);
+    tensor_from_host(t, h);
+    free(h);
+    t->requires_grad = requires_grad;
+    return t;
+}
+
+void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what) {
+    char report[256];
+    bool ok = gradcheck(f, inputs, n_in, user, o, report, sizeof report);
+    cr_assert(ok, "gradcheck %s: %s", what, report);
+}

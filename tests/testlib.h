@@ -1,0 +1,47 @@
+// testlib.h: shared helpers for the Criterion suites: fixtures, comparisons, devices.
+#ifndef HYP_TESTLIB_H
+#define HYP_TESTLIB_H
+#include <criterion/criterion.h>
+#include "autograd/ops.h"
+#include "autograd/h5io.h"
+#include "autograd/gradcheck.h"
+
+// DESIGN §4 tolerances (relative error ||a-b|| / ||b||).
+#define TOL_OP 1e-5
+#define TOL_E2E 1e-4
+#define TOL_BF16 1e-2
+
+// Repository-relative paths: tests run from the repository root.
+#define FIXTURE_DIR "tests/fixtures"
+#define SHARED_DATA "../shared/data"
+
+// Open tests/fixtures/<name> or fail the test.
+H5File *fx_open(const char *name);
+// Load "<group>/<name>" onto the context's device; requires_grad as given.
+Tensor *fx_tensor(Ctx *c, H5File *f, const char *group, const char *name, bool requires_grad);
+bool fx_has(H5File *f, const char *group, const char *name);
+
+// ||got - want|| / ||want|| (NaN anywhere -> +inf).  want must not be all zeros.
+double rel_err(const float *got, const float *want, size_t n);
+// Compare a tensor (any device) against fixture "<group>/<name>"; fails the test on
+// shape mismatch or rel_err > tol, naming what was compared.
+void expect_fixture(const Tensor *got, H5File *f, const char *group, const char *name, double tol);
+// Compare two tensors (any devices).
+void expect_close(const Tensor *got, const Tensor *want, double tol, const char *what);
+
+// Devices to run the same test on: the CPU always, CUDA when built and present.
+// Use in a test body: RUN_ON_CUDA_OR_SKIP(); at the top of a CUDA variant.
+#define RUN_ON_CUDA_OR_SKIP() do { if (!hyp_cuda_available()) \
+    cr_skip_test("no CUDA device (%s build): the CUDA variant of this test is skipped", hyp_backends_compiled()); } while (0)
+
+// Copy a host float array into a new tensor on the context's device.
+Tensor *tensor_from_floats(Ctx *c, const float *host, int ndim, const int *shape, bool requires_grad);
+// Random uniform tensor (deterministic in seed) on the context's device.
+Tensor *tensor_rand(Ctx *c, int ndim, const int *shape, float lo, float hi, uint64_t seed, bool requires_grad);
+// Host copy of a tensor (malloc'd; f32 or i32).
+void *tensor_host_copy(const Tensor *t);
+
+// Run a gradcheck and fail the test with its report.
+void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what);
+
+#endif
