@@ -1,0 +1,283 @@
+// ops_basic.c: embedding, element-wise binary ops (with broadcasting), scale, activations,
+// dropout, layernorm (plain and fused with a residual add) and masked softmax.
+#include "autograd/ops_internal.h"
+#include <stdlib.h>
+
+static long numel_l(const Tensor *t) { return (long)tensor_numel(t); }
+static int last_dim(const Tensor *t) { return t->shape[t->ndim - 1]; }
+
+// ---------------------------------------------------------------- embedding
+Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) {
+    Tensor *in[2] = {table, ids};
+    const Backend *be = op_backend("embedding", in, 2);
+    if (table->dtype != HYP_F32 || table->ndim != 2 || ids->dtype != HYP_I32 || ids->ndim >= HYP_MAX_DIMS)
+        op_shape_error("embedding", "expected table f32 (V, D) and ids int32 with at most 3 dims", in, 2);
+    int V = table->shape[0], D = table->shape[1];
+    long n = numel_l(ids);
+    // Range check on the host: an out-of-range id would read (and scatter) out of bounds.
+    const int32_t *h = ids->data;
+    int32_t *copy = NULL;
+    if (ids->device != HYP_CPU) {
+        copy = hyp_malloc((size_t)n * sizeof(int32_t) + 1);
+        tensor_to_host(ids, copy);
+        h = copy;
+    }
+    for (long i = 0; i < n; i++)
+        if (h[i] < 0 || h[i] >= V) {
+            int32_t bad = h[i];
+            free(copy);
+            HYP_FATAL("op embedding: id %d at position %ld is outside the table [0, %d)", (int)bad, i, V);
+        }
+    free(copy);
+    int shape[HYP_MAX_DIMS];
+    for (int i = 0; i < ids->ndim; i++) shape[i] = ids->shape[i];
+    shape[ids->ndim] = D;
+    Tensor *y = out_like(c, ids->ndim + 1, shape);
+    KERNEL(be, embedding_fwd, "embedding")(y->data, table->data, ids->data, n, D);
+    if (tape_wants(c, in, 2)) tape_push(c, OP_EMBEDDING, in, 2, y);
+    return y;
+}
+
+void bw_embedding(Ctx *c, Node *n) {
+    Tensor *table = n->in[0], *ids = n->in[1];
+    float *gt = in_grad(c, n, 0);
+    if (!gt) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, embedding_bwd, "embedding")(gt, n->out->grad->data, ids->data, numel_l(ids), table->shape[1]);
+}
+
+// ---------------------------------------------------------------- binary ops
+static const char *binary_name(BinaryOp op) { return op == BIN_ADD ? "add" : op == BIN_SUB ? "sub" : "mul"; }
+
+// b's shape must equal a's trailing dims (b broadcasts over a's leading dims).
+static Tensor *binary(Ctx *c, BinaryOp op, Tensor *a, Tensor *b) {
+    const char *name = binary_name(op);
+    Tensor *in[2] = {a, b};
+    const Backend *be = op_backend(name, in, 2);
+    if (a->dtype != HYP_F32 || b->dtype != HYP_F32)
+        op_shape_error(name, "operands must be f32", in, 2);
+    if (b->ndim > a->ndim) op_shape_error(name, "the second operand's shape must be a suffix of the first's", in, 2);
+    for (int i = 0; i < b->ndim; i++)
+        if (b->shape[b->ndim - 1 - i] != a->shape[a->ndim - 1 - i])
+            op_shape_error(name, "the second operand's shape must be a suffix of the first's", in, 2);
+    Tensor *y = out_like(c, a->ndim, a->shape);
+    long n = numel_l(a), nb = numel_l(b);
+    if (n > 0) KERNEL(be, binary_fwd, name)(op, y->data, a->data, b->data, n, nb);
+    if (tape_wants(c, in, 2)) {
+        Node *nd = tape_push(c, OP_BINARY, in, 2, y);
+        nd->p.binary.op = op;
+    }
+    return y;
+}
+
+Tensor *op_add(Ctx *c, Tensor *a, Tensor *b) { return binary(c, BIN_ADD, a, b); }
+Tensor *op_sub(Ctx *c, Tensor *a, Tensor *b) { return binary(c, BIN_SUB, a, b); }
+Tensor *op_mul(Ctx *c, Tensor *a, Tensor *b) { return binary(c, BIN_MUL, a, b); }
+
+void bw_binary(Ctx *c, Node *n) {
+    Tensor *a = n->in[0], *b = n->in[1];
+    float *ga = in_grad(c, n, 0), *gb = in_grad(c, n, 1);
+    long na = numel_l(a);
+    if ((!ga && !gb) || na == 0) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, binary_bwd, binary_name(n->p.binary.op))(n->p.binary.op, ga, gb, n->out->grad->data,
+                                                        a->data, b->data, na, numel_l(b));
+}
+
+// ---------------------------------------------------------------- scale
+Tensor *op_scale(Ctx *c, Tensor *x, float alpha) {
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend("scale", in, 1);
+    if (x->dtype != HYP_F32) op_shape_error("scale", "input must be f32", in, 1);
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    KERNEL(be, scale, "scale")(numel_l(x), alpha, x->data, y->data);
+    if (tape_wants(c, in, 1)) {
+        Node *n = tape_push(c, OP_SCALE, in, 1, y);
+        n->p.scale.alpha = alpha;
+    }
+    return y;
+}
+
+void bw_scale(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, axpy, "scale")(numel_l(n->in[0]), n->p.scale.alpha, n->out->grad->data, gx);
+}
+
+// ---------------------------------------------------------------- relu, gelu
+static Tensor *unary(Ctx *c, UnaryOp op, Tensor *x) {
+    const char *name = op == UN_RELU ? "relu" : "gelu";
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend(name, in, 1);
+    if (x->dtype != HYP_F32) op_shape_error(name, "input must be f32", in, 1);
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    KERNEL(be, unary_fwd, name)(op, y->data, x->data, numel_l(x));
+    if (tape_wants(c, in, 1)) {
+        Node *n = tape_push(c, OP_UNARY, in, 1, y);
+        n->p.unary.op = op;
+    }
+    return y;
+}
+
+Tensor *op_relu(Ctx *c, Tensor *x) { return unary(c, UN_RELU, x); }
+Tensor *op_gelu(Ctx *c, Tensor *x) { return unary(c, UN_GELU, x); }
+
+void bw_unary(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, unary_bwd, n->p.unary.op == UN_RELU ? "relu" : "gelu")(
+        n->p.unary.op, gx, n->out->grad->data, n->in[0]->data, numel_l(n->in[0]));
+}
+
+// ---------------------------------------------------------------- dropout
+Tensor *op_dropout(Ctx *c, Tensor *x, float p) {
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend("dropout", in, 1);
+    if (x->dtype != HYP_F32) op_shape_error("dropout", "input must be f32", in, 1);
+    HYP_CHECK(p >= 0.0f && p < 1.0f, "op dropout: probability %g outside [0, 1)", (double)p);
+    if (!c->training || p == 0.0f) return x;   // the identity: no node needed
+    long n = numel_l(x);
+    uint64_t seed = c->seed, offset = c->rng_offset;
+    c->rng_offset += ((uint64_t)n + 3) / 4;    // one Philox block gives 4 numbers
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    KERNEL(be, dropout_fwd, "dropout")(y->data, x->data, n, p, seed, offset);
+    if (tape_wants(c, in, 1)) {
+        Node *nd = tape_push(c, OP_DROPOUT, in, 1, y);
+        nd->p.dropout.p = p;
+        nd->p.dropout.seed = seed;
+        nd->p.dropout.offset = offset;
+    }
+    return y;
+}
+
+void bw_dropout(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, dropout_bwd, "dropout")(gx, n->out->grad->data, numel_l(n->in[0]), n->p.dropout.p,
+                                       n->p.dropout.seed, n->p.dropout.offset);
+}
+
+// ---------------------------------------------------------------- layernorm
+// Checks x (..., D) f32 and w, b (D) both given or both NULL; returns D.
+static int ln_check(const char *name, Tensor **in, int n_in, Tensor *x, Tensor *w, Tensor *b) {
+    if (x->dtype != HYP_F32 || last_dim(x) == 0)
+        op_shape_error(name, "input must be f32 with a non-empty last dim", in, n_in);
+    int D = last_dim(x);
+    if ((w == NULL) != (b == NULL)) op_shape_error(name, "w and b must both be given or both be NULL", in, n_in);
+    if (w && (w->ndim != 1 || w->shape[0] != D || b->ndim != 1 || b->shape[0] != D ||
+              w->dtype != HYP_F32 || b->dtype != HYP_F32))
+        op_shape_error(name, "w and b must be f32 of shape (D), D the input's last dim", in, n_in);
+    return D;
+}
+
+Tensor *op_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    Tensor *in[3] = {x, w, b};
+    int n_in = w ? 3 : 1;
+    const Backend *be = op_backend("layernorm", in, n_in);
+    int D = ln_check("layernorm", in, n_in, x, w, b);
+    long rows = numel_l(x) / D;
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    Tensor *mean = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
+    Tensor *rstd = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
+    KERNEL(be, layernorm_fwd, "layernorm")(y->data, mean->data, rstd->data, x->data,
+                                           w ? w->data : NULL, b ? b->data : NULL, rows, D, eps);
+    if (tape_wants(c, in, n_in)) {
+        Node *n = tape_push(c, OP_LAYERNORM, in, n_in, y);
+        n->p.ln.eps = eps;
+        n->saved[0] = mean;
+        n->saved[1] = rstd;
+    }
+    return y;
+}
+
+void bw_layernorm(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->n_in > 1 ? n->in[1] : NULL;
+    float *gx = in_grad(c, n, 0);
+    float *gw = w ? in_grad(c, n, 1) : NULL, *gb = w ? in_grad(c, n, 2) : NULL;
+    if (!gx && !gw && !gb) return;
+    int D = last_dim(x);
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, layernorm_bwd, "layernorm")(gx, gw, gb, n->out->grad->data, x->data, n->saved[0]->data,
+                                           n->saved[1]->data, w ? w->data : NULL, numel_l(x) / D, D);
+}
+
+Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps) {
+    Tensor *in[4] = {x, residual, w, b};
+    int n_in = w ? 4 : 2;
+    const Backend *be = op_backend("add_layernorm", in, n_in);
+    int D = ln_check("add_layernorm", in, n_in, x, w, b);
+    if (!same_shape(x, residual) || residual->dtype != HYP_F32)
+        op_shape_error("add_layernorm", "x and residual must be f32 of the same shape", in, n_in);
+    long rows = numel_l(x) / D;
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    Tensor *s = tensor_new(c, HYP_F32, x->ndim, x->shape);   // x + residual
+    Tensor *mean = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
+    Tensor *rstd = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
+    KERNEL(be, add_layernorm_fwd, "add_layernorm")(y->data, s->data, mean->data, rstd->data, x->data,
+                                                   residual->data, w ? w->data : NULL,
+                                                   b ? b->data : NULL, rows, D, eps);
+    if (tape_wants(c, in, n_in)) {
+        Node *n = tape_push(c, OP_ADD_LAYERNORM, in, n_in, y);
+        n->p.ln.eps = eps;
+        n->saved[0] = s;
+        n->saved[1] = mean;
+        n->saved[2] = rstd;
+    }
+    return y;
+}
+
+void bw_add_layernorm(Ctx *c, Node *n) {
+    Tensor *x = n->in[0], *w = n->n_in > 2 ? n->in[2] : NULL;
+    float *gx = in_grad(c, n, 0), *gr = in_grad(c, n, 1);
+    float *gw = w ? in_grad(c, n, 2) : NULL, *gb = w ? in_grad(c, n, 3) : NULL;
+    if (!gx && !gr && !gw && !gb) return;
+    int D = last_dim(x);
+    long numel = numel_l(x), rows = numel / D;
+    const Backend *be = backend_get(n->out->device);
+    // d/dx = d/dresidual = d/ds. With both wanted, LN backward goes into a zeroed temporary
+    // that is then added to each (they may already hold gradients from other nodes).
+    float *gs = gx ? gx : gr;
+    if (gx && gr) gs = tensor_zeros(c, HYP_F32, x->ndim, x->shape)->data;
+    KERNEL(be, layernorm_bwd, "add_layernorm")(gs, gw, gb, n->out->grad->data, n->saved[0]->data,
+                                               n->saved[1]->data, n->saved[2]->data,
+                                               w ? w->data : NULL, rows, D);
+    if (gx && gr) {
+        be->axpy(numel, 1.0f, gs, gx);
+        be->axpy(numel, 1.0f, gs, gr);
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+Tensor *op_softmax(Ctx *c, Tensor *x, Tensor *mask) {
+    Tensor *in[2] = {x, mask};
+    const Backend *be = op_backend("softmax", in, mask ? 2 : 1);
+    if (x->dtype != HYP_F32 || last_dim(x) == 0)
+        op_shape_error("softmax", "input must be f32 with a non-empty last dim", in, mask ? 2 : 1);
+    int cols = last_dim(x);
+    long rows = numel_l(x) / cols, rows_per_mask = 1;
+    if (mask) {
+        if (mask->dtype != HYP_I32 || mask->ndim != 2 || x->ndim < 2 || mask->shape[0] != x->shape[0] ||
+            mask->shape[1] != cols)
+            op_shape_error("softmax", "mask must be int32 (B, cols) for x (B, ..., cols)", in, 2);
+        rows_per_mask = mask->shape[0] ? rows / mask->shape[0] : 1;
+    }
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    if (rows > 0)
+        KERNEL(be, softmax_fwd, "softmax")(y->data, x->data, mask ? mask->data : NULL, rows, cols, rows_per_mask);
+    if (tape_wants(c, in, 1)) tape_push(c, OP_SOFTMAX, in, mask ? 2 : 1, y);   // y is the saved output
+    return y;
+}
+
+void bw_softmax(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    Tensor *y = n->out;
+    int cols = last_dim(y);
+    long rows = numel_l(y) / cols;
+    if (rows == 0) return;
+    const Backend *be = backend_get(y->device);
+    KERNEL(be, softmax_bwd, "softmax")(gx, y->grad->data, y->data, rows, cols);
+}

@@ -1,0 +1,362 @@
+// ops_shape.c: reshape, permute/transpose, slice, concat, reductions, losses, and
+// multi-head attention (built from backend kernels only, so it runs on every backend).
+#include "autograd/ops_internal.h"
+#include <stdlib.h>
+
+// Python-style dim index: -1 is the last dim. Returns -1 when out of range.
+static int norm_dim(int d, int ndim) {
+    if (d < 0) d += ndim;
+    return d >= 0 && d < ndim ? d : -1;
+}
+
+static void require_f32(const char *op, Tensor **in, int n_in) {
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->dtype != HYP_F32) op_shape_error(op, "inputs must be f32", in, n_in);
+}
+
+// ---------------------------------------------------------------- reshape
+Tensor *op_reshape(Ctx *c, Tensor *x, int ndim, const int *shape) {
+    Tensor *in[1] = {x};
+    op_backend("reshape", in, 1);
+    if (ndim < 1 || ndim > HYP_MAX_DIMS) op_shape_error("reshape", "target rank outside 1..4", in, 1);
+    int s[HYP_MAX_DIMS], infer = -1;
+    size_t known = 1;
+    for (int i = 0; i < ndim; i++) {
+        s[i] = shape[i];
+        if (s[i] == -1) {
+            if (infer >= 0) op_shape_error("reshape", "more than one -1 in the target shape", in, 1);
+            infer = i;
+        } else if (s[i] < 0) {
+            op_shape_error("reshape", "negative dimension in the target shape", in, 1);
+        } else {
+            known *= (size_t)s[i];
+        }
+    }
+    size_t n = tensor_numel(x);
+    if (infer >= 0) {
+        if (known == 0 || n % known != 0)
+            op_shape_error("reshape", "element count is not divisible by the known dims", in, 1);
+        s[infer] = (int)(n / known);
+        known *= (size_t)s[infer];
+    }
+    if (known != n) op_shape_error("reshape", "element counts differ", in, 1);
+    // The output shares x's data (activations are never written in place); its gradient
+    // is a buffer of its own, added into x's gradient in backward.
+    Tensor *y = tensor_view(c, x, ndim, s);
+    if (tape_wants(c, in, 1)) tape_push(c, OP_RESHAPE, in, 1, y);
+    return y;
+}
+
+void bw_reshape(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    be->axpy((long)tensor_numel(n->out), 1.0f, n->out->grad->data, gx);
+}
+
+// ---------------------------------------------------------------- permute / transpose
+Tensor *op_permute(Ctx *c, Tensor *x, const int *perm) {
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend("permute", in, 1);
+    require_f32("permute", in, 1);
+    int nd = x->ndim, pad = HYP_MAX_DIMS - nd;
+    bool seen[HYP_MAX_DIMS] = {false};
+    for (int i = 0; i < nd; i++) {
+        if (perm[i] < 0 || perm[i] >= nd || seen[perm[i]])
+            op_shape_error("permute", "perm is not a permutation of the input's dims", in, 1);
+        seen[perm[i]] = true;
+    }
+    // Pad to 4-D with leading 1s: the kernel works on 4-D shapes.
+    int shape4[4], perm4[4], ys[HYP_MAX_DIMS];
+    for (int i = 0; i < pad; i++) shape4[i] = 1, perm4[i] = i;
+    for (int i = 0; i < nd; i++) {
+        shape4[pad + i] = x->shape[i];
+        perm4[pad + i] = pad + perm[i];
+        ys[i] = x->shape[perm[i]];
+    }
+    Tensor *y = out_like(c, nd, ys);
+    KERNEL(be, permute, "permute")(y->data, x->data, shape4, perm4, false);
+    if (tape_wants(c, in, 1)) {
+        Node *n = tape_push(c, OP_PERMUTE, in, 1, y);
+        for (int i = 0; i < 4; i++) n->p.permute.shape[i] = shape4[i], n->p.permute.perm[i] = perm4[i];
+    }
+    return y;
+}
+
+void bw_permute(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    // gy has shape shape[perm]; the inverse permutation maps it back onto x, accumulating.
+    const int *shape = n->p.permute.shape, *perm = n->p.permute.perm;
+    int ys[4], inv[4];
+    for (int k = 0; k < 4; k++) {
+        ys[k] = shape[perm[k]];
+        inv[perm[k]] = k;
+    }
+    be->permute(gx, n->out->grad->data, ys, inv, true);
+}
+
+Tensor *op_transpose(Ctx *c, Tensor *x, int d0, int d1) {
+    Tensor *in[1] = {x};
+    int a = norm_dim(d0, x->ndim), b = norm_dim(d1, x->ndim);
+    if (a < 0 || b < 0) op_shape_error("transpose", "dim out of range", in, 1);
+    int perm[HYP_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) perm[i] = i;
+    perm[a] = b;
+    perm[b] = a;
+    return op_permute(c, x, perm);
+}
+
+// ---------------------------------------------------------------- slice / concat
+Tensor *op_slice(Ctx *c, Tensor *x, int dim, int start, int len) {
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend("slice", in, 1);
+    require_f32("slice", in, 1);
+    int d = norm_dim(dim, x->ndim);
+    if (d < 0) op_shape_error("slice", "dim out of range", in, 1);
+    if (start < 0 || len < 0 || (long)start + len > x->shape[d])
+        op_shape_error("slice", "range [start, start+len) outside the dim", in, 1);
+    int ys[HYP_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) ys[i] = x->shape[i];
+    ys[d] = len;
+    Tensor *y = out_like(c, x->ndim, ys);
+    long outer = (long)dims_prod(x, 0, d), inner = (long)dims_prod(x, d + 1, x->ndim);
+    KERNEL(be, block_copy, "slice")(y->data, len, 0, x->data, x->shape[d], start, outer, len, inner, false);
+    if (tape_wants(c, in, 1)) {
+        Node *n = tape_push(c, OP_SLICE, in, 1, y);
+        n->p.slice.dim = d;
+        n->p.slice.start = start;
+    }
+    return y;
+}
+
+void bw_slice(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    Tensor *x = n->in[0];
+    int d = n->p.slice.dim, len = n->out->shape[d];
+    long outer = (long)dims_prod(x, 0, d), inner = (long)dims_prod(x, d + 1, x->ndim);
+    be->block_copy(gx, x->shape[d], n->p.slice.start, n->out->grad->data, len, 0, outer, len, inner, true);
+}
+
+Tensor *op_concat(Ctx *c, Tensor **xs, int n_in, int dim) {
+    if (n_in < 1 || n_in > HYP_MAX_IN)
+        HYP_FATAL("op concat: %d inputs (need 1..%d)", n_in, HYP_MAX_IN);
+    const Backend *be = op_backend("concat", xs, n_in);
+    require_f32("concat", xs, n_in);
+    Tensor *x0 = xs[0];
+    int d = norm_dim(dim, x0->ndim);
+    if (d < 0) op_shape_error("concat", "dim out of range", xs, n_in);
+    int ys[HYP_MAX_DIMS];
+    for (int i = 0; i < x0->ndim; i++) ys[i] = x0->shape[i];
+    ys[d] = 0;
+    for (int k = 0; k < n_in; k++) {
+        if (xs[k]->ndim != x0->ndim) op_shape_error("concat", "ranks differ", xs, n_in);
+        for (int i = 0; i < x0->ndim; i++)
+            if (i != d && xs[k]->shape[i] != x0->shape[i])
+                op_shape_error("concat", "dims other than the concat dim differ", xs, n_in);
+        ys[d] += xs[k]->shape[d];
+    }
+    Tensor *y = out_like(c, x0->ndim, ys);
+    long outer = (long)dims_prod(x0, 0, d), inner = (long)dims_prod(x0, d + 1, x0->ndim);
+    int off = 0;
+    for (int k = 0; k < n_in; k++) {
+        int dk = xs[k]->shape[d];
+        KERNEL(be, block_copy, "concat")(y->data, ys[d], off, xs[k]->data, dk, 0, outer, dk, inner, false);
+        off += dk;
+    }
+    if (tape_wants(c, xs, n_in)) {
+        Node *n = tape_push(c, OP_CONCAT, xs, n_in, y);
+        n->p.concat.dim = d;
+    }
+    return y;
+}
+
+void bw_concat(Ctx *c, Node *n) {
+    const Backend *be = backend_get(n->out->device);
+    Tensor *y = n->out;
+    int d = n->p.concat.dim;
+    long outer = (long)dims_prod(y, 0, d), inner = (long)dims_prod(y, d + 1, y->ndim);
+    int off = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        int dk = n->in[k]->shape[d];
+        float *gx = in_grad(c, n, k);   // the same tensor twice gets both slices added
+        if (gx) be->block_copy(gx, dk, 0, y->grad->data, y->shape[d], off, outer, dk, inner, true);
+        off += dk;
+    }
+}
+
+// ---------------------------------------------------------------- sum / mean
+static Tensor *reduce_sum(Ctx *c, Tensor *x, const char *name, bool mean) {
+    Tensor *in[1] = {x};
+    const Backend *be = op_backend(name, in, 1);
+    require_f32(name, in, 1);
+    long n = (long)tensor_numel(x);
+    if (mean && n == 0) op_shape_error(name, "mean of an empty tensor", in, 1);
+    float mult = mean ? 1.0f / (float)n : 1.0f;
+    Tensor *y = out_like(c, HYP_SHAPE(1));
+    KERNEL(be, sum, name)(y->data, x->data, n);
+    if (mean) be->scale(1, mult, y->data, y->data);
+    if (tape_wants(c, in, 1)) {
+        Node *nd = tape_push(c, OP_SUM, in, 1, y);
+        nd->p.sum.mult = mult;
+    }
+    return y;
+}
+Tensor *op_sum(Ctx *c, Tensor *x) { return reduce_sum(c, x, "sum", false); }
+Tensor *op_mean(Ctx *c, Tensor *x) { return reduce_sum(c, x, "mean", true); }
+
+void bw_sum(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    be->fill_grad(gx, n->out->grad->data, n->p.sum.mult, (long)tensor_numel(n->in[0]));
+}
+
+// ---------------------------------------------------------------- losses
+Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets) {
+    Tensor *in[2] = {logits, targets};
+    const Backend *be = op_backend("cross_entropy", in, 2);
+    if (logits->dtype != HYP_F32 || targets->dtype != HYP_I32 || logits->ndim != 2 ||
+        targets->ndim != 1 || targets->shape[0] != logits->shape[0] || logits->shape[1] < 1)
+        op_shape_error("cross_entropy", "expected logits f32 (R, C) with C >= 1 and targets int32 (R)", in, 2);
+    long R = logits->shape[0];
+    int C = logits->shape[1];
+    // Targets are checked on the host (a kernel reading out of range would not fail loudly).
+    int32_t *t = hyp_malloc((size_t)R * sizeof(int32_t) + 1);
+    tensor_to_host(targets, t);
+    for (long r = 0; r < R; r++)
+        if (t[r] < 0 || t[r] >= C) {
+            int bad = t[r];
+            free(t);
+            HYP_FATAL("op cross_entropy: target %d in row %ld is outside [0, %d)", bad, r, C);
+        }
+    free(t);
+    Tensor *y = out_like(c, HYP_SHAPE(1));
+    Tensor *lse = out_like(c, 1, (int[]){(int)R});   // (R) log-sum-exp per row, for backward
+    KERNEL(be, cross_entropy_fwd, "cross_entropy")(y->data, lse->data, logits->data, targets->data, R, C);
+    if (tape_wants(c, in, 2)) {
+        Node *n = tape_push(c, OP_CROSS_ENTROPY, in, 2, y);
+        n->saved[0] = lse;
+    }
+    return y;
+}
+
+void bw_cross_entropy(Ctx *c, Node *n) {
+    float *gx = in_grad(c, n, 0);
+    if (!gx) return;
+    const Backend *be = backend_get(n->out->device);
+    Tensor *x = n->in[0];
+    KERNEL(be, cross_entropy_bwd, "cross_entropy")(gx, n->out->grad->data, x->data, n->saved[0]->data,
+                                                   n->in[1]->data, x->shape[0], x->shape[1]);
+}
+
+Tensor *op_mse(Ctx *c, Tensor *a, Tensor *b) {
+    Tensor *in[2] = {a, b};
+    const Backend *be = op_backend("mse", in, 2);
+    require_f32("mse", in, 2);
+    if (!same_shape(a, b)) op_shape_error("mse", "shapes differ", in, 2);
+    Tensor *y = out_like(c, HYP_SHAPE(1));
+    KERNEL(be, mse_fwd, "mse")(y->data, a->data, b->data, (long)tensor_numel(a));
+    if (tape_wants(c, in, 2)) tape_push(c, OP_MSE, in, 2, y);
+    return y;
+}
+
+void bw_mse(Ctx *c, Node *n) {
+    float *ga = in_grad(c, n, 0), *gb = in_grad(c, n, 1);
+    if (!ga && !gb) return;
+    const Backend *be = backend_get(n->out->device);
+    KERNEL(be, mse_bwd, "mse")(ga, gb, n->out->grad->data, n->in[0]->data, n->in[1]->data,
+                               (long)tensor_numel(n->in[0]));
+}
+
+// ---------------------------------------------------------------- attention
+// Heads are split by permuting (B, T, H, dh) -> (B, H, T, dh); (0, 2, 1, 3) is its own
+// inverse, so the same permutation merges them back.
+static const int HEAD_PERM[4] = {0, 2, 1, 3};
+
+Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads, float scale) {
+    Tensor *in[4] = {q, k, v, mask};
+    const Backend *be = op_backend("attention", in, 4);
+    require_f32("attention", in, 3);
+    if (q->ndim != 3 || k->ndim != 3 || !same_shape(k, v) || heads < 1)
+        op_shape_error("attention", "expected q (B, Tq, H*dh), k and v (B, Tk, H*dh), heads >= 1", in, 4);
+    int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], D = q->shape[2];
+    if (k->shape[0] != B || k->shape[2] != D || D % heads != 0)
+        op_shape_error("attention", "batch or model dims differ, or model dim not divisible by heads", in, 4);
+    if (mask && (mask->dtype != HYP_I32 || mask->ndim != 2 || mask->shape[0] != B || mask->shape[1] != Tk))
+        op_shape_error("attention", "mask must be int32 (B, Tk)", in, 4);
+    int H = heads, dh = D / H, BH = B * H;
+
+    Tensor *qh = out_like(c, HYP_SHAPE(B, H, Tq, dh));
+    Tensor *kh = out_like(c, HYP_SHAPE(B, H, Tk, dh));
+    Tensor *vh = out_like(c, HYP_SHAPE(B, H, Tk, dh));
+    KERNEL(be, permute, "attention")(qh->data, q->data, (int[]){B, Tq, H, dh}, HEAD_PERM, false);
+    be->permute(kh->data, k->data, (int[]){B, Tk, H, dh}, HEAD_PERM, false);
+    be->permute(vh->data, v->data, (int[]){B, Tk, H, dh}, HEAD_PERM, false);
+
+    // scores (BH, Tq, Tk) = scale * qh kh^T ; probs = masked softmax over keys.
+    Tensor *scores = out_like(c, HYP_SHAPE(BH, Tq, Tk));
+    Tensor *probs = out_like(c, HYP_SHAPE(BH, Tq, Tk));
+    KERNEL(be, gemm, "attention")(false, true, Tq, Tk, dh, scale, qh->data, (long long)Tq * dh, kh->data,
+                                  (long long)Tk * dh, 0.0f, scores->data, (long long)Tq * Tk, BH,
+                                  c->matmul_precision);
+    KERNEL(be, softmax_fwd, "attention")(probs->data, scores->data, mask ? mask->data : NULL,
+                                         (long)BH * Tq, Tk, (long)H * Tq);
+    // context (BH, Tq, dh) = probs vh, then heads merged back to (B, Tq, H*dh).
+    Tensor *ctxh = out_like(c, HYP_SHAPE(BH, Tq, dh));
+    be->gemm(false, false, Tq, dh, Tk, 1.0f, probs->data, (long long)Tq * Tk, vh->data, (long long)Tk * dh,
+             0.0f, ctxh->data, (long long)Tq * dh, BH, c->matmul_precision);
+    Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
+    be->permute(y->data, ctxh->data, (int[]){B, H, Tq, dh}, HEAD_PERM, false);
+
+    if (tape_wants(c, in, 4)) {
+        Node *n = tape_push(c, OP_ATTENTION, in, 4, y);
+        n->saved[0] = qh;
+        n->saved[1] = kh;
+        n->saved[2] = vh;
+        n->saved[3] = probs;
+        n->p.attn.heads = H;
+        n->p.attn.scale = scale;
+    }
+    return y;
+}
+
+void bw_attention(Ctx *c, Node *n) {
+    float *gq = in_grad(c, n, 0), *gk = in_grad(c, n, 1), *gv = in_grad(c, n, 2);
+    if (!gq && !gk && !gv) return;
+    const Backend *be = backend_get(n->out->device);
+    MatmulPrecision prec = c->matmul_precision;
+    Tensor *qh = n->saved[0], *kh = n->saved[1], *vh = n->saved[2], *probs = n->saved[3];
+    int B = qh->shape[0], H = qh->shape[1], Tq = qh->shape[2], dh = qh->shape[3], Tk = kh->shape[2];
+    int BH = B * H;
+    float scale = n->p.attn.scale;
+    long long sQ = (long long)Tq * dh, sK = (long long)Tk * dh, sP = (long long)Tq * Tk;
+
+    // d_ctx (BH, Tq, dh): the output gradient with heads split.
+    Tensor *dctx = out_like(c, HYP_SHAPE(BH, Tq, dh));
+    be->permute(dctx->data, n->out->grad->data, (int[]){B, Tq, H, dh}, HEAD_PERM, false);
+    if (gv) {   // d_vh (BH, Tk, dh) = probs^T d_ctx
+        Tensor *dvh = out_like(c, HYP_SHAPE(BH, Tk, dh));
+        be->gemm(true, false, Tk, dh, Tq, 1.0f, probs->data, sP, dctx->data, sQ, 0.0f, dvh->data, sK, BH, prec);
+        be->permute(gv, dvh->data, (int[]){B, H, Tk, dh}, HEAD_PERM, true);
+    }
+    if (!gq && !gk) return;
+    // d_probs (BH, Tq, Tk) = d_ctx vh^T ; d_scores = softmax backward (masked keys get 0).
+    Tensor *dprobs = out_like(c, HYP_SHAPE(BH, Tq, Tk));
+    be->gemm(false, true, Tq, Tk, dh, 1.0f, dctx->data, sQ, vh->data, sK, 0.0f, dprobs->data, sP, BH, prec);
+    Tensor *dscores = tensor_zeros(c, HYP_F32, HYP_SHAPE(BH, Tq, Tk));
+    KERNEL(be, softmax_bwd, "attention")(dscores->data, dprobs->data, probs->data, (long)BH * Tq, Tk);
+    if (gq) {   // d_qh (BH, Tq, dh) = scale * d_scores kh
+        Tensor *dqh = out_like(c, HYP_SHAPE(BH, Tq, dh));
+        be->gemm(false, false, Tq, dh, Tk, scale, dscores->data, sP, kh->data, sK, 0.0f, dqh->data, sQ, BH, prec);
+        be->permute(gq, dqh->data, (int[]){B, H, Tq, dh}, HEAD_PERM, true);
+    }
+    if (gk) {   // d_kh (BH, Tk, dh) = scale * d_scores^T qh
+        Tensor *dkh = out_like(c, HYP_SHAPE(BH, Tk, dh));
+        be->gemm(true, false, Tk, dh, Tq, scale, dscores->data, sP, qh->data, sQ, 0.0f, dkh->data, sK, BH, prec);
+        be->permute(gk, dkh->data, (int[]){B, H, Tk, dh}, HEAD_PERM, true);
+    }
+}

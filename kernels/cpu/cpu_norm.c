@@ -1,0 +1,142 @@
+// cpu_norm.c: layernorm (plain and fused with a residual add) and masked softmax on the CPU
+// (semantics: kernels/kernels.h). Row statistics are computed in double, two-pass.
+// Backward kernels accumulate (+=) into gradient buffers.
+#include "kernels/cpu/cpu_kernels.h"
+#include <math.h>
+
+#define PAR_MIN_ROWS 8
+// Columns per task in the gw/gb reductions over rows.
+#define COL_BLOCK 64
+
+// ---------------------------------------------------------------- layernorm
+// One row: y = (x - mean) * rstd [* w + b]; biased variance as torch.nn.LayerNorm.
+static void ln_row(float *y, float *mean_out, float *rstd_out, const float *x, const float *w,
+                   const float *b, int D, float eps) {
+    double m = 0;
+    for (int d = 0; d < D; d++) m += x[d];
+    m /= D;
+    double v = 0;
+    for (int d = 0; d < D; d++) {
+        double t = x[d] - m;
+        v += t * t;
+    }
+    v /= D;
+    float mean = (float)m;
+    float rstd = (float)(1.0 / sqrt(v + (double)eps));
+    for (int d = 0; d < D; d++) {
+        float xh = (x[d] - mean) * rstd;
+        y[d] = w ? xh * w[d] + b[d] : xh;
+    }
+    if (mean_out) *mean_out = mean;
+    if (rstd_out) *rstd_out = rstd;
+}
+
+// x, y (rows, D); w, b (D) or NULL; mean, rstd (rows).
+void cpu_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, long rows, int D, float eps) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * D > 16384)
+    for (long r = 0; r < rows; r++)
+        ln_row(y + r * D, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + r * D, w, b, D, eps);
+}
+
+// s = a + r (saved), y = LN(s). s may not alias a or r.
+void cpu_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, const float *a,
+                           const float *r, const float *w, const float *b, long rows, int D,
+                           float eps) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * D > 16384)
+    for (long i = 0; i < rows; i++) {
+        float *si = s + i * D;
+        for (int d = 0; d < D; d++) si[d] = a[i * D + d] + r[i * D + d];
+        ln_row(y + i * D, mean ? mean + i : NULL, rstd ? rstd + i : NULL, si, w, b, D, eps);
+    }
+}
+
+// With xhat = (x - mean) * rstd and g = gy * w (or gy without affine):
+//   gx += rstd * (g - mean(g) - xhat * mean(g * xhat))
+//   gw += sum_rows gy * xhat,  gb += sum_rows gy
+void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const float *x,
+                       const float *mean, const float *rstd, const float *w, long rows, int D) {
+    if (gx) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * D > 16384)
+        for (long r = 0; r < rows; r++) {
+            const float *xr = x + r * D, *gyr = gy + r * D;
+            float *gxr = gx + r * D;
+            float m = mean[r], rs = rstd[r];
+            double sg = 0, sgx = 0;
+            for (int d = 0; d < D; d++) {
+                float g = w ? gyr[d] * w[d] : gyr[d];
+                float xh = (xr[d] - m) * rs;
+                sg += g;
+                sgx += (double)g * xh;
+            }
+            float mg = (float)(sg / D), mgx = (float)(sgx / D);
+            for (int d = 0; d < D; d++) {
+                float g = w ? gyr[d] * w[d] : gyr[d];
+                float xh = (xr[d] - m) * rs;
+                gxr[d] += rs * (g - mg - xh * mgx);
+            }
+        }
+    }
+    if (gw || gb) {
+        // Race-free: each task owns a block of columns and walks every row.
+        int nblocks = (D + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (nblocks > 1 && rows * D > 16384)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int d0 = blk * COL_BLOCK, d1 = d0 + COL_BLOCK < D ? d0 + COL_BLOCK : D;
+            double aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+            for (long r = 0; r < rows; r++) {
+                const float *xr = x + r * D, *gyr = gy + r * D;
+                float m = mean[r], rs = rstd[r];
+                for (int d = d0; d < d1; d++) {
+                    aw[d - d0] += (double)gyr[d] * ((xr[d] - m) * rs);
+                    ab[d - d0] += gyr[d];
+                }
+            }
+            for (int d = d0; d < d1; d++) {
+                if (gw) gw[d] += (float)aw[d - d0];
+                if (gb) gb[d] += (float)ab[d - d0];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+// x, y (rows, cols); mask (rows / rows_per_mask, cols) int32 with 0 = padding, or NULL.
+// Padded entries get probability 0; a fully padded row is all zeros.
+void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols,
+                     long rows_per_mask) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * cols > 16384)
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        const int32_t *mr = mask ? mask + (r / rows_per_mask) * cols : NULL;
+        float *yr = y + r * cols;
+        float mx = -INFINITY;
+        for (int j = 0; j < cols; j++)
+            if ((!mr || mr[j]) && xr[j] > mx) mx = xr[j];
+        if (mx == -INFINITY) {   // every entry padded (or all -inf)
+            for (int j = 0; j < cols; j++) yr[j] = 0.0f;
+            continue;
+        }
+        double sum = 0;
+        for (int j = 0; j < cols; j++) {
+            float e = (!mr || mr[j]) ? expf(xr[j] - mx) : 0.0f;
+            yr[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < cols; j++) yr[j] *= inv;
+    }
+}
+
+// gx += y * (gy - sum_j gy_j y_j) per row (padded entries have y = 0, so get nothing).
+void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * cols > 16384)
+    for (long r = 0; r < rows; r++) {
+        const float *gyr = gy + r * cols, *yr = y + r * cols;
+        float *gxr = gx + r * cols;
+        double dot = 0;
+        for (int j = 0; j < cols; j++) dot += (double)gyr[j] * yr[j];
+        float fd = (float)dot;
+        for (int j = 0; j < cols; j++) gxr[j] += yr[j] * (gyr[j] - fd);
+    }
+}
