@@ -23,13 +23,18 @@ LDSAN := -fsanitize=$(SAN)
 endif
 
 # ---------------------------------------------------------------- probes
+, := ,
 # probe(file, cflags, libs): "yes" when scripts/probes/<file> compiles and links.
 probe = $(shell $(CC) $(2) scripts/probes/$(1) -o /tmp/hyp_probe_$$$$ $(3) >/dev/null 2>&1 && echo yes; rm -f /tmp/hyp_probe_$$$$)
 
 HDF5_CFLAGS := $(if $(wildcard /usr/include/hdf5/serial/hdf5.h),-I/usr/include/hdf5/serial)
 HDF5_LIBS   := $(if $(wildcard /usr/include/hdf5/serial/hdf5.h),-lhdf5_serial,-lhdf5)
 HAVE_HDF5     := $(call probe,hdf5.c,$(HDF5_CFLAGS),$(HDF5_LIBS))
-HAVE_BLAS     := $(call probe,blas.c,,-lopenblas)
+# Prefer OpenBLAS's OpenMP build: our kernels use OpenMP, and the pthreads build's
+# spinning workers fight OpenMP's threads for the cores between GEMMs.
+BLAS_OMP_DIR  := $(firstword $(wildcard /usr/lib/*/openblas-openmp))
+BLAS_LIBS     := $(if $(BLAS_OMP_DIR),-L$(BLAS_OMP_DIR) -Wl$(,)-rpath$(,)$(BLAS_OMP_DIR)) -lopenblas
+HAVE_BLAS     := $(call probe,blas.c,-fopenmp,$(BLAS_LIBS))
 HAVE_CRITERION:= $(call probe,criterion.c,,-lcriterion)
 HAVE_UTF8PROC := $(call probe,utf8proc.c,,-lutf8proc)
 HAVE_JANSSON  := $(call probe,jansson.c,,-ljansson)
@@ -56,7 +61,7 @@ endif
 endif
 
 CFLAGS  := $(CFLAGS_BASE) $(HDF5_CFLAGS)
-LDLIBS  := $(HDF5_LIBS) -lopenblas -lm -lpthread
+LDLIBS  := $(HDF5_LIBS) $(BLAS_LIBS) -lm -lpthread
 FEATURES :=
 ifeq ($(HAVE_UTF8PROC),yes)
 CFLAGS += -DHYP_HAVE_UTF8PROC
@@ -104,6 +109,7 @@ all: $(LIBHYP) $(BIN)/hyp summary
 
 summary: $(LIBHYP) $(BIN)/hyp
 	@echo "hypencoder.c $(VERSION) built: $(BIN)/hyp, $(LIBHYP)"
+	@echo "  blas: OpenBLAS $(if $(BLAS_OMP_DIR),OpenMP build ($(BLAS_OMP_DIR)),default build (install libopenblas-openmp-dev for the OpenMP build))"
 	@echo "  backends: cpu$(if $(HAVE_CUDA), cuda (sm_80, sm_90),)   optional: $(if $(strip $(FEATURES)),$(strip $(FEATURES)),none)$(if $(HAVE_CRITERION), criterion)"
 	@$(if $(HAVE_CUDA),,echo "  cuda: not built ($(if $(filter 0,$(CUDA)),CUDA=0,nvcc/cuBLASLt probe failed))")
 
