@@ -85,7 +85,7 @@ NVCCFLAGS := -O2 -std=c++17 -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-
 ifeq ($(HAVE_CUDA),yes)
 CFLAGS += -DHYP_HAVE_CUDA
 LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-FEATURES += cuda
+
 endif
 
 # ---------------------------------------------------------------- sources
@@ -113,11 +113,15 @@ summary: $(LIBHYP) $(BIN)/hyp
 	@echo "  backends: cpu$(if $(HAVE_CUDA), cuda (sm_80, sm_90),)   optional: $(if $(strip $(FEATURES)),$(strip $(FEATURES)),none)$(if $(HAVE_CRITERION), criterion)"
 	@$(if $(HAVE_CUDA),,echo "  cuda: not built ($(if $(filter 0,$(CUDA)),CUDA=0,nvcc/cuBLASLt probe failed))")
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were built with: switching CUDA=0/1 rebuilds them.
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD); echo '$(CFLAGS) | $(NVCCFLAGS) | $(LDLIBS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CFLAGS) | $(NVCCFLAGS) | $(LDLIBS)' > $(FLAGS_STAMP))
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -130,7 +134,7 @@ $(BIN)/hyp: $(CLI_OBJ) $(LIBHYP)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDSAN) $(CLI_OBJ) $(LIBHYP) -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP)
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDSAN) -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
 
@@ -141,10 +145,7 @@ $(BIN)/bench_%: bench/bench_%.c $(LIBHYP)
 # Each suite runs in its own process; the first failure fails `make test`.
 # HYP_TEST_JOBS sets Criterion's worker count (default 2, the CI core count).
 test: $(TEST_BIN) $(BIN)/hyp
-	@set -e; fails=0; for t in $(TEST_BIN); do \
-	  echo "== $$t"; $$t --jobs=$${HYP_TEST_JOBS:-2} || fails=$$((fails+1)); done; \
-	if [ $$fails -ne 0 ]; then echo "$$fails test suite(s) failed"; exit 1; fi; \
-	echo "all test suites passed"
+	@scripts/run_tests.sh $(TEST_BIN)
 
 bench: $(BENCH_BIN)
 	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; $$b; done

@@ -203,3 +203,48 @@ Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name) {
     free(host);
     return x;
 }
+
+int h5_load_params(H5File *f, const char *group, ParamSet *ps, bool allow_missing) {
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = ps->params[i];
+        char name[512];
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        if (!h5_exists(f, name)) {
+            if (allow_missing) continue;
+            hyp_set_error("%s: parameter %s missing", f->path, name);
+            return -1;
+        }
+        int sh[HYP_MAX_DIMS], nd = h5_shape(f, name, sh);
+        bool ok = nd == t->ndim;
+        for (int d = 0; ok && d < nd; d++) ok = sh[d] == t->shape[d];
+        if (!ok) {
+            char want[64];
+            hyp_set_error("%s: parameter %s has the wrong shape (model expects %s)", f->path, name,
+                          shape_str(t, want, sizeof want));
+            return -1;
+        }
+        size_t n = tensor_numel(t);
+        float *host = t->device == HYP_CPU ? t->data : hyp_malloc(n * sizeof(float));
+        int rc = h5_read_f32_into(f, name, host, n);
+        if (t->device != HYP_CPU) {
+            if (rc == 0) tensor_from_host(t, host);
+            free(host);
+        }
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int h5_save_params(H5File *f, const char *group, const ParamSet *ps) {
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = ps->params[i];
+        char name[512];
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        float *host = t->device == HYP_CPU ? t->data : hyp_malloc(tensor_bytes(t));
+        if (t->device != HYP_CPU) tensor_to_host(t, host);
+        int rc = h5_write_f32(f, name, host, t->ndim, t->shape);
+        if (t->device != HYP_CPU) free(host);
+        if (rc) return -1;
+    }
+    return 0;
+}

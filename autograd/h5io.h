@@ -28,6 +28,12 @@ int h5_write_i32(H5File *f, const char *name, const int32_t *data, int ndim, con
 int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out);
 int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v);
 
+// Every parameter of ps from "<group>/<name>" (shapes must match exactly); parameters
+// absent from the file are an error unless allow_missing. Returns 0 or -1.
+int h5_load_params(H5File *f, const char *group, ParamSet *ps, bool allow_missing);
+// Every parameter of ps to "<group>/<name>" (device tensors are copied to the host).
+int h5_save_params(H5File *f, const char *group, const ParamSet *ps);
+
 // A dataset as a tensor on the context's device (f32 or i32 as stored).
 Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name);
 

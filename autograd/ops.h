@@ -7,6 +7,9 @@
 
 // table (V, D), ids int32 (...)  ->  (..., D). Backward scatter-adds into table.
 Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids);
+// Same, with nn.Embedding's padding_idx: that row receives no gradient (HF BERT's
+// word embeddings use pad_token_id).
+Tensor *op_embedding_pad(Ctx *c, Tensor *table, Tensor *ids, int padding_idx);
 // a (...), b a suffix of a's shape (e.g. (D) or (T, D) for a (B, T, D)) or the same shape.
 Tensor *op_add(Ctx *c, Tensor *a, Tensor *b);
 Tensor *op_sub(Ctx *c, Tensor *a, Tensor *b);
@@ -31,6 +34,10 @@ Tensor *op_softmax(Ctx *c, Tensor *x, Tensor *mask);
 // k, v (B, Tk, H*dh), mask int32 (B, Tk) or NULL  ->  (B, Tq, H*dh).
 // scores = scale * q_h k_h^T, masked softmax over keys, times v_h.
 Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads, float scale);
+// The same with inverted dropout p on the attention probabilities (BERT's
+// attention_probs_dropout_prob), active when c->training; Philox(c->seed, c->rng_offset).
+Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads,
+                             float scale, float p);
 // Inverted dropout (identity when !c->training or p == 0). Philox(c->seed, c->rng_offset).
 Tensor *op_dropout(Ctx *c, Tensor *x, float p);
 // One dim may be -1. The output shares x's data (activations are never written in

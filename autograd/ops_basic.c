@@ -7,7 +7,9 @@ static long numel_l(const Tensor *t) { return (long)tensor_numel(t); }
 static int last_dim(const Tensor *t) { return t->shape[t->ndim - 1]; }
 
 // ---------------------------------------------------------------- embedding
-Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) {
+Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) { return op_embedding_pad(c, table, ids, -1); }
+
+Tensor *op_embedding_pad(Ctx *c, Tensor *table, Tensor *ids, int padding_idx) {
     Tensor *in[2] = {table, ids};
     const Backend *be = op_backend("embedding", in, 2);
     if (table->dtype != HYP_F32 || table->ndim != 2 || ids->dtype != HYP_I32 || ids->ndim >= HYP_MAX_DIMS)
@@ -34,7 +36,7 @@ Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) {
     shape[ids->ndim] = D;
     Tensor *y = out_like(c, ids->ndim + 1, shape);
     KERNEL(be, embedding_fwd, "embedding")(y->data, table->data, ids->data, n, D);
-    if (tape_wants(c, in, 2)) tape_push(c, OP_EMBEDDING, in, 2, y);
+    if (tape_wants(c, in, 2)) tape_push(c, OP_EMBEDDING, in, 2, y)->p.embedding.padding_idx = padding_idx;
     return y;
 }
 
@@ -43,7 +45,8 @@ void bw_embedding(Ctx *c, Node *n) {
     float *gt = in_grad(c, n, 0);
     if (!gt) return;
     const Backend *be = backend_get(n->out->device);
-    KERNEL(be, embedding_bwd, "embedding")(gt, n->out->grad->data, ids->data, numel_l(ids), table->shape[1]);
+    KERNEL(be, embedding_bwd, "embedding")(gt, n->out->grad->data, ids->data, numel_l(ids), table->shape[1],
+                                           n->p.embedding.padding_idx);
 }
 
 // ---------------------------------------------------------------- binary ops

@@ -278,6 +278,11 @@ void bw_mse(Ctx *c, Node *n) {
 static const int HEAD_PERM[4] = {0, 2, 1, 3};
 
 Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads, float scale) {
+    return op_attention_dropout(c, q, k, v, mask, heads, scale, 0.0f);
+}
+
+Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads,
+                             float scale, float p) {
     Tensor *in[4] = {q, k, v, mask};
     const Backend *be = op_backend("attention", in, 4);
     require_f32("attention", in, 3);
@@ -305,9 +310,21 @@ Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int 
                                   c->matmul_precision);
     KERNEL(be, softmax_fwd, "attention")(probs->data, scores->data, mask ? mask->data : NULL,
                                          (long)BH * Tq, Tk, (long)H * Tq);
+    // Dropout on the probabilities, as BERT's attention_probs_dropout (Philox, so the
+    // backward regenerates the same mask instead of storing it).
+    bool drop = c->training && p > 0.0f;
+    uint64_t seed = c->seed, offset = c->rng_offset;
+    Tensor *pd = probs;
+    if (drop) {
+        HYP_CHECK(p < 1.0f, "op attention: dropout probability %g outside [0, 1)", p);
+        long np = (long)BH * Tq * Tk;
+        pd = out_like(c, HYP_SHAPE(BH, Tq, Tk));
+        KERNEL(be, dropout_fwd, "attention")(pd->data, probs->data, np, p, seed, offset);
+        c->rng_offset += (uint64_t)(np + 3) / 4;
+    }
     // context (BH, Tq, dh) = probs vh, then heads merged back to (B, Tq, H*dh).
     Tensor *ctxh = out_like(c, HYP_SHAPE(BH, Tq, dh));
-    be->gemm(false, false, Tq, dh, Tk, 1.0f, probs->data, (long long)Tq * Tk, vh->data, (long long)Tk * dh,
+    be->gemm(false, false, Tq, dh, Tk, 1.0f, pd->data, (long long)Tq * Tk, vh->data, (long long)Tk * dh,
              0.0f, ctxh->data, (long long)Tq * dh, BH, c->matmul_precision);
     Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
     be->permute(y->data, ctxh->data, (int[]){B, H, Tq, dh}, HEAD_PERM, false);
@@ -320,6 +337,9 @@ Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int 
         n->saved[3] = probs;
         n->p.attn.heads = H;
         n->p.attn.scale = scale;
+        n->p.attn.p = drop ? p : 0.0f;
+        n->p.attn.seed = seed;
+        n->p.attn.offset = offset;
     }
     return y;
 }
@@ -335,18 +355,30 @@ void bw_attention(Ctx *c, Node *n) {
     float scale = n->p.attn.scale;
     long long sQ = (long long)Tq * dh, sK = (long long)Tk * dh, sP = (long long)Tq * Tk;
 
+    float p = n->p.attn.p;
+    long np = (long)BH * Tq * Tk;
+    Tensor *pd = probs;   // the probabilities after dropout, regenerated from Philox
+    if (p > 0.0f) {
+        pd = out_like(c, HYP_SHAPE(BH, Tq, Tk));
+        be->dropout_fwd(pd->data, probs->data, np, p, n->p.attn.seed, n->p.attn.offset);
+    }
     // d_ctx (BH, Tq, dh): the output gradient with heads split.
     Tensor *dctx = out_like(c, HYP_SHAPE(BH, Tq, dh));
     be->permute(dctx->data, n->out->grad->data, (int[]){B, Tq, H, dh}, HEAD_PERM, false);
     if (gv) {   // d_vh (BH, Tk, dh) = probs^T d_ctx
         Tensor *dvh = out_like(c, HYP_SHAPE(BH, Tk, dh));
-        be->gemm(true, false, Tk, dh, Tq, 1.0f, probs->data, sP, dctx->data, sQ, 0.0f, dvh->data, sK, BH, prec);
+        be->gemm(true, false, Tk, dh, Tq, 1.0f, pd->data, sP, dctx->data, sQ, 0.0f, dvh->data, sK, BH, prec);
         be->permute(gv, dvh->data, (int[]){B, H, Tk, dh}, HEAD_PERM, true);
     }
     if (!gq && !gk) return;
     // d_probs (BH, Tq, Tk) = d_ctx vh^T ; d_scores = softmax backward (masked keys get 0).
     Tensor *dprobs = out_like(c, HYP_SHAPE(BH, Tq, Tk));
     be->gemm(false, true, Tq, Tk, dh, 1.0f, dctx->data, sQ, vh->data, sK, 0.0f, dprobs->data, sP, BH, prec);
+    if (p > 0.0f) {   // through the dropout: d_probs = d_dropped * mask / (1 - p)
+        Tensor *d = tensor_zeros(c, HYP_F32, HYP_SHAPE(BH, Tq, Tk));
+        be->dropout_bwd(d->data, dprobs->data, np, p, n->p.attn.seed, n->p.attn.offset);
+        dprobs = d;
+    }
     Tensor *dscores = tensor_zeros(c, HYP_F32, HYP_SHAPE(BH, Tq, Tk));
     KERNEL(be, softmax_bwd, "attention")(dscores->data, dprobs->data, probs->data, (long)BH * Tq, Tk);
     if (gq) {   // d_qh (BH, Tq, dh) = scale * d_scores kh

@@ -32,6 +32,7 @@ typedef enum {
 // Small POD parameters of a node; the member is named after the op.
 typedef union OpParams {
     struct { bool ta, tb; int batch_a, batch_b; } matmul;   // batch_* = 0 when 2-D (broadcast)
+    struct { int padding_idx; } embedding;                  // -1: every row gets gradients
     struct { float eps; } ln;
     struct { BinaryOp op; } binary;
     struct { float alpha; } scale;
@@ -40,7 +41,7 @@ typedef union OpParams {
     struct { int shape[4]; int perm[4]; } permute;          // input shape padded to 4-D
     struct { int dim, start; } slice;
     struct { int dim; } concat;
-    struct { int heads; float scale; } attn;
+    struct { int heads; float scale, p; uint64_t seed, offset; } attn;   // p: probs dropout
     struct { float mult; } sum;                               // 1 (sum) or 1/n (mean)
 } OpParams;
 

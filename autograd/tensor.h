@@ -4,6 +4,10 @@
 #define HYP_TENSOR_H
 #include "autograd/util.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { HYP_F32 = 0, HYP_BF16 = 1, HYP_I32 = 2 } DType;
 typedef enum { HYP_CPU = 0, HYP_CUDA = 1 } Device;
 #define HYP_MAX_DIMS 4
@@ -110,4 +114,7 @@ Tensor *paramset_get(const ParamSet *ps, const char *name);  // NULL if absent
 void paramset_zero_grad(ParamSet *ps);
 void paramset_free(ParamSet *ps);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

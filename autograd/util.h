@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #ifndef HYP_VERSION
 #define HYP_VERSION "0.0.0"
 #endif
@@ -29,4 +33,7 @@ char *hyp_strdup(const char *s);
 
 double hyp_now(void);                    // monotonic seconds
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -25,7 +25,7 @@ typedef struct Backend {
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
     void (*memset0)(void *p, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);
+    void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);  // H2D/D2H block the host
     void (*synchronize)(void);
 
     // ---- matmul
@@ -34,6 +34,7 @@ typedef struct Backend {
     // (stride 0 broadcasts one matrix over the batch). Leading dims are the
     // contiguous ones: lda = ta ? M : K, ldb = tb ? K : N, ldc = N.
     // prec selects bf16 inputs with fp32 accumulation on CUDA; the CPU ignores it.
+    // beta == 0 means C is not read (it may hold garbage, even NaN).
     void (*gemm)(bool ta, bool tb, int M, int N, int K, float alpha,
                  const float *A, long long strideA, const float *B, long long strideB,
                  float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
@@ -41,6 +42,7 @@ typedef struct Backend {
     // ---- element-wise. b broadcasts over leading dims: b index = i % nb (nb divides n).
     void (*binary_fwd)(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);
     // ga (n) and gb (nb) may be NULL (no gradient wanted); gb sums over the broadcast rows.
+    // For add/sub the values of a and b are not needed, but callers pass valid buffers.
     void (*binary_bwd)(BinaryOp op, float *ga, float *gb, const float *gy,
                        const float *a, const float *b, long n, long nb);
     void (*axpy)(long n, float alpha, const float *x, float *y);      // y += alpha * x
@@ -49,7 +51,8 @@ typedef struct Backend {
     void (*unary_fwd)(UnaryOp op, float *y, const float *x, long n);
     void (*unary_bwd)(UnaryOp op, float *gx, const float *gy, const float *x, long n);
 
-    // ---- normalisation. x (rows, D); w, b (D) or NULL for no affine; mean, rstd (rows) saved.
+    // ---- normalisation. x (rows, D); w, b (D) both given or both NULL (no affine);
+    // mean, rstd (rows) saved (never NULL).
     void (*layernorm_fwd)(float *y, float *mean, float *rstd, const float *x,
                           const float *w, const float *b, long rows, int D, float eps);
     // gx (rows,D) += ; gw, gb (D) += (either may be NULL).
@@ -67,9 +70,11 @@ typedef struct Backend {
     void (*softmax_bwd)(float *gx, const float *gy, const float *y, long rows, int cols);
 
     // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
-    // rejected by the caller (op_embedding checks on the host).
+    // rejected by the caller (op_embedding checks on the host). Backward skips rows whose
+    // id equals padding_idx (nn.Embedding's padding_idx; -1 for none).
     void (*embedding_fwd)(float *y, const float *table, const int32_t *ids, long n, int D);
-    void (*embedding_bwd)(float *gtable, const float *gy, const int32_t *ids, long n, int D);
+    void (*embedding_bwd)(float *gtable, const float *gy, const int32_t *ids, long n, int D,
+                          int padding_idx);
 
     // ---- dropout with Philox4x32-10 keyed by seed, counter offset + i: element i is
     // kept with probability 1-p and scaled by 1/(1-p). Backward regenerates the mask.
@@ -89,6 +94,7 @@ typedef struct Backend {
     void (*sum)(float *out, const float *x, long n);                        // out[0] = sum x
     void (*fill_grad)(float *gx, const float *gy, float scale, long n);     // gx[i] += scale*gy[0]
     // loss[0] = mean_r (logsumexp(x_r) - x_r[t_r]); lse (rows) saved. x (rows, C).
+    // Targets must be in [0, C) (op_cross_entropy checks on the host).
     void (*cross_entropy_fwd)(float *loss, float *lse, const float *x, const int32_t *t,
                               long rows, int C);
     void (*cross_entropy_bwd)(float *gx, const float *gloss, const float *x, const float *lse,

@@ -390,3 +390,36 @@ static void composite_matches_torch(Device dev) {
 }
 Test(tape, composite_matches_torch_cpu) { composite_matches_torch(HYP_CPU); }
 Test(tape, composite_matches_torch_cuda) { RUN_ON_CUDA_OR_SKIP(); composite_matches_torch(HYP_CUDA); }
+
+// ---- attention with dropout on the probabilities (BERT's attention_probs_dropout)
+static Tensor *attn_drop_fn(Ctx *c, Tensor **in, void *u) {
+    (void)u;
+    c->training = true;   // every scratch context starts at the same seed/offset: same mask
+    return op_attention_dropout(c, in[0], in[1], in[2], in[3], 2, 0.5f, 0.3f);
+}
+
+Test(attention, dropout_gradcheck_and_mask_reuse) {
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *q = tensor_rand(c, HYP_SHAPE(2, 3, 4), -1, 1, 11, true);
+    Tensor *k = tensor_rand(c, HYP_SHAPE(2, 5, 4), -1, 1, 12, true);
+    Tensor *v = tensor_rand(c, HYP_SHAPE(2, 5, 4), -1, 1, 13, true);
+    Tensor *m = tensor_new(c, HYP_I32, HYP_SHAPE(2, 5));
+    int32_t mh[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    tensor_from_host(m, mh);
+    Tensor *in[4] = {q, k, v, m};
+    expect_gradcheck(attn_drop_fn, in, 4, NULL, NULL, "attention with probs dropout");
+
+    // Training output differs from eval output, eval equals plain attention, and the
+    // random stream advanced.
+    Ctx *d = ctx_new(HYP_CPU);
+    Tensor *plain = op_attention(d, q, k, v, m, 2, 0.5f);
+    Tensor *eval = op_attention_dropout(d, q, k, v, m, 2, 0.5f, 0.3f);
+    expect_close(eval, plain, 0, "eval-mode attention dropout is the identity");
+    cr_assert_eq(d->rng_offset, 0);
+    d->training = true;
+    Tensor *tr = op_attention_dropout(d, q, k, v, m, 2, 0.5f, 0.3f);
+    cr_assert_gt(d->rng_offset, 0);
+    cr_assert_gt(rel_err(tr->data, plain->data, tensor_numel(tr)), 1e-3, "dropout changed nothing");
+    ctx_free(d);
+    ctx_free(c);
+}

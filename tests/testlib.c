@@ -1,4 +1,6 @@
 #include "tests/testlib.h"
+#include <criterion/hooks.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,4 +97,19 @@ void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const Gra
     char report[256];
     bool ok = gradcheck(f, inputs, n_in, user, o, report, sizeof report);
     cr_assert(ok, "gradcheck %s: %s", what, report);
+}
+
+// Skipped tests (the CUDA variants on a machine without a GPU) are counted out loud.
+// With HYP_TEST_STATS set, the totals are appended there for scripts/run_tests.sh.
+ReportHook(POST_ALL)(struct criterion_global_stats *stats) {
+    const char *path = getenv("HYP_TEST_STATS");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "%zu %zu %zu %zu\n", stats->tests_passed, stats->tests_failed, stats->tests_crashed,
+                stats->tests_skipped);
+        fclose(f);
+    }
+    if (stats->tests_skipped)
+        fprintf(stderr, "[SKIP] %zu test(s) skipped: %s (run with --verbose for the list)\n",
+                stats->tests_skipped, hyp_cuda_available() ? "see --verbose" : "no CUDA device visible");
 }

@@ -104,12 +104,13 @@ void cpu_embedding_fwd(float *y, const float *table, const int32_t *ids, long n,
 
 // gtable (V, D) += scatter of gy (n, D) by ids. Repeated ids accumulate; each task owns a
 // block of columns, so no two threads write the same element (and the order is fixed).
-void cpu_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D) {
+void cpu_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D, int padding_idx) {
     long nblocks = ((long)D + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (n * D > PAR_MIN && nblocks > 1)
     for (long blk = 0; blk < nblocks; blk++) {
         long d0 = blk * COL_BLOCK, d1 = d0 + COL_BLOCK < D ? d0 + COL_BLOCK : D;
         for (long i = 0; i < n; i++) {
+            if (ids[i] == padding_idx) continue;
             float *row = gtable + (long)ids[i] * D;
             const float *gi = gy + i * D;
             for (long d = d0; d < d1; d++) row[d] += gi[d];

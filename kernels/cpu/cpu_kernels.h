@@ -26,7 +26,7 @@ void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long 
 void cpu_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D);
-void cpu_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D);
+void cpu_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D, int padding_idx);
 void cpu_f32_to_bf16(uint16_t *y, const float *x, long n);
 void cpu_bf16_to_f32(float *y, const uint16_t *x, long n);
 

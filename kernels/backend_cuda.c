@@ -1,0 +1,45 @@
+// backend_cuda.c: the CUDA backend's table. Every slot is an extern "C" launcher
+// from kernels/cuda/*.cu (declared in kernels/cuda/cuda_kernels.h).
+#ifdef HYP_HAVE_CUDA
+#include "kernels/kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+const Backend hyp_cuda_backend = {
+    .name = "cuda",
+    .alloc = hyp_cuda_alloc,
+    .free = hyp_cuda_free,
+    .memset0 = hyp_cuda_memset0,
+    .copy = hyp_cuda_copy,
+    .synchronize = hyp_cuda_synchronize,
+    .gemm = hyp_cuda_gemm,
+    .binary_fwd = hyp_cuda_binary_fwd,
+    .binary_bwd = hyp_cuda_binary_bwd,
+    .axpy = hyp_cuda_axpy,
+    .scale = hyp_cuda_scale,
+    .fill = hyp_cuda_fill,
+    .unary_fwd = hyp_cuda_unary_fwd,
+    .unary_bwd = hyp_cuda_unary_bwd,
+    .layernorm_fwd = hyp_cuda_layernorm_fwd,
+    .layernorm_bwd = hyp_cuda_layernorm_bwd,
+    .add_layernorm_fwd = hyp_cuda_add_layernorm_fwd,
+    .softmax_fwd = hyp_cuda_softmax_fwd,
+    .softmax_bwd = hyp_cuda_softmax_bwd,
+    .embedding_fwd = hyp_cuda_embedding_fwd,
+    .embedding_bwd = hyp_cuda_embedding_bwd,
+    .dropout_fwd = hyp_cuda_dropout_fwd,
+    .dropout_bwd = hyp_cuda_dropout_bwd,
+    .permute = hyp_cuda_permute,
+    .block_copy = hyp_cuda_block_copy,
+    .sum = hyp_cuda_sum,
+    .fill_grad = hyp_cuda_fill_grad,
+    .cross_entropy_fwd = hyp_cuda_cross_entropy_fwd,
+    .cross_entropy_bwd = hyp_cuda_cross_entropy_bwd,
+    .mse_fwd = hyp_cuda_mse_fwd,
+    .mse_bwd = hyp_cuda_mse_bwd,
+    .f32_to_bf16 = hyp_cuda_f32_to_bf16,
+    .bf16_to_f32 = hyp_cuda_bf16_to_f32,
+};
+
+#else
+typedef int hyp_backend_cuda_unused;   // the CUDA backend is not built
+#endif

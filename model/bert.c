@@ -1,0 +1,167 @@
+// bert.c: BERT encoder as HuggingFace's BertModel computes it (post-LN, erf GELU,
+// additive-mask attention, token type 0), built from autograd ops.
+#include "model/bert.h"
+#include "autograd/gradcheck.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+BertConfig bert_base_config(void) {
+    return (BertConfig){.vocab_size = 30522, .hidden = 768, .layers = 12, .heads = 12, .ffn = 3072,
+                        .max_positions = 512, .type_vocab_size = 2, .ln_eps = 1e-12f, .pad_token_id = 0,
+                        .dropout = 0.1f, .pooler = true};
+}
+
+static Tensor *reg(ParamSet *ps, const char *prefix, const char *name, int ndim, const int *shape) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    return paramset_add(ps, full, ndim, shape);
+}
+
+void bert_register(Bert *b, ParamSet *ps, const char *prefix, const BertConfig *cfg) {
+    memset(b, 0, sizeof *b);
+    b->cfg = *cfg;
+    int H = cfg->hidden, F = cfg->ffn;
+    HYP_CHECK(cfg->heads > 0 && H % cfg->heads == 0, "bert: hidden %d not divisible by heads %d", H, cfg->heads);
+    b->word_emb = reg(ps, prefix, "embeddings.word_embeddings.weight", HYP_SHAPE(cfg->vocab_size, H));
+    b->pos_emb = reg(ps, prefix, "embeddings.position_embeddings.weight", HYP_SHAPE(cfg->max_positions, H));
+    b->type_emb = reg(ps, prefix, "embeddings.token_type_embeddings.weight", HYP_SHAPE(cfg->type_vocab_size, H));
+    b->emb_ln_w = reg(ps, prefix, "embeddings.LayerNorm.weight", HYP_SHAPE(H));
+    b->emb_ln_b = reg(ps, prefix, "embeddings.LayerNorm.bias", HYP_SHAPE(H));
+    b->layer = hyp_calloc(cfg->layers, sizeof(BertLayer));
+    for (int l = 0; l < cfg->layers; l++) {
+        BertLayer *L = &b->layer[l];
+        char p[160];
+#define LAYER(field, suffix, ...) \
+    (snprintf(p, sizeof p, "encoder.layer.%d.%s", l, suffix), L->field = reg(ps, prefix, p, __VA_ARGS__))
+        LAYER(q_w, "attention.self.query.weight", HYP_SHAPE(H, H));
+        LAYER(q_b, "attention.self.query.bias", HYP_SHAPE(H));
+        LAYER(k_w, "attention.self.key.weight", HYP_SHAPE(H, H));
+        LAYER(k_b, "attention.self.key.bias", HYP_SHAPE(H));
+        LAYER(v_w, "attention.self.value.weight", HYP_SHAPE(H, H));
+        LAYER(v_b, "attention.self.value.bias", HYP_SHAPE(H));
+        LAYER(ao_w, "attention.output.dense.weight", HYP_SHAPE(H, H));
+        LAYER(ao_b, "attention.output.dense.bias", HYP_SHAPE(H));
+        LAYER(ao_ln_w, "attention.output.LayerNorm.weight", HYP_SHAPE(H));
+        LAYER(ao_ln_b, "attention.output.LayerNorm.bias", HYP_SHAPE(H));
+        LAYER(in_w, "intermediate.dense.weight", HYP_SHAPE(F, H));
+        LAYER(in_b, "intermediate.dense.bias", HYP_SHAPE(F));
+        LAYER(out_w, "output.dense.weight", HYP_SHAPE(H, F));
+        LAYER(out_b, "output.dense.bias", HYP_SHAPE(H));
+        LAYER(out_ln_w, "output.LayerNorm.weight", HYP_SHAPE(H));
+        LAYER(out_ln_b, "output.LayerNorm.bias", HYP_SHAPE(H));
+#undef LAYER
+    }
+    if (cfg->pooler) {
+        b->pool_w = reg(ps, prefix, "pooler.dense.weight", HYP_SHAPE(H, H));
+        b->pool_b = reg(ps, prefix, "pooler.dense.bias", HYP_SHAPE(H));
+    }
+}
+
+// Host-side init, then upload (parameters may live on the GPU).
+static void init_normal(Tensor *t, float std, uint64_t seed) {
+    size_t n = tensor_numel(t);
+    float *h = hyp_malloc(n * sizeof(float));
+    // Box-Muller on Philox uniforms: deterministic on every backend.
+    float *u = hyp_malloc((n + 1) * sizeof(float));
+    fill_uniform(u, n + 1, 0.0f, 1.0f, seed);
+    for (size_t i = 0; i < n; i += 2) {
+        double r = sqrt(-2.0 * log(1.0 - u[i])), th = 2.0 * M_PI * u[i + 1];
+        h[i] = (float)(std * r * cos(th));
+        if (i + 1 < n) h[i + 1] = (float)(std * r * sin(th));
+    }
+    tensor_from_host(t, h);
+    free(u);
+    free(h);
+}
+static void init_const(Tensor *t, float v) { tensor_fill_f32(t, v); }
+
+void bert_init(Bert *b, uint64_t seed) {
+    uint64_t s = seed * 1000003u;
+    init_normal(b->word_emb, 0.02f, s++);
+    init_normal(b->pos_emb, 0.02f, s++);
+    init_normal(b->type_emb, 0.02f, s++);
+    init_const(b->emb_ln_w, 1.0f);
+    init_const(b->emb_ln_b, 0.0f);
+    for (int l = 0; l < b->cfg.layers; l++) {
+        BertLayer *L = &b->layer[l];
+        Tensor *mats[] = {L->q_w, L->k_w, L->v_w, L->ao_w, L->in_w, L->out_w};
+        Tensor *zeros[] = {L->q_b, L->k_b, L->v_b, L->ao_b, L->in_b, L->out_b, L->ao_ln_b, L->out_ln_b};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) init_normal(mats[i], 0.02f, s++);
+        for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++) init_const(zeros[i], 0.0f);
+        init_const(L->ao_ln_w, 1.0f);
+        init_const(L->out_ln_w, 1.0f);
+    }
+    if (b->pool_w) {
+        init_normal(b->pool_w, 0.02f, s++);
+        init_const(b->pool_b, 0.0f);
+    }
+}
+
+void bert_free(Bert *b) {
+    free(b->layer);
+    b->layer = NULL;
+}
+
+// int32 tensor (n) holding `value + i * step` for i < n.
+static Tensor *iota(Ctx *c, int n, int value, int step) {
+    Tensor *t = tensor_new(c, HYP_I32, HYP_SHAPE(n));
+    int32_t *h = hyp_malloc(n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) h[i] = value + i * step;
+    tensor_from_host(t, h);
+    free(h);
+    return t;
+}
+
+Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) {
+    const BertConfig *cfg = &b->cfg;
+    HYP_CHECK(ids->ndim == 2 && ids->dtype == HYP_I32, "bert_forward: ids must be int32 (B, T)");
+    HYP_CHECK(mask && same_shape(ids, mask) && mask->dtype == HYP_I32, "bert_forward: mask must be int32 (B, T) like ids");
+    int T = ids->shape[1];
+    HYP_CHECK(T <= cfg->max_positions, "bert_forward: sequence length %d exceeds max positions %d", T, cfg->max_positions);
+    float p = cfg->dropout, eps = cfg->ln_eps;
+
+    // Embeddings: word + position + token type 0, LayerNorm, dropout.
+    Tensor *x = op_embedding_pad(c, b->word_emb, ids, cfg->pad_token_id);  // (B, T, H)
+    x = op_add(c, x, op_embedding(c, b->pos_emb, iota(c, T, 0, 1)));     // + (T, H)
+    x = op_add(c, x, op_embedding(c, b->type_emb, iota(c, T, 0, 0)));    // + (T, H)
+    x = op_dropout(c, op_layernorm(c, x, b->emb_ln_w, b->emb_ln_b, eps), p);
+
+    float scale = 1.0f / sqrtf((float)(cfg->hidden / cfg->heads));
+    for (int l = 0; l < cfg->layers; l++) {
+        const BertLayer *L = &b->layer[l];
+        Tensor *q = op_linear(c, x, L->q_w, L->q_b);
+        Tensor *k = op_linear(c, x, L->k_w, L->k_b);
+        Tensor *v = op_linear(c, x, L->v_w, L->v_b);
+        Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, T, H)
+        Tensor *a = op_dropout(c, op_linear(c, ctxv, L->ao_w, L->ao_b), p);
+        x = op_add_layernorm(c, a, x, L->ao_ln_w, L->ao_ln_b, eps);
+        Tensor *h = op_gelu(c, op_linear(c, x, L->in_w, L->in_b));
+        Tensor *o = op_dropout(c, op_linear(c, h, L->out_w, L->out_b), p);
+        x = op_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps);
+    }
+    return x;
+}
+
+Tensor *bert_pool_cls(Ctx *c, Tensor *hidden) {
+    Tensor *cls = op_slice(c, hidden, 1, 0, 1);                     // (B, 1, H)
+    return op_reshape(c, cls, HYP_SHAPE(hidden->shape[0], hidden->shape[2]));
+}
+
+Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask) {
+    int B = hidden->shape[0], T = hidden->shape[1], H = hidden->shape[2];
+    // Weights mask / count as a (B, 1, T) constant; one batched matmul does the masked mean.
+    int32_t *m = hyp_malloc((size_t)B * T * sizeof(int32_t));
+    float *w = hyp_malloc((size_t)B * T * sizeof(float));
+    tensor_to_host(mask, m);
+    for (int i = 0; i < B; i++) {
+        int cnt = 0;
+        for (int t = 0; t < T; t++) cnt += m[i * T + t] != 0;
+        for (int t = 0; t < T; t++) w[i * T + t] = cnt ? (m[i * T + t] != 0) / (float)cnt : 0.0f;
+    }
+    Tensor *wt = tensor_new(c, HYP_F32, HYP_SHAPE(B, 1, T));
+    tensor_from_host(wt, w);
+    free(m);
+    free(w);
+    return op_reshape(c, op_matmul(c, wt, hidden, false, false), HYP_SHAPE(B, H));
+}

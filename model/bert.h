@@ -1,0 +1,52 @@
+// bert.h: the BERT encoder (HuggingFace BertModel semantics) on the autograd ops.
+#ifndef HYP_BERT_H
+#define HYP_BERT_H
+#include "autograd/ops.h"
+
+typedef struct BertConfig {
+    int vocab_size;          // 30522 for bert-base-uncased
+    int hidden;              // 768
+    int layers;              // 12
+    int heads;               // 12
+    int ffn;                 // 3072 (intermediate_size)
+    int max_positions;       // 512
+    int type_vocab_size;     // 2
+    float ln_eps;            // 1e-12
+    int pad_token_id;        // 0: its word-embedding row gets no gradient (HF padding_idx)
+    float dropout;           // hidden and attention-probability dropout, 0.1
+    bool pooler;             // register pooler.dense (present in checkpoints; unused by Hypencoder)
+} BertConfig;
+
+BertConfig bert_base_config(void);
+
+typedef struct BertLayer {
+    Tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   // (H, H), (H)
+    Tensor *ao_w, *ao_b, *ao_ln_w, *ao_ln_b;      // attention.output.{dense, LayerNorm}
+    Tensor *in_w, *in_b;                          // intermediate.dense (F, H), (F)
+    Tensor *out_w, *out_b, *out_ln_w, *out_ln_b;  // output.{dense (H, F), LayerNorm}
+} BertLayer;
+
+typedef struct Bert {
+    BertConfig cfg;
+    Tensor *word_emb, *pos_emb, *type_emb;        // (V, H), (P, H), (T, H)
+    Tensor *emb_ln_w, *emb_ln_b;
+    BertLayer *layer;                             // cfg.layers entries
+    Tensor *pool_w, *pool_b;                      // NULL without pooler
+} Bert;
+
+// Register every parameter under `prefix` + HF name (e.g. prefix "query_encoder.transformer."
+// gives "query_encoder.transformer.encoder.layer.0.attention.self.query.weight").
+void bert_register(Bert *b, ParamSet *ps, const char *prefix, const BertConfig *cfg);
+// Initialise like HF (_init_weights): normal(0, 0.02) matrices and embeddings, zero biases,
+// LayerNorm weight 1 / bias 0. Deterministic from seed (Philox). Call after finalize.
+void bert_init(Bert *b, uint64_t seed);
+void bert_free(Bert *b);
+
+// ids, mask: int32 (B, T) (mask 1 = token, 0 = padding); token types are all 0 as in the
+// reference. Returns last_hidden_state (B, T, H). Dropout follows c->training.
+Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask);
+// Pooling used for retrieval (differentiable):
+Tensor *bert_pool_cls(Ctx *c, Tensor *hidden);                 // (B, H) = hidden[:, 0]
+Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask);  // masked mean (B, H)
+
+#endif
