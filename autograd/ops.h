@@ -15,6 +15,9 @@ Tensor *op_add(Ctx *c, Tensor *a, Tensor *b);
 Tensor *op_sub(Ctx *c, Tensor *a, Tensor *b);
 Tensor *op_mul(Ctx *c, Tensor *a, Tensor *b);
 Tensor *op_scale(Ctx *c, Tensor *x, float alpha);
+// x (B, N, D) + b (B, D) broadcast over N: each batch element's own bias row
+// (a query's q-net bias added to all of its documents).
+Tensor *op_add_rows(Ctx *c, Tensor *x, Tensor *b);
 // op(a) @ op(b) over the last two dims; a (..., M, K), b (..., K, N) (op = transpose of
 // the last two dims when ta/tb). Leading dims must match, or one side is 2-D and
 // broadcasts. Gradients flow to both operands (q-net weights are activations).

@@ -284,3 +284,25 @@ void bw_softmax(Ctx *c, Node *n) {
     const Backend *be = backend_get(y->device);
     KERNEL(be, softmax_bwd, "softmax")(gx, y->grad->data, y->data, rows, cols);
 }
+
+// ---------------------------------------------------------------- per-batch bias rows
+Tensor *op_add_rows(Ctx *c, Tensor *x, Tensor *b) {
+    Tensor *in[2] = {x, b};
+    const Backend *be = op_backend("add_rows", in, 2);
+    if (x->dtype != HYP_F32 || b->dtype != HYP_F32 || x->ndim != 3 || b->ndim != 2 ||
+        b->shape[0] != x->shape[0] || b->shape[1] != x->shape[2])
+        op_shape_error("add_rows", "expected x (B, N, D) and b (B, D)", in, 2);
+    Tensor *y = out_like(c, x->ndim, x->shape);
+    KERNEL(be, add_rows_fwd, "add_rows")(y->data, x->data, b->data, x->shape[0], x->shape[1], x->shape[2]);
+    if (tape_wants(c, in, 2)) tape_push(c, OP_ADD_ROWS, in, 2, y);
+    return y;
+}
+
+void bw_add_rows(Ctx *c, Node *n) {
+    const Backend *be = backend_get(n->out->device);
+    Tensor *x = n->in[0];
+    float *gx = in_grad(c, n, 0), *gb = in_grad(c, n, 1);
+    const float *gy = n->out->grad->data;
+    if (gx) be->axpy(numel_l(x), 1.0f, gy, gx);
+    if (gb) KERNEL(be, add_rows_bwd, "add_rows")(gb, gy, x->shape[0], x->shape[1], x->shape[2]);
+}

@@ -22,6 +22,7 @@ void bw_concat(Ctx *c, Node *n);
 void bw_sum(Ctx *c, Node *n);
 void bw_cross_entropy(Ctx *c, Node *n);
 void bw_mse(Ctx *c, Node *n);
+void bw_add_rows(Ctx *c, Node *n);
 
 // Gradient buffer of input i of node n if it wants one, else NULL (so kernels skip it).
 float *in_grad(Ctx *c, Node *n, int i);

@@ -20,6 +20,7 @@ const OpDef hyp_ops[] = {
     [OP_SUM] = {"sum", bw_sum},
     [OP_CROSS_ENTROPY] = {"cross_entropy", bw_cross_entropy},
     [OP_MSE] = {"mse", bw_mse},
+    [OP_ADD_ROWS] = {"add_rows", bw_add_rows},
 };
 _Static_assert(sizeof hyp_ops / sizeof hyp_ops[0] == OP_COUNT, "every op needs a registry entry");
 

@@ -26,6 +26,7 @@ typedef enum {
     OP_SUM,             // sum and mean
     OP_CROSS_ENTROPY,
     OP_MSE,
+    OP_ADD_ROWS,        // per-batch bias rows
     OP_COUNT
 } OpId;
 

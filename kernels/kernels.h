@@ -45,6 +45,10 @@ typedef struct Backend {
     // For add/sub the values of a and b are not needed, but callers pass valid buffers.
     void (*binary_bwd)(BinaryOp op, float *ga, float *gb, const float *gy,
                        const float *a, const float *b, long n, long nb);
+    // Per-batch bias: x, y (outer, mid, inner), b (outer, inner); y[o,m,i] = x[o,m,i] + b[o,i]
+    // (each query's q-net bias over its documents). y may alias x.
+    void (*add_rows_fwd)(float *y, const float *x, const float *b, long outer, long mid, int inner);
+    void (*add_rows_bwd)(float *gb, const float *gy, long outer, long mid, int inner);  // gb[o,i] += sum_m gy[o,m,i]
     void (*axpy)(long n, float alpha, const float *x, float *y);      // y += alpha * x
     void (*scale)(long n, float alpha, const float *x, float *y);     // y = alpha * x
     void (*fill)(float *y, float v, long n);                          // y = v

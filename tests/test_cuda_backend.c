@@ -594,3 +594,24 @@ Test(cuda_backend, convert) {
     }
     free(x);
 }
+
+// ---------------------------------------------------------------- add_rows
+Test(cuda_backend, add_rows) {
+    BEGIN();
+    const long shapes[][3] = {{1, 1, 1}, {3, 8, 768}, {64, 64, 768}, {5, 7, 33}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        long O = shapes[k][0], M = shapes[k][1];
+        int I = (int)shapes[k][2];
+        size_t n = (size_t)O * M * I, nb = (size_t)O * I;
+        float *x = hrand(n, -1, 1, 3000 + k), *b = hrand(nb, -1, 1, 3100 + k), *y = hyp_malloc(n * sizeof(float));
+        float *dx = up(x, n * sizeof(float)), *db = up(b, nb * sizeof(float)), *dy = dnan(n);
+        CPU->add_rows_fwd(y, x, b, O, M, I);
+        G->add_rows_fwd(dy, dx, db, O, M, I);
+        expect_dev("add_rows_fwd", dy, y, n, TOL_OP);
+        CPU->add_rows_bwd(b, x, O, M, I);   // b doubles as a random initial gradient, x as gy
+        G->add_rows_bwd(db, dx, O, M, I);
+        expect_dev("add_rows_bwd", db, b, nb, TOL_OP);
+        G->free(dx); G->free(db); G->free(dy);
+        free(x); free(b); free(y);
+    }
+}

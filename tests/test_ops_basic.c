@@ -35,10 +35,25 @@ static double attr(H5File *f, const char *g, const char *name) {
     return v;
 }
 
+static bool fx_has_attr(H5File *f, const char *g, const char *name) {
+    double v;
+    return h5_read_attr_f64(f, g, name, &v) == 0;
+}
+
+static void case_add_rows(Ctx *c, H5File *f, const char *g) {
+    Tensor *x = fx_tensor(c, f, g, "x", true), *b = fx_tensor(c, f, g, "b", true);
+    Tensor *y = op_add_rows(c, x, b);
+    expect_fixture(y, f, g, "y", TOL_OP);
+    backward_from(c, y, fx_tensor(c, f, g, "gy", false));
+    expect_fixture(x->grad, f, g, "g_x", TOL_OP);
+    expect_fixture(b->grad, f, g, "g_b", TOL_OP);
+}
+
 static void case_embedding(Ctx *c, H5File *f, const char *g) {
     Tensor *table = fx_tensor(c, f, g, "table", true), *ids = fx_tensor(c, f, g, "ids", false);
     cr_assert_eq(ids->dtype, HYP_I32, "%s: ids must load as int32", g);
-    Tensor *y = op_embedding(c, table, ids);
+    int pad = fx_has_attr(f, g, "padding_idx") ? (int)attr(f, g, "padding_idx") : -1;
+    Tensor *y = op_embedding_pad(c, table, ids, pad);
     expect_fixture(y, f, g, "y", TOL_OP);
     backward_from(c, y, fx_tensor(c, f, g, "gy", false));
     expect_fixture(table->grad, f, g, "g_table", TOL_OP);
@@ -121,6 +136,19 @@ FIXTURE_TESTS(unary, "unary", case_unary)
 FIXTURE_TESTS(layernorm, "layernorm", case_layernorm)
 FIXTURE_TESTS(add_layernorm, "add_layernorm", case_add_layernorm)
 FIXTURE_TESTS(softmax, "softmax", case_softmax)
+FIXTURE_TESTS(add_rows, "add_rows", case_add_rows)
+
+static Tensor *add_rows_fn(Ctx *c, Tensor **in, void *u) { return op_add_rows(c, in[0], in[1]); }
+Test(add_rows, gradcheck) {
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *in[2] = {tensor_rand(c, HYP_SHAPE(3, 5, 4), -1, 1, 1, true), tensor_rand(c, HYP_SHAPE(3, 4), -1, 1, 2, true)};
+    expect_gradcheck(add_rows_fn, in, 2, NULL, NULL, "add_rows");
+    ctx_free(c);
+}
+Test(add_rows, shape_error, .exit_code = 2) {
+    Ctx *c = ctx_new(HYP_CPU);
+    op_add_rows(c, tensor_rand(c, HYP_SHAPE(3, 5, 4), -1, 1, 1, false), tensor_rand(c, HYP_SHAPE(2, 4), -1, 1, 2, false));
+}
 
 // ---------------------------------------------------------------- finite differences
 static Tensor *ids_tensor(Ctx *c, const int32_t *ids, int ndim, const int *shape) {

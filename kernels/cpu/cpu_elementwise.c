@@ -128,3 +128,27 @@ void cpu_bf16_to_f32(float *y, const uint16_t *x, long n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (long i = 0; i < n; i++) y[i] = hyp_bf16_to_f32(x[i]);
 }
+
+// ---------------------------------------------------------------- per-batch bias rows
+// y[o,m,i] = x[o,m,i] + b[o,i]
+void cpu_add_rows_fwd(float *y, const float *x, const float *b, long outer, long mid, int inner) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * mid * inner > PAR_MIN)
+    for (long o = 0; o < outer; o++)
+        for (long m = 0; m < mid; m++) {
+            const float *xr = x + (o * mid + m) * inner, *br = b + o * inner;
+            float *yr = y + (o * mid + m) * inner;
+            for (int i = 0; i < inner; i++) yr[i] = xr[i] + br[i];
+        }
+}
+
+// gb[o,i] += sum_m gy[o,m,i]; each o is owned by one thread (race-free, fixed order).
+void cpu_add_rows_bwd(float *gb, const float *gy, long outer, long mid, int inner) {
+#pragma omp parallel for schedule(static) if (outer * mid * inner > PAR_MIN && outer > 1)
+    for (long o = 0; o < outer; o++) {
+        float *g = gb + o * inner;
+        for (long m = 0; m < mid; m++) {
+            const float *r = gy + (o * mid + m) * inner;
+            for (int i = 0; i < inner; i++) g[i] += r[i];
+        }
+    }
+}

@@ -18,6 +18,8 @@ void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 void cpu_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);
 void cpu_binary_bwd(BinaryOp op, float *ga, float *gb, const float *gy, const float *a,
                     const float *b, long n, long nb);
+void cpu_add_rows_fwd(float *y, const float *x, const float *b, long outer, long mid, int inner);
+void cpu_add_rows_bwd(float *gb, const float *gy, long outer, long mid, int inner);
 void cpu_axpy(long n, float alpha, const float *x, float *y);
 void cpu_scale(long n, float alpha, const float *x, float *y);
 void cpu_fill(float *y, float v, long n);

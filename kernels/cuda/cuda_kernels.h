@@ -60,6 +60,8 @@ void hyp_cuda_softmax_fwd(float *y, const float *x, const int32_t *mask, long ro
 void hyp_cuda_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
 
 // ---- embedding (embedding.cu)
+void hyp_cuda_add_rows_fwd(float *y, const float *x, const float *b, long outer, long mid, int inner);
+void hyp_cuda_add_rows_bwd(float *gb, const float *gy, long outer, long mid, int inner);
 void hyp_cuda_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D);
 void hyp_cuda_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D, int padding_idx);
 
