@@ -105,6 +105,7 @@ BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BIN)/%)
 LIBHYP   := $(BUILD)/libhyp.a
 
 .PHONY: all test bench clean summary fixtures
+.SECONDARY: $(TEST_COMMON_OBJ)
 all: $(LIBHYP) $(BIN)/hyp summary
 
 summary: $(LIBHYP) $(BIN)/hyp
