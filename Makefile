@@ -153,6 +153,7 @@ bench: $(BENCH_BIN)
 
 fixtures:
 	python3 tests/fixtures/make_fixtures.py
+	python3 tests/fixtures/make_tokenizer_fixtures.py
 
 clean:
 	rm -rf build build-san $(BIN)

@@ -12,8 +12,14 @@
 static int reps = 5;
 
 // Best of `reps` runs after one warm-up (the minimum is the least noisy on shared machines).
-#define TIME_BEST(best, body) do { body; best = 1e30; for (int r_ = 0; r_ < reps; r_++) { \
-    double t0_ = hyp_now(); body; double t_ = hyp_now() - t0_; if (t_ < best) best = t_; } } while (0)
+// The reference and ours alternate run by run, so a burst of load hits both alike.
+#define TIME_PAIR(t_ref, ref_body, t_ours, ours_body) do {                          \
+    ref_body; ours_body; t_ref = t_ours = 1e30;                                    \
+    for (int r_ = 0; r_ < reps; r_++) {                                            \
+        double t0_ = hyp_now(); ref_body; double t1_ = hyp_now(); ours_body;      \
+        double t2_ = hyp_now();                                                    \
+        if (t1_ - t0_ < t_ref) t_ref = t1_ - t0_;                                  \
+        if (t2_ - t1_ < t_ours) t_ours = t2_ - t1_; } } while (0)
 
 static float *rnd(size_t n, uint64_t seed) {
     float *x = hyp_malloc(n * sizeof(float));
@@ -25,16 +31,16 @@ static void bench_gemm(const char *what, int batch, int M, int N, int K, bool li
     float *A = rnd((size_t)batch * M * K, 1), *B = rnd((size_t)(linear ? 1 : batch) * K * N, 2);
     float *C = hyp_malloc((size_t)batch * M * N * sizeof(float));
     double flops = 2.0 * batch * M * N * K, t_ref, t_ours;
-    // Reference: raw sgemm calls with the same layout (linear: W is (N,K), transposed).
-    TIME_BEST(t_ref, for (int z = 0; z < batch; z++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, linear ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-                    A + (size_t)z * M * K, K, B + (linear ? 0 : (size_t)z * K * N), linear ? K : N, 0.0f,
-                    C + (size_t)z * M * N, N));
     Ctx *c = ctx_new(HYP_CPU);
     Tensor *a = batch > 1 ? tensor_wrap(c, HYP_F32, A, HYP_SHAPE(batch, M, K)) : tensor_wrap(c, HYP_F32, A, HYP_SHAPE(M, K));
     Tensor *b = linear ? tensor_wrap(c, HYP_F32, B, HYP_SHAPE(N, K)) : tensor_wrap(c, HYP_F32, B, HYP_SHAPE(batch, K, N));
     no_grad_begin(c);
-    TIME_BEST(t_ours, { if (linear) op_linear(c, a, b, NULL); else op_matmul(c, a, b, false, false); arena_reset(c->act); });
+    // Reference: raw sgemm calls with the same layout (linear: W is (N,K), transposed).
+    TIME_PAIR(t_ref, for (int z = 0; z < batch; z++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, linear ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                    A + (size_t)z * M * K, K, B + (linear ? 0 : (size_t)z * K * N), linear ? K : N, 0.0f,
+                    C + (size_t)z * M * N, N),
+              t_ours, { if (linear) op_linear(c, a, b, NULL); else op_matmul(c, a, b, false, false); arena_reset(c->act); });
     no_grad_end(c);
     ctx_free(c);
     printf("%-34s %8.1f GFLOP/s  sgemm %8.1f GFLOP/s  ratio %.3f\n", what, flops / t_ours * 1e-9,
@@ -52,8 +58,6 @@ static void bench_rowwise(const char *what, UnaryFn fn, long rows, int D) {
     size_t n = (size_t)rows * D, bytes = 5 * n * sizeof(float);
     float *src = rnd(n, 3), *dst = hyp_malloc(n * sizeof(float));
     double t_copy, t_ours;
-    // Reference: memcpy moving the same number of bytes (2.5 copies of the tensor).
-    TIME_BEST(t_copy, { memcpy(dst, src, n * 4); memcpy(dst, src, n * 4); memcpy(dst, src, n * 2); });
     Ctx *c = ctx_new(HYP_CPU);
     Tensor *gy = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows, D));
     memcpy(gy->data, src, n * 4);
@@ -61,7 +65,9 @@ static void bench_rowwise(const char *what, UnaryFn fn, long rows, int D) {
     Tensor *x = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows, D));
     memcpy(x->data, src, n * 4);
     x->requires_grad = true;
-    TIME_BEST(t_ours, { x->grad = NULL; Tensor *y = fn(step, x); backward_from(step, y, gy); ctx_reset(step); });
+    // Reference: memcpy moving the same number of bytes (2.5 copies of the tensor).
+    TIME_PAIR(t_copy, { memcpy(dst, src, n * 4); memcpy(dst, src, n * 4); memcpy(dst, src, n * 2); },
+              t_ours, { x->grad = NULL; Tensor *y = fn(step, x); backward_from(step, y, gy); ctx_reset(step); });
     x->grad = NULL;
     ctx_free(step);
     ctx_free(c);

@@ -4,4 +4,5 @@
 #define HYP_COMMANDS_H
 int cmd_eval(int argc, char **argv);
 int cmd_selfcheck(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 #endif

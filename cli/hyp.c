@@ -13,6 +13,7 @@ typedef struct {
 
 static const Command commands[] = {
     {"eval", cmd_eval, "trec_eval-compatible evaluation: hyp eval [-q] [-c] [-l N] [-M N] -m MEASURE QRELS RUN"},
+    {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},
     {"selfcheck", cmd_selfcheck, "run a short check of the build: ops, autograd and backends"},
 };
 

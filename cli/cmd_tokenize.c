@@ -1,0 +1,77 @@
+// hyp tokenize: text lines -> BERT WordPiece ids (debugging and parity checks).
+#include "cli/commands.h"
+#include "data/tokenizer.h"
+#include "autograd/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *o) {
+    fprintf(o,
+            "usage: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] [--no-specials] [--cased] < lines > ids\n"
+            "  One output line per input line: space-separated ids of [CLS] wordpieces [SEP]\n"
+            "  (BERT uncased WordPiece, identical to HuggingFace BertTokenizerFast).\n"
+            "  --max-len N     truncate to N ids including [CLS] and [SEP] (N >= 2; default: none)\n"
+            "  --tokens        print the wordpiece strings instead of ids\n"
+            "  --no-specials   leave out [CLS] and [SEP]\n"
+            "  --cased         do not lowercase or strip accents (cased vocabularies)\n"
+            "  Input lines end at LF; invalid UTF-8 bytes are dropped (see data/tokenizer.h).\n");
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *vocab = NULL;
+    long max_len = 0;
+    bool tokens = false, specials = true, lowercase = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = argv[++i];
+        else if (!strcmp(a, "--max-len") && i + 1 < argc) {
+            char *end;
+            max_len = strtol(argv[++i], &end, 10);
+            if (*end || max_len < 2 || max_len > 1000000) {
+                fprintf(stderr, "hyp tokenize: --max-len must be an integer >= 2, got '%s'\n", argv[i]);
+                return 1;
+            }
+        } else if (!strcmp(a, "--tokens")) tokens = true;
+        else if (!strcmp(a, "--no-specials")) specials = false;
+        else if (!strcmp(a, "--cased")) lowercase = false;
+        else {
+            fprintf(stderr, "hyp tokenize: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (!vocab) { fprintf(stderr, "hyp tokenize: --vocab is required\n"); usage(stderr); return 1; }
+    Tokenizer *t = tok_load(vocab, lowercase);
+    if (!t) { fprintf(stderr, "hyp tokenize: %s\n", hyp_last_error()); return 1; }
+
+    static char obuf[1 << 16];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    TokIds ids = {0};
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') len--;
+        if (specials) tok_encode(t, line, (size_t)len, (int)max_len, &ids);
+        else {
+            ids.n = 0;
+            tok_wordpieces(t, line, (size_t)len, max_len ? (size_t)max_len : 0, &ids);
+            if (max_len && ids.n > (size_t)max_len) ids.n = (size_t)max_len;
+        }
+        for (size_t j = 0; j < ids.n; j++) {
+            if (j) putchar(' ');
+            if (tokens) fputs(tok_token_str(t, ids.ids[j]), stdout);
+            else printf("%d", ids.ids[j]);
+        }
+        putchar('\n');
+    }
+    int rc = 0;
+    if (ferror(stdin)) { fprintf(stderr, "hyp tokenize: error reading stdin\n"); rc = 1; }
+    if (fflush(stdout) != 0 || ferror(stdout)) { fprintf(stderr, "hyp tokenize: error writing stdout\n"); rc = 1; }
+    free(line);
+    tok_ids_free(&ids);
+    tok_free(t);
+    return rc;
+}
