@@ -1,5 +1,6 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,16 @@ void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
     if (batch > 1 && strideB == 0 && !ta && strideA == (long long)M * K && strideC == (long long)M * N) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M * batch, N, K,
                     alpha, A, lda, B, ldb, beta, C, N);
+        return;
+    }
+    // Many small matrices (attention heads, per-query q-nets): one thread per matrix.
+    // OpenBLAS's OpenMP build runs single-threaded inside a parallel region, so this
+    // replaces a fork/join per tiny GEMM with one for the whole batch.
+    if (strideC != 0 && (batch >= 2 * omp_get_max_threads() || (batch > 1 && (double)M * N * K < 64.0 * 64 * 64))) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int z = 0; z < batch; z++)
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                        M, N, K, alpha, A + z * strideA, lda, B + z * strideB, ldb, beta, C + z * strideC, N);
         return;
     }
     for (int z = 0; z < batch; z++)
