@@ -104,7 +104,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BIN)/%)
 LIBHYP   := $(BUILD)/libhyp.a
 
-.PHONY: all test bench clean summary fixtures
+.PHONY: all test bench clean summary fixtures fuzz
 .SECONDARY: $(TEST_COMMON_OBJ)
 all: $(LIBHYP) $(BIN)/hyp summary
 
@@ -154,6 +154,11 @@ bench: $(BENCH_BIN)
 fixtures:
 	python3 tests/fixtures/make_fixtures.py
 	python3 tests/fixtures/make_tokenizer_fixtures.py
+	python3 tests/fixtures/make_import_fixtures.py
+
+# libFuzzer targets for the weight readers (clang); FUZZ_SECS per target.
+fuzz:
+	tests/fuzz/build.sh run $(or $(FUZZ_SECS),180)
 
 clean:
 	rm -rf build build-san $(BIN)

@@ -1,0 +1,58 @@
+// hf_config.h: model configuration from HuggingFace config.json (BERT, Hypencoder) and the
+// resolved config we store in model files (/config).
+#ifndef HYP_HF_CONFIG_H
+#define HYP_HF_CONFIG_H
+#include "autograd/util.h"
+
+#define HYP_MAX_QNET_DIMS 34            // vector_dimensions entries: up to 32 hidden layers
+
+typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1 } ModelKind;
+
+typedef struct {
+    int hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
+    int vocab_size, max_position_embeddings, type_vocab_size, pad_token_id;
+    double layer_norm_eps;
+    char hidden_act[32];                // "gelu" = exact erf GELU (HF's default)
+} HFBertConfig;
+
+typedef struct {
+    ModelKind kind;
+    HFBertConfig bert;                    // the (query) encoder backbone
+    // Hypencoder only (reference §1, §4):
+    int n_dims;                         // length of vector_dimensions: [d_0 .. d_L, 1]
+    int vector_dimensions[HYP_MAX_QNET_DIMS];
+    char activation_type[32];           // q-net activation ("relu")
+    bool shared_encoder;                // passage encoder = query encoder's BERT
+    char model_name_or_path[256];       // backbone name in the HF config
+    char passage_pooling[16];           // "cls" (default) or "mean"
+    // Parameter-name prefix of the BERT backbone in the weight set:
+    // "" for a plain BERT, "query_encoder.transformer." for a Hypencoder.
+    char bert_prefix[64];
+} ModelConfig;
+
+// bert-base-uncased values (HF HFBertConfig defaults).
+void bert_config_default(HFBertConfig *b);
+// Known backbone names (google-bert/bert-base-uncased, bert-base-uncased): true + *b filled.
+bool bert_config_known(const char *name, HFBertConfig *b);
+// Check ranges (positive sizes, heads divide hidden, ...). 0 or -1 + "label: key: reason".
+int bert_config_validate(const HFBertConfig *b, const char *label);
+
+// Parse HF config.json text. kind from "architectures"/"model_type": BERT-family models
+// (BertModel, BertForMaskedLM, ...) -> MODEL_BERT; HypencoderDualEncoder (or a config with
+// query_encoder_kwargs) -> MODEL_HYPENCODER, whose BERT dims come from the known-name table
+// (or stay 0 when unknown: fill them from a backbone config or the weights).
+int hf_config_parse(const char *text, size_t len, const char *label, ModelConfig *out);
+int hf_config_read(const char *path, ModelConfig *out);     // + reads the file
+// Parse only the BERT part of an HF BERT config.json into *b.
+int hf_bert_config_read(const char *path, HFBertConfig *b);
+
+// The resolved config as JSON (malloc'd) and back.
+char *model_config_to_json(const ModelConfig *c);
+int model_config_from_json(const char *text, const char *label, ModelConfig *c);
+// An HF BertModel config.json for `hyp export --config-out` (malloc'd).
+char *model_config_to_hf_bert_json(const ModelConfig *c);
+
+// Read a whole small text file (malloc'd, NUL-terminated). NULL + error.
+char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len);
+
+#endif

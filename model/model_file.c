@@ -1,0 +1,122 @@
+// model_file.c: write/read the HDF5 model file (see model_file.h).
+#include "model/model_file.h"
+#include "model/h5_strings.h"
+#include "autograd/h5io.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool good_name(const char *n) {
+    return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..");
+}
+
+int model_file_write(const char *path, const ModelFile *m) {
+    for (int i = 0; i < m->params->n; i++)
+        if (!good_name(m->params->v[i].name)) { hyp_set_error("%s: %s: parameter name unusable as an HDF5 dataset name", path, m->params->v[i].name); return -1; }
+    char *cfg = model_config_to_json(&m->config);
+    if (!cfg) return -1;
+    size_t plen = strlen(path) + 5;
+    char *tmp = hyp_malloc(plen);
+    snprintf(tmp, plen, "%s.tmp", path);
+    int rc = -1;
+    H5File *f = h5_create(tmp);
+    if (!f) goto out;
+    char ds[1200];
+    for (int i = 0; i < m->params->n && f; i++) {
+        const NamedTensor *t = &m->params->v[i];
+        int one = 1;
+        snprintf(ds, sizeof ds, "/params/%s", t->name);
+        if (h5_write_f32(f, ds, t->data, t->ndim ? t->ndim : 1, t->ndim ? t->shape : &one)) { h5_close(f); f = NULL; }
+    }
+    if (!f) goto fail;
+    h5_close(f);
+    if (h5s_write_string(tmp, "/config", cfg) ||
+        (m->hf_config && h5s_write_string(tmp, "/hf_config", m->hf_config)) ||
+        (m->vocab && h5s_write_strings(tmp, "/tokenizer/vocab", (const char *const *)m->vocab, (size_t)m->n_vocab)) ||
+        h5s_write_attr_int(tmp, "/tokenizer", "lowercase", m->lowercase) ||
+        h5s_write_attr_int(tmp, "/tokenizer", "query_max_len", m->query_max_len) ||
+        h5s_write_attr_int(tmp, "/tokenizer", "doc_max_len", m->doc_max_len) ||
+        h5s_write_attr_int(tmp, "/", "format_version", MODEL_FILE_VERSION))
+        goto fail;
+    if (rename(tmp, path)) { hyp_set_error("%s: cannot rename %s: %s", path, tmp, strerror(errno)); goto fail; }
+    rc = 0;
+    goto out;
+fail:
+    unlink(tmp);
+out:
+    free(tmp);
+    free(cfg);
+    return rc;
+}
+
+void model_file_free(ModelFile *m) {
+    if (!m) return;
+    weights_free(m->params);
+    free(m->hf_config);
+    h5s_free_strings(m->vocab, (size_t)m->n_vocab);
+    free(m);
+}
+
+ModelFile *model_file_read(const char *path) {
+    H5File *f = h5_open(path);
+    if (!f) return NULL;
+    ModelFile *m = hyp_calloc(1, sizeof *m);
+    m->params = weights_new();
+    char **names = NULL;
+    int n = -1;
+    char *cfg = NULL;
+    if (!h5_exists(f, "/params") || !h5_exists(f, "/config")) {
+        hyp_set_error("%s: not a model file (no /params or /config; made by `hyp import` or training?)", path);
+        goto fail;
+    }
+    // HDF5 lists names alphabetically (the writer's order is not kept): deterministic.
+    n = h5_list(f, "/params", &names);
+    if (n < 0) goto fail;
+    for (int i = 0; i < n; i++) {
+        char ds[1200];
+        snprintf(ds, sizeof ds, "/params/%s", names[i]);
+        int nd, sh[HYP_MAX_DIMS];
+        float *d = h5_read_f32(f, ds, &nd, sh);
+        if (!d) goto fail;
+        size_t numel = 1;
+        for (int k = 0; k < nd; k++) numel *= (size_t)sh[k];
+        float *buf = weights_alloc(numel);
+        memcpy(buf, d, numel * sizeof(float));
+        free(d);
+        weights_add(m->params, names[i], WDT_F32, nd, sh, buf);
+    }
+    h5_close(f);
+    f = NULL;
+    if (!(cfg = h5s_read_string(path, "/config")) || model_config_from_json(cfg, path, &m->config)) goto fail;
+    {
+        H5File *g = h5_open(path);
+        bool has_hf = g && h5_exists(g, "/hf_config"), has_vocab = g && h5_exists(g, "/tokenizer/vocab");
+        h5_close(g);
+        if (has_hf && !(m->hf_config = h5s_read_string(path, "/hf_config"))) goto fail;
+        if (has_vocab) {
+            size_t nv;
+            if (!(m->vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) goto fail;
+            m->n_vocab = (int)nv;
+        }
+    }
+    int64_t v;
+    int r;
+    m->lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
+    if (r < 0) goto fail;
+    m->query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
+    if (r < 0) goto fail;
+    m->doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
+    if (r < 0) goto fail;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(cfg);
+    return m;
+fail:
+    if (f) h5_close(f);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(cfg);
+    model_file_free(m);
+    return NULL;
+}

@@ -1,0 +1,32 @@
+// model_file.h: our HDF5 model file (DESIGN §5), written by `hyp import` and training.
+//
+//   /params/<HF name>     fp32 datasets, HuggingFace parameter names
+//   /config               the resolved ModelConfig as JSON text (scalar UTF-8 string)
+//   /hf_config            the original HuggingFace config.json text, when there was one
+//   /tokenizer/vocab      the WordPiece vocab, one token per id (string dataset), when known
+//   /tokenizer            attributes lowercase (1/0), query_max_len, doc_max_len (int64)
+//   /                     attribute format_version = 1
+// Written to PATH.tmp, then renamed: an error never leaves a partial file behind.
+#ifndef HYP_MODEL_FILE_H
+#define HYP_MODEL_FILE_H
+#include "model/weights.h"
+#include "model/hf_config.h"
+
+#define MODEL_FILE_VERSION 1
+
+typedef struct {
+    WeightSet *params;          // HF names -> fp32 tensors
+    ModelConfig config;
+    char *hf_config;            // original config.json text or NULL
+    char **vocab;               // (n_vocab) tokens by id, or NULL
+    int n_vocab;
+    bool lowercase;
+    int query_max_len, doc_max_len;
+} ModelFile;
+
+// 0 or -1 + error. Parameter names must be non-empty, without '/', not "." or "..".
+int model_file_write(const char *path, const ModelFile *m);
+ModelFile *model_file_read(const char *path);
+void model_file_free(ModelFile *m);
+
+#endif

@@ -1,0 +1,584 @@
+// model_import.c: `hyp import` (see model_import.h).
+#include "model/model_import.h"
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef HYP_HAVE_JANSSON
+#include <jansson.h>
+#endif
+
+#define BERT_HYP_PREFIX "query_encoder.transformer."
+#define PASSAGE_PREFIX "passage_encoder.transformer."
+#define HEAD_PREFIX "query_encoder."
+
+__attribute__((format(printf, 2, 3)))
+static void note(FILE *f, const char *fmt, ...) {
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "hyp import: ");
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    va_end(ap);
+}
+
+static bool starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+static bool ends(const char *s, const char *p) { size_t a = strlen(s), b = strlen(p); return a >= b && !strcmp(s + a - b, p); }
+
+// A list of names for messages: "a, b, c, ... (N in all)".
+typedef struct { char buf[1024]; int n; } NameList;
+static void nl_add(NameList *l, const char *name) {
+    if (l->n < 8) {
+        size_t u = strlen(l->buf);
+        snprintf(l->buf + u, sizeof l->buf - u, "%s%s", l->n ? ", " : "", name);
+    }
+    l->n++;
+}
+static const char *nl_str(NameList *l) {
+    if (l->n > 8) {
+        size_t u = strlen(l->buf);
+        snprintf(l->buf + u, sizeof l->buf - u, ", ... (%d in all)", l->n);
+    }
+    return l->buf;
+}
+
+// ------------------------------------------------------------------ expected keys
+typedef struct { char name[256]; int ndim; int shape[HYP_MAX_DIMS]; bool optional; } Expect;
+typedef struct { Expect *v; int n, cap; } ExpectList;
+
+static void expect(ExpectList *l, bool optional, int ndim, const int *shape, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void expect(ExpectList *l, bool optional, int ndim, const int *shape, const char *fmt, ...) {
+    if (l->n == l->cap) { l->cap = l->cap ? 2 * l->cap : 64; l->v = hyp_realloc(l->v, (size_t)l->cap * sizeof(Expect)); }
+    Expect *e = &l->v[l->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->name, sizeof e->name, fmt, ap);
+    va_end(ap);
+    e->ndim = ndim;
+    memcpy(e->shape, shape, (size_t)ndim * sizeof(int));
+    e->optional = optional;
+}
+#define S(...) (int[]){__VA_ARGS__}
+
+static void expect_bert(ExpectList *l, const char *P, const HFBertConfig *b) {
+    int H = b->hidden_size, I = b->intermediate_size;
+    expect(l, false, 2, S(b->vocab_size, H), "%sembeddings.word_embeddings.weight", P);
+    expect(l, false, 2, S(b->max_position_embeddings, H), "%sembeddings.position_embeddings.weight", P);
+    expect(l, false, 2, S(b->type_vocab_size, H), "%sembeddings.token_type_embeddings.weight", P);
+    expect(l, false, 1, S(H), "%sembeddings.LayerNorm.weight", P);
+    expect(l, false, 1, S(H), "%sembeddings.LayerNorm.bias", P);
+    for (int i = 0; i < b->num_hidden_layers; i++) {
+        static const char *qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"};
+        for (int k = 0; k < 4; k++) {
+            expect(l, false, 2, S(H, H), "%sencoder.layer.%d.%s.weight", P, i, qkv[k]);
+            expect(l, false, 1, S(H), "%sencoder.layer.%d.%s.bias", P, i, qkv[k]);
+        }
+        expect(l, false, 1, S(H), "%sencoder.layer.%d.attention.output.LayerNorm.weight", P, i);
+        expect(l, false, 1, S(H), "%sencoder.layer.%d.attention.output.LayerNorm.bias", P, i);
+        expect(l, false, 2, S(I, H), "%sencoder.layer.%d.intermediate.dense.weight", P, i);
+        expect(l, false, 1, S(I), "%sencoder.layer.%d.intermediate.dense.bias", P, i);
+        expect(l, false, 2, S(H, I), "%sencoder.layer.%d.output.dense.weight", P, i);
+        expect(l, false, 1, S(H), "%sencoder.layer.%d.output.dense.bias", P, i);
+        expect(l, false, 1, S(H), "%sencoder.layer.%d.output.LayerNorm.weight", P, i);
+        expect(l, false, 1, S(H), "%sencoder.layer.%d.output.LayerNorm.bias", P, i);
+    }
+    expect(l, true, 2, S(H, H), "%spooler.dense.weight", P);     // BertModel(add_pooling_layer=False) has none
+    expect(l, true, 1, S(H), "%spooler.dense.bias", P);
+}
+
+// Hyperhead (reference §1.2/§4): vector_dimensions d[0..L+1], n_w = L+1 weights, n_b = L biases.
+static void expect_hyperhead(ExpectList *l, const ModelConfig *c) {
+    const int *d = c->vector_dimensions, H = c->bert.hidden_size, nw = c->n_dims - 1, nb = c->n_dims - 2;
+    const char *P = HEAD_PREFIX;
+    for (int i = 0; i < nw; i++) {
+        expect(l, false, 3, S(1, d[i + 1], d[i]), "%shyper_base_matrices.%d", P, i);
+        expect(l, false, 3, S(1, d[i + 1], d[i]), "%sweight_query_embeddings.%d", P, i);
+        expect(l, false, 2, S(d[i], d[i]), "%sweight_hyper_projection.%d.weight", P, i);
+        expect(l, false, 1, S(d[i]), "%sweight_hyper_projection.%d.bias", P, i);
+    }
+    for (int j = 0; j < nb; j++) {
+        expect(l, false, 2, S(1, d[j + 1]), "%shyper_base_vectors.%d", P, j);
+        expect(l, false, 3, S(1, 1, d[j + 1]), "%sbias_query_embeddings.%d", P, j);
+        expect(l, false, 2, S(d[j + 1], d[j + 1]), "%sbias_hyper_projection.%d.weight", P, j);
+        expect(l, false, 1, S(d[j + 1]), "%sbias_hyper_projection.%d.bias", P, j);
+    }
+    for (int k = 0; k < nw + nb; k++) {
+        int in = k < nw ? d[k] : d[k - nw + 1];
+        expect(l, false, 2, S(in, H), "%skey_projections.%d.weight", P, k);
+        expect(l, false, 1, S(in), "%skey_projections.%d.bias", P, k);
+        expect(l, false, 2, S(in, H), "%svalue_projections.%d.weight", P, k);
+        expect(l, false, 1, S(in), "%svalue_projections.%d.bias", P, k);
+    }
+}
+
+static void fmt_shape(char *buf, size_t cap, int nd, const int *sh) {
+    size_t u = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < nd && u < cap; i++) u += (size_t)snprintf(buf + u, cap - u, "%s%d", i ? ", " : "", sh[i]);
+    if (u < cap) snprintf(buf + u, cap - u, "]");
+}
+
+// ------------------------------------------------------------------ inference from shapes
+static const NamedTensor *getf(const WeightSet *ws, const char *P, const char *k) {
+    char n[300];
+    snprintf(n, sizeof n, "%s%s", P, k);
+    return weights_get(ws, n);
+}
+
+static int infer_bert(const WeightSet *ws, const char *P, HFBertConfig *b, const char *label, FILE *notes) {
+    const NamedTensor *we = getf(ws, P, "embeddings.word_embeddings.weight"), *pe = getf(ws, P, "embeddings.position_embeddings.weight"),
+                      *te = getf(ws, P, "embeddings.token_type_embeddings.weight"),
+                      *it = getf(ws, P, "encoder.layer.0.intermediate.dense.weight");
+    if (!we || we->ndim != 2 || !pe || pe->ndim != 2 || !te || te->ndim != 2 || !it || it->ndim != 2) {
+        hyp_set_error("%s: %sembeddings.*: cannot infer the BERT sizes from the weights (embeddings or layer 0 missing); pass --config", label, P);
+        return -1;
+    }
+    bert_config_default(b);
+    b->vocab_size = we->shape[0];
+    b->hidden_size = we->shape[1];
+    b->max_position_embeddings = pe->shape[0];
+    b->type_vocab_size = te->shape[0];
+    b->intermediate_size = it->shape[0];
+    b->num_hidden_layers = 0;
+    for (;; b->num_hidden_layers++) {
+        char k[96];
+        snprintf(k, sizeof k, "encoder.layer.%d.attention.self.query.weight", b->num_hidden_layers);
+        if (!getf(ws, P, k)) break;
+    }
+    if (b->hidden_size % 64) {
+        hyp_set_error("%s: num_attention_heads cannot be inferred from the weights (hidden %d is not a multiple of 64); pass %s",
+                      label, b->hidden_size, *P ? "--bert-config (the backbone's config.json)" : "--config");
+        return -1;
+    }
+    b->num_attention_heads = b->hidden_size / 64;
+    note(notes, "note: no BERT config: sizes from the weights (hidden %d, %d layers, FFN %d, vocab %d); assuming %d heads "
+         "(hidden/64), eps 1e-12, gelu: pass %s if that is wrong",
+         b->hidden_size, b->num_hidden_layers, b->intermediate_size, b->vocab_size, b->num_attention_heads,
+         *P ? "--bert-config" : "--config");
+    return bert_config_validate(b, label);
+}
+
+static int infer_hyperhead(const WeightSet *ws, ModelConfig *c, const char *label) {
+    int nw = 0;
+    for (;; nw++) {
+        char k[64];
+        snprintf(k, sizeof k, "hyper_base_matrices.%d", nw);
+        const NamedTensor *t = getf(ws, HEAD_PREFIX, k);
+        if (!t) break;
+        if (t->ndim != 3 || nw + 2 > HYP_MAX_QNET_DIMS) { hyp_set_error("%s: %s%s: unexpected shape", label, HEAD_PREFIX, k); return -1; }
+        if (nw && t->shape[2] != c->vector_dimensions[nw]) { hyp_set_error("%s: %s%s: input size %d does not follow the previous layer's %d", label, HEAD_PREFIX, k, t->shape[2], c->vector_dimensions[nw]); return -1; }
+        c->vector_dimensions[nw] = t->shape[2];
+        c->vector_dimensions[nw + 1] = t->shape[1];
+    }
+    if (nw < 1) { hyp_set_error("%s: %shyper_base_matrices.0: missing (no config.json to give the q-net sizes)", label, HEAD_PREFIX); return -1; }
+    c->n_dims = nw + 1;
+    return 0;
+}
+
+// ------------------------------------------------------------------ normalisation
+static int strip_prefix(WeightSet *ws, const char *pre, const char *label, FILE *notes) {
+    int n = 0;
+    for (int i = 0; i < ws->n; i++) {
+        if (!starts(ws->v[i].name, pre)) continue;
+        char *nn = hyp_strdup(ws->v[i].name + strlen(pre));
+        if (weights_index(ws, nn) >= 0) {
+            hyp_set_error("%s: %s: both %s and %s%s are present", label, ws->v[i].name, nn, pre, nn);
+            free(nn);
+            return -1;
+        }
+        weights_rename(ws, ws->v[i].name, nn);
+        free(nn);
+        n++;
+    }
+    if (n) note(notes, "note: stripped the \"%s\" prefix from %d tensors", pre, n);
+    return 0;
+}
+
+static void drop_matching(WeightSet *ws, bool (*pred)(const char *), const char *why, FILE *notes) {
+    NameList l = {{0}, 0};
+    for (int i = 0; i < ws->n;) {
+        if (pred(ws->v[i].name)) { nl_add(&l, ws->v[i].name); weights_remove(ws, ws->v[i].name); }
+        else i++;
+    }
+    if (l.n) note(notes, "note: ignored %d %s: %s", l.n, why, nl_str(&l));
+}
+static bool is_buffer(const char *n) { return ends(n, "embeddings.position_ids") || ends(n, "embeddings.token_type_ids"); }
+static bool is_cls_head(const char *n) { return starts(n, "cls."); }
+
+static int rename_gamma_beta(WeightSet *ws, const char *label, FILE *notes) {
+    int n = 0;
+    for (int i = 0; i < ws->n; i++) {
+        const char *s = ws->v[i].name;
+        const char *suf = ends(s, "LayerNorm.gamma") ? "gamma" : ends(s, "LayerNorm.beta") ? "beta" : NULL;
+        if (!suf) continue;
+        size_t L = strlen(s) - strlen(suf);
+        char nn[512];
+        snprintf(nn, sizeof nn, "%.*s%s", (int)L, s, !strcmp(suf, "gamma") ? "weight" : "bias");
+        if (!weights_rename(ws, s, nn)) { hyp_set_error("%s: %s: %s", label, s, hyp_last_error()); return -1; }
+        n++;
+    }
+    if (n) note(notes, "note: renamed %d LayerNorm gamma/beta tensors to weight/bias", n);
+    return 0;
+}
+
+// passage_encoder.transformer.* of a shared encoder: drop when they alias (or equal) the query
+// encoder's tensors; keep when the encoders are separate.
+static int reconcile_passage(WeightSet *ws, ModelConfig *c, bool have_config, const char *label, FILE *notes) {
+    int n_pass = 0, n_same = 0;
+    const char *differs = NULL;
+    for (int i = 0; i < ws->n; i++) {
+        const NamedTensor *t = &ws->v[i];
+        if (!starts(t->name, PASSAGE_PREFIX)) continue;
+        n_pass++;
+        const NamedTensor *q = getf(ws, BERT_HYP_PREFIX, t->name + strlen(PASSAGE_PREFIX));
+        if (q && weights_same_data(t, q)) n_same++;
+        else if (!differs) differs = t->name;
+    }
+    if (!n_pass) {
+        if (!c->shared_encoder) {
+            hyp_set_error("%s: %s*: missing, and the config says shared_encoder = false", label, PASSAGE_PREFIX);
+            return -1;
+        }
+        return 0;
+    }
+    if (differs) {
+        if (c->shared_encoder && have_config) {
+            hyp_set_error("%s: %s: differs from %s%s, but the config says shared_encoder = true", label, differs, BERT_HYP_PREFIX,
+                          differs + strlen(PASSAGE_PREFIX));
+            return -1;
+        }
+        c->shared_encoder = false;
+        note(notes, "note: separate passage encoder (%d tensors under %s)", n_pass, PASSAGE_PREFIX);
+        return 0;
+    }
+    if (!c->shared_encoder && have_config) {
+        note(notes, "note: config says shared_encoder = false but the passage encoder equals the query encoder: keeping both");
+        return 0;
+    }
+    c->shared_encoder = true;
+    for (int i = 0; i < ws->n;) {
+        if (starts(ws->v[i].name, PASSAGE_PREFIX)) weights_remove(ws, ws->v[i].name);
+        else i++;
+    }
+    note(notes, "note: passage encoder shares the query encoder's BERT: dropped %d aliased %s* names", n_pass, PASSAGE_PREFIX);
+    return 0;
+}
+
+int model_weights_normalize(WeightSet *ws, ModelConfig *c, bool have_config, bool allow_unknown, const char *label, FILE *notes) {
+    if (!have_config) {
+        memset(c, 0, sizeof *c);
+        bool hyp = false;
+        for (int i = 0; i < ws->n && !hyp; i++) hyp = starts(ws->v[i].name, HEAD_PREFIX);
+        c->kind = hyp ? MODEL_HYPENCODER : MODEL_BERT;
+        if (hyp) {
+            snprintf(c->bert_prefix, sizeof c->bert_prefix, BERT_HYP_PREFIX);
+            snprintf(c->activation_type, sizeof c->activation_type, "relu");
+            snprintf(c->passage_pooling, sizeof c->passage_pooling, "cls");
+            c->shared_encoder = true;
+        }
+        note(notes, "note: no config.json: a %s layout, judging by the tensor names", hyp ? "Hypencoder" : "BERT");
+    }
+    drop_matching(ws, is_buffer, "buffers (position_ids/token_type_ids)", notes);
+    if (rename_gamma_beta(ws, label, notes)) return -1;
+    if (c->kind == MODEL_BERT) {
+        c->bert_prefix[0] = 0;
+        drop_matching(ws, is_cls_head, "pre-training head tensors (cls.*)", notes);
+        if (strip_prefix(ws, "bert.", label, notes)) return -1;
+        if (!have_config && infer_bert(ws, "", &c->bert, label, notes)) return -1;
+    } else {
+        if (reconcile_passage(ws, c, have_config, label, notes)) return -1;
+        if (c->bert.hidden_size == 0 && infer_bert(ws, BERT_HYP_PREFIX, &c->bert, label, notes)) return -1;
+        if (c->n_dims == 0 && infer_hyperhead(ws, c, label)) return -1;
+        if (c->vector_dimensions[0] != c->bert.hidden_size)
+            note(notes, "note: vector_dimensions[0] = %d differs from the BERT hidden size %d", c->vector_dimensions[0], c->bert.hidden_size);
+    }
+    ExpectList ex = {0};
+    expect_bert(&ex, c->bert_prefix, &c->bert);
+    if (c->kind == MODEL_HYPENCODER) {
+        if (!c->shared_encoder) expect_bert(&ex, PASSAGE_PREFIX, &c->bert);
+        expect_hyperhead(&ex, c);
+    }
+    bool *known = hyp_calloc((size_t)ws->n + 1, 1);
+    NameList missing = {{0}, 0}, unknown = {{0}, 0};
+    int rc = -1;
+    for (int i = 0; i < ex.n; i++) {
+        const Expect *e = &ex.v[i];
+        int k = weights_index(ws, e->name);
+        if (k < 0) { if (!e->optional) nl_add(&missing, e->name); continue; }
+        known[k] = true;
+        const NamedTensor *t = &ws->v[k];
+        bool ok = t->ndim == e->ndim;
+        for (int d = 0; ok && d < e->ndim; d++) ok = t->shape[d] == e->shape[d];
+        if (!ok) {
+            char a[96], b[96];
+            fmt_shape(a, sizeof a, t->ndim, t->shape);
+            fmt_shape(b, sizeof b, e->ndim, e->shape);
+            hyp_set_error("%s: %s: shape %s, but the config needs %s", label, e->name, a, b);
+            goto out;
+        }
+    }
+    // pooler: both or neither
+    {
+        char pw[128], pb[128];
+        snprintf(pw, sizeof pw, "%spooler.dense.weight", c->bert_prefix);
+        snprintf(pb, sizeof pb, "%spooler.dense.bias", c->bert_prefix);
+        if ((weights_index(ws, pw) >= 0) != (weights_index(ws, pb) >= 0)) nl_add(&missing, weights_index(ws, pw) >= 0 ? pb : pw);
+    }
+    if (missing.n) { hyp_set_error("%s: missing %d tensor%s: %s", label, missing.n, missing.n > 1 ? "s" : "", nl_str(&missing)); goto out; }
+    for (int i = 0; i < ws->n; i++) if (!known[i]) nl_add(&unknown, ws->v[i].name);
+    if (unknown.n && !allow_unknown) {
+        hyp_set_error("%s: %d unknown tensor%s (not part of a %s with this config; --allow-unknown drops them): %s", label, unknown.n,
+                      unknown.n > 1 ? "s" : "", c->kind == MODEL_HYPENCODER ? "Hypencoder" : "BertModel", nl_str(&unknown));
+        goto out;
+    }
+    if (unknown.n) {
+        note(notes, "note: dropped %d unknown tensors: %s", unknown.n, nl_str(&unknown));
+        for (int i = ws->n - 1; i >= 0; i--) if (!known[i]) weights_remove(ws, ws->v[i].name);
+    }
+    rc = 0;
+out:
+    free(known);
+    free(ex.v);
+    return rc;
+}
+
+// ------------------------------------------------------------------ vocab, files
+char **vocab_read(const char *path, int *n) {
+    size_t len;
+    char *s = hyp_read_text_file(path, 64u << 20, &len);
+    if (!s) return NULL;
+    if (memchr(s, 0, len)) { free(s); hyp_set_error("%s: NUL byte in the vocab", path); return NULL; }
+    int cap = 1024, k = 0;
+    char **v = hyp_malloc((size_t)cap * sizeof(char *));
+    for (char *p = s; p < s + len;) {
+        char *e = memchr(p, '\n', (size_t)(s + len - p));
+        size_t L = e ? (size_t)(e - p) : (size_t)(s + len - p);
+        if (L && p[L - 1] == '\r') L--;
+        if (k == cap) { cap *= 2; v = hyp_realloc(v, (size_t)cap * sizeof(char *)); }
+        v[k] = hyp_malloc(L + 1);
+        memcpy(v[k], p, L);
+        v[k++][L] = 0;
+        p = e ? e + 1 : s + len;
+    }
+    free(s);
+    if (!k) { free(v); hyp_set_error("%s: empty vocab", path); return NULL; }
+    *n = k;
+    return v;
+}
+
+#ifdef HYP_HAVE_JANSSON
+// The WordPiece vocab of a HF fast tokenizer's tokenizer.json ({"model": {"type": "WordPiece",
+// "vocab": {token: id}}} plus "added_tokens"), for model directories without vocab.txt.
+// Ids must be exactly 0..n-1. *lowercase: the BertNormalizer's flag (or -1).
+char **vocab_from_tokenizer_json(const char *path, int *n, int *lowercase) {
+    json_error_t e;
+    json_t *r = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!r) { hyp_set_error("%s:%d: bad JSON: %s", path, e.line, e.text); return NULL; }
+    char **v = NULL;
+    int cap = 0;
+    json_t *model = json_object_get(r, "model"), *voc = json_object_get(model, "vocab");
+    const char *type = json_string_value(json_object_get(model, "type"));
+    if (!type || strcmp(type, "WordPiece") || !json_is_object(voc)) {
+        hyp_set_error("%s: model: not a WordPiece tokenizer (type %s)", path, type ? type : "missing");
+        goto fail;
+    }
+    json_t *lc = json_object_get(json_object_get(r, "normalizer"), "lowercase");
+    *lowercase = json_is_boolean(lc) ? json_is_true(lc) : -1;
+    cap = (int)json_object_size(voc);
+    json_t *added = json_object_get(r, "added_tokens");
+    cap += (int)json_array_size(added);
+    if (cap <= 0 || cap > (1 << 24)) { hyp_set_error("%s: model.vocab: %d tokens", path, cap); goto fail; }
+    v = hyp_calloc((size_t)cap, sizeof(char *));
+    const char *tok;
+    json_t *id;
+    int maxid = -1;
+    json_object_foreach(voc, tok, id) {
+        json_int_t i = json_integer_value(id);
+        if (!json_is_integer(id) || i < 0 || i >= cap || v[i]) { hyp_set_error("%s: model.vocab: %s: bad or repeated id", path, tok); goto fail; }
+        v[i] = hyp_strdup(tok);
+        if (i > maxid) maxid = (int)i;
+    }
+    size_t k;
+    json_t *a;
+    json_array_foreach(added, k, a) {
+        json_int_t i = json_integer_value(json_object_get(a, "id"));
+        const char *c = json_string_value(json_object_get(a, "content"));
+        if (!c || i < 0 || i >= cap) continue;
+        if (!v[i]) v[i] = hyp_strdup(c);
+        if (i > maxid) maxid = (int)i;
+    }
+    for (int i = 0; i <= maxid; i++)
+        if (!v[i]) { hyp_set_error("%s: model.vocab: no token has id %d", path, i); goto fail; }
+    *n = maxid + 1;
+    json_decref(r);
+    for (int i = *n; i < cap; i++) free(v[i]);
+    return v;
+fail:
+    for (int i = 0; v && i < cap; i++) free(v[i]);
+    free(v);
+    json_decref(r);
+    return NULL;
+}
+#endif
+
+static bool is_dir(const char *p) { struct stat st; return !stat(p, &st) && S_ISDIR(st.st_mode); }
+static bool is_file(const char *p) { struct stat st; return !stat(p, &st) && S_ISREG(st.st_mode); }
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = hyp_malloc(n);
+    snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+static char *dir_of(const char *path) {
+    const char *sl = strrchr(path, '/');
+    if (!sl) return hyp_strdup(".");
+    size_t n = (size_t)(sl - path);
+    char *d = hyp_malloc(n + 2);
+    memcpy(d, path, n ? n : 1);
+    d[n ? n : 1] = 0;
+    return d;
+}
+
+// do_lower_case from tokenizer_config.json: 1/0, or -1 when unknown.
+static int tokenizer_lowercase(const char *dir) {
+#ifdef HYP_HAVE_JANSSON
+    char *p = join(dir, "tokenizer_config.json");
+    json_t *r = is_file(p) ? json_load_file(p, 0, NULL) : NULL;
+    free(p);
+    json_t *v = json_object_get(r, "do_lower_case");
+    int rc = json_is_boolean(v) ? json_is_true(v) : -1;
+    json_decref(r);
+    return rc;
+#else
+    (void)dir;
+    return -1;
+#endif
+}
+
+int model_import(const ImportOptions *o) {
+    if (!o->from || !o->out) { hyp_set_error("import: --from and --out are required"); return -1; }
+    char *weights = NULL, *cfg_path = NULL, *vocab_path = NULL, *dir = NULL, *hf_text = NULL;
+    WeightSet *ws = NULL;
+    ModelFile mf = {0};
+    int rc = -1;
+    if (is_dir(o->from)) {
+        dir = hyp_strdup(o->from);
+        static const char *cands[] = {"model.safetensors", "pytorch_model.bin"};
+        for (int i = 0; i < 2 && !weights; i++) {
+            char *p = join(dir, cands[i]);
+            if (is_file(p)) weights = p;
+            else free(p);
+        }
+        if (!weights) {
+            char *a = join(dir, "model.safetensors.index.json"), *b = join(dir, "pytorch_model.bin.index.json");
+            bool sharded = is_file(a) || is_file(b);
+            free(a);
+            free(b);
+            hyp_set_error("%s: %s", o->from, sharded ? "sharded checkpoints (*.index.json) are not supported: merge the shards first"
+                                                      : "no model.safetensors or pytorch_model.bin in this directory");
+            goto out;
+        }
+        char *c = join(dir, "config.json");
+        if (o->config) { cfg_path = hyp_strdup(o->config); free(c); }
+        else if (is_file(c)) cfg_path = c;
+        else { free(c); note(o->notes, "note: %s has no config.json", dir); }
+    } else {
+        if (!is_file(o->from)) { hyp_set_error("%s: no such file or directory", o->from); goto out; }
+        weights = hyp_strdup(o->from);
+        dir = dir_of(o->from);
+        if (o->config) cfg_path = hyp_strdup(o->config);
+    }
+    if (o->vocab) vocab_path = hyp_strdup(o->vocab);
+    else {
+        char *v = join(dir, "vocab.txt");
+        if (is_file(v)) vocab_path = v;
+        else free(v);
+    }
+    // config
+    bool have_config = cfg_path != NULL;
+    if (cfg_path) {
+        size_t n;
+        if (!(hf_text = hyp_read_text_file(cfg_path, 1 << 20, &n))) goto out;
+        if (hf_config_parse(hf_text, n, cfg_path, &mf.config)) goto out;
+    }
+    if (mf.config.kind == MODEL_HYPENCODER && mf.config.bert.hidden_size == 0) {
+        char *local = NULL;
+        if (o->bert_config) local = hyp_strdup(o->bert_config);
+        else {
+            char *d2 = join(mf.config.model_name_or_path, "config.json");
+            if (is_file(d2)) local = d2;
+            else free(d2);
+        }
+        if (local) {
+            if (hf_bert_config_read(local, &mf.config.bert)) { free(local); goto out; }
+            note(o->notes, "note: backbone BERT config from %s", local);
+            free(local);
+        } else
+            note(o->notes, "note: backbone \"%s\" is not a known name: BERT sizes come from the weights (or pass --bert-config)",
+                 mf.config.model_name_or_path);
+    }
+    note(o->notes, "reading %s", weights);
+    if (!(ws = weights_read(weights))) goto out;
+    int conv[WDT_COUNT] = {0};
+    for (int i = 0; i < ws->n; i++) if (!ws->v[i].alias_of) conv[ws->v[i].stored]++;
+    for (int t = 1; t < WDT_COUNT; t++)
+        if (conv[t]) note(o->notes, "note: %d %s tensors converted to F32", conv[t], wdtype_name((WDType)t));
+    if (model_weights_normalize(ws, &mf.config, have_config, o->allow_unknown, weights, o->notes)) goto out;
+    // tokenizer
+    int tok_lc = -1;
+    char *tj = join(dir, "tokenizer.json");
+    if (vocab_path) {
+        if (!(mf.vocab = vocab_read(vocab_path, &mf.n_vocab))) { free(tj); goto out; }
+    }
+#ifdef HYP_HAVE_JANSSON
+    else if (is_file(tj)) {
+        if (!(mf.vocab = vocab_from_tokenizer_json(tj, &mf.n_vocab, &tok_lc))) { free(tj); goto out; }
+        note(o->notes, "note: no vocab.txt: vocab taken from %s", tj);
+        vocab_path = hyp_strdup(tj);
+    }
+#endif
+    free(tj);
+    if (vocab_path) {
+        if (mf.n_vocab > mf.config.bert.vocab_size) {
+            hyp_set_error("%s: %d tokens, but the embeddings have only %d rows", vocab_path, mf.n_vocab, mf.config.bert.vocab_size);
+            goto out;
+        }
+        if (mf.n_vocab < mf.config.bert.vocab_size)
+            note(o->notes, "note: %s has %d tokens for %d embedding rows", vocab_path, mf.n_vocab, mf.config.bert.vocab_size);
+    } else
+        note(o->notes, "note: no vocab.txt: the model file carries no tokenizer vocab (pass --vocab)");
+    int lc = o->lowercase >= 0 ? o->lowercase : tokenizer_lowercase(dir);
+    if (lc < 0) lc = tok_lc;
+    if (lc < 0) {
+        const char *nm = mf.config.kind == MODEL_HYPENCODER ? mf.config.model_name_or_path : o->from;
+        lc = !(strstr(nm, "cased") && !strstr(nm, "uncased"));
+    }
+    mf.lowercase = lc;
+    mf.query_max_len = o->query_max_len > 0 ? o->query_max_len : 32;
+    mf.doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : (mf.config.bert.max_position_embeddings < 512 ? mf.config.bert.max_position_embeddings : 512);
+    if (mf.query_max_len > mf.config.bert.max_position_embeddings || mf.doc_max_len > mf.config.bert.max_position_embeddings) {
+        hyp_set_error("%s: max lengths (%d, %d) exceed max_position_embeddings %d", o->out, mf.query_max_len, mf.doc_max_len,
+                      mf.config.bert.max_position_embeddings);
+        goto out;
+    }
+    mf.params = ws;
+    mf.hf_config = hf_text;
+    if (model_file_write(o->out, &mf)) goto out;
+    note(o->notes, "wrote %s: %s, %d tensors, %zu parameters, vocab %d, lowercase %d, max len query %d doc %d", o->out,
+         mf.config.kind == MODEL_HYPENCODER ? "Hypencoder" : "BERT", ws->n, weights_numel_unique(ws), mf.n_vocab, mf.lowercase,
+         mf.query_max_len, mf.doc_max_len);
+    rc = 0;
+out:
+    weights_free(ws);
+    for (int i = 0; i < mf.n_vocab; i++) free(mf.vocab[i]);
+    free(mf.vocab);
+    free(hf_text);
+    free(weights);
+    free(cfg_path);
+    free(vocab_path);
+    free(dir);
+    return rc;
+}
