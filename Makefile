@@ -9,14 +9,16 @@
 CC      ?= cc
 NVCC    ?= nvcc
 CUDA_HOME ?= /usr/local/cuda
-OPT     ?= -O2
+OPT     ?= -O3
 SAN     ?=
 VERSION := 0.1.0
 
 BUILD := build$(if $(SAN),-san)
 BIN   := bin
 
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g $(OPT) -I. -march=x86-64-v2
+# ARCH=native: the build machine runs the code (AVX-512/FMA here); ARCH=x86-64-v3 for portable binaries.
+ARCH    ?= native
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g $(OPT) -I. -march=$(ARCH)
 ifneq ($(SAN),)
 CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=$(SAN)

@@ -1,4 +1,5 @@
 #include "autograd/ops_internal.h"
+#include <stdlib.h>
 #include <string.h>
 
 const OpDef hyp_ops[] = {
@@ -31,7 +32,37 @@ bool tape_wants(Ctx *c, Tensor **in, int n_in) {
     return false;
 }
 
+OpProfile hyp_profile;
+static double profile_last;
+
+bool profile_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("HYP_PROFILE");
+        on = e && *e && *e != '0';
+    }
+    return on;
+}
+void profile_mark(void) { profile_last = hyp_now(); }
+void profile_report(FILE *out) {
+    double tf = 0, tb = 0;
+    for (int i = 0; i < OP_COUNT; i++) { tf += hyp_profile.fwd[i]; tb += hyp_profile.bwd[i]; }
+    fprintf(out, "%-16s %8s %10s %10s\n", "op", "calls", "fwd ms", "bwd ms");
+    for (int i = 0; i < OP_COUNT; i++)
+        if (hyp_profile.calls[i])
+            fprintf(out, "%-16s %8ld %10.1f %10.1f\n", hyp_ops[i].name, hyp_profile.calls[i],
+                    hyp_profile.fwd[i] * 1e3, hyp_profile.bwd[i] * 1e3);
+    fprintf(out, "%-16s %8s %10.1f %10.1f\n", "total", "", tf * 1e3, tb * 1e3);
+}
+
 Node *tape_push(Ctx *c, OpId op, Tensor **in, int n_in, Tensor *out) {
+    if (profile_enabled()) {
+        backend_get(out->device)->synchronize();
+        double now = hyp_now();
+        if (profile_last > 0) hyp_profile.fwd[op] += now - profile_last;
+        hyp_profile.calls[op]++;
+        profile_last = now;
+    }
     HYP_CHECK(n_in <= HYP_MAX_IN, "op %s: %d inputs (max %d)", hyp_ops[op].name, n_in, HYP_MAX_IN);
     Tape *t = c->tape;
     if (t->n == t->cap) {
@@ -65,6 +96,15 @@ static void run_backward(Ctx *c) {
     for (int i = c->tape->n - 1; i >= 0; i--) {
         Node *n = &c->tape->nodes[i];
         if (!n->out->grad) continue;
+        if (profile_enabled()) {
+            const Backend *be = backend_get(n->out->device);
+            be->synchronize();
+            double t0 = hyp_now();
+            hyp_ops[n->op].backward(c, n);
+            be->synchronize();
+            hyp_profile.bwd[n->op] += hyp_now() - t0;
+            continue;
+        }
         hyp_ops[n->op].backward(c, n);
     }
     // Like PyTorch without retain_graph: the graph is consumed, so a later backward

@@ -75,6 +75,15 @@ bool tape_wants(Ctx *c, Tensor **in, int n_in);
 Node *tape_push(Ctx *c, OpId op, Tensor **in, int n_in, Tensor *out);
 void tape_clear(Tape *t);
 
+// Per-op time profile (HYP_PROFILE=1 in the environment): forward time is the time
+// from the previous recorded op to this op's node (host work in between included),
+// backward time is each backward call. Synchronises the device around each backward.
+typedef struct OpProfile { double fwd[OP_COUNT], bwd[OP_COUNT]; long calls[OP_COUNT]; } OpProfile;
+extern OpProfile hyp_profile;
+bool profile_enabled(void);
+void profile_mark(void);                       // start of a forward pass
+void profile_report(FILE *out);                // table of the accumulated times
+
 // Backward from a scalar loss (d loss / d loss = 1). Consumes the tape (clears it).
 void backward(Ctx *c, Tensor *loss);
 // Backward with an explicit upstream gradient for `out` (same shape, same device).

@@ -34,6 +34,8 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
         paramset_zero_grad(ps);
+        if (r == reps && profile_enabled()) memset(&hyp_profile, 0, sizeof hyp_profile);   // last rep only
+        profile_mark();
         double t0 = hyp_now();
         Tensor *ti = tensor_wrap(c, HYP_I32, ids, HYP_SHAPE(B, T)), *tm = tensor_wrap(c, HYP_I32, mask, HYP_SHAPE(B, T));
         Tensor *h = bert_forward(c, &bert, ti, tm);
@@ -45,6 +47,7 @@ int main(int argc, char **argv) {
     printf("bert fwd+bwd  layers %d hidden %d heads %d ffn %d  batch %d x %d tokens  threads %d\n",
            layers, hidden, heads, ffn, B, T, threads);
     printf("  ours     %8.1f ms  (%.0f tokens/s)\n", best * 1e3, B * T / best);
+    if (profile_enabled()) profile_report(stdout);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 bench/bench_bert_torch.py %d %d %d %d %d %d %d %d 2>/dev/null",
              layers, hidden, heads, ffn, B, T, threads, reps);

@@ -11,14 +11,58 @@
 #define HYP_HD static inline
 #endif
 
+// ---- exp and erfc without library calls: branch-free float arithmetic, so a CPU loop
+// of them vectorises and the GPU evaluates the same formulas bit for bit.
+union hyp_fbits { float f; int32_t i; };
+// e^x, within ~2 ulp: Cody-Waite reduction x = n ln2 + r, Cephes' degree-6 polynomial for
+// e^r on [-ln2/2, ln2/2], then 2^n through the exponent bits. Clamped to the normal range.
+HYP_HD float hyp_expf(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float e = fmaf(p, r * r, r) + 1.0f;
+    union hyp_fbits s;
+    s.i = ((int32_t)n + 127) << 23;
+    return e * s.f;
+}
+// erfc(z) for z >= 0 (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7), times
+// e^{z^2}: returns erfc(z) and leaves e^{-z^2} in *ez (the GELU gradient needs it).
+HYP_HD float hyp_erfc_pos(float z, float *ez) {
+    float t = 1.0f / fmaf(0.5f, z, 1.0f);
+    float p = 0.17087277f;
+    p = fmaf(p, t, -0.82215223f);
+    p = fmaf(p, t, 1.48851587f);
+    p = fmaf(p, t, -1.13520398f);
+    p = fmaf(p, t, 0.27886807f);
+    p = fmaf(p, t, -0.18628806f);
+    p = fmaf(p, t, 0.09678418f);
+    p = fmaf(p, t, 0.37409196f);
+    p = fmaf(p, t, 1.00002368f);
+    p = fmaf(p, t, -1.26551223f);
+    float e2 = hyp_expf(-z * z);
+    *ez = e2;
+    return t * e2 * hyp_expf(p);
+}
+
 // ---- activations
 HYP_HD float hyp_relu(float x) { return x > 0.0f ? x : 0.0f; }
 HYP_HD float hyp_relu_grad(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-// Exact (erf) GELU as BERT uses it: x * Phi(x).
-HYP_HD float hyp_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+// Exact (erf) GELU as BERT uses it: x * Phi(x), Phi(x) = erfc(-x/sqrt2) / 2.
+HYP_HD float hyp_gelu_cdf(float x, float *pdf) {
+    float ez, ec = hyp_erfc_pos(fabsf(x) * 0.70710678118654752f, &ez);
+    *pdf = 0.39894228040143268f * ez;                // e^{-x^2/2} / sqrt(2 pi)
+    return 0.5f * (x >= 0.0f ? 2.0f - ec : ec);
+}
+HYP_HD float hyp_gelu(float x) { float pdf; return x * hyp_gelu_cdf(x, &pdf); }
 HYP_HD float hyp_gelu_grad(float x) {
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+    float pdf, cdf = hyp_gelu_cdf(x, &pdf);
     return cdf + x * pdf;
 }
 

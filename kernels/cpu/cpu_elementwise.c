@@ -10,10 +10,34 @@
 #define COL_BLOCK 64L
 
 // ---------------------------------------------------------------- binary ops
+// Work on [s, e) of the flattened index in runs that do not wrap around b, so the inner
+// loops are contiguous in a, b and y, free of divisions, and vectorise.
+#define BLOCK 4096L
+#define FOR_RUNS(s, e, nb, ...) do {                                    \
+        long i_ = (s), j_ = (s) % (nb);                                 \
+        while (i_ < (e)) {                                              \
+            long len_ = (e) - i_ < (nb) - j_ ? (e) - i_ : (nb) - j_;    \
+            __VA_ARGS__;                                                \
+            i_ += len_;                                                 \
+            j_ = 0;                                                     \
+        } } while (0)
+
 // y (n) = a (n) op b (nb), b broadcast over the leading dims: b index = i % nb.
 void cpu_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long n, long nb) {
+    long nblk = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long i = 0; i < n; i++) y[i] = hyp_binary((int)op, a[i], b[i % nb]);
+    for (long blk = 0; blk < nblk; blk++) {
+        long s = blk * BLOCK, e = s + BLOCK < n ? s + BLOCK : n;
+        FOR_RUNS(s, e, nb, {
+            float *yy = y + i_;
+            const float *aa = a + i_, *bb = b + j_;
+            switch (op) {
+            case BIN_ADD: for (long k = 0; k < len_; k++) yy[k] = aa[k] + bb[k]; break;
+            case BIN_SUB: for (long k = 0; k < len_; k++) yy[k] = aa[k] - bb[k]; break;
+            default: for (long k = 0; k < len_; k++) yy[k] = aa[k] * bb[k]; break;
+            }
+        });
+    }
 }
 
 // ga (n) += gy * d/da ; gb (nb) += sum over the broadcast rows of gy * d/db.
@@ -21,8 +45,17 @@ void cpu_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long 
 void cpu_binary_bwd(BinaryOp op, float *ga, float *gb, const float *gy, const float *a,
                     const float *b, long n, long nb) {
     if (ga) {
+        long nblk = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) ga[i] += gy[i] * hyp_binary_da((int)op, a[i], b[i % nb]);
+        for (long blk = 0; blk < nblk; blk++) {
+            long s = blk * BLOCK, e = s + BLOCK < n ? s + BLOCK : n;
+            FOR_RUNS(s, e, nb, {
+                float *gg = ga + i_;
+                const float *gyy = gy + i_, *bb = b + j_;
+                if (op == BIN_MUL) for (long k = 0; k < len_; k++) gg[k] += gyy[k] * bb[k];
+                else for (long k = 0; k < len_; k++) gg[k] += gyy[k];
+            });
+        }
     }
     if (gb && nb > 0) {
         // Race-free reduction: each task owns a block of columns and walks every row.
@@ -32,9 +65,11 @@ void cpu_binary_bwd(BinaryOp op, float *ga, float *gb, const float *gy, const fl
             long j0 = blk * COL_BLOCK, j1 = j0 + COL_BLOCK < nb ? j0 + COL_BLOCK : nb;
             double acc[COL_BLOCK] = {0};
             for (long r = 0; r < rows; r++) {
-                const float *gyr = gy + r * nb, *ar = a + r * nb;
-                for (long j = j0; j < j1; j++)
-                    acc[j - j0] += (double)gyr[j] * hyp_binary_db((int)op, ar[j], b[j]);
+                const float *gyr = gy + r * nb + j0, *ar = a + r * nb + j0;
+                long w = j1 - j0;
+                if (op == BIN_MUL) for (long k = 0; k < w; k++) acc[k] += (double)gyr[k] * ar[k];
+                else if (op == BIN_SUB) for (long k = 0; k < w; k++) acc[k] -= (double)gyr[k];
+                else for (long k = 0; k < w; k++) acc[k] += (double)gyr[k];
             }
             for (long j = j0; j < j1; j++) gb[j] += (float)acc[j - j0];
         }

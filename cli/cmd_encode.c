@@ -1,0 +1,87 @@
+// hyp encode --model M.h5 --corpus FILE --out DOCS.h5 [--pooling cls|mean] [--max-len N]
+//            [--batch N] [--vocab VOCAB] [--cuda]
+// Document vectors: HDF5 /embeddings (N, d) fp32 and /ids (N strings), written to
+// DOCS.h5.tmp and renamed, so a failure never leaves a partial file.
+#include "cli/commands.h"
+#include "search/encode.h"
+#include "data/corpus.h"
+#include "model/h5_strings.h"
+#include "autograd/h5io.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int usage(void) {
+    fprintf(stderr, "usage: hyp encode --model M.h5 --corpus FILE.{tsv,jsonl} --out DOCS.h5 [--pooling cls|mean]\n"
+                    "                  [--max-len N] [--batch N] [--vocab VOCAB] [--cuda]\n");
+    return 1;
+}
+
+int cmd_encode(int argc, char **argv) {
+    const char *model = NULL, *corpus = NULL, *out = NULL, *vocab = NULL;
+    EncodeOptions o = {.batch = 64, .pooling = POOL_CLS, .progress = true};
+    Device dev = HYP_CPU;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--model") && v) model = argv[++i];
+        else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
+        else if (!strcmp(a, "--out") && v) out = argv[++i];
+        else if (!strcmp(a, "--vocab") && v) vocab = argv[++i];
+        else if (!strcmp(a, "--max-len") && v) o.max_len = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && v) o.batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--pooling") && v) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "cls")) o.pooling = POOL_CLS;
+            else if (!strcmp(p, "mean")) o.pooling = POOL_MEAN;
+            else { fprintf(stderr, "hyp encode: --pooling must be cls or mean\n"); return 1; }
+        } else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else { fprintf(stderr, "hyp encode: unknown or incomplete option '%s'\n", a); return usage(); }
+    }
+    if (!model || !corpus || !out) return usage();
+    if (o.batch <= 0 || o.max_len < 0 || (o.max_len > 0 && o.max_len < 2)) {
+        fprintf(stderr, "hyp encode: --batch must be > 0 and --max-len >= 2\n");
+        return 1;
+    }
+    if (dev == HYP_CUDA && !hyp_cuda_available()) { fprintf(stderr, "hyp encode: --cuda but no GPU is available\n"); return 1; }
+    Model *m = model_load(model, dev);
+    if (!m) { fprintf(stderr, "hyp encode: %s\n", hyp_last_error()); return 1; }
+    int max_pos = model_doc_bert(m)->cfg.max_positions;
+    if (o.max_len > max_pos) {
+        fprintf(stderr, "hyp encode: --max-len %d exceeds the model's %d positions\n", o.max_len, max_pos);
+        model_free(m);
+        return 1;
+    }
+    Tokenizer *tok = vocab ? tok_load(vocab, m->lowercase) : model_tokenizer(m);
+    Corpus *c = tok ? corpus_read(corpus) : NULL;
+    if (!tok || !c) {
+        fprintf(stderr, "hyp encode: %s\n", hyp_last_error());
+        tok_free(tok);
+        model_free(m);
+        return 1;
+    }
+    double t0 = hyp_now();
+    float *emb = encode_texts(m, tok, (const char *const *)c->texts, c->n, &o);
+    int d = model_doc_bert(m)->cfg.hidden;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    H5File *f = h5_create(tmp);
+    int rc = !f || h5_write_f32(f, "/embeddings", emb, 2, (int[]){c->n, d});
+    if (f) h5_close(f);
+    rc = rc || h5s_write_strings(tmp, "/ids", (const char *const *)c->ids, (size_t)c->n);
+    if (!rc && rename(tmp, out)) { hyp_set_error("%s: cannot rename into place", out); rc = 1; }
+    if (rc) {
+        fprintf(stderr, "hyp encode: %s\n", hyp_last_error());
+        unlink(tmp);
+    } else {
+        double dt = hyp_now() - t0;
+        printf("{\"documents\": %d, \"dim\": %d, \"seconds\": %.3f, \"docs_per_s\": %.1f, \"out\": \"%s\"}\n",
+               c->n, d, dt, c->n / (dt > 0 ? dt : 1), out);
+    }
+    free(emb);
+    corpus_free(c);
+    tok_free(tok);
+    model_free(m);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,120 @@
+#include "model/load.h"
+#include "model/h5_strings.h"
+#include "autograd/h5io.h"
+#include <stdlib.h>
+#include <string.h>
+
+int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label) {
+    const HFBertConfig *h = &mc->bert;
+    if (strcmp(h->hidden_act, "gelu") && h->hidden_act[0]) {
+        hyp_set_error("%s: hidden_act \"%s\" is not implemented (only exact GELU, \"gelu\")", label, h->hidden_act);
+        return -1;
+    }
+    if (h->hidden_size <= 0 || h->num_hidden_layers <= 0 || h->num_attention_heads <= 0 ||
+        h->hidden_size % h->num_attention_heads) {
+        hyp_set_error("%s: incomplete or inconsistent BERT config (hidden %d, layers %d, heads %d)", label,
+                      h->hidden_size, h->num_hidden_layers, h->num_attention_heads);
+        return -1;
+    }
+    *out = (BertConfig){.vocab_size = h->vocab_size, .hidden = h->hidden_size, .layers = h->num_hidden_layers,
+                        .heads = h->num_attention_heads, .ffn = h->intermediate_size,
+                        .max_positions = h->max_position_embeddings, .type_vocab_size = h->type_vocab_size,
+                        .ln_eps = (float)h->layer_norm_eps, .pad_token_id = h->pad_token_id,
+                        .dropout = 0.1f, .pooler = false};
+    return 0;
+}
+
+int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const char *label) {
+    HypencoderConfig c = hypencoder_config_default(1);
+    if (model_bert_config(mc, &c.bert, label)) return -1;
+    int n = mc->n_dims;
+    if (n < 3 || mc->vector_dimensions[n - 1] != 1) {
+        hyp_set_error("%s: vector_dimensions must be [d, ..., d, 1] with at least one hidden layer", label);
+        return -1;
+    }
+    for (int i = 0; i < n - 1; i++)
+        if (mc->vector_dimensions[i] != c.bert.hidden) {
+            hyp_set_error("%s: vector_dimensions[%d] = %d, but the q-net width must equal the BERT hidden size %d",
+                          label, i, mc->vector_dimensions[i], c.bert.hidden);
+            return -1;
+        }
+    if (mc->activation_type[0] && strcmp(mc->activation_type, "relu")) {
+        hyp_set_error("%s: q-net activation \"%s\" is not implemented (relu)", label, mc->activation_type);
+        return -1;
+    }
+    if (mc->passage_pooling[0] && strcmp(mc->passage_pooling, "cls")) {
+        hyp_set_error("%s: passage pooling \"%s\" is not implemented for the Hypencoder (cls)", label, mc->passage_pooling);
+        return -1;
+    }
+    c.qnet_layers = n - 2;
+    c.shared_encoder = mc->shared_encoder;
+    *out = c;
+    return 0;
+}
+
+const Bert *model_doc_bert(const Model *m) {
+    return m->mc.kind == MODEL_HYPENCODER ? m->hyp.doc_bert : &m->bert;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    if (m->mc.kind == MODEL_HYPENCODER) hypencoder_free(&m->hyp);
+    else bert_free(&m->bert);
+    paramset_free(m->ps);
+    h5s_free_strings(m->vocab, (size_t)m->n_vocab);
+    free(m->path);
+    free(m);
+}
+
+Model *model_load(const char *path, Device dev) {
+    H5File *f = h5_open(path);
+    if (!f) return NULL;
+    bool ok = h5_exists(f, "/params") && h5_exists(f, "/config");
+    bool has_vocab = ok && h5_exists(f, "/tokenizer/vocab");
+    bool pooler = ok && (h5_exists(f, "/params/pooler.dense.weight") ||
+                         h5_exists(f, "/params/query_encoder.transformer.pooler.dense.weight"));
+    h5_close(f);
+    if (!ok) {
+        hyp_set_error("%s: not a model file (no /params or /config; made by `hyp import` or training?)", path);
+        return NULL;
+    }
+    Model *m = hyp_calloc(1, sizeof *m);
+    m->path = hyp_strdup(path);
+    m->device = dev;
+    char *cfg = h5s_read_string(path, "/config");
+    if (!cfg || model_config_from_json(cfg, path, &m->mc)) { free(cfg); goto fail; }
+    free(cfg);
+    m->ps = paramset_new(dev);
+    if (m->mc.kind == MODEL_HYPENCODER) {
+        HypencoderConfig hc;
+        if (model_hypencoder_config(&m->mc, &hc, path)) goto fail;
+        hc.bert.pooler = pooler;
+        hypencoder_register(&m->hyp, m->ps, &hc);
+    } else {
+        BertConfig bc;
+        if (model_bert_config(&m->mc, &bc, path)) goto fail;
+        bc.pooler = pooler;
+        bert_register(&m->bert, m->ps, m->mc.bert_prefix, &bc);
+    }
+    paramset_finalize(m->ps);
+    f = h5_open(path);
+    if (!f || h5_load_params(f, "/params", m->ps, false)) { h5_close(f); goto fail; }
+    h5_close(f);
+    if (has_vocab) {
+        size_t nv;
+        if (!(m->vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) goto fail;
+        m->n_vocab = (int)nv;
+    }
+    int64_t v;
+    int r;
+    m->lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
+    if (r < 0) goto fail;
+    m->query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
+    if (r < 0) goto fail;
+    m->doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
+    if (r < 0) goto fail;
+    return m;
+fail:
+    model_free(m);
+    return NULL;
+}

@@ -1,0 +1,33 @@
+// load.h: a model file (`hyp import`, training's best.h5) as a ready model on a device.
+#ifndef HYP_LOAD_H
+#define HYP_LOAD_H
+#include "model/hypencoder.h"
+#include "model/biencoder.h"
+#include "model/hf_config.h"
+
+typedef struct Model {
+    ModelConfig mc;           // as stored in /config
+    Device device;
+    ParamSet *ps;             // every parameter, loaded from /params
+    Bert bert;                // MODEL_BERT
+    Hypencoder hyp;           // MODEL_HYPENCODER
+    char **vocab;             // (n_vocab) from /tokenizer/vocab, or NULL
+    int n_vocab;
+    bool lowercase;
+    int query_max_len, doc_max_len;
+    char *path;
+} Model;
+
+// Our encoder configs from a stored ModelConfig (0 or -1 + error naming `label`).
+int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label);
+int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const char *label);
+
+// NULL + "path: ..." when the file is not a model file, a parameter is missing or has
+// the wrong shape, or the config asks for something not implemented (e.g. an activation).
+Model *model_load(const char *path, Device dev);
+void model_free(Model *m);
+
+// The document encoder's BERT (the passage encoder of a Hypencoder, or the BERT itself).
+const Bert *model_doc_bert(const Model *m);
+
+#endif

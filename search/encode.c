@@ -1,0 +1,80 @@
+#include "search/encode.h"
+#include <stdlib.h>
+#include <string.h>
+
+Tokenizer *model_tokenizer(const Model *m) {
+    if (!m->vocab) {
+        hyp_set_error("%s: the model file has no /tokenizer/vocab (pass --vocab)", m->path);
+        return NULL;
+    }
+    size_t len = 0;
+    for (int i = 0; i < m->n_vocab; i++) len += strlen(m->vocab[i]) + 1;
+    char *text = hyp_malloc(len + 1), *p = text;
+    for (int i = 0; i < m->n_vocab; i++) {
+        size_t k = strlen(m->vocab[i]);
+        memcpy(p, m->vocab[i], k);
+        p[k] = '\n';
+        p += k + 1;
+    }
+    char label[1100];
+    snprintf(label, sizeof label, "%s:/tokenizer/vocab", m->path);
+    Tokenizer *t = tok_from_vocab_text(text, len, label, m->lowercase);
+    free(text);
+    return t;
+}
+
+typedef struct { size_t len; int idx; } LenIdx;
+static int by_len_desc(const void *a, const void *b) {
+    const LenIdx *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->idx - y->idx;
+}
+
+float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *texts, int n,
+                    const EncodeOptions *o) {
+    EncodeOptions opt = o ? *o : (EncodeOptions){0};
+    if (opt.max_len <= 0) opt.max_len = m->doc_max_len;
+    if (opt.batch <= 0) opt.batch = 64;
+    if (!opt.what) opt.what = "documents";
+    const Bert *bert = model_doc_bert(m);
+    int d = bert->cfg.hidden;
+    float *out = hyp_malloc((size_t)(n ? n : 1) * d * sizeof(float));
+    // Longest first by byte length, a good proxy for token count: batches pad little.
+    LenIdx *order = hyp_malloc((size_t)(n ? n : 1) * sizeof(LenIdx));
+    for (int i = 0; i < n; i++) order[i] = (LenIdx){strlen(texts[i]), i};
+    qsort(order, (size_t)n, sizeof *order, by_len_desc);
+    const char **bt = hyp_malloc((size_t)opt.batch * sizeof(char *));
+    TokBatch tb = {0};
+    Ctx *c = ctx_new(m->device);
+    no_grad_begin(c);
+    float *host = hyp_malloc((size_t)opt.batch * d * sizeof(float));
+    double t0 = hyp_now(), last = t0;
+    for (int s = 0; s < n; s += opt.batch) {
+        int b = n - s < opt.batch ? n - s : opt.batch;
+        for (int k = 0; k < b; k++) bt[k] = texts[order[s + k].idx];
+        tok_encode_batch(tok, bt, NULL, b, opt.max_len, &tb);
+        Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len));
+        tensor_from_host(ids, tb.ids);
+        tensor_from_host(mask, tb.mask);
+        Tensor *h = bert_forward(c, bert, ids, mask);
+        Tensor *v = opt.pooling == POOL_MEAN ? bert_pool_mean(c, h, mask) : bert_pool_cls(c, h);
+        tensor_to_host(v, host);
+        for (int k = 0; k < b; k++) memcpy(out + (size_t)order[s + k].idx * d, host + (size_t)k * d, d * sizeof(float));
+        ctx_reset(c);
+        double now = hyp_now();
+        if (opt.progress && (now - last > 2.0 || s + b == n)) {
+            double rate = (s + b) / (now - t0);
+            fprintf(stderr, "\rencode: %d/%d %s | %.1f/s | eta %.0f s   ", s + b, n, opt.what, rate,
+                    (n - s - b) / (rate > 0 ? rate : 1));
+            if (s + b == n) fputc('\n', stderr);
+            last = now;
+        }
+    }
+    no_grad_end(c);
+    ctx_free(c);
+    tok_batch_free(&tb);
+    free(host);
+    free(bt);
+    free(order);
+    return out;
+}
