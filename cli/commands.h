@@ -7,5 +7,6 @@ int cmd_selfcheck(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 #endif

@@ -16,6 +16,7 @@ static const Command commands[] = {
     {"import", cmd_import, "HF/PyTorch weights to a model file: hyp import --from FILE|DIR --out M.h5"},
     {"export", cmd_export, "model file to HF safetensors: hyp export --model M.h5 --out F.safetensors [--config-out config.json]"},
     {"encode", cmd_encode, "corpus to document vectors: hyp encode --model M.h5 --corpus C.tsv --out DOCS.h5"},
+    {"score", cmd_score, "score query/document pairs: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv"},
     {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},
     {"selfcheck", cmd_selfcheck, "run a short check of the build: ops, autograd and backends"},
 };

@@ -1,0 +1,51 @@
+// The released-checkpoint path end to end: a tiny Hypencoder saved by the PyTorch twin in
+// the authors' layout (HypencoderDualEncoder config.json, torch.save state dict with the
+// aliased passage_encoder.transformer.* keys) -> `hyp import` -> `hyp score` gives the
+// twin's scores (tests/fixtures/make_hypencoder_import_fixture.py).
+#include "tests/testlib.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FX "tests/fixtures/hypencoder_import"
+
+static int read_scores(FILE *f, char q[][16], char d[][16], double *s, int max) {
+    int n = 0;
+    while (n < max && fscanf(f, "%15s %15s %lf", q[n], d[n], &s[n]) == 3) n++;
+    return n;
+}
+
+Test(score_cli, import_then_score_matches_twin) {
+    char work[] = "/tmp/hyp_score_XXXXXX";
+    cr_assert_not_null(mkdtemp(work));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "bin/hyp import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>%s/import.log"
+             " && bin/hyp score --model %s/m.h5 --queries " FX "/queries.tsv --corpus " FX "/passages.tsv > %s/scores.txt",
+             work, work, work, work);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/import.log", work);
+    FILE *log = fopen(path, "r");
+    char buf[4096] = "";
+    size_t nr = fread(buf, 1, sizeof buf - 1, log);
+    buf[nr] = 0;
+    fclose(log);
+    cr_assert(strstr(buf, "aliased passage_encoder.transformer"), "the aliased passage keys are recognised: %s", buf);
+    char q1[8][16], d1[8][16], q2[8][16], d2[8][16];
+    double got[8], want[8];
+    snprintf(path, sizeof path, "%s/scores.txt", work);
+    FILE *g = fopen(path, "r"), *w = fopen(FX "/expected_scores.txt", "r");
+    int n = read_scores(g, q1, d1, got, 8), m = read_scores(w, q2, d2, want, 8);
+    fclose(g);
+    fclose(w);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(m, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(q1[i], q2[i]);
+        cr_assert_str_eq(d1[i], d2[i]);
+        cr_assert(fabs(got[i] - want[i]) <= TOL_E2E * fabs(want[i]), "%s %s: %.9g vs twin %.9g", q1[i], d1[i], got[i], want[i]);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+    cr_assert_eq(system(cmd), 0);
+}
