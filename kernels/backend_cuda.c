@@ -24,6 +24,7 @@ const Backend hyp_cuda_backend = {
     .layernorm_fwd = hyp_cuda_layernorm_fwd,
     .layernorm_bwd = hyp_cuda_layernorm_bwd,
     .add_layernorm_fwd = hyp_cuda_add_layernorm_fwd,
+    .qnet_act_fwd = hyp_cuda_qnet_act_fwd,
     .softmax_fwd = hyp_cuda_softmax_fwd,
     .softmax_bwd = hyp_cuda_softmax_bwd,
     .embedding_fwd = hyp_cuda_embedding_fwd,
@@ -40,6 +41,8 @@ const Backend hyp_cuda_backend = {
     .mse_bwd = hyp_cuda_mse_bwd,
     .f32_to_bf16 = hyp_cuda_f32_to_bf16,
     .bf16_to_f32 = hyp_cuda_bf16_to_f32,
+    .adamw_step = hyp_cuda_adamw_step,
+    .sum_squares = hyp_cuda_sum_squares,
 };
 
 #else

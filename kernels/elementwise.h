@@ -116,4 +116,58 @@ HYP_HD float hyp_binary(int op, float a, float b) {
 HYP_HD float hyp_binary_da(int op, float a, float b) { (void)a; return op == 2 ? b : 1.0f; }
 HYP_HD float hyp_binary_db(int op, float a, float b) { (void)b; return op == 0 ? 1.0f : op == 1 ? -1.0f : a; }
 
+// ---- AdamW (torch.optim.AdamW, single-tensor path) on one element.
+// The host computes the scalar coefficients in double, as PyTorch's Python code does,
+// and rounds each to float once (hyp_adamw_coef); the element update then runs the
+// same float operations in the same order as PyTorch's kernels:
+//   p = p * (1 - lr*wd)                         param.mul_(1 - lr * weight_decay)
+//   g = g * grad_scale                          clip_grad_norm_'s g.mul_(clip_coef)
+//   m = lerp(m, g, 1 - b1)                      exp_avg.lerp_(grad, 1 - beta1)
+//   v = v * b2 + ((1 - b2) * g) * g             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+//   d = sqrt(v) / sqrt(bc2) + eps               (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+//   p = p + (-(lr / bc1) * m) / d               param.addcdiv_(exp_avg, denom, value=-step_size)
+// lerp is ATen's: weight < 0.5 ? m + w (g - m) : g - (g - m)(1 - w), each as one fma (the
+// vectorised CPU path). Products and sums are rounded separately (no contraction) so
+// the CPU and GPU results are bitwise identical.
+#ifdef __CUDA_ARCH__
+#define HYP_FMUL_RN(a, b) __fmul_rn((a), (b))
+#define HYP_FADD_RN(a, b) __fadd_rn((a), (b))
+#else
+#define HYP_FMUL_RN(a, b) ((a) * (b))
+#define HYP_FADD_RN(a, b) ((a) + (b))
+#endif
+typedef struct HypAdamWCoef {
+    float decay;       // 1 - lr * weight_decay
+    float gscale;      // gradient multiplier (clipping coefficient)
+    float w1;          // 1 - beta1 (lerp weight)
+    float beta2, w2;   // beta2, 1 - beta2
+    float bc2_sqrt;    // sqrt(1 - beta2^t)
+    float eps;
+    float neg_step;    // -lr / (1 - beta1^t)
+} HypAdamWCoef;
+HYP_HD HypAdamWCoef hyp_adamw_coef(double lr, double beta1, double beta2, double eps, double weight_decay,
+                                   double bias_corr1, double bias_corr2, float grad_scale) {
+    HypAdamWCoef c;
+    c.decay = (float)(1.0 - lr * weight_decay);
+    c.gscale = grad_scale;
+    c.w1 = (float)(1.0 - beta1);
+    c.beta2 = (float)beta2;
+    c.w2 = (float)(1.0 - beta2);
+    c.bc2_sqrt = (float)sqrt(bias_corr2);
+    c.eps = (float)eps;
+    c.neg_step = (float)(-(lr / bias_corr1));
+    return c;
+}
+HYP_HD void hyp_adamw_elem(float *p, float *m, float *v, float g, const HypAdamWCoef c) {
+    const float pd = HYP_FMUL_RN(*p, c.decay);
+    g = HYP_FMUL_RN(g, c.gscale);
+    const float mo = *m, diff = g - mo;
+    const float mn = c.w1 < 0.5f ? fmaf(c.w1, diff, mo) : fmaf(c.w1 - 1.0f, diff, g);
+    const float vn = HYP_FADD_RN(HYP_FMUL_RN(*v, c.beta2), HYP_FMUL_RN(HYP_FMUL_RN(c.w2, g), g));
+    const float denom = HYP_FADD_RN(sqrtf(vn) / c.bc2_sqrt, c.eps);
+    *m = mn;
+    *v = vn;
+    *p = HYP_FADD_RN(pd, HYP_FMUL_RN(c.neg_step, mn) / denom);
+}
+
 #endif

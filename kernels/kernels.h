@@ -67,6 +67,12 @@ typedef struct Backend {
                               const float *r, const float *w, const float *b, long rows, int D,
                               float eps);
 
+    // Fused q-net hidden-layer activation for inference (search): rows r = o*mid + m,
+    // y[r] = LN(ReLU(z[r] + b[o])) (+ x[r], or + x[m] when x_shared), LN without affine.
+    // x may be NULL (no residual). y may alias z. One pass instead of four.
+    void (*qnet_act_fwd)(float *y, const float *z, const float *b, const float *x, bool x_shared,
+                         long outer, long mid, int D, float eps);
+
     // ---- softmax over the last dim. x (rows, cols). mask (rows/rows_per_mask, cols) int32,
     // 0 = padding (probability 0), or NULL. A fully masked row gives all zeros.
     void (*softmax_fwd)(float *y, const float *x, const int32_t *mask, long rows, int cols,
@@ -109,6 +115,16 @@ typedef struct Backend {
     // ---- dtype conversion (round to nearest even)
     void (*f32_to_bf16)(uint16_t *y, const float *x, long n);
     void (*bf16_to_f32)(float *y, const uint16_t *x, long n);
+
+    // ---- optimizer (train/optim.c). One AdamW step (torch.optim.AdamW semantics, formula in
+    // kernels/elementwise.h) over p, g, m, v (n): the scalars are the Python-side doubles
+    // (bias_corr = 1 - beta^t); g is read as g * grad_scale (the clipping coefficient) and
+    // not modified. Bitwise identical on every backend.
+    void (*adamw_step)(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double bias_corr1,
+                       double bias_corr2, float grad_scale);
+    // out[0] = sum x^2 (1-element device buffer), accumulated in double; deterministic.
+    void (*sum_squares)(float *out, const float *x, long n);
 } Backend;
 
 extern const Backend hyp_cpu_backend;

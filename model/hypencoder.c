@@ -172,6 +172,20 @@ Tensor *hypencoder_docs(Ctx *c, const Hypencoder *m, Tensor *ids, Tensor *mask) 
 // x is (B, N, d), or (N, d) shared by every query until the first layer makes it (B, N, d).
 static Tensor *qnet_run(Ctx *c, const QNet *q, Tensor *x) {
     float eps = q->eps;
+    if (!grad_enabled(c)) {
+        // Inference (search): one fused pass per layer after its GEMM instead of four ops.
+        const Backend *be = backend_get(x->device);
+        for (int j = 0; j < q->layers; j++) {
+            Tensor *z = op_matmul(c, x, q->W[j], false, true);          // (B, N, d)
+            int N = z->shape[1];
+            bool shared = x->ndim == 2, last = j == q->layers - 1;
+            KERNEL(be, qnet_act_fwd, "qnet")(z->data, z->data, q->b[j]->data, last ? NULL : x->data, shared,
+                                             q->B, N, q->dim, eps);
+            x = z;
+        }
+        Tensor *s = op_matmul(c, x, q->W[q->layers], false, true);
+        return op_reshape(c, s, HYP_SHAPE(s->shape[0], s->shape[1]));
+    }
     for (int j = 0; j < q->layers; j++) {
         Tensor *z = op_matmul(c, x, q->W[j], false, true);              // (B, N, d) = x W^T
         Tensor *hdn = op_layernorm(c, op_relu(c, op_add_rows(c, z, q->b[j])), NULL, NULL, eps);

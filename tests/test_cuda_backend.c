@@ -615,3 +615,76 @@ Test(cuda_backend, add_rows) {
         free(x); free(b); free(y);
     }
 }
+
+// ---------------------------------------------------------------- optimizer
+// AdamW: several steps (bias corrections change), decoupled decay, a clipping scale;
+// the element formula is shared, so CPU and CUDA must agree bit for bit.
+Test(cuda_backend, adamw_step) {
+    BEGIN();
+    const long sizes[] = {1, 7, 4099, 300001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int off = 0; off < 2; off++) {
+            const long n = sizes[s], N = n + off;
+            float *p = hrand(N, -1, 1, 3200 + s), *g = hrand(N, -0.5f, 0.5f, 3300 + s);
+            float *m = hrand(N, -0.1f, 0.1f, 3400 + s), *v = hrand(N, 0.0f, 0.01f, 3500 + s);
+            float *dp = up(p, N * sizeof(float)), *dg = up(g, N * sizeof(float));
+            float *dm = up(m, N * sizeof(float)), *dv = up(v, N * sizeof(float));
+            for (int t = 1; t <= 3; t++) {
+                const double b1 = 0.9, b2 = 0.999, lr = 1e-3 * t, wd = off ? 0.01 : 0.0;
+                const double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+                const float gs = t == 2 ? 0.37f : 1.0f;
+                CPU->adamw_step(p + off, g + off, m + off, v + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+                G->adamw_step(dp + off, dg + off, dm + off, dv + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+            }
+            expect_dev("adamw_step p", dp + off, p + off, n, TOL_OP);
+            expect_dev_bitwise("adamw_step p", dp + off, p + off, n * sizeof(float));
+            expect_dev_bitwise("adamw_step m", dm + off, m + off, n * sizeof(float));
+            expect_dev_bitwise("adamw_step v", dv + off, v + off, n * sizeof(float));
+            expect_dev_bitwise("adamw_step g (read only)", dg + off, g + off, n * sizeof(float));
+            G->free(dp); G->free(dg); G->free(dm); G->free(dv);
+            free(p); free(g); free(m); free(v);
+        }
+}
+
+Test(cuda_backend, sum_squares) {
+    BEGIN();
+    const long sizes[] = {1, 255, 100003, 3000000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const long n = sizes[s];
+        float *x = hrand(n, -1.5f, 1.5f, 3600 + s), out, out2;
+        float *dx = up(x, n * sizeof(float)), *dout = dnan(1);
+        CPU->sum_squares(&out, x, n);
+        G->sum_squares(dout, dx, n);
+        expect_dev("sum_squares", dout, &out, 1, TOL_OP);
+        float *h1 = down(dout, 1), first = h1[0];   // deterministic: a second launch gives the same bits
+        free(h1);
+        G->sum_squares(dout, dx, n);
+        G->synchronize();
+        G->copy(&out2, dout, sizeof(float), COPY_D2H);
+        cr_assert(memcmp(&first, &out2, sizeof(float)) == 0, "sum_squares: two launches differ");
+        G->free(dx); G->free(dout);
+        free(x);
+    }
+}
+
+// ---------------------------------------------------------------- fused q-net activation
+Test(cuda_backend, qnet_act) {
+    BEGIN();
+    const long shapes[][3] = {{1, 1, 5}, {2, 33, 768}, {3, 7, 37}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        long O = shapes[k][0], M = shapes[k][1];
+        int D = (int)shapes[k][2];
+        size_t n = (size_t)O * M * D;
+        for (int mode = 0; mode < 3; mode++) {   // no residual, per-row residual, shared residual
+            float *z = hrand(n, -1, 1, 4000 + k), *b = hrand((size_t)O * D, -1, 1, 4100 + k);
+            float *x = hrand(n, -1, 1, 4200 + k), *y = hyp_malloc(n * sizeof(float));
+            float *dz = up(z, n * 4), *db = up(b, (size_t)O * D * 4), *dx = up(x, n * 4), *dy = dnan(n);
+            const float *xr = mode ? x : NULL, *dxr = mode ? dx : NULL;
+            CPU->qnet_act_fwd(y, z, b, xr, mode == 2, O, M, D, 1e-5f);
+            G->qnet_act_fwd(dy, dz, db, dxr, mode == 2, O, M, D, 1e-5f);
+            expect_dev("qnet_act_fwd", dy, y, n, TOL_OP);
+            G->free(dz); G->free(db); G->free(dx); G->free(dy);
+            free(z); free(b); free(x); free(y);
+        }
+    }
+}

@@ -72,6 +72,7 @@ const Backend hyp_cpu_backend = {
     .layernorm_fwd = cpu_layernorm_fwd,
     .layernorm_bwd = cpu_layernorm_bwd,
     .add_layernorm_fwd = cpu_add_layernorm_fwd,
+    .qnet_act_fwd = cpu_qnet_act_fwd,
     .softmax_fwd = cpu_softmax_fwd,
     .softmax_bwd = cpu_softmax_bwd,
     .embedding_fwd = cpu_embedding_fwd,
@@ -88,4 +89,6 @@ const Backend hyp_cpu_backend = {
     .mse_bwd = cpu_mse_bwd,
     .f32_to_bf16 = cpu_f32_to_bf16,
     .bf16_to_f32 = cpu_bf16_to_f32,
+    .adamw_step = cpu_adamw_step,
+    .sum_squares = cpu_sum_squares,
 };

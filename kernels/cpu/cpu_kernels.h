@@ -39,6 +39,8 @@ void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const f
                        const float *mean, const float *rstd, const float *w, long rows, int D);
 void cpu_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, const float *a,
                            const float *r, const float *w, const float *b, long rows, int D, float eps);
+void cpu_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
+                      long outer, long mid, int D, float eps);
 void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols, long rows_per_mask);
 void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
 
@@ -55,5 +57,11 @@ void cpu_cross_entropy_bwd(float *gx, const float *gloss, const float *x, const 
                            const int32_t *t, long rows, int C);
 void cpu_mse_fwd(float *loss, const float *a, const float *b, long n);
 void cpu_mse_bwd(float *ga, float *gb, const float *gloss, const float *a, const float *b, long n);
+
+// cpu_optim.c
+void cpu_adamw_step(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                    double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
+                    float grad_scale);
+void cpu_sum_squares(float *out, const float *x, long n);
 
 #endif

@@ -2,6 +2,7 @@
 // (semantics: kernels/kernels.h). Row statistics are computed in double, two-pass.
 // Backward kernels accumulate (+=) into gradient buffers.
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/elementwise.h"
 #include <math.h>
 
 #define PAR_MIN_ROWS 8
@@ -138,5 +139,40 @@ void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int 
         for (int j = 0; j < cols; j++) dot += (double)gyr[j] * yr[j];
         float fd = (float)dot;
         for (int j = 0; j < cols; j++) gxr[j] += yr[j] * (gyr[j] - fd);
+    }
+}
+
+// ---------------------------------------------------------------- fused q-net activation
+// y[r] = LN(ReLU(z[r] + b[o])) (+ residual), r = o*mid + m. Float statistics with a
+// vectorised two-pass mean/variance (rows are a q-net's width, 768).
+void cpu_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
+                      long outer, long mid, int D, float eps) {
+    long rows = outer * mid;
+#pragma omp parallel for schedule(static) if (rows * D > 16384)
+    for (long r = 0; r < rows; r++) {
+        const float *zr = z + r * D, *br = b + (r / mid) * D;
+        float *yr = y + r * D;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int d = 0; d < D; d++) {
+            float t = hyp_relu(zr[d] + br[d]);
+            yr[d] = t;
+            s += t;
+        }
+        float mean = s / (float)D, v = 0.0f;
+#pragma omp simd reduction(+ : v)
+        for (int d = 0; d < D; d++) {
+            float t = yr[d] - mean;
+            v += t * t;
+        }
+        float rstd = 1.0f / sqrtf(v / (float)D + eps);
+        const float *xr = x ? x + (x_shared ? r % mid : r) * D : NULL;
+        if (xr) {
+#pragma omp simd
+            for (int d = 0; d < D; d++) yr[d] = (yr[d] - mean) * rstd + xr[d];
+        } else {
+#pragma omp simd
+            for (int d = 0; d < D; d++) yr[d] = (yr[d] - mean) * rstd;
+        }
     }
 }

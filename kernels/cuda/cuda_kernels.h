@@ -60,6 +60,8 @@ void hyp_cuda_softmax_fwd(float *y, const float *x, const int32_t *mask, long ro
 void hyp_cuda_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
 
 // ---- embedding (embedding.cu)
+void hyp_cuda_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
+                           long outer, long mid, int D, float eps);
 void hyp_cuda_add_rows_fwd(float *y, const float *x, const float *b, long outer, long mid, int inner);
 void hyp_cuda_add_rows_bwd(float *gb, const float *gy, long outer, long mid, int inner);
 void hyp_cuda_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D);
@@ -87,6 +89,12 @@ void hyp_cuda_mse_bwd(float *ga, float *gb, const float *gloss, const float *a, 
 // ---- dtype conversion (convert.cu)
 void hyp_cuda_f32_to_bf16(uint16_t *y, const float *x, long n);
 void hyp_cuda_bf16_to_f32(float *y, const uint16_t *x, long n);
+
+// ---- optimizer (optim.cu)
+void hyp_cuda_adamw_step(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                         double beta2, double eps, double weight_decay, double bias_corr1,
+                         double bias_corr2, float grad_scale);
+void hyp_cuda_sum_squares(float *out, const float *x, long n);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,42 @@
+// qnet.cu: fused q-net hidden-layer activation for inference: one warp per row,
+// y = LN(ReLU(z + b)) (+ residual), statistics in fp32 from registers.
+#include "kernels/cuda/common.cuh"
+
+#define QA_WARPS 4
+
+__global__ void __launch_bounds__(QA_WARPS * 32)
+qnet_act_kernel(float *y, const float *z, const float *b, const float *x, bool x_shared, long outer,
+                long mid, int D, float eps) {
+    const int lane = threadIdx.x & 31;
+    const long row = (long)blockIdx.x * QA_WARPS + (threadIdx.x >> 5);
+    if (row >= outer * mid) return;
+    const float *zr = z + row * D, *br = b + (row / mid) * D;
+    float *yr = y + row * D;
+    float s = 0.0f;
+    for (int d = lane; d < D; d += 32) {
+        float t = hyp_relu(zr[d] + br[d]);
+        yr[d] = t;   // each lane re-reads only what it wrote
+        s += t;
+    }
+    const float mean = warp_sum(s) / (float)D;
+    float v = 0.0f;
+    for (int d = lane; d < D; d += 32) {
+        float t = yr[d] - mean;
+        v += t * t;
+    }
+    const float rstd = 1.0f / sqrtf(warp_sum(v) / (float)D + eps);
+    const float *xr = x ? x + (x_shared ? row % mid : row) * D : NULL;
+    for (int d = lane; d < D; d += 32) {
+        float o = (yr[d] - mean) * rstd;
+        yr[d] = xr ? o + xr[d] : o;
+    }
+}
+
+extern "C" void hyp_cuda_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
+                                      long outer, long mid, int D, float eps) {
+    long rows = outer * mid;
+    if (rows <= 0 || D <= 0) return;
+    unsigned blocks = (unsigned)((rows + QA_WARPS - 1) / QA_WARPS);
+    qnet_act_kernel<<<blocks, QA_WARPS * 32, 0, hyp_cuda_stream()>>>(y, z, b, x, x_shared, outer, mid, D, eps);
+    CUDA_CHECK_LAUNCH();
+}
