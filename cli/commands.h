@@ -7,6 +7,7 @@ int cmd_selfcheck(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+int cmd_pretokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 #endif

@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"export", cmd_export, "model file to HF safetensors: hyp export --model M.h5 --out F.safetensors [--config-out config.json]"},
     {"encode", cmd_encode, "corpus to document vectors: hyp encode --model M.h5 --corpus C.tsv --out DOCS.h5"},
     {"score", cmd_score, "score query/document pairs: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv"},
+    {"pretokenize", cmd_pretokenize, "training JSONL to memory-mapped shards: hyp pretokenize --vocab V --in train.jsonl --out DIR"},
     {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},
     {"selfcheck", cmd_selfcheck, "run a short check of the build: ops, autograd and backends"},
 };
@@ -25,7 +26,7 @@ static void usage(FILE *out) {
     fprintf(out, "hypencoder.c %s: train, evaluate and search with Hypencoder retrieval models\n\n", HYP_VERSION);
     fprintf(out, "usage: hyp <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\n  hyp --version    version and compiled backends\n  hyp <command> --help\n");
 }
 
