@@ -62,6 +62,23 @@ endif
 endif
 endif
 
+# MPI: MPI=auto (default) builds the mpi communicator when mpicc's own flags
+# (--showme:compile / --showme:link) compile and link a probe; MPI=0 never.
+MPICC ?= mpicc
+MPI   ?= auto
+ifneq ($(MPI),0)
+MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null)
+HAVE_MPI   := $(if $(MPI_LIBS),$(call probe,mpi.c,$(MPI_CFLAGS),$(MPI_LIBS)))
+endif
+# NCCL: with the CUDA backend, when nccl.h and libnccl compile and link a probe; NCCL=0 never.
+NCCL ?= auto
+ifeq ($(HAVE_CUDA),yes)
+ifneq ($(NCCL),0)
+HAVE_NCCL := $(call probe,nccl.c,-I$(CUDA_HOME)/include,-L$(CUDA_HOME)/lib64 -lnccl -lcudart)
+endif
+endif
+
 CFLAGS  := $(CFLAGS_BASE) $(HDF5_CFLAGS)
 LDLIBS  := $(HDF5_LIBS) $(BLAS_LIBS) -lm -lpthread
 FEATURES :=
@@ -88,6 +105,16 @@ ifeq ($(HAVE_CUDA),yes)
 CFLAGS += -DHYP_HAVE_CUDA
 LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 
+endif
+ifeq ($(HAVE_MPI),yes)
+CFLAGS += -DHYP_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+FEATURES += mpi
+endif
+ifeq ($(HAVE_NCCL),yes)
+CFLAGS += -DHYP_HAVE_NCCL
+LDLIBS += -lnccl
+FEATURES += nccl
 endif
 
 # ---------------------------------------------------------------- sources
@@ -123,6 +150,9 @@ $(shell mkdir -p $(BUILD); echo '$(CFLAGS) | $(NVCCFLAGS) | $(LDLIBS)' | cmp -s 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Only the NCCL engine includes the CUDA runtime's and NCCL's headers.
+$(BUILD)/train/comm_nccl.o: CFLAGS += $(if $(HAVE_NCCL),-I$(CUDA_HOME)/include)
 
 $(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)

@@ -68,7 +68,8 @@ int cmd_score(int argc, char **argv) {
             QNet qn = hypencoder_queries(ctx, &m->hyp, ids, mask);
             S = qnet_score_shared(ctx, &qn, X);                           // (b, N)
         } else {
-            Tensor *qv = bert_pool_cls(ctx, bert_forward(ctx, &m->bert, ids, mask));
+            const Bert *qb = m->mc.kind == MODEL_BIENCODER ? &m->be.query_bert : &m->bert;
+            Tensor *qv = bert_pool_cls(ctx, bert_forward(ctx, qb, ids, mask));
             S = op_matmul(ctx, qv, X, false, true);                       // (b, N)
         }
         tensor_to_host(S, scores);

@@ -218,7 +218,12 @@ static json_t *bert_json(const HFBertConfig *b) {
 
 char *model_config_to_json(const ModelConfig *c) {
     json_t *o = json_object();
-    json_object_set_new(o, "kind", json_string(c->kind == MODEL_HYPENCODER ? "hypencoder" : "bert"));
+    json_object_set_new(o, "kind", json_string(c->kind == MODEL_HYPENCODER ? "hypencoder" : c->kind == MODEL_BIENCODER ? "biencoder" : "bert"));
+    if (c->kind == MODEL_BIENCODER) {
+        json_t *h = json_object();
+        json_object_set_new(h, "shared_encoder", json_boolean(c->shared_encoder));
+        json_object_set_new(o, "biencoder", h);
+    }
     json_object_set_new(o, "bert_prefix", json_string(c->bert_prefix));
     json_object_set_new(o, "bert", bert_json(&c->bert));
     if (c->kind == MODEL_HYPENCODER) {
@@ -243,8 +248,12 @@ int model_config_from_json(const char *text, const char *label, ModelConfig *c) 
     int rc = -1;
     memset(c, 0, sizeof *c);
     const char *kind = json_string_value(json_object_get(root, "kind"));
-    if (!kind || (strcmp(kind, "bert") && strcmp(kind, "hypencoder"))) { hyp_set_error("%s: kind: expected \"bert\" or \"hypencoder\"", label); goto out; }
-    c->kind = !strcmp(kind, "hypencoder") ? MODEL_HYPENCODER : MODEL_BERT;
+    if (!kind || (strcmp(kind, "bert") && strcmp(kind, "hypencoder") && strcmp(kind, "biencoder"))) {
+        hyp_set_error("%s: kind: expected \"bert\", \"hypencoder\" or \"biencoder\"", label);
+        goto out;
+    }
+    c->kind = !strcmp(kind, "hypencoder") ? MODEL_HYPENCODER : !strcmp(kind, "biencoder") ? MODEL_BIENCODER : MODEL_BERT;
+    if (c->kind == MODEL_BIENCODER) c->shared_encoder = json_is_true(json_object_get(json_object_get(root, "biencoder"), "shared_encoder"));
     json_t *b = json_object_get(root, "bert");
     if (!json_is_object(b) || parse_bert(b, label, &c->bert)) { if (!json_is_object(b)) hyp_set_error("%s: bert: missing", label); goto out; }
     if (get_str(root, "bert_prefix", c->bert_prefix, sizeof c->bert_prefix, label)) goto out;

@@ -6,7 +6,7 @@
 
 #define HYP_MAX_QNET_DIMS 34            // vector_dimensions entries: up to 32 hidden layers
 
-typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1 } ModelKind;
+typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1, MODEL_BIENCODER = 2 } ModelKind;   // BIENCODER: BE-Base, trained here
 
 typedef struct {
     int hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;

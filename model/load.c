@@ -53,12 +53,13 @@ int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const 
 }
 
 const Bert *model_doc_bert(const Model *m) {
-    return m->mc.kind == MODEL_HYPENCODER ? m->hyp.doc_bert : &m->bert;
+    return m->mc.kind == MODEL_HYPENCODER ? m->hyp.doc_bert : m->mc.kind == MODEL_BIENCODER ? m->be.doc_bert : &m->bert;
 }
 
 void model_free(Model *m) {
     if (!m) return;
     if (m->mc.kind == MODEL_HYPENCODER) hypencoder_free(&m->hyp);
+    else if (m->mc.kind == MODEL_BIENCODER) biencoder_free(&m->be);
     else bert_free(&m->bert);
     paramset_free(m->ps);
     h5s_free_strings(m->vocab, (size_t)m->n_vocab);
@@ -90,6 +91,11 @@ Model *model_load(const char *path, Device dev) {
         if (model_hypencoder_config(&m->mc, &hc, path)) goto fail;
         hc.bert.pooler = pooler;
         hypencoder_register(&m->hyp, m->ps, &hc);
+    } else if (m->mc.kind == MODEL_BIENCODER) {
+        BertConfig bc;
+        if (model_bert_config(&m->mc, &bc, path)) goto fail;
+        bc.pooler = pooler;
+        biencoder_register(&m->be, m->ps, &bc, m->mc.shared_encoder);
     } else {
         BertConfig bc;
         if (model_bert_config(&m->mc, &bc, path)) goto fail;

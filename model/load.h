@@ -11,6 +11,7 @@ typedef struct Model {
     ParamSet *ps;             // every parameter, loaded from /params
     Bert bert;                // MODEL_BERT
     Hypencoder hyp;           // MODEL_HYPENCODER
+    BiEncoder be;             // MODEL_BIENCODER
     char **vocab;             // (n_vocab) from /tokenizer/vocab, or NULL
     int n_vocab;
     bool lowercase;

@@ -1,0 +1,420 @@
+// test_checkpoint.c: training checkpoints: bitwise round trip (parameters, AdamW moments,
+// state, config), exact continuation after a load, atomic writes (leftover .tmp files are
+// ignored and cleaned), the `latest` pointer, keep_last pruning, --resume auto falling back
+// past a corrupt newest file, validation errors naming the file and key, and best.h5 as a
+// model file that model_load reads.
+#include "tests/testlib.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "model/bert.h"
+#include "model/load.h"
+#include "kernels/kernels.h"
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *make_dir(void) {
+    char *d = hyp_strdup("/tmp/hyp_test_ckpt_XXXXXX");
+    cr_assert(mkdtemp(d), "mkdtemp");
+    return d;
+}
+static void remove_dir(char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
+    free(dir);
+}
+static bool exists(const char *dir, const char *name) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+static void write_file(const char *dir, const char *name, const char *text, size_t n) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert(f);
+    fwrite(text, 1, n, f);
+    fclose(f);
+}
+static char *read_file(const char *dir, const char *name) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    char *buf = hyp_calloc(1, 4096);
+    size_t n = fread(buf, 1, 4095, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+// A small model: names like BERT's, several shapes.
+static ParamSet *make_params(Device dev, bool alt_shape, bool extra, bool drop_last) {
+    ParamSet *ps = paramset_new(dev);
+    paramset_add(ps, "embeddings.word_embeddings.weight", HYP_SHAPE(11, 6));
+    if (alt_shape) paramset_add(ps, "encoder.layer.0.attention.self.query.weight", HYP_SHAPE(6, 5));
+    else paramset_add(ps, "encoder.layer.0.attention.self.query.weight", HYP_SHAPE(6, 6));
+    paramset_add(ps, "encoder.layer.0.attention.self.query.bias", HYP_SHAPE(6));
+    paramset_add(ps, "embeddings.LayerNorm.weight", HYP_SHAPE(6));
+    if (!drop_last) paramset_add(ps, "hyper_base_matrices.0", HYP_SHAPE(1, 6, 6));
+    if (extra) paramset_add(ps, "extra.weight", HYP_SHAPE(2));
+    paramset_finalize(ps);
+    return ps;
+}
+static void fill(Device dev, float *d, size_t n, uint64_t seed, float scale) {
+    float *h = hyp_malloc(n * sizeof(float));
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+        h[i] = scale * ((float)((s * 2685821657736338717ull) >> 40) / 16777216.0f - 0.5f);
+    }
+    backend_get(dev)->copy(d, h, n * sizeof(float), COPY_H2D);
+    free(h);
+}
+static float *host_copy(Device dev, const float *d, size_t n) {
+    float *h = hyp_malloc(n * sizeof(float));
+    backend_get(dev)->synchronize();
+    backend_get(dev)->copy(h, d, n * sizeof(float), COPY_D2H);
+    return h;
+}
+static void expect_same(Device dev, const float *a, const float *b, size_t n, const char *what) {
+    float *x = host_copy(dev, a, n), *y = host_copy(dev, b, n);
+    cr_assert(memcmp(x, y, n * sizeof(float)) == 0, "%s differs after the round trip", what);
+    free(x);
+    free(y);
+}
+
+// Train a few steps so that parameters and both moments are non-trivial.
+static AdamW *trained(ParamSet *ps, int steps, uint64_t seed) {
+    fill(ps->device, ps->data, ps->numel, seed, 2.0f);
+    AdamWConfig cfg = adamw_config_default();
+    cfg.weight_decay = 0.01;
+    AdamW *o = adamw_new(ps, &cfg);
+    for (int t = 0; t < steps; t++) {
+        fill(ps->device, ps->grad, ps->numel, seed + 100 + (uint64_t)t, 1.0f);
+        cr_assert_eq(optim_step(o, ps, 1e-3, NULL), OPTIM_OK);
+    }
+    return o;
+}
+
+static CkptState sample_state(int64_t step) {
+    CkptState st = ckpt_state_empty();
+    st.step = step;
+    st.sched_step = step - 1;
+    st.seed = 0xFEEDFACECAFEBEEFull;   // > 2^63: stored unsigned
+    st.rng_offset = 123456789012345ull;
+    st.lr = 1.5e-5;
+    st.best_metric = 0.4375;
+    st.best_step = step - 2;
+    static int64_t cur[3];
+    cur[0] = 2; cur[1] = 98765; cur[2] = step;
+    st.cursor = cur;
+    st.n_cursor = 3;
+    return st;
+}
+
+static void roundtrip(Device dev) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(dev, false, false, false);
+    AdamW *o = trained(ps, 3, 7);
+    Config cfg;
+    config_init(&cfg);
+    config_set(&cfg, "train.lr=3e-5");
+    char *cfg_text = config_resolved_text(&cfg);
+    CkptState st = sample_state(300);
+    char *path = checkpoint_path(dir, 300);
+    cr_assert(strstr(path, "/ckpt-00000300.h5"), "%s", path);
+    cr_assert_eq(checkpoint_save(path, ps, o, &st, cfg_text, NULL), 0, "%s", hyp_last_error());
+    cr_assert(!exists(dir, "ckpt-00000300.h5.tmp"), "the temporary file must be renamed away");
+
+    ParamSet *ps2 = make_params(dev, false, false, false);
+    AdamWConfig ac = o->cfg;
+    AdamW *o2 = adamw_new(ps2, &ac);
+    CkptState st2;
+    char *cfg2;
+    cr_assert_eq(checkpoint_load(path, ps2, o2, &st2, &cfg2), 0, "%s", hyp_last_error());
+    expect_same(dev, ps->data, ps2->data, ps->numel, "parameters");
+    expect_same(dev, o->m, o2->m, ps->numel, "exp_avg");
+    expect_same(dev, o->v, o2->v, ps->numel, "exp_avg_sq");
+    cr_assert_eq(o2->step, 3);
+    cr_assert_eq(st2.step, 300);
+    cr_assert_eq(st2.optim_step, 3);
+    cr_assert_eq(st2.sched_step, 299);
+    cr_assert_eq(st2.seed, 0xFEEDFACECAFEBEEFull);
+    cr_assert_eq(st2.rng_offset, 123456789012345ull);
+    cr_assert_eq(st2.lr, 1.5e-5);
+    cr_assert_eq(st2.best_metric, 0.4375);
+    cr_assert_eq(st2.best_step, 298);
+    cr_assert_eq(st2.n_cursor, 3);
+    cr_assert(st2.cursor[0] == 2 && st2.cursor[1] == 98765 && st2.cursor[2] == 300);
+    cr_assert_str_eq(cfg2, cfg_text);
+    char *cfg3 = checkpoint_read_config(path);
+    cr_assert_str_eq(cfg3, cfg_text);
+    Config back;
+    config_init(&back);
+    cr_assert_eq(config_parse_text(&back, cfg3, path), 0, "%s", hyp_last_error());
+    cr_assert_eq(back.train.lr, 3e-5);
+
+    // exact continuation: one more step on the same gradient gives identical bits
+    fill(dev, ps->grad, ps->numel, 999, 1.0f);
+    fill(dev, ps2->grad, ps2->numel, 999, 1.0f);
+    cr_assert_eq(optim_step(o, ps, 1e-3, NULL), OPTIM_OK);
+    cr_assert_eq(optim_step(o2, ps2, 1e-3, NULL), OPTIM_OK);
+    expect_same(dev, ps->data, ps2->data, ps->numel, "parameters after one more step");
+
+    // no best metric yet and an empty cursor also round-trip
+    CkptState e = ckpt_state_empty(), e2;
+    cr_assert_eq(checkpoint_save(path, ps, o, &e, "", NULL), 0, "%s", hyp_last_error());
+    cr_assert_eq(checkpoint_load(path, ps2, NULL, &e2, NULL), 0, "%s", hyp_last_error());
+    cr_assert(isnan(e2.best_metric) && e2.best_step == -1 && e2.n_cursor == 0 && !e2.cursor);
+    cr_assert_eq(e2.optim_step, 4, "optim_step comes from the optimizer");
+
+    ckpt_state_free(&st2);
+    free(cfg2);
+    free(cfg3);
+    free(cfg_text);
+    free(path);
+    adamw_free(o);
+    adamw_free(o2);
+    paramset_free(ps);
+    paramset_free(ps2);
+    remove_dir(dir);
+}
+Test(checkpoint, roundtrip_bitwise) { roundtrip(HYP_CPU); }
+Test(checkpoint, roundtrip_bitwise_cuda) {
+    RUN_ON_CUDA_OR_SKIP();
+    roundtrip(HYP_CUDA);
+}
+
+// Save a run checkpoint at `step` with keep_last k.
+static void save_step(const char *dir, ParamSet *ps, AdamW *o, int64_t step, int keep) {
+    CkptState st = sample_state(step);
+    char *p = NULL;
+    cr_assert_eq(checkpoint_save_run(dir, ps, o, &st, "[train]\nlr = 1\n", NULL, keep, &p), 0, "%s", hyp_last_error());
+    char *want = checkpoint_path(dir, step);
+    cr_assert_str_eq(p, want);
+    free(want);
+    free(p);
+}
+
+Test(checkpoint, latest_pointer_and_pruning) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    AdamW *o = trained(ps, 1, 3);
+    write_file(dir, "best.h5", "not touched", 11);
+    for (int64_t s = 100; s <= 400; s += 100) save_step(dir, ps, o, s, 2);
+    char *latest = read_file(dir, "latest");
+    cr_assert_str_eq(latest, "ckpt-00000400.h5\n");
+    free(latest);
+    cr_assert(!exists(dir, "ckpt-00000100.h5") && !exists(dir, "ckpt-00000200.h5"), "keep_last 2 prunes the oldest");
+    cr_assert(exists(dir, "ckpt-00000300.h5") && exists(dir, "ckpt-00000400.h5"));
+    cr_assert(exists(dir, "best.h5"), "pruning never touches best.h5");
+    cr_assert(!exists(dir, "latest.tmp"));
+    char *found = checkpoint_find_latest(dir, ps);
+    cr_assert(found && strstr(found, "ckpt-00000400.h5"), "%s", found ? found : hyp_last_error());
+    free(found);
+    // the checkpoint `latest` names is never pruned, even when it is not among the newest
+    cr_assert_eq(checkpoint_set_latest(dir, "ckpt-00000300.h5"), 0);
+    save_step(dir, ps, o, 500, 1);   // points latest at 500 again: 300 and 400 may go
+    cr_assert(!exists(dir, "ckpt-00000300.h5") && !exists(dir, "ckpt-00000400.h5"));
+    char *p300 = checkpoint_path(dir, 300);
+    CkptState st = sample_state(300);
+    cr_assert_eq(checkpoint_save(p300, ps, o, &st, "", NULL), 0);
+    cr_assert_eq(checkpoint_set_latest(dir, p300), 0);
+    cr_assert_eq(checkpoint_prune(dir, 1), 0, "keep 1 = ckpt 500; 300 is `latest`: nothing to delete");
+    cr_assert(exists(dir, "ckpt-00000300.h5") && exists(dir, "ckpt-00000500.h5"));
+    cr_assert_eq(checkpoint_prune(dir, 0), 0, "keep_last 0 keeps everything");
+    free(p300);
+    adamw_free(o);
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+Test(checkpoint, leftover_tmp_ignored_and_cleaned) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    AdamW *o = trained(ps, 1, 5);
+    save_step(dir, ps, o, 100, 3);
+    // a crash in the middle of writing checkpoint 200 and of updating `latest`
+    write_file(dir, "ckpt-00000200.h5.tmp", "\x89HDF\r\n\x1a\n partial", 16);
+    write_file(dir, "latest.tmp", "ckpt-00000200.h5\n", 17);
+    write_file(dir, "best.h5.tmp", "x", 1);
+    write_file(dir, "notes.tmp", "user file", 9);   // not ours: left alone
+    char *found = checkpoint_find_latest(dir, ps);
+    cr_assert(found && strstr(found, "ckpt-00000100.h5"), "%s", found ? found : hyp_last_error());
+    cr_assert(!exists(dir, "ckpt-00000200.h5.tmp") && !exists(dir, "latest.tmp") && !exists(dir, "best.h5.tmp"),
+              "leftover temporary files are cleaned");
+    cr_assert(exists(dir, "notes.tmp"), "files that are not ours stay");
+    // the previous checkpoint is intact and loads
+    ParamSet *ps2 = make_params(HYP_CPU, false, false, false);
+    AdamW *o2 = adamw_new(ps2, &o->cfg);
+    CkptState st;
+    cr_assert_eq(checkpoint_load(found, ps2, o2, &st, NULL), 0, "%s", hyp_last_error());
+    cr_assert(!memcmp(ps->data, ps2->data, ps->numel * sizeof(float)));
+    ckpt_state_free(&st);
+    // a failed save leaves nothing behind
+    CkptState s2 = sample_state(1);
+    cr_assert_eq(checkpoint_save("/nonexistent-dir/ckpt.h5", ps, o, &s2, "", NULL), -1);
+    free(found);
+    adamw_free(o);
+    adamw_free(o2);
+    paramset_free(ps);
+    paramset_free(ps2);
+    remove_dir(dir);
+}
+
+Test(checkpoint, find_latest_falls_back_past_corrupt_files) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    AdamW *o = trained(ps, 1, 9);
+    cr_assert_null(checkpoint_find_latest(dir, ps), "an empty run folder has nothing to resume");
+    cr_assert(strstr(hyp_last_error(), "no checkpoint"), "%s", hyp_last_error());
+    for (int64_t s = 100; s <= 300; s += 100) save_step(dir, ps, o, s, 0);
+    // truncate the newest (the one `latest` names) to half its size
+    char p3[1024];
+    snprintf(p3, sizeof p3, "%s/ckpt-00000300.h5", dir);
+    struct stat sb;
+    cr_assert_eq(stat(p3, &sb), 0);
+    cr_assert_eq(truncate(p3, sb.st_size / 2), 0);
+    char *found = checkpoint_find_latest(dir, ps);
+    cr_assert(found && strstr(found, "ckpt-00000200.h5"), "%s", found ? found : hyp_last_error());
+    free(found);
+    // garbage over the start of 200 as well; no `latest` at all
+    char p2[1024];
+    snprintf(p2, sizeof p2, "%s/ckpt-00000200.h5", dir);
+    FILE *f = fopen(p2, "r+b");
+    fwrite("garbage garbage garbage", 1, 23, f);
+    fclose(f);
+    snprintf(p3, sizeof p3, "%s/latest", dir);
+    unlink(p3);
+    found = checkpoint_find_latest(dir, ps);
+    cr_assert(found && strstr(found, "ckpt-00000100.h5"), "%s", found ? found : hyp_last_error());
+    free(found);
+    // `latest` naming something absent
+    write_file(dir, "latest", "ckpt-00009999.h5\n", 17);
+    found = checkpoint_find_latest(dir, NULL);
+    cr_assert(found && strstr(found, "ckpt-00000100.h5"), "%s", found ? found : hyp_last_error());
+    free(found);
+    // a checkpoint for another model is not a resume candidate
+    ParamSet *other = make_params(HYP_CPU, true, false, false);
+    cr_assert_null(checkpoint_find_latest(dir, other));
+    paramset_free(other);
+    adamw_free(o);
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+Test(checkpoint, validation_errors_name_file_and_key) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    AdamW *o = trained(ps, 2, 11);
+    char *path = checkpoint_path(dir, 42);
+    CkptState st = sample_state(42);
+    cr_assert_eq(checkpoint_save(path, ps, o, &st, "", NULL), 0, "%s", hyp_last_error());
+    cr_assert_eq(checkpoint_validate(path, ps), 0, "%s", hyp_last_error());
+    cr_assert_eq(checkpoint_validate(path, NULL), 0, "%s", hyp_last_error());
+    const struct { bool alt, extra, drop; const char *want; } cases[] = {
+        {true, false, false, "/params/encoder.layer.0.attention.self.query.weight: shape [6, 6] in the file, [6, 5] expected"},
+        {false, true, false, "/params/extra.weight: missing"},
+        {false, false, true, "/params/hyper_base_matrices.0: unexpected parameter"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ParamSet *bad = make_params(HYP_CPU, cases[i].alt, cases[i].extra, cases[i].drop);
+        float *before = host_copy(HYP_CPU, bad->data, bad->numel);
+        CkptState s;
+        cr_assert_eq(checkpoint_load(path, bad, NULL, &s, NULL), -1, "case %zu loaded", i);
+        cr_assert(strstr(hyp_last_error(), path), "\"%s\" does not name the file", hyp_last_error());
+        cr_assert(strstr(hyp_last_error(), cases[i].want), "\"%s\" lacks \"%s\"", hyp_last_error(), cases[i].want);
+        cr_assert(!memcmp(before, bad->data, bad->numel * sizeof(float)), "a rejected load must not change the model");
+        free(before);
+        paramset_free(bad);
+    }
+    // not a checkpoint at all / a model file without optimizer state
+    write_file(dir, "junk.h5", "junk", 4);
+    char junk[1024];
+    snprintf(junk, sizeof junk, "%s/junk.h5", dir);
+    cr_assert_eq(checkpoint_validate(junk, ps), -1);
+    cr_assert(strstr(hyp_last_error(), junk), "%s", hyp_last_error());
+    CkptState s0 = ckpt_state_empty();
+    cr_assert_eq(checkpoint_save(path, ps, NULL, &s0, "", NULL), 0);
+    CkptState s1;
+    cr_assert_eq(checkpoint_load(path, ps, o, &s1, NULL), -1);
+    cr_assert(strstr(hyp_last_error(), "/optim: missing"), "%s", hyp_last_error());
+    free(path);
+    adamw_free(o);
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+// best.h5: a model file (model_load) with the tokenizer; here a tiny BERT.
+Test(checkpoint, best_h5_loads_with_model_load) {
+#ifndef HYP_HAVE_JANSSON
+    cr_skip_test("built without jansson: model files store their config as JSON");
+#endif
+    char *dir = make_dir();
+    ModelConfig mc;
+    memset(&mc, 0, sizeof mc);
+    mc.kind = MODEL_BERT;
+    bert_config_default(&mc.bert);
+    mc.bert.hidden_size = 16;
+    mc.bert.num_hidden_layers = 2;
+    mc.bert.num_attention_heads = 2;
+    mc.bert.intermediate_size = 32;
+    mc.bert.vocab_size = 8;
+    mc.bert.max_position_embeddings = 24;
+    BertConfig bc;
+    cr_assert_eq(model_bert_config(&mc, &bc, "test"), 0, "%s", hyp_last_error());
+    ParamSet *ps = paramset_new(HYP_CPU);
+    Bert bert;
+    bert_register(&bert, ps, mc.bert_prefix, &bc);
+    paramset_finalize(ps);
+    bert_init(&bert, 5);
+    const char *vocab[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s"};
+    CkptModelInfo mi = {.model = &mc, .vocab = vocab, .n_vocab = 8, .lowercase = true, .query_max_len = 12,
+                        .doc_max_len = 20};
+    CkptState st = ckpt_state_empty();
+    st.step = 1200;
+    st.best_metric = 0.5;
+    char best[1024];
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, "[train]\nlr = 2e-05\n", &st), 0, "%s", hyp_last_error());
+    cr_assert(!exists(dir, "best.h5.tmp"));
+    Model *m = model_load(best, HYP_CPU);
+    cr_assert(m, "model_load: %s", hyp_last_error());
+    cr_assert_eq(m->ps->numel, ps->numel);
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = paramset_get(m->ps, ps->params[i]->name);
+        cr_assert(t, "%s missing from the loaded model", ps->params[i]->name);
+        cr_assert(!memcmp(t->data, ps->params[i]->data, tensor_bytes(t)), "%s differs", ps->params[i]->name);
+    }
+    cr_assert_eq(m->n_vocab, 8);
+    cr_assert_str_eq(m->vocab[5], "hello");
+    cr_assert(m->lowercase);
+    cr_assert_eq(m->query_max_len, 12);
+    cr_assert_eq(m->doc_max_len, 20);
+    cr_assert_eq(m->mc.bert.hidden_size, 16);
+    model_free(m);
+    // a model file cannot resume training, and a checkpoint with model info stays a checkpoint
+    cr_assert_eq(checkpoint_validate(best, ps), -1);
+    char *ck = checkpoint_path(dir, 1200);
+    cr_assert_eq(checkpoint_save(ck, ps, NULL, &st, "", &mi), 0, "%s", hyp_last_error());
+    cr_assert_eq(checkpoint_validate(ck, ps), 0, "%s", hyp_last_error());
+    H5File *f = h5_open(ck);
+    cr_assert(f && h5_exists(f, "/model_config") && h5_exists(f, "/tokenizer/vocab"));
+    h5_close(f);
+    free(ck);
+    bert_free(&bert);
+    paramset_free(ps);
+    remove_dir(dir);
+}

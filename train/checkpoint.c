@@ -1,0 +1,644 @@
+// checkpoint.c: HDF5 training checkpoints, best.h5 and the run folder (checkpoint.h).
+#include "train/checkpoint.h"
+#include "autograd/h5io.h"
+#include "kernels/kernels.h"
+#include "model/h5_strings.h"
+#include "model/model_file.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CKPT_FORMAT 1
+
+CkptState ckpt_state_empty(void) {
+    return (CkptState){.best_metric = NAN, .best_step = -1};
+}
+void ckpt_state_free(CkptState *st) {
+    if (!st) return;
+    free(st->cursor);
+    st->cursor = NULL;
+    st->n_cursor = 0;
+}
+
+// ---------------------------------------------------------------- small helpers
+static char *str_cat(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = hyp_malloc(n);
+    snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return hyp_strdup(".");
+    if (slash == path) return hyp_strdup("/");
+    char *d = hyp_malloc((size_t)(slash - path) + 1);
+    memcpy(d, path, (size_t)(slash - path));
+    d[slash - path] = 0;
+    return d;
+}
+static const char *base_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = hyp_malloc(n);
+    snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+// fsync a file (or directory) by path.
+static int fsync_path(const char *path, bool dir) {
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) { hyp_set_error("%s: cannot open to flush: %s", path, strerror(errno)); return -1; }
+    int rc = fsync(fd);
+    // Some file systems refuse fsync on directories (EINVAL): the rename is still atomic.
+    if (rc && dir && (errno == EINVAL || errno == EBADF)) rc = 0;
+    if (rc) hyp_set_error("%s: fsync failed: %s", path, strerror(errno));
+    close(fd);
+    return rc ? -1 : 0;
+}
+
+// tmp is complete: flush it, rename it over path, flush the directory.
+static int commit(const char *tmp, const char *path) {
+    if (fsync_path(tmp, false)) return -1;
+    if (rename(tmp, path)) {
+        hyp_set_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+        return -1;
+    }
+    char *d = dir_of(path);
+    int rc = fsync_path(d, true);
+    free(d);
+    return rc;
+}
+
+static const char *shape_s(int nd, const int *sh, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%d", i ? ", " : "", sh[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+static size_t param_offset(const ParamSet *ps, int i) {
+    return (size_t)(tensor_f32(ps->params[i]) - ps->data);
+}
+
+// A device buffer of n floats as host memory: the buffer itself on the CPU, else a copy.
+static float *host_view(Device dev, const float *d, size_t n) {
+    if (dev == HYP_CPU) return (float *)d;
+    float *h = hyp_malloc((n ? n : 1) * sizeof(float));
+    const Backend *be = backend_get(dev);
+    be->synchronize();
+    be->copy(h, d, n * sizeof(float), COPY_D2H);
+    return h;
+}
+static void host_view_free(Device dev, float *h) {
+    if (dev != HYP_CPU) free(h);
+}
+
+// ---------------------------------------------------------------- raw HDF5 (state attributes)
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *v) {
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, type, v) < 0 ? -1 : 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(s);
+    return rc;
+}
+static int attr_read(hid_t obj, const char *name, hid_t type, void *v) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = H5Aread(a, type, v) < 0 ? -1 : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+static int write_state(const char *tmp, const CkptState *st, int64_t optim_step) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) { hyp_set_error("%s: cannot reopen to write /state", tmp); return -1; }
+    int rc = -1;
+    hid_t g = H5Gcreate2(f, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g >= 0) {
+        const int64_t format = CKPT_FORMAT;
+        rc = attr_write(g, "format", H5T_NATIVE_INT64, &format) || attr_write(g, "step", H5T_NATIVE_INT64, &st->step) ||
+             attr_write(g, "optim_step", H5T_NATIVE_INT64, &optim_step) ||
+             attr_write(g, "sched_step", H5T_NATIVE_INT64, &st->sched_step) ||
+             attr_write(g, "seed", H5T_NATIVE_UINT64, &st->seed) ||
+             attr_write(g, "rng_offset", H5T_NATIVE_UINT64, &st->rng_offset) ||
+             attr_write(g, "lr", H5T_NATIVE_DOUBLE, &st->lr) ||
+             attr_write(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric) ||
+             attr_write(g, "best_step", H5T_NATIVE_INT64, &st->best_step) ? -1 : 0;
+        if (!rc) {
+            hsize_t dims[1] = {(hsize_t)(st->n_cursor > 0 ? st->n_cursor : 0)};
+            hid_t sp = H5Screate_simple(1, dims, NULL);
+            hid_t d = H5Dcreate2(g, "cursor", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            rc = d < 0 || (dims[0] && H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->cursor) < 0) ? -1 : 0;
+            if (d >= 0) H5Dclose(d);
+            H5Sclose(sp);
+        }
+        H5Gclose(g);
+    }
+    if (H5Fclose(f) < 0) rc = -1;
+    if (rc) hyp_set_error("%s: cannot write /state", tmp);
+    return rc;
+}
+
+static const char *const STATE_I64[] = {"format", "step", "optim_step", "sched_step", "best_step"};
+static const char *const STATE_U64[] = {"seed", "rng_offset"};
+static const char *const STATE_F64[] = {"lr", "best_metric"};
+
+// Read /state into st (cursor malloc'd). check_only: verify presence only.
+static int read_state(const char *path, CkptState *st, bool check_only) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) { hyp_set_error("%s: cannot open as HDF5", path); return -1; }
+    int rc = -1;
+    hid_t g = H5Lexists(f, "/state", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/state", H5P_DEFAULT) : -1;
+    if (g < 0) { hyp_set_error("%s: /state: missing (not a training checkpoint)", path); goto out_f; }
+    int64_t i64[5];
+    uint64_t u64[2];
+    double f64[2];
+    for (int i = 0; i < 5; i++)
+        if (attr_read(g, STATE_I64[i], H5T_NATIVE_INT64, &i64[i])) {
+            hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_I64[i]);
+            goto out_g;
+        }
+    for (int i = 0; i < 2; i++)
+        if (attr_read(g, STATE_U64[i], H5T_NATIVE_UINT64, &u64[i])) {
+            hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_U64[i]);
+            goto out_g;
+        }
+    for (int i = 0; i < 2; i++)
+        if (attr_read(g, STATE_F64[i], H5T_NATIVE_DOUBLE, &f64[i])) {
+            hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_F64[i]);
+            goto out_g;
+        }
+    if (i64[0] != CKPT_FORMAT) {
+        hyp_set_error("%s: /state: format %lld, this build reads format %d", path, (long long)i64[0], CKPT_FORMAT);
+        goto out_g;
+    }
+    hid_t d = H5Lexists(g, "cursor", H5P_DEFAULT) > 0 ? H5Dopen2(g, "cursor", H5P_DEFAULT) : -1;
+    if (d < 0) { hyp_set_error("%s: /state/cursor: missing", path); goto out_g; }
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd == 1) H5Sget_simple_extent_dims(sp, &n, NULL);
+    H5Sclose(sp);
+    if (nd != 1 || n > (1u << 20)) {
+        hyp_set_error("%s: /state/cursor: expected a 1-D int64 dataset", path);
+        H5Dclose(d);
+        goto out_g;
+    }
+    int64_t *cur = NULL;
+    if (!check_only && n) {
+        cur = hyp_malloc(n * sizeof(int64_t));
+        if (H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cur) < 0) {
+            hyp_set_error("%s: /state/cursor: read error", path);
+            free(cur);
+            H5Dclose(d);
+            goto out_g;
+        }
+    }
+    H5Dclose(d);
+    if (!check_only) {
+        *st = (CkptState){.step = i64[1], .optim_step = i64[2], .sched_step = i64[3], .best_step = i64[4],
+                          .seed = u64[0], .rng_offset = u64[1], .lr = f64[0], .best_metric = f64[1],
+                          .n_cursor = (int)n, .cursor = cur};
+    }
+    rc = 0;
+out_g:
+    H5Gclose(g);
+out_f:
+    H5Fclose(f);
+    return rc;
+}
+
+// ---------------------------------------------------------------- writing
+static int write_f32_params(H5File *f, const char *group, const ParamSet *ps, const float *host) {
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = ps->params[i];
+        char name[1200];
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        if (h5_write_f32(f, name, host + param_offset(ps, i), t->ndim, t->shape)) return -1;
+    }
+    return 0;
+}
+
+static int write_model_info(const char *tmp, const CkptModelInfo *mi, const char *config_ds) {
+    char *json = model_config_to_json(mi->model);
+    if (!json) return -1;
+    int rc = h5s_write_string(tmp, config_ds, json);
+    free(json);
+    if (rc) return -1;
+    if (mi->vocab && h5s_write_strings(tmp, "/tokenizer/vocab", mi->vocab, (size_t)mi->n_vocab)) return -1;
+    if (h5s_write_attr_int(tmp, "/tokenizer", "lowercase", mi->lowercase) ||
+        h5s_write_attr_int(tmp, "/tokenizer", "query_max_len", mi->query_max_len) ||
+        h5s_write_attr_int(tmp, "/tokenizer", "doc_max_len", mi->doc_max_len))
+        return -1;
+    return 0;
+}
+
+static bool good_names(const ParamSet *ps, const char *path) {
+    for (int i = 0; i < ps->n; i++) {
+        const char *n = ps->params[i]->name;
+        if (!n || !*n || strchr(n, '/') || !strcmp(n, ".") || !strcmp(n, "..") || strlen(n) > 900) {
+            hyp_set_error("%s: parameter name \"%s\" cannot be an HDF5 dataset name", path, n ? n : "(null)");
+            return false;
+        }
+    }
+    return true;
+}
+
+int checkpoint_save(const char *path, const ParamSet *ps, const AdamW *opt, const CkptState *st,
+                    const char *config_text, const CkptModelInfo *model) {
+    if (!good_names(ps, path)) return -1;
+    if (opt && (opt->numel != ps->numel || opt->device != ps->device)) {
+        hyp_set_error("%s: the optimizer state does not belong to this parameter set", path);
+        return -1;
+    }
+    if (st->n_cursor > 0 && !st->cursor) {
+        hyp_set_error("%s: n_cursor = %d without a cursor", path, st->n_cursor);
+        return -1;
+    }
+    char *tmp = str_cat(path, ".tmp");
+    int rc = -1;
+    H5File *f = h5_create(tmp);
+    if (!f) goto out;
+    float *host = host_view(ps->device, ps->data, ps->numel);
+    int w = write_f32_params(f, "/params", ps, host);
+    host_view_free(ps->device, host);
+    for (int k = 0; k < 2 && opt && !w; k++) {
+        float *h = host_view(opt->device, k ? opt->v : opt->m, opt->numel);
+        w = write_f32_params(f, k ? "/optim/v" : "/optim/m", ps, h);
+        host_view_free(opt->device, h);
+    }
+    h5_close(f);
+    if (w) goto fail;
+    if (write_state(tmp, st, opt ? opt->step : st->optim_step)) goto fail;
+    if (h5s_write_string(tmp, "/config", config_text ? config_text : "")) goto fail;
+    if (model && write_model_info(tmp, model, "/model_config")) goto fail;
+    if (commit(tmp, path)) goto fail;
+    rc = 0;
+    goto out;
+fail:
+    unlink(tmp);
+out:
+    free(tmp);
+    return rc;
+}
+
+int checkpoint_save_model(const char *path, const ParamSet *ps, const CkptModelInfo *model,
+                          const char *config_text, const CkptState *st) {
+    if (!good_names(ps, path)) return -1;
+    if (!model || !model->model) {
+        hyp_set_error("%s: a model file needs the model config", path);
+        return -1;
+    }
+    char *tmp = str_cat(path, ".tmp");
+    int rc = -1;
+    H5File *f = h5_create(tmp);
+    if (!f) goto out;
+    float *host = host_view(ps->device, ps->data, ps->numel);
+    int w = write_f32_params(f, "/params", ps, host);
+    host_view_free(ps->device, host);
+    h5_close(f);
+    if (w || write_model_info(tmp, model, "/config")) goto fail;
+    if (config_text && h5s_write_string(tmp, "/train_config", config_text)) goto fail;
+    if (st) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        hid_t fid = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t g = fid >= 0 ? H5Gcreate2(fid, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+        int e = g < 0 || attr_write(g, "step", H5T_NATIVE_INT64, &st->step) ||
+                attr_write(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric);
+        if (g >= 0) H5Gclose(g);
+        if (fid >= 0 && H5Fclose(fid) < 0) e = 1;
+        if (e) { hyp_set_error("%s: cannot write /state", tmp); goto fail; }
+    }
+    if (h5s_write_attr_int(tmp, "/", "format_version", MODEL_FILE_VERSION)) goto fail;
+    if (commit(tmp, path)) goto fail;
+    rc = 0;
+    goto out;
+fail:
+    unlink(tmp);
+out:
+    free(tmp);
+    return rc;
+}
+
+// ---------------------------------------------------------------- validation and loading
+static bool in_paramset(const ParamSet *ps, const char *name) {
+    return paramset_get(ps, name) != NULL;
+}
+
+// Every dataset of group: its name in ps (when given) with the right shape; every ps
+// parameter present. ref (ps == NULL): the names and shapes of /params instead.
+static int check_group(H5File *f, const char *path, const char *group, const ParamSet *ps, char **ref, int n_ref) {
+    char **names = NULL;
+    int n = h5_list(f, group, &names);
+    if (n < 0) { hyp_set_error("%s: %s: missing", path, group); return -1; }
+    int rc = 0;
+    char ds[1200], b1[96], b2[96];
+    for (int i = 0; i < n && !rc; i++) {
+        bool known = ps ? in_paramset(ps, names[i]) : false;
+        for (int j = 0; !ps && j < n_ref && !known; j++) known = !strcmp(ref[j], names[i]);
+        if (!known) {
+            hyp_set_error("%s: %s/%s: unexpected parameter (the model has no parameter of this name; "
+                          "was the checkpoint written for another model config?)", path, group, names[i]);
+            rc = -1;
+        }
+    }
+    int want_n = ps ? ps->n : n_ref;
+    for (int i = 0; i < want_n && !rc; i++) {
+        const char *name = ps ? ps->params[i]->name : ref[i];
+        snprintf(ds, sizeof ds, "%s/%s", group, name);
+        int sh[HYP_MAX_DIMS], nd = h5_exists(f, ds) ? h5_shape(f, ds, sh) : -2;
+        if (nd == -2) {
+            hyp_set_error("%s: %s: missing (the model has this parameter)", path, ds);
+            rc = -1;
+            break;
+        }
+        if (nd < 0) { hyp_set_error("%s: %s: not a readable dataset", path, ds); rc = -1; break; }
+        int wsh[HYP_MAX_DIMS], wnd;
+        if (ps) {
+            wnd = ps->params[i]->ndim;
+            memcpy(wsh, ps->params[i]->shape, sizeof wsh);
+        } else {
+            char rds[1200];
+            snprintf(rds, sizeof rds, "/params/%s", name);
+            wnd = h5_shape(f, rds, wsh);
+        }
+        bool same = nd == wnd;
+        for (int d = 0; same && d < nd; d++) same = sh[d] == wsh[d];
+        if (!same) {
+            hyp_set_error("%s: %s: shape %s in the file, %s expected", path, ds, shape_s(nd, sh, b1, sizeof b1),
+                          shape_s(wnd, wsh, b2, sizeof b2));
+            rc = -1;
+        }
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+int checkpoint_validate(const char *path, const ParamSet *ps) {
+    H5File *f = h5_open(path);
+    if (!f) return -1;
+    int rc = -1;
+    char **ref = NULL;
+    int n_ref = 0;
+    if (!h5_exists(f, "/params")) { hyp_set_error("%s: /params: missing (not a checkpoint)", path); goto out; }
+    if (!h5_exists(f, "/config")) { hyp_set_error("%s: /config: missing (not a training checkpoint)", path); goto out; }
+    if (!ps && (n_ref = h5_list(f, "/params", &ref)) < 0) goto out;
+    if (check_group(f, path, "/params", ps, ref, n_ref)) goto out;
+    if (h5_exists(f, "/optim")) {
+        if (check_group(f, path, "/optim/m", ps, ref, n_ref) || check_group(f, path, "/optim/v", ps, ref, n_ref)) goto out;
+    }
+    h5_close(f);
+    f = NULL;
+    CkptState dummy;
+    rc = read_state(path, &dummy, true);
+out:
+    h5_close(f);
+    for (int i = 0; i < n_ref; i++) free(ref[i]);
+    free(ref);
+    return rc;
+}
+
+// Read every parameter of `group` into the device buffer dst laid out like ps->data.
+static int read_into(H5File *f, const char *group, const ParamSet *ps, Device dev, float *dst) {
+    float *host = dev == HYP_CPU ? dst : hyp_malloc((ps->numel ? ps->numel : 1) * sizeof(float));
+    int rc = 0;
+    for (int i = 0; i < ps->n && !rc; i++) {
+        char ds[1200];
+        snprintf(ds, sizeof ds, "%s/%s", group, ps->params[i]->name);
+        rc = h5_read_f32_into(f, ds, host + param_offset(ps, i), tensor_numel(ps->params[i]));
+    }
+    if (dev != HYP_CPU) {
+        if (!rc) backend_get(dev)->copy(dst, host, ps->numel * sizeof(float), COPY_H2D);
+        free(host);
+    }
+    return rc;
+}
+
+int checkpoint_load(const char *path, ParamSet *ps, AdamW *opt, CkptState *st, char **config_text) {
+    if (config_text) *config_text = NULL;
+    if (checkpoint_validate(path, ps)) return -1;
+    if (opt && (opt->numel != ps->numel || opt->device != ps->device)) {
+        hyp_set_error("%s: the optimizer does not belong to this parameter set", path);
+        return -1;
+    }
+    CkptState s;
+    if (read_state(path, &s, false)) return -1;
+    char *cfg = h5s_read_string(path, "/config");
+    if (!cfg) { ckpt_state_free(&s); return -1; }
+    H5File *f = h5_open(path);
+    int rc = -1;
+    if (!f) goto fail;
+    if (opt && !h5_exists(f, "/optim")) {
+        hyp_set_error("%s: /optim: missing (a model-only file cannot resume training)", path);
+        goto fail;
+    }
+    if (read_into(f, "/params", ps, ps->device, ps->data)) goto fail;
+    if (opt && (read_into(f, "/optim/m", ps, opt->device, opt->m) || read_into(f, "/optim/v", ps, opt->device, opt->v)))
+        goto fail;
+    if (opt) opt->step = s.optim_step;
+    rc = 0;
+fail:
+    h5_close(f);
+    if (rc) {
+        ckpt_state_free(&s);
+        free(cfg);
+        return -1;
+    }
+    if (st) *st = s;
+    else ckpt_state_free(&s);
+    if (config_text) *config_text = cfg;
+    else free(cfg);
+    return 0;
+}
+
+char *checkpoint_read_config(const char *path) {
+    H5File *f = h5_open(path);
+    if (!f) return NULL;
+    bool ok = h5_exists(f, "/config");
+    h5_close(f);
+    if (!ok) { hyp_set_error("%s: /config: missing (not a training checkpoint)", path); return NULL; }
+    return h5s_read_string(path, "/config");
+}
+
+// ---------------------------------------------------------------- the run folder
+char *checkpoint_path(const char *dir, int64_t step) {
+    char name[64];
+    snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)step);
+    return join(dir, name);
+}
+
+// Step of a checkpoint file name "ckpt-<digits>.h5", or -1.
+static int64_t ckpt_step(const char *name) {
+    if (strncmp(name, "ckpt-", 5)) return -1;
+    const char *p = name + 5, *q = p;
+    while (*q >= '0' && *q <= '9') q++;
+    if (q == p || q - p > 18 || strcmp(q, ".h5")) return -1;
+    return strtoll(p, NULL, 10);
+}
+
+typedef struct { int64_t step; char *name; } CkptEntry;
+static int entry_cmp(const void *a, const void *b) {
+    const CkptEntry *x = a, *y = b;
+    return x->step < y->step ? -1 : x->step > y->step;
+}
+// ckpt-*.h5 files of dir sorted by step (ascending); count or -1.
+static int list_ckpts(const char *dir, CkptEntry **out) {
+    DIR *d = opendir(dir);
+    if (!d) { hyp_set_error("%s: cannot open directory: %s", dir, strerror(errno)); return -1; }
+    int n = 0, cap = 0;
+    CkptEntry *v = NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t s = ckpt_step(e->d_name);
+        if (s < 0) continue;
+        if (n == cap) v = hyp_realloc(v, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *v);
+        v[n++] = (CkptEntry){s, hyp_strdup(e->d_name)};
+    }
+    closedir(d);
+    if (n) qsort(v, (size_t)n, sizeof *v, entry_cmp);
+    *out = v;
+    return n;
+}
+static void free_entries(CkptEntry *v, int n) {
+    for (int i = 0; i < n; i++) free(v[i].name);
+    free(v);
+}
+
+// The file name `latest` holds (malloc'd), or NULL (missing, empty or not a plain name).
+static char *read_latest(const char *dir) {
+    char *p = join(dir, "latest");
+    FILE *f = fopen(p, "r");
+    free(p);
+    if (!f) return NULL;
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = 0;
+    if (!n || strchr(buf, '/') || strlen(buf) != n) return NULL;
+    return hyp_strdup(buf);
+}
+
+int checkpoint_set_latest(const char *dir, const char *ckpt_path) {
+    char *tmp = join(dir, "latest.tmp"), *dst = join(dir, "latest");
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { hyp_set_error("%s: cannot create: %s", tmp, strerror(errno)); goto out; }
+    const char *name = base_of(ckpt_path);
+    size_t len = strlen(name);
+    bool ok = write(fd, name, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    int err = errno;
+    close(fd);
+    if (!ok) { hyp_set_error("%s: write failed: %s", tmp, strerror(err)); unlink(tmp); goto out; }
+    if (rename(tmp, dst)) { hyp_set_error("%s: cannot rename: %s", dst, strerror(errno)); unlink(tmp); goto out; }
+    rc = fsync_path(dir, true);
+out:
+    free(tmp);
+    free(dst);
+    return rc;
+}
+
+int checkpoint_prune(const char *dir, int keep_last) {
+    if (keep_last <= 0) return 0;
+    CkptEntry *v;
+    int n = list_ckpts(dir, &v);
+    if (n < 0) return -1;
+    char *latest = read_latest(dir);
+    int deleted = 0, rc = 0;
+    for (int i = 0; i < n - keep_last; i++) {
+        if (latest && !strcmp(latest, v[i].name)) continue;
+        char *p = join(dir, v[i].name);
+        if (unlink(p) == 0) deleted++;
+        else if (errno != ENOENT) { hyp_set_error("%s: cannot delete: %s", p, strerror(errno)); rc = -1; }
+        free(p);
+    }
+    free(latest);
+    free_entries(v, n);
+    return rc ? -1 : deleted;
+}
+
+int checkpoint_clean_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) { hyp_set_error("%s: cannot open directory: %s", dir, strerror(errno)); return -1; }
+    int removed = 0, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".tmp")) continue;
+        char base[512];
+        if (n - 4 >= sizeof base) continue;
+        memcpy(base, e->d_name, n - 4);
+        base[n - 4] = 0;
+        if (ckpt_step(base) < 0 && strcmp(base, "best.h5") && strcmp(base, "latest")) continue;
+        char *p = join(dir, e->d_name);
+        if (unlink(p) == 0) removed++;
+        else { hyp_set_error("%s: cannot delete: %s", p, strerror(errno)); rc = -1; }
+        free(p);
+    }
+    closedir(d);
+    return rc ? -1 : removed;
+}
+
+char *checkpoint_find_latest(const char *dir, const ParamSet *ps) {
+    if (checkpoint_clean_tmp(dir) < 0) return NULL;
+    char *latest = read_latest(dir), *why = NULL;
+    if (latest) {
+        char *p = join(dir, latest);
+        if (checkpoint_validate(p, ps) == 0) { free(latest); return p; }
+        why = hyp_strdup(hyp_last_error());
+        free(p);
+    }
+    CkptEntry *v;
+    int n = list_ckpts(dir, &v);
+    if (n < 0) { free(latest); free(why); return NULL; }
+    char *found = NULL;
+    for (int i = n - 1; i >= 0 && !found; i--) {
+        if (latest && !strcmp(latest, v[i].name)) continue;   // already rejected
+        char *p = join(dir, v[i].name);
+        if (checkpoint_validate(p, ps) == 0) found = p;
+        else {
+            fprintf(stderr, "hyp: resume: skipping %s\n", hyp_last_error());
+            free(p);
+        }
+    }
+    if (found && latest)
+        fprintf(stderr, "hyp: resume: %s/latest names %s, which is unusable (%s); using %s\n", dir, latest, why, found);
+    else if (found && !latest)
+        fprintf(stderr, "hyp: resume: %s/latest is missing or empty; using the newest valid checkpoint %s\n", dir, found);
+    if (!found) {
+        if (why) hyp_set_error("%s: no usable checkpoint (latest: %s)", dir, why);
+        else hyp_set_error("%s: no checkpoint to resume from (no valid ckpt-*.h5)", dir);
+    }
+    free_entries(v, n);
+    free(latest);
+    free(why);
+    return found;
+}
+
+int checkpoint_save_run(const char *dir, const ParamSet *ps, const AdamW *opt, const CkptState *st,
+                        const char *config_text, const CkptModelInfo *model, int keep_last, char **out_path) {
+    if (out_path) *out_path = NULL;
+    char *p = checkpoint_path(dir, st->step);
+    if (checkpoint_save(p, ps, opt, st, config_text, model) || checkpoint_set_latest(dir, p) ||
+        checkpoint_prune(dir, keep_last) < 0) {
+        free(p);
+        return -1;
+    }
+    if (out_path) *out_path = p;
+    else free(p);
+    return 0;
+}

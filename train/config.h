@@ -1,0 +1,83 @@
+// config.h: the training configuration: INI sections [model] [data] [train] [eval] [dist]
+// (DESIGN §5), a typed registry of every known key with its default, `--set
+// section.key=value` overrides, and the resolved config text stored in checkpoints.
+//
+// Order of precedence: defaults < config file < --set overrides (applied in order).
+// Resume: config_init, config_parse_text(checkpoint's /config), then the --set overrides.
+//
+// INI syntax (inih's dialect): `[section]`; `key = value`; whole-line comments start with
+// ';' or '#'; an inline comment starts at ';' or '#' preceded by whitespace; whitespace
+// around keys and values is trimmed; a value in double quotes is taken literally (e.g.
+// `init_from = ""`, or a path containing " ;"). Unknown sections or keys, a key given twice
+// in one file, or a bad value is an error "FILE:LINE: ..." (or "--set ARG: ...").
+#ifndef HYP_CONFIG_H
+#define HYP_CONFIG_H
+#include "autograd/util.h"
+
+#define CONFIG_STR_MAX 1024   // longest string value (paths), including the NUL
+
+typedef struct Config {
+    struct {
+        char kind[16];               // hypencoder | biencoder
+        int qnet_layers;             // 6: q-net hidden layers (paper: 2, 4, 6, 8)
+        bool shared_encoder;         // true: one BERT for queries and documents
+        char init_from[CONFIG_STR_MAX];  // "" = random init from the bert_* sizes; else a model file
+        int bert_layers, bert_hidden, bert_heads, bert_ffn, bert_vocab, bert_max_positions;
+        double dropout;              // 0.1: BERT hidden and attention dropout
+    } model;
+    struct {
+        char train[CONFIG_STR_MAX];  // pre-tokenized shards (hyp pretokenize) or the authors' JSONL
+        char vocab[CONFIG_STR_MAX];  // WordPiece vocab.txt ("" = the init_from model file's)
+        int num_negatives;           // 7 (reference configs)
+        int query_max_len;           // 32
+        int doc_max_len;             // 196
+    } data;
+    struct {
+        int batch_size;              // 64 queries per rank
+        double lr;                   // 2e-5
+        long warmup_steps;           // 6000
+        char schedule[32];           // constant_with_warmup | linear | constant
+        long max_steps;              // 1000000
+        long save_steps;             // 2500 (0: only at the end)
+        int keep_last;               // 3 checkpoints kept besides best.h5 (0: keep all)
+        long seed;                   // 42
+        double weight_decay;         // 0
+        double adam_beta1, adam_beta2, adam_eps;   // 0.9, 0.999, 1e-8
+        double max_grad_norm;        // 1.0 (0: no clipping)
+        int grad_accum;              // 1
+        char on_nonfinite[8];        // stop | skip
+        long log_steps;              // 10
+        double margin_mse_weight;    // 1
+        double ce_weight;            // 1
+    } train;
+    struct {
+        long every;                  // 50000 (0: no validation)
+        long select_within;          // 800000: best.h5 only from steps <= this (0: no limit)
+        char corpus[CONFIG_STR_MAX], queries[CONFIG_STR_MAX], qrels[CONFIG_STR_MAX];
+        char metric[32];             // Rprec (selection metric, ir_measures name)
+        int k;                       // 1000: run depth
+    } eval;
+    struct {
+        char backend[8];             // auto (mpirun -> mpi, torchrun env -> tcp, GPU -> nccl) | none | mpi | tcp | nccl
+        bool cross_device_negatives; // false (the reference: negatives are per GPU)
+    } dist;
+} Config;
+
+// Every key at its default.
+void config_init(Config *c);
+// Apply an INI file / INI text on top of c. 0, or -1 with "label:line: reason" in
+// hyp_last_error() (c may then be partly updated).
+int config_parse_file(Config *c, const char *path);
+int config_parse_text(Config *c, const char *text, const char *label);
+// One override "section.key=value" (the argument of --set). 0 or -1 + "--set ARG: reason".
+int config_set(Config *c, const char *assignment);
+// Cross-key checks after all sources are applied (e.g. lengths vs BERT positions).
+// 0 or -1 + error.
+int config_check(const Config *c);
+// The full resolved INI: every key, sections in the order model, data, train, eval, dist,
+// keys sorted within each; parses back to the same Config. malloc'd.
+char *config_resolved_text(const Config *c);
+// The value of "section.key" as the resolved text writes it (malloc'd), or NULL if unknown.
+char *config_get(const Config *c, const char *dotted_key);
+
+#endif

@@ -1,0 +1,148 @@
+// optim.c: AdamW, global-norm clipping and LR schedules (see optim.h).
+#include "train/optim.h"
+#include "kernels/kernels.h"
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------- schedules
+static const char *const SCHED_NAMES[] = {"constant_with_warmup", "linear", "constant"};
+
+int sched_parse(const char *name, SchedKind *out) {
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(name, SCHED_NAMES[k])) { *out = (SchedKind)k; return 0; }
+    return -1;
+}
+const char *sched_name(SchedKind k) {
+    return (unsigned)k < 3 ? SCHED_NAMES[k] : "?";
+}
+
+// transformers' lr lambdas, in the same double arithmetic.
+double lr_at(const LRSchedule *s, long done) {
+    const long W = s->warmup_steps, T = s->max_steps;
+    double f = 1.0;
+    switch (s->kind) {
+    case SCHED_CONSTANT:
+        f = 1.0;
+        break;
+    case SCHED_CONSTANT_WITH_WARMUP:
+        f = done < W ? (double)done / (W > 1 ? (double)W : 1.0) : 1.0;
+        break;
+    case SCHED_LINEAR:
+        if (done < W) f = (double)done / (double)(W > 1 ? W : 1);
+        else {
+            f = (double)(T - done) / (double)(T - W > 1 ? T - W : 1);
+            if (f < 0.0) f = 0.0;
+        }
+        break;
+    }
+    return s->lr * f;
+}
+
+// ---------------------------------------------------------------- AdamW
+AdamWConfig adamw_config_default(void) {
+    return (AdamWConfig){.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0,
+                         .max_grad_norm = 1.0, .decay_all = false};
+}
+
+// HF's forbidden name patterns, searched in the lowercased name: "bias", "layernorm",
+// "rmsnorm", "(^|\.)norm($|\.)", "_norm($|\.)".
+bool adamw_param_decays(const char *name) {
+    size_t n = strlen(name);
+    char *l = hyp_malloc(n + 1);
+    for (size_t i = 0; i <= n; i++) l[i] = (char)tolower((unsigned char)name[i]);
+    bool nodecay = strstr(l, "bias") || strstr(l, "layernorm") || strstr(l, "rmsnorm");
+    for (const char *p = l; !nodecay && (p = strstr(p, "norm")); p++) {
+        const char end = p[4];
+        const bool end_ok = end == 0 || end == '.';
+        if (end_ok && (p == l || p[-1] == '.' || p[-1] == '_')) nodecay = true;
+    }
+    free(l);
+    return !nodecay;
+}
+
+AdamW *adamw_new(const ParamSet *ps, const AdamWConfig *cfg) {
+    HYP_CHECK(ps->finalized, "adamw_new: the parameter set is not finalized");
+    const Backend *be = backend_get(ps->device);
+    AdamW *o = hyp_calloc(1, sizeof *o);
+    o->cfg = *cfg;
+    o->device = ps->device;
+    o->numel = ps->numel;
+    size_t bytes = ps->numel * sizeof(float);
+    o->m = be->alloc(bytes);
+    o->v = be->alloc(bytes);
+    be->memset0(o->m, bytes);
+    be->memset0(o->v, bytes);
+    o->norm_buf = be->alloc(sizeof(float));
+    // Runs of consecutive parameters sharing a decay flag (one run without weight decay).
+    o->run_off = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
+    o->run_len = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
+    o->run_decay = hyp_malloc((size_t)(ps->n + 1) * sizeof(bool));
+    size_t off = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const size_t len = tensor_numel(ps->params[i]);
+        const bool d = cfg->decay_all || adamw_param_decays(ps->params[i]->name);
+        if (o->n_runs > 0 && o->run_decay[o->n_runs - 1] == d) o->run_len[o->n_runs - 1] += len;
+        else {
+            o->run_off[o->n_runs] = off;
+            o->run_len[o->n_runs] = len;
+            o->run_decay[o->n_runs] = d;
+            o->n_runs++;
+        }
+        off += len;
+    }
+    HYP_CHECK(off == ps->numel, "adamw_new: parameter sizes add up to %zu, the set holds %zu", off, ps->numel);
+    return o;
+}
+
+void adamw_free(AdamW *o) {
+    if (!o) return;
+    const Backend *be = backend_get(o->device);
+    be->free(o->m);
+    be->free(o->v);
+    be->free(o->norm_buf);
+    free(o->run_off);
+    free(o->run_len);
+    free(o->run_decay);
+    free(o);
+}
+
+float optim_clip_coef(double grad_norm, double max_norm) {
+    if (!(max_norm > 0)) return 1.0f;
+    // torch: clip_coef = max_norm / (total_norm + 1e-6) on an fp32 tensor, clamped to 1.
+    const float c = (float)max_norm / ((float)grad_norm + 1e-6f);
+    return c > 1.0f ? 1.0f : c;
+}
+
+double optim_grad_norm(const ParamSet *ps, float *scratch) {
+    const Backend *be = backend_get(ps->device);
+    float *buf = scratch ? scratch : be->alloc(sizeof(float));
+    float ss;
+    KERNEL(be, sum_squares, "sum_squares")(buf, ps->grad, (long)ps->numel);
+    be->synchronize();
+    be->copy(&ss, buf, sizeof(float), COPY_D2H);
+    if (!scratch) be->free(buf);
+    // sqrt of the fp32 sum of squares, rounded to fp32 like torch's fp32 norm
+    return (double)(float)sqrt((double)ss);
+}
+
+OptimStatus optim_step(AdamW *o, ParamSet *ps, double lr, OptimStats *stats) {
+    HYP_CHECK(ps->numel == o->numel && ps->device == o->device,
+              "optim_step: the optimizer was made for another parameter set (%zu vs %zu floats)", o->numel, ps->numel);
+    const double norm = optim_grad_norm(ps, o->norm_buf);
+    const float coef = optim_clip_coef(norm, o->cfg.max_grad_norm);
+    if (stats) *stats = (OptimStats){.grad_norm = norm, .clip_coef = coef, .lr = lr};
+    if (!isfinite(norm) || !isfinite(lr) || !isfinite(coef)) return OPTIM_NONFINITE;
+    const Backend *be = backend_get(ps->device);
+    const int64_t t = o->step + 1;
+    const double bc1 = 1.0 - pow(o->cfg.beta1, (double)t), bc2 = 1.0 - pow(o->cfg.beta2, (double)t);
+    for (int r = 0; r < o->n_runs; r++) {
+        const size_t off = o->run_off[r];
+        KERNEL(be, adamw_step, "adamw_step")(ps->data + off, ps->grad + off, o->m + off, o->v + off,
+                                             (long)o->run_len[r], lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                                             o->run_decay[r] ? o->cfg.weight_decay : 0.0, bc1, bc2, coef);
+    }
+    o->step = t;
+    return OPTIM_OK;
+}
