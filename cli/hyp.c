@@ -12,6 +12,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"train", cmd_train, "distillation training: hyp train --config C.ini [--set s.k=v] --out DIR [--resume auto]"},
     {"eval", cmd_eval, "trec_eval-compatible evaluation: hyp eval [-q] [-c] [-l N] [-M N] -m MEASURE QRELS RUN"},
     {"import", cmd_import, "HF/PyTorch weights to a model file: hyp import --from FILE|DIR --out M.h5"},
     {"export", cmd_export, "model file to HF safetensors: hyp export --model M.h5 --out F.safetensors [--config-out config.json]"},

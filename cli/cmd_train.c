@@ -1,0 +1,40 @@
+// hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH] [--cuda] [--quiet]
+#include "cli/commands.h"
+#include "train/trainer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(void) {
+    fprintf(stderr, "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
+                    "                 [--cuda] [--quiet]\n");
+    return 1;
+}
+
+int cmd_train(int argc, char **argv) {
+    TrainOptions o = {.device = HYP_CPU};
+    const char **sets = calloc((size_t)argc, sizeof(char *));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool v = i + 1 < argc;
+        if (!strcmp(a, "--config") && v) o.config_path = argv[++i];
+        else if (!strcmp(a, "--set") && v) sets[o.n_sets++] = argv[++i];
+        else if (!strncmp(a, "--set=", 6)) sets[o.n_sets++] = a + 6;
+        else if (!strcmp(a, "--out") && v) o.out_dir = argv[++i];
+        else if (!strcmp(a, "--resume") && v) o.resume = argv[++i];
+        else if (!strcmp(a, "--cuda")) o.device = HYP_CUDA;
+        else if (!strcmp(a, "--quiet")) o.quiet = true;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(sets); usage(); return 0; }
+        else { fprintf(stderr, "hyp train: unknown or incomplete option '%s'\n", a); free(sets); return usage(); }
+    }
+    o.sets = sets;
+    if (!o.out_dir || (!o.config_path && !o.resume)) { free(sets); return usage(); }
+    if (o.device == HYP_CUDA && !hyp_cuda_available()) {
+        fprintf(stderr, "hyp train: --cuda but no GPU is available (%s build)\n", hyp_backends_compiled());
+        free(sets);
+        return 1;
+    }
+    int rc = train_run(&o, NULL);
+    free(sets);
+    return rc;
+}

@@ -1,0 +1,266 @@
+// exhaustive.c: top-k heap, host q-nets and their direct scorer, exact search (exhaustive.h).
+#include "search/exhaustive.h"
+#include "kernels/kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------- top-k
+// Heap order: the root is the worst hit (lowest score; among equal scores the largest index).
+static inline bool worse(const Hit *a, const Hit *b) { return hit_better(b->score, b->idx, a->score, a->idx); }
+
+void topk_init(TopK *t, int k) {
+    t->k = k > 0 ? k : 0;
+    t->n = 0;
+    t->h = hyp_malloc((size_t)(t->k ? t->k : 1) * sizeof(Hit));
+}
+void topk_free(TopK *t) { free(t->h); t->h = NULL; t->n = t->k = 0; }
+void topk_clear(TopK *t) { t->n = 0; }
+
+static void sift_down(Hit *h, int n, int i) {
+    Hit x = h[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && worse(&h[c + 1], &h[c])) c++;
+        if (!worse(&h[c], &x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+static void push(TopK *t, Hit x) {
+    int i = t->n++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!worse(&x, &t->h[p])) break;
+        t->h[i] = t->h[p];
+        i = p;
+    }
+    t->h[i] = x;
+}
+
+bool topk_offer(TopK *t, float score, int32_t idx) {
+    if (t->k == 0) return false;
+    if (score != score) score = -INFINITY;
+    Hit x = {score, idx};
+    if (t->n < t->k) { push(t, x); return true; }
+    if (!hit_better(score, idx, t->h[0].score, t->h[0].idx)) return false;
+    t->h[0] = x;
+    sift_down(t->h, t->n, 0);
+    return true;
+}
+
+bool topk_offer_strict(TopK *t, float score, int32_t idx) {
+    if (t->k == 0) return false;
+    if (score != score) score = -INFINITY;
+    Hit x = {score, idx};
+    if (t->n < t->k) { push(t, x); return true; }
+    if (!(score > t->h[0].score)) return false;
+    t->h[0] = x;
+    sift_down(t->h, t->n, 0);
+    return true;
+}
+
+static int hit_cmp(const void *a, const void *b) {
+    const Hit *x = a, *y = b;
+    if (hit_better(x->score, x->idx, y->score, y->idx)) return -1;
+    if (hit_better(y->score, y->idx, x->score, x->idx)) return 1;
+    return 0;
+}
+void hits_sort(Hit *h, long n) { if (n > 1) qsort(h, (size_t)n, sizeof *h, hit_cmp); }
+
+int topk_sorted(const TopK *t, Hit *out) {
+    memcpy(out, t->h, (size_t)t->n * sizeof(Hit));
+    hits_sort(out, t->n);
+    return t->n;
+}
+
+void search_result_free(SearchResult *r) { free(r->hits); r->hits = NULL; r->n = 0; }
+
+// ---------------------------------------------------------------- host q-nets
+QNetHost qnet_host_from(const QNet *q) {
+    QNetHost h = {.B = q->B, .layers = q->layers, .dim = q->dim, .eps = q->eps, .owned = true};
+    for (int j = 0; j <= q->layers; j++) {
+        HYP_CHECK(q->W[j]->dtype == HYP_F32, "q-net weights must be fp32");
+        h.W[j] = hyp_malloc(tensor_bytes(q->W[j]));
+        tensor_to_host(q->W[j], h.W[j]);
+    }
+    for (int j = 0; j < q->layers; j++) {
+        h.b[j] = hyp_malloc(tensor_bytes(q->b[j]));
+        tensor_to_host(q->b[j], h.b[j]);
+    }
+    return h;
+}
+
+QNetHost qnet_host_slice(const QNetHost *q, int b0, int nb) {
+    HYP_CHECK(b0 >= 0 && nb >= 0 && b0 + nb <= q->B, "qnet_host_slice: [%d, %d) outside %d queries", b0, b0 + nb, q->B);
+    QNetHost h = *q;
+    size_t d = (size_t)q->dim;
+    h.B = nb;
+    h.owned = false;
+    for (int j = 0; j < q->layers; j++) {
+        h.W[j] = q->W[j] + (size_t)b0 * d * d;
+        h.b[j] = q->b[j] + (size_t)b0 * d;
+    }
+    h.W[q->layers] = q->W[q->layers] + (size_t)b0 * d;
+    return h;
+}
+
+void qnet_host_free(QNetHost *q) {
+    if (q->owned) {
+        for (int j = 0; j <= q->layers; j++) free(q->W[j]);
+        for (int j = 0; j < q->layers; j++) free(q->b[j]);
+    }
+    memset(q, 0, sizeof *q);
+}
+
+void qnet_work_free(QNetWork *w) {
+    free(w->a);
+    free(w->z);
+    memset(w, 0, sizeof *w);
+}
+static void work_reserve(QNetWork *w, long n, int d) {
+    if (n <= w->cap && d == w->dim) return;
+    long cap = n > w->cap ? n : w->cap;
+    free(w->a);
+    free(w->z);
+    w->a = hyp_malloc((size_t)cap * d * sizeof(float));
+    w->z = hyp_malloc((size_t)cap * d * sizeof(float));
+    w->cap = cap;
+    w->dim = d;
+}
+
+// One row of a hidden layer, in place: z <- LN(ReLU(z + bias)) (the CPU layernorm kernel's
+// formula: double two-pass statistics) + res (res may be NULL); on the last layer instead
+// *score = LN(ReLU(z + bias)) . wl. The sums use independent lanes so that they vectorise
+// (their order differs from the kernel's sequential sum by a few ulps of a double).
+#define LANES 8
+static inline void row_pass(float *restrict z, const float *restrict bias, const float *restrict res, int d, float eps,
+                            const float *restrict wl, float *score) {
+    for (int i = 0; i < d; i++) {
+        float v = z[i] + bias[i];
+        z[i] = v > 0.0f ? v : 0.0f;
+    }
+    double acc[LANES] = {0}, m = 0;
+    int i = 0;
+    for (; i + LANES <= d; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += (double)z[i + l];
+    for (; i < d; i++) m += z[i];
+    for (int l = 0; l < LANES; l++) m += acc[l];
+    m /= d;
+    double vacc[LANES] = {0}, var = 0;
+    for (i = 0; i + LANES <= d; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double t = (double)z[i + l] - m;
+            vacc[l] += t * t;
+        }
+    for (; i < d; i++) {
+        double t = (double)z[i] - m;
+        var += t * t;
+    }
+    for (int l = 0; l < LANES; l++) var += vacc[l];
+    var /= d;
+    float mean = (float)m, rstd = (float)(1.0 / sqrt(var + (double)eps));
+    if (wl) {
+        float sacc[2 * LANES] = {0}, sum = 0;
+        for (i = 0; i + 2 * LANES <= d; i += 2 * LANES)
+            for (int l = 0; l < 2 * LANES; l++) sacc[l] += ((z[i + l] - mean) * rstd) * wl[i + l];
+        for (; i < d; i++) sum += ((z[i] - mean) * rstd) * wl[i];
+        for (int l = 0; l < 2 * LANES; l++) sum += sacc[l];
+        *score = sum;
+    } else if (res) {
+        for (i = 0; i < d; i++) z[i] = (z[i] - mean) * rstd + res[i];
+    } else {
+        for (i = 0; i < d; i++) z[i] = (z[i] - mean) * rstd;
+    }
+}
+
+void qnet_host_score(const QNetHost *q, int b, const float *X, long n, float *scores, QNetWork *w) {
+    if (n <= 0) return;
+    int d = q->dim, L = q->layers;
+    work_reserve(w, n, d);
+    const Backend *be = &hyp_cpu_backend;
+    const float *x = X;   // current layer input (n, d)
+    for (int j = 0; j < L; j++) {
+        float *z = j % 2 == 0 ? w->a : w->z;   // never the buffer x points into
+        const float *W = q->W[j] + (size_t)b * d * d, *bias = q->b[j] + (size_t)b * d;
+        be->gemm(false, true, (int)n, d, d, 1.0f, x, 0, W, 0, 0.0f, z, 0, 1, HYP_MATMUL_F32);   // z = x W^T
+        bool last = j == L - 1;
+        const float *wl = q->W[L] + (size_t)b * d;
+#pragma omp parallel for schedule(static) if ((long)n * d >= (1L << 20))   // small sets: fork/join costs more
+        for (long r = 0; r < n; r++) {
+            float *zr = z + (size_t)r * d;
+            if (last) row_pass(zr, bias, NULL, d, q->eps, wl, &scores[r]);
+            else row_pass(zr, bias, x + (size_t)r * d, d, q->eps, NULL, NULL);   // z <- h + x
+        }
+        x = z;
+    }
+}
+
+// ---------------------------------------------------------------- exhaustive search
+int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, const ExhaustiveOptions *o,
+                      SearchResult *out) {
+    ExhaustiveOptions opt = o ? *o : (ExhaustiveOptions){0};
+    if (opt.k <= 0) opt.k = 1000;
+    if (opt.block_rows <= 0) opt.block_rows = 16384;
+    long N = docstore_n(s);
+    int d = docstore_dim(s), B = q->B;
+    if (d != q->dim) {
+        hyp_set_error("%s: documents have dimension %d but the model's q-net expects %d", docstore_path(s), d, q->dim);
+        return -1;
+    }
+    if (opt.ignore_same_id && !qids) { hyp_set_error("exhaustive_search: ignore_same_id needs query ids"); return -1; }
+    long *self = hyp_malloc((size_t)(B ? B : 1) * sizeof(long));
+    for (int b = 0; b < B; b++) self[b] = opt.ignore_same_id ? docstore_find(s, qids[b]) : -1;
+    TopK *heaps = hyp_malloc((size_t)(B ? B : 1) * sizeof(TopK));
+    for (int b = 0; b < B; b++) topk_init(&heaps[b], opt.k);
+    long rows = opt.block_rows < N ? opt.block_rows : (N > 0 ? N : 1);
+    const float *direct = docstore_f32(s);
+    float *xbuf = direct ? NULL : hyp_malloc((size_t)rows * d * sizeof(float));
+    float *sc = hyp_malloc((size_t)rows * sizeof(float));
+    QNetWork w = {0};
+    double t0 = hyp_now(), last = t0;
+    int rc = 0;
+    for (long r0 = 0; r0 < N; r0 += rows) {
+        long n = N - r0 < rows ? N - r0 : rows;
+        const float *X = direct ? direct + (size_t)r0 * d : xbuf;
+        if (!direct && docstore_rows(s, r0, n, xbuf)) { rc = -1; break; }
+        for (int b = 0; b < B; b++) {
+            qnet_host_score(q, b, X, n, sc, &w);
+            TopK *t = &heaps[b];
+            for (long i = 0; i < n; i++) {
+                long idx = r0 + i;
+                if (idx == self[b]) continue;
+                // Cheap reject before the heap call (the common case once the heap is full).
+                if (t->n == t->k && t->k && !(sc[i] >= t->h[0].score)) continue;
+                topk_offer(t, sc[i], (int32_t)idx);
+            }
+        }
+        double now = hyp_now();
+        if (opt.progress && (now - last > 2.0 || r0 + n == N)) {
+            double rate = (r0 + n) / (now - t0 > 0 ? now - t0 : 1e-9);
+            fprintf(stderr, "\rexhaustive: %ld/%ld documents x %d queries | %.0f docs/s per query | eta %.0f s   ",
+                    r0 + n, N, B, rate, (N - r0 - n) / (rate > 0 ? rate : 1));
+            if (r0 + n == N) fputc('\n', stderr);
+            last = now;
+        }
+    }
+    double dt = hyp_now() - t0;
+    for (int b = 0; b < B; b++) {
+        if (rc == 0) {
+            out[b].hits = hyp_malloc((size_t)(heaps[b].n ? heaps[b].n : 1) * sizeof(Hit));
+            out[b].n = topk_sorted(&heaps[b], out[b].hits);
+            out[b].scored = N;
+            out[b].seconds = B ? dt / B : 0;
+            out[b].iterations = 0;
+        }
+        topk_free(&heaps[b]);
+    }
+    qnet_work_free(&w);
+    free(heaps);
+    free(self);
+    free(xbuf);
+    free(sc);
+    return rc;
+}

@@ -1,0 +1,629 @@
+// graph.c: exact and NN-descent k-NN graphs, k-means centroids, graph files (graph.h).
+#include "search/graph.h"
+#include "search/exhaustive.h"     // TopK
+#include "autograd/h5io.h"
+#include "kernels/kernels.h"
+#include "kernels/elementwise.h"   // hyp_philox4x32
+#include <hdf5.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------- randomness
+uint64_t search_rand_u64(uint64_t seed, uint64_t stream, uint64_t i) {
+    uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+    hyp_philox4x32(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    return (uint64_t)ctr[0] | (uint64_t)ctr[1] << 32;
+}
+
+long search_sample(long n, long m, uint64_t seed, int32_t *out) {
+    if (m >= n) {
+        for (long i = 0; i < n; i++) out[i] = (int32_t)i;
+        return n;
+    }
+    if (m <= 0) return 0;
+    // Partial Fisher-Yates over 0..n-1: the first m slots are the sample.
+    int32_t *a = hyp_malloc((size_t)n * sizeof(int32_t));
+    for (long i = 0; i < n; i++) a[i] = (int32_t)i;
+    for (long j = 0; j < m; j++) {
+        long r = j + (long)(search_rand_u64(seed, 0x5a3b1e, (uint64_t)j) % (uint64_t)(n - j));
+        int32_t t = a[j];
+        a[j] = a[r];
+        a[r] = t;
+    }
+    memcpy(out, a, (size_t)m * sizeof(int32_t));
+    free(a);
+    return m;
+}
+
+// ---------------------------------------------------------------- exact k-NN
+static void row_norms(const float *X, long n, int d, float *out) {
+#pragma omp parallel for schedule(static) if (n > 256)
+    for (long i = 0; i < n; i++) {
+        float s = 0;
+        const float *x = X + (size_t)i * d;
+        for (int j = 0; j < d; j++) s += x[j] * x[j];
+        out[i] = s;
+    }
+}
+
+// Offer every store row to the heaps of queries Q (nq, d): heaps keep score = -distance.
+static int knn_scan(DocStore *s, const float *Q, const float *qn, const long *q_index, long nq, long block_rows,
+                    TopK *heaps) {
+    long N = docstore_n(s);
+    int d = docstore_dim(s);
+    const float *direct = docstore_f32(s);
+    long rows = block_rows < N ? block_rows : N;
+    float *xb = direct ? NULL : hyp_malloc((size_t)rows * d * sizeof(float));
+    float *xn = hyp_malloc((size_t)rows * sizeof(float));
+    float *G = hyp_malloc((size_t)nq * rows * sizeof(float));
+    int rc = 0;
+    for (long j0 = 0; j0 < N; j0 += rows) {
+        long m = N - j0 < rows ? N - j0 : rows;
+        const float *X = direct ? direct + (size_t)j0 * d : xb;
+        if (!direct && docstore_rows(s, j0, m, xb)) { rc = -1; break; }
+        row_norms(X, m, d, xn);
+        hyp_cpu_backend.gemm(false, true, (int)nq, (int)m, d, 1.0f, Q, 0, X, 0, 0.0f, G, 0, 1, HYP_MATMUL_F32);
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < nq; i++) {
+            TopK *t = &heaps[i];
+            const float *g = G + (size_t)i * m;
+            long self = q_index ? q_index[i] : -1;
+            for (long j = 0; j < m; j++) {
+                if (j0 + j == self) continue;   // the global index, in every block
+                float sc = -(qn[i] + xn[j] - 2.0f * g[j]);
+                if (t->n == t->k && sc < t->h[0].score) continue;
+                topk_offer(t, sc, (int32_t)(j0 + j));
+            }
+        }
+    }
+    free(xb);
+    free(xn);
+    free(G);
+    return rc;
+}
+
+int knn_exact_rows(DocStore *s, const float *Q, const long *q_index, long nq, int k, long block_rows,
+                   int32_t *out) {
+    if (block_rows <= 0) block_rows = 4096;
+    int d = docstore_dim(s);
+    float *qn = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(float));
+    row_norms(Q, nq, d, qn);
+    TopK *heaps = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(TopK));
+    for (long i = 0; i < nq; i++) topk_init(&heaps[i], k);
+    int rc = knn_scan(s, Q, qn, q_index, nq, block_rows, heaps);
+    Hit *tmp = hyp_malloc((size_t)(k ? k : 1) * sizeof(Hit));
+    for (long i = 0; i < nq; i++) {
+        int n = topk_sorted(&heaps[i], tmp);
+        for (int j = 0; j < k; j++) out[(size_t)i * k + j] = j < n ? tmp[j].idx : -1;
+        topk_free(&heaps[i]);
+    }
+    free(tmp);
+    free(heaps);
+    free(qn);
+    return rc;
+}
+
+static void progress_line(const char *what, long done, long total, double t0, double *last) {
+    double now = hyp_now();
+    if (now - *last < 2.0 && done < total) return;
+    double rate = done / (now - t0 > 0 ? now - t0 : 1e-9);
+    fprintf(stderr, "\r%s: %ld/%ld rows | %.0f rows/s | eta %.0f s   ", what, done, total, rate,
+            (total - done) / (rate > 0 ? rate : 1));
+    if (done >= total) fputc('\n', stderr);
+    *last = now;
+}
+
+static GraphBuildOptions build_defaults(const GraphBuildOptions *o) {
+    GraphBuildOptions r = o ? *o : (GraphBuildOptions){0};
+    if (r.k <= 0) r.k = 100;
+    if (r.block_rows <= 0) r.block_rows = 4096;
+    if (r.iters <= 0) r.iters = 12;
+    if (r.rho <= 0) r.rho = 0.5;
+    if (r.max_candidates <= 0) r.max_candidates = r.k < 60 ? r.k : 60;
+    if (r.max_candidates > 128) r.max_candidates = 128;   // local-join buffers hold 4 * 128
+    if (r.delta <= 0) r.delta = 0.001;
+    return r;
+}
+
+int graph_build_exact(DocStore *s, const GraphBuildOptions *o, Graph *g) {
+    GraphBuildOptions opt = build_defaults(o);
+    memset(g, 0, sizeof *g);
+    long N = docstore_n(s);
+    int d = docstore_dim(s), k = opt.k;
+    g->n = N;
+    g->k = k;
+    g->recall = -1;
+    snprintf(g->builder, sizeof g->builder, "exact");
+    g->nbr = hyp_malloc((size_t)(N ? N : 1) * k * sizeof(int32_t));
+    long bq = opt.block_rows;
+    float *Q = hyp_malloc((size_t)bq * d * sizeof(float));
+    long *qi = hyp_malloc((size_t)bq * sizeof(long));
+    double t0 = hyp_now(), last = t0;
+    int rc = 0;
+    for (long i0 = 0; i0 < N; i0 += bq) {
+        long m = N - i0 < bq ? N - i0 : bq;
+        if (docstore_rows(s, i0, m, Q)) { rc = -1; break; }
+        for (long i = 0; i < m; i++) qi[i] = i0 + i;
+        if (knn_exact_rows(s, Q, qi, m, k, opt.block_rows, g->nbr + (size_t)i0 * k)) { rc = -1; break; }
+        if (opt.progress) progress_line("index (exact)", i0 + m, N, t0, &last);
+    }
+    free(Q);
+    free(qi);
+    if (rc) graph_free(g);
+    return rc;
+}
+
+// ---------------------------------------------------------------- NN-descent
+typedef struct { float d; int32_t idx; int32_t isnew; } NN;
+static inline bool nn_worse(const NN *a, const NN *b) { return a->d > b->d || (a->d == b->d && a->idx > b->idx); }
+// Max-heap of k entries per node (root = worst). Returns 1 when x entered.
+static int nn_push(NN *h, int *cnt, int k, float dist, int32_t idx) {
+    int n = *cnt;
+    for (int i = 0; i < n; i++) if (h[i].idx == idx) return 0;
+    NN x = {dist, idx, 1};
+    if (n == k) {
+        if (!nn_worse(&h[0], &x)) return 0;
+        int i = 0;   // replace the root, sift down
+        for (;;) {
+            int c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && nn_worse(&h[c + 1], &h[c])) c++;
+            if (!nn_worse(&h[c], &x)) break;
+            h[i] = h[c];
+            i = c;
+        }
+        h[i] = x;
+        return 1;
+    }
+    int i = n;
+    *cnt = n + 1;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!nn_worse(&x, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+    return 1;
+}
+static int nn_cmp(const void *a, const void *b) {
+    const NN *x = a, *y = b;
+    return nn_worse(x, y) ? 1 : nn_worse(y, x) ? -1 : 0;
+}
+
+static inline float l2sq(const float *a, const float *b, float na, float nb, int d) {
+    float dot = 0;
+    for (int i = 0; i < d; i++) dot += a[i] * b[i];
+    return na + nb - 2.0f * dot;
+}
+
+// Reservoir-sampled list append (serial use only).
+static void res_add(int32_t *list, int *len, int *seen, int cap, int32_t v, uint64_t seed, uint64_t ctr) {
+    int c = (*seen)++;
+    if (*len < cap) { list[(*len)++] = v; return; }
+    uint64_t r = search_rand_u64(seed, 0x7e5e7, ctr) % (uint64_t)(c + 1);
+    if (r < (uint64_t)cap) list[r] = v;
+}
+
+int graph_build_nndescent(DocStore *s, const GraphBuildOptions *o, Graph *g) {
+    GraphBuildOptions opt = build_defaults(o);
+    memset(g, 0, sizeof *g);
+    long N = docstore_n(s);
+    int d = docstore_dim(s), k = opt.k;
+    if (N < 2) return graph_build_exact(s, o, g);
+    if (k > N - 1) k = (int)(N - 1);
+    const float *X = docstore_f32(s);
+    float *own = NULL;
+    if (!X) {
+        own = hyp_malloc((size_t)N * d * sizeof(float));
+        if (docstore_rows(s, 0, N, own)) { free(own); return -1; }
+        X = own;
+    }
+    float *xn = hyp_malloc((size_t)N * sizeof(float));
+    row_norms(X, N, d, xn);
+    NN *H = hyp_malloc((size_t)N * k * sizeof(NN));
+    int *cnt = hyp_calloc((size_t)N, sizeof(int));
+    // Random initial neighbours.
+#pragma omp parallel for schedule(static)
+    for (long v = 0; v < N; v++) {
+        uint64_t c = 0;
+        while (cnt[v] < k) {
+            long u = (long)(search_rand_u64(opt.seed, 0x1217 + (uint64_t)v, c++) % (uint64_t)N);
+            if (u == v) continue;
+            nn_push(H + (size_t)v * k, &cnt[v], k, l2sq(X + (size_t)v * d, X + (size_t)u * d, xn[v], xn[u], d), (int32_t)u);
+        }
+    }
+    int mc = opt.max_candidates;
+    int32_t *newl = hyp_malloc((size_t)N * mc * sizeof(int32_t)), *oldl = hyp_malloc((size_t)N * mc * sizeof(int32_t));
+    int32_t *rnew = hyp_malloc((size_t)N * mc * sizeof(int32_t)), *rold = hyp_malloc((size_t)N * mc * sizeof(int32_t));
+    int *nn_n = hyp_malloc((size_t)N * sizeof(int)), *no_n = hyp_malloc((size_t)N * sizeof(int));
+    int *rn_n = hyp_malloc((size_t)N * sizeof(int)), *ro_n = hyp_malloc((size_t)N * sizeof(int));
+    int *rn_seen = hyp_malloc((size_t)N * sizeof(int)), *ro_seen = hyp_malloc((size_t)N * sizeof(int));
+    enum { NLOCKS = 4096 };
+    omp_lock_t *locks = hyp_malloc(NLOCKS * sizeof(omp_lock_t));
+    for (int i = 0; i < NLOCKS; i++) omp_init_lock(&locks[i]);
+    double t0 = hyp_now();
+    int sample_new = (int)(opt.rho * k + 0.5);
+    if (sample_new < 1) sample_new = 1;
+    if (sample_new > mc) sample_new = mc;
+    for (int it = 0; it < opt.iters; it++) {
+        // 1. Per node: sample up to sample_new "new" neighbours (then marked old) and the old ones.
+#pragma omp parallel for schedule(static)
+        for (long v = 0; v < N; v++) {
+            NN *h = H + (size_t)v * k;
+            int a = 0, b = 0;
+            // random order of the heap slots via a per-iteration key: take "new" entries in
+            // order of a random priority (selection of the smallest keys).
+            int32_t *nl = newl + (size_t)v * mc, *ol = oldl + (size_t)v * mc;
+            uint64_t keys[256];
+            int slots[256], ns = 0;
+            for (int i = 0; i < cnt[v] && ns < 256; i++)
+                if (h[i].isnew) { slots[ns] = i; keys[ns] = search_rand_u64(opt.seed, 0x9000 + (uint64_t)it, (uint64_t)v * k + i); ns++; }
+            for (int sel = 0; sel < ns && a < sample_new; sel++) {
+                int best = sel;
+                for (int j = sel + 1; j < ns; j++) if (keys[j] < keys[best]) best = j;
+                uint64_t tk = keys[sel]; keys[sel] = keys[best]; keys[best] = tk;
+                int ts = slots[sel]; slots[sel] = slots[best]; slots[best] = ts;
+                nl[a++] = h[slots[sel]].idx;
+                h[slots[sel]].isnew = 0;
+            }
+            for (int i = 0; i < cnt[v] && b < mc; i++)
+                if (!h[i].isnew) {
+                    bool just = false;
+                    for (int j = 0; j < a; j++) if (nl[j] == h[i].idx) { just = true; break; }
+                    if (!just) ol[b++] = h[i].idx;
+                }
+            nn_n[v] = a;
+            no_n[v] = b;
+        }
+        // 2. Reverse lists (serial, reservoir-sampled to mc).
+        memset(rn_n, 0, (size_t)N * sizeof(int));
+        memset(ro_n, 0, (size_t)N * sizeof(int));
+        memset(rn_seen, 0, (size_t)N * sizeof(int));
+        memset(ro_seen, 0, (size_t)N * sizeof(int));
+        uint64_t ctr = (uint64_t)it << 40;
+        for (long v = 0; v < N; v++) {
+            for (int i = 0; i < nn_n[v]; i++) {
+                int32_t u = newl[(size_t)v * mc + i];
+                res_add(rnew + (size_t)u * mc, &rn_n[u], &rn_seen[u], mc, (int32_t)v, opt.seed, ctr++);
+            }
+            for (int i = 0; i < no_n[v]; i++) {
+                int32_t u = oldl[(size_t)v * mc + i];
+                res_add(rold + (size_t)u * mc, &ro_n[u], &ro_seen[u], mc, (int32_t)v, opt.seed, ctr++);
+            }
+        }
+        // 3. Local join.
+        long updates = 0;
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : updates)
+        for (long v = 0; v < N; v++) {
+            int32_t nc[512], oc[512];
+            int a = 0, b = 0;
+            for (int i = 0; i < nn_n[v]; i++) nc[a++] = newl[(size_t)v * mc + i];
+            for (int i = 0; i < rn_n[v]; i++) nc[a++] = rnew[(size_t)v * mc + i];
+            for (int i = 0; i < no_n[v]; i++) oc[b++] = oldl[(size_t)v * mc + i];
+            for (int i = 0; i < ro_n[v]; i++) oc[b++] = rold[(size_t)v * mc + i];
+            for (int i = 0; i < a; i++) {
+                int32_t p = nc[i];
+                const float *xp = X + (size_t)p * d;
+                for (int j = i + 1; j < a + b; j++) {
+                    int32_t q = j < a ? nc[j] : oc[j - a];
+                    if (q == p) continue;
+                    float dist = l2sq(xp, X + (size_t)q * d, xn[p], xn[q], d);
+                    omp_set_lock(&locks[p % NLOCKS]);
+                    updates += nn_push(H + (size_t)p * k, &cnt[p], k, dist, q);
+                    omp_unset_lock(&locks[p % NLOCKS]);
+                    omp_set_lock(&locks[q % NLOCKS]);
+                    updates += nn_push(H + (size_t)q * k, &cnt[q], k, dist, p);
+                    omp_unset_lock(&locks[q % NLOCKS]);
+                }
+            }
+        }
+        if (opt.progress)
+            fprintf(stderr, "index (nn-descent): iteration %d: %ld updates (%.4f of n*k) | %.1f s\n", it + 1, updates,
+                    (double)updates / ((double)N * k), hyp_now() - t0);
+        if (updates < opt.delta * (double)N * k) break;
+    }
+    for (int i = 0; i < NLOCKS; i++) omp_destroy_lock(&locks[i]);
+    free(locks);
+    g->n = N;
+    g->k = opt.k;
+    g->recall = -1;
+    snprintf(g->builder, sizeof g->builder, "nndescent");
+    g->nbr = hyp_malloc((size_t)N * opt.k * sizeof(int32_t));
+#pragma omp parallel for schedule(static)
+    for (long v = 0; v < N; v++) {
+        NN *h = H + (size_t)v * k;
+        qsort(h, (size_t)cnt[v], sizeof(NN), nn_cmp);
+        for (int j = 0; j < opt.k; j++) g->nbr[(size_t)v * opt.k + j] = j < cnt[v] ? h[j].idx : -1;
+    }
+    free(H); free(cnt); free(newl); free(oldl); free(rnew); free(rold);
+    free(nn_n); free(no_n); free(rn_n); free(ro_n); free(rn_seen); free(ro_seen);
+    free(xn);
+    free(own);
+    return 0;
+}
+
+double graph_recall_sample(DocStore *s, const Graph *g, int sample, uint64_t seed) {
+    long N = docstore_n(s);
+    int d = docstore_dim(s), k = g->k;
+    int32_t *rows = hyp_malloc((size_t)(sample > 0 ? sample : 1) * sizeof(int32_t));
+    long m = search_sample(N, sample, seed, rows);
+    float *Q = hyp_malloc((size_t)(m ? m : 1) * d * sizeof(float));
+    long *qi = hyp_malloc((size_t)(m ? m : 1) * sizeof(long));
+    for (long i = 0; i < m; i++) qi[i] = rows[i];
+    int32_t *ex = hyp_malloc((size_t)(m ? m : 1) * k * sizeof(int32_t));
+    double recall = -1;
+    if (!docstore_gather(s, rows, m, Q) && !knn_exact_rows(s, Q, qi, m, k, 4096, ex)) {
+        long hit = 0, tot = 0;
+        for (long i = 0; i < m; i++) {
+            const int32_t *a = g->nbr + (size_t)rows[i] * k, *e = ex + (size_t)i * k;
+            for (int j = 0; j < k; j++) {
+                if (e[j] < 0) continue;
+                tot++;
+                for (int l = 0; l < k; l++) if (a[l] == e[j]) { hit++; break; }
+            }
+        }
+        recall = tot ? (double)hit / tot : 1.0;
+    }
+    free(rows); free(Q); free(qi); free(ex);
+    return recall;
+}
+
+// ---------------------------------------------------------------- k-means
+typedef struct { float d; int32_t idx; } DI;
+static int di_cmp(const void *a, const void *b) {
+    const DI *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+// For rows X (n, d): nearest centroid (assign) and its squared distance.
+static void assign_block(const float *X, long n, int d, const float *C, const float *cn, int nc, float *G,
+                         int32_t *assign, float *dist) {
+    hyp_cpu_backend.gemm(false, true, (int)n, nc, d, 1.0f, X, 0, C, 0, 0.0f, G, 0, 1, HYP_MATMUL_F32);
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        const float *x = X + (size_t)i * d, *g = G + (size_t)i * nc;
+        float xs = 0;
+        for (int j = 0; j < d; j++) xs += x[j] * x[j];
+        float best = INFINITY;
+        int bi = 0;
+        for (int c = 0; c < nc; c++) {
+            float v = cn[c] - 2.0f * g[c];
+            if (v < best) { best = v; bi = c; }
+        }
+        assign[i] = bi;
+        dist[i] = best + xs;
+    }
+}
+
+int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed, bool progress, Graph *g) {
+    long N = docstore_n(s);
+    int d = docstore_dim(s);
+    if (C <= 0 || C > N) { hyp_set_error("k-means: %d centroids for %ld documents", C, N); return -1; }
+    if (iters <= 0) iters = 10;
+    if (train_sample <= 0) train_sample = 256L * C;
+    int32_t *tr = hyp_malloc((size_t)(train_sample < N ? train_sample : N) * sizeof(int32_t));
+    long nt = search_sample(N, train_sample, seed, tr);
+    float *T = hyp_malloc((size_t)nt * d * sizeof(float));
+    if (docstore_gather(s, tr, nt, T)) { free(tr); free(T); return -1; }
+    float *Cm = hyp_malloc((size_t)C * d * sizeof(float)), *cn = hyp_malloc((size_t)C * sizeof(float));
+    int32_t *init = hyp_malloc((size_t)C * sizeof(int32_t));
+    search_sample(nt, C, seed + 1, init);
+    for (int c = 0; c < C; c++) memcpy(Cm + (size_t)c * d, T + (size_t)init[c] * d, (size_t)d * sizeof(float));
+    long blk = 4096;
+    float *G = hyp_malloc((size_t)blk * C * sizeof(float));
+    int32_t *as = hyp_malloc((size_t)nt * sizeof(int32_t));
+    float *ds = hyp_malloc((size_t)nt * sizeof(float));
+    double *sum = hyp_malloc((size_t)C * d * sizeof(double));
+    long *cc = hyp_malloc((size_t)C * sizeof(long));
+    double t0 = hyp_now();
+    for (int it = 0; it < iters; it++) {
+        row_norms(Cm, C, d, cn);
+        for (long i = 0; i < nt; i += blk) {
+            long m = nt - i < blk ? nt - i : blk;
+            assign_block(T + (size_t)i * d, m, d, Cm, cn, C, G, as + i, ds + i);
+        }
+        memset(sum, 0, (size_t)C * d * sizeof(double));
+        memset(cc, 0, (size_t)C * sizeof(long));
+        double inertia = 0;
+        for (long i = 0; i < nt; i++) {
+            double *sc = sum + (size_t)as[i] * d;
+            const float *x = T + (size_t)i * d;
+            for (int j = 0; j < d; j++) sc[j] += x[j];
+            cc[as[i]]++;
+            inertia += ds[i];
+        }
+        for (int c = 0; c < C; c++) {
+            if (cc[c] == 0) {   // empty: re-seed from a random training row
+                long r = (long)(search_rand_u64(seed, 0xe3e7 + (uint64_t)it, (uint64_t)c) % (uint64_t)nt);
+                memcpy(Cm + (size_t)c * d, T + (size_t)r * d, (size_t)d * sizeof(float));
+                continue;
+            }
+            for (int j = 0; j < d; j++) Cm[(size_t)c * d + j] = (float)(sum[(size_t)c * d + j] / cc[c]);
+        }
+        if (progress) fprintf(stderr, "k-means: iteration %d/%d: mean squared distance %.4g | %.1f s\n", it + 1, iters,
+                              inertia / nt, hyp_now() - t0);
+    }
+    free(T); free(tr); free(init); free(as); free(ds); free(sum);
+    // Every document: its cluster, then members sorted by distance (ties: index).
+    row_norms(Cm, C, d, cn);
+    int32_t *asn = hyp_malloc((size_t)N * sizeof(int32_t));
+    float *dsn = hyp_malloc((size_t)N * sizeof(float));
+    float *xb = hyp_malloc((size_t)blk * d * sizeof(float));
+    int rc = 0;
+    for (long i = 0; i < N; i += blk) {
+        long m = N - i < blk ? N - i : blk;
+        if (docstore_rows(s, i, m, xb)) { rc = -1; break; }
+        assign_block(xb, m, d, Cm, cn, C, G, asn + i, dsn + i);
+    }
+    free(xb);
+    free(G);
+    if (rc) { free(asn); free(dsn); free(Cm); free(cn); free(cc); return -1; }
+    free(g->centroids); free(g->cl_off); free(g->cl_members);
+    g->n_centroids = C;
+    g->dim = d;
+    g->centroids = Cm;
+    g->cl_off = hyp_calloc((size_t)C + 1, sizeof(int32_t));
+    for (long i = 0; i < N; i++) g->cl_off[asn[i] + 1]++;
+    for (int c = 0; c < C; c++) g->cl_off[c + 1] += g->cl_off[c];
+    DI *tmp = hyp_malloc((size_t)N * sizeof(DI));
+    memset(cc, 0, (size_t)C * sizeof(long));
+    for (long i = 0; i < N; i++) tmp[g->cl_off[asn[i]] + cc[asn[i]]++] = (DI){dsn[i], (int32_t)i};
+    g->cl_members = hyp_malloc((size_t)N * sizeof(int32_t));
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int c = 0; c < C; c++) {
+        qsort(tmp + g->cl_off[c], (size_t)(g->cl_off[c + 1] - g->cl_off[c]), sizeof(DI), di_cmp);
+        for (int32_t i = g->cl_off[c]; i < g->cl_off[c + 1]; i++) g->cl_members[i] = tmp[i].idx;
+    }
+    free(tmp); free(asn); free(dsn); free(cn); free(cc);
+    return 0;
+}
+
+// ---------------------------------------------------------------- files
+static int write_str_attr(hid_t obj, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, t, v) < 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc ? -1 : 0;
+}
+static int write_num_attr(hid_t obj, const char *name, hid_t type, const void *v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, type, v) < 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc ? -1 : 0;
+}
+
+int graph_write(const char *path, const Graph *g) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    H5File *f = h5_create(tmp);
+    int rc = !f || h5_write_i32(f, "/neighbors", g->nbr, 2, (int[]){(int)g->n, g->k});
+    if (!rc && g->n_centroids > 0) {
+        rc = h5_write_f32(f, "/centroids", g->centroids, 2, (int[]){g->n_centroids, g->dim}) ||
+             h5_write_i32(f, "/cluster_offsets", g->cl_off, 1, (int[]){g->n_centroids + 1}) ||
+             h5_write_i32(f, "/cluster_members", g->cl_members, 1, (int[]){(int)g->n});
+    }
+    if (f) h5_close(f);
+    if (!rc) {
+        hid_t fid = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t ds = fid >= 0 ? H5Dopen2(fid, "/neighbors", H5P_DEFAULT) : -1;
+        int k = g->k;
+        rc = ds < 0 || write_num_attr(ds, "k", H5T_NATIVE_INT, &k) || write_str_attr(ds, "metric", "l2") ||
+             write_str_attr(ds, "builder", g->builder[0] ? g->builder : "exact") ||
+             (g->recall >= 0 && write_num_attr(ds, "recall", H5T_NATIVE_DOUBLE, &g->recall));
+        if (ds >= 0) H5Dclose(ds);
+        if (fid >= 0) H5Fclose(fid);
+        if (rc) hyp_set_error("%s: cannot write the graph attributes", tmp);
+    }
+    if (!rc && rename(tmp, path)) { hyp_set_error("%s: cannot rename into place", path); rc = 1; }
+    if (rc) unlink(tmp);
+    return rc ? -1 : 0;
+}
+
+static void read_str_attr(const char *path, const char *obj, const char *name, char *out, size_t cap) {
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) return;
+    if (H5Aexists_by_name(fid, obj, name, H5P_DEFAULT) > 0) {
+        hid_t a = H5Aopen_by_name(fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t t = H5Aget_type(a);
+        if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= cap) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5Tget_size(t));
+            H5Aread(a, mt, out);
+            out[cap - 1] = 0;
+            H5Tclose(mt);
+        }
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    H5Fclose(fid);
+}
+
+int graph_read(const char *path, long expect_n, Graph *g) {
+    memset(g, 0, sizeof *g);
+    g->recall = -1;
+    H5File *f = h5_open(path);
+    if (!f) return -1;
+    int shape[HYP_MAX_DIMS], nd;
+    if (!h5_exists(f, "/neighbors")) {
+        hyp_set_error("%s: /neighbors: not found (expected the output of `hyp index`)", path);
+        h5_close(f);
+        return -1;
+    }
+    int32_t *nbr = h5_read_i32(f, "/neighbors", &nd, shape);
+    if (!nbr) { h5_close(f); return -1; }
+    if (nd != 2 || shape[1] <= 0) {
+        hyp_set_error("%s: /neighbors: expected (N, k), got rank %d", path, nd);
+        free(nbr);
+        h5_close(f);
+        return -1;
+    }
+    g->n = shape[0];
+    g->k = shape[1];
+    g->nbr = nbr;
+    if (expect_n >= 0 && g->n != expect_n) {
+        hyp_set_error("%s: the graph has %ld rows but the document store has %ld documents (built for another corpus?)",
+                      path, g->n, expect_n);
+        goto fail;
+    }
+    for (size_t i = 0; i < (size_t)g->n * g->k; i++)
+        if (nbr[i] < -1 || nbr[i] >= g->n) {
+            hyp_set_error("%s: /neighbors: entry %zu = %d outside -1..%ld", path, i, nbr[i], g->n - 1);
+            goto fail;
+        }
+    if (h5_exists(f, "/centroids")) {
+        int cs[HYP_MAX_DIMS], os[HYP_MAX_DIMS], ms[HYP_MAX_DIMS], n1, n2, n3;
+        g->centroids = h5_read_f32(f, "/centroids", &n1, cs);
+        g->cl_off = g->centroids ? h5_read_i32(f, "/cluster_offsets", &n2, os) : NULL;
+        g->cl_members = g->cl_off ? h5_read_i32(f, "/cluster_members", &n3, ms) : NULL;
+        if (!g->cl_members) goto fail;
+        if (n1 != 2 || n2 != 1 || n3 != 1 || os[0] != cs[0] + 1 || ms[0] != g->n) {
+            hyp_set_error("%s: /centroids, /cluster_offsets, /cluster_members: inconsistent shapes", path);
+            goto fail;
+        }
+        g->n_centroids = cs[0];
+        g->dim = cs[1];
+        bool ok = g->cl_off[0] == 0 && g->cl_off[g->n_centroids] == g->n;
+        for (int c = 0; ok && c < g->n_centroids; c++) ok = g->cl_off[c] <= g->cl_off[c + 1];
+        for (long i = 0; ok && i < g->n; i++) ok = g->cl_members[i] >= 0 && g->cl_members[i] < g->n;
+        if (!ok) { hyp_set_error("%s: /cluster_offsets or /cluster_members: invalid entries", path); goto fail; }
+    }
+    h5_close(f);
+    snprintf(g->builder, sizeof g->builder, "exact");
+    read_str_attr(path, "/neighbors", "builder", g->builder, sizeof g->builder);
+    {
+        hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (fid >= 0) {
+            if (H5Aexists_by_name(fid, "/neighbors", "recall", H5P_DEFAULT) > 0) {
+                hid_t a = H5Aopen_by_name(fid, "/neighbors", "recall", H5P_DEFAULT, H5P_DEFAULT);
+                if (H5Aread(a, H5T_NATIVE_DOUBLE, &g->recall) < 0) g->recall = -1;
+                H5Aclose(a);
+            }
+            H5Fclose(fid);
+        }
+    }
+    return 0;
+fail:
+    h5_close(f);
+    graph_free(g);
+    return -1;
+}
+
+void graph_free(Graph *g) {
+    free(g->nbr);
+    free(g->centroids);
+    free(g->cl_off);
+    free(g->cl_members);
+    memset(g, 0, sizeof *g);
+}

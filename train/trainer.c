@@ -1,0 +1,649 @@
+// trainer.c: the training loop of `hyp train` (reference §5; DESIGN §1, §5).
+//
+// One global step: every rank takes its share of the global batch from the loader,
+// runs forward + backward (grad_accum micro-batches, loss divided by k as HF Trainer),
+// the gradients are averaged over ranks, AdamW updates with global-norm clipping and
+// the lr schedule. Rank 0 logs, validates and writes checkpoints; everything a resume
+// needs (parameters, AdamW moments and step, Philox counter, loader cursor, best metric)
+// goes into each checkpoint, so N+M steps equal N steps, a stop, and M resumed steps.
+#include "train/trainer.h"
+#include "train/checkpoint.h"
+#include "train/comm.h"
+#include "train/losses.h"
+#include "train/optim.h"
+#include "search/encode.h"
+#include "search/exhaustive.h"
+#include "eval/metrics.h"
+#include "data/corpus.h"
+#include "model/load.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------- the objective
+static Tensor *upload_i32(Ctx *c, const int32_t *h, int rows, int cols) {
+    Tensor *t = tensor_new(c, HYP_I32, HYP_SHAPE(rows, cols));
+    tensor_from_host(t, h);
+    return t;
+}
+
+StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce) {
+    int B = b->n_queries, n = b->n_items;
+    Tensor *qi = upload_i32(c, b->q_ids, B, b->q_len), *qm = upload_i32(c, b->q_mask, B, b->q_len);
+    Tensor *di = upload_i32(c, b->d_ids, B * n, b->d_len), *dm = upload_i32(c, b->d_mask, B * n, b->d_len);
+    Tensor *scores, *S;
+    if (m->hypencoder) {
+        QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
+        Tensor *D = hypencoder_docs(c, &m->hyp, di, dm);                   // (B*n, d)
+        int d = D->shape[1];
+        Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
+        Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));   // the positives
+        scores = qnet_score(c, &q, Dn);                                   // (B, n)
+        S = qnet_score_shared(c, &q, P);                                  // (B, B)
+    } else {
+        Tensor *qv = biencoder_queries(c, &m->be, qi, qm);
+        Tensor *D = biencoder_docs(c, &m->be, di, dm);
+        int d = D->shape[1];
+        Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
+        Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));
+        scores = biencoder_score(c, qv, Dn);
+        S = biencoder_score_shared(c, qv, P);
+    }
+    StepLosses l;
+    l.mmse = loss_margin_mse(c, scores, b->scores);
+    l.ce = loss_inbatch_ce(c, S);
+    l.total = op_add(c, op_scale(c, l.mmse, w_mmse), op_scale(c, l.ce, w_ce));
+    return l;
+}
+
+// ---------------------------------------------------------------- run state
+typedef struct Trainer {
+    Config cfg;
+    char *cfg_text;
+    const TrainOptions *opt;
+    Comm *comm;
+    bool root;
+    Device dev;
+    TrainModel m;
+    ModelConfig mc;
+    AdamW *adam;
+    LRSchedule sched;
+    Loader *loader;
+    TrainBatch batch;
+    Ctx *ctx;
+    char **vocab;
+    int n_vocab;
+    bool lowercase;
+    Tokenizer *tok;
+    Corpus *val_corpus, *val_queries;
+    TrecQrels *qrels;
+    FILE *metrics;
+    CkptState st;
+    double last_eval[3];
+} Trainer;
+
+static int fail(const char *what) {
+    fprintf(stderr, "hyp train: %s%s%s\n", what ? what : "", what ? ": " : "", hyp_last_error());
+    return 1;
+}
+
+static bool is_dir(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+// ModelConfig for best.h5 from our encoder configs.
+static void fill_model_config(Trainer *t, const BertConfig *bc) {
+    ModelConfig *mc = &t->mc;
+    memset(mc, 0, sizeof *mc);
+    mc->kind = t->m.hypencoder ? MODEL_HYPENCODER : MODEL_BIENCODER;
+    HFBertConfig *h = &mc->bert;
+    h->hidden_size = bc->hidden;
+    h->num_hidden_layers = bc->layers;
+    h->num_attention_heads = bc->heads;
+    h->intermediate_size = bc->ffn;
+    h->vocab_size = bc->vocab_size;
+    h->max_position_embeddings = bc->max_positions;
+    h->type_vocab_size = bc->type_vocab_size;
+    h->pad_token_id = bc->pad_token_id;
+    h->layer_norm_eps = bc->ln_eps;
+    snprintf(h->hidden_act, sizeof h->hidden_act, "gelu");
+    snprintf(mc->bert_prefix, sizeof mc->bert_prefix, "query_encoder.transformer.");
+    mc->shared_encoder = t->cfg.model.shared_encoder;
+    if (t->m.hypencoder) {
+        int L = t->cfg.model.qnet_layers;
+        mc->n_dims = L + 2;
+        for (int i = 0; i <= L; i++) mc->vector_dimensions[i] = bc->hidden;
+        mc->vector_dimensions[L + 1] = 1;
+        snprintf(mc->activation_type, sizeof mc->activation_type, "relu");
+        snprintf(mc->passage_pooling, sizeof mc->passage_pooling, "cls");
+    }
+}
+
+// Copy the BERT (and, when names and shapes match, the hyperhead) of a model file into
+// our parameters: our "query_encoder.transformer.X" / "passage_encoder.transformer.X"
+// take the source's own name, or its BERT prefix + X.
+static int init_from_model(Trainer *t, const Model *src) {
+    int copied = 0, bert_total = 0;
+    for (int i = 0; i < t->m.ps->n; i++) {
+        Tensor *p = t->m.ps->params[i];
+        const char *rest = NULL;
+        if (!strncmp(p->name, "query_encoder.transformer.", 26)) rest = p->name + 26;
+        else if (!strncmp(p->name, "passage_encoder.transformer.", 28)) rest = p->name + 28;
+        if (rest) bert_total++;
+        Tensor *s = paramset_get(src->ps, p->name);
+        char alt[512];
+        if (!s && rest) {
+            snprintf(alt, sizeof alt, "%s%s", src->mc.kind == MODEL_BERT ? src->mc.bert_prefix : "query_encoder.transformer.", rest);
+            s = paramset_get(src->ps, alt);
+        }
+        if (!s) {
+            if (rest && !strstr(rest, "pooler.")) {
+                hyp_set_error("%s: no parameter for %s", src->path, p->name);
+                return -1;
+            }
+            continue;
+        }
+        if (!same_shape(s, p)) {
+            char a[64], b[64];
+            hyp_set_error("%s: %s has shape %s, the model needs %s", src->path, s->name, shape_str(s, a, sizeof a),
+                          shape_str(p, b, sizeof b));
+            return -1;
+        }
+        float *h = hyp_malloc(tensor_bytes(s));
+        tensor_to_host(s, h);
+        tensor_from_host(p, h);
+        free(h);
+        copied++;
+    }
+    if (t->root)
+        fprintf(stderr, "hyp train: initialised %d of %d tensors from %s (%d BERT tensors)\n", copied, t->m.ps->n,
+                src->path, bert_total);
+    return 0;
+}
+
+static int build_model(Trainer *t) {
+    Config *cfg = &t->cfg;
+    t->m.hypencoder = !strcmp(cfg->model.kind, "hypencoder");
+    if (!t->m.hypencoder && strcmp(cfg->model.kind, "biencoder")) {
+        hyp_set_error("model.kind = %s (hypencoder or biencoder)", cfg->model.kind);
+        return -1;
+    }
+    BertConfig bc = bert_base_config();
+    Model *src = NULL;
+    if (cfg->model.init_from[0]) {
+        if (!(src = model_load(cfg->model.init_from, HYP_CPU))) return -1;
+        if (model_bert_config(&src->mc, &bc, cfg->model.init_from)) { model_free(src); return -1; }
+        if (src->vocab && !t->vocab) {
+            t->vocab = hyp_malloc(src->n_vocab * sizeof(char *));
+            for (int i = 0; i < src->n_vocab; i++) t->vocab[i] = hyp_strdup(src->vocab[i]);
+            t->n_vocab = src->n_vocab;
+            t->lowercase = src->lowercase;
+        }
+    } else {
+        bc.layers = cfg->model.bert_layers;
+        bc.hidden = cfg->model.bert_hidden;
+        bc.heads = cfg->model.bert_heads;
+        bc.ffn = cfg->model.bert_ffn;
+        bc.vocab_size = cfg->model.bert_vocab;
+        bc.max_positions = cfg->model.bert_max_positions;
+    }
+    bc.dropout = (float)cfg->model.dropout;
+    bc.pooler = false;
+    if (t->vocab && bc.vocab_size != t->n_vocab) {
+        hyp_set_error("the vocab has %d tokens but the BERT has %d word embeddings (model.bert_vocab)", t->n_vocab, bc.vocab_size);
+        model_free(src);
+        return -1;
+    }
+    t->m.ps = paramset_new(t->dev);
+    if (t->m.hypencoder) {
+        HypencoderConfig hc = hypencoder_config_default(cfg->model.qnet_layers);
+        hc.bert = bc;
+        hc.shared_encoder = cfg->model.shared_encoder;
+        hypencoder_register(&t->m.hyp, t->m.ps, &hc);
+    } else {
+        biencoder_register(&t->m.be, t->m.ps, &bc, cfg->model.shared_encoder);
+    }
+    paramset_finalize(t->m.ps);
+    if (t->m.hypencoder) hypencoder_init(&t->m.hyp, (uint64_t)cfg->train.seed);
+    else biencoder_init(&t->m.be, (uint64_t)cfg->train.seed);
+    int rc = src ? init_from_model(t, src) : 0;
+    model_free(src);
+    fill_model_config(t, &bc);
+    return rc;
+}
+
+static int read_vocab(Trainer *t) {
+    if (!t->cfg.data.vocab[0]) return 0;
+    Tokenizer *tok = tok_load(t->cfg.data.vocab, true);
+    if (!tok) return -1;
+    t->n_vocab = tok_vocab_size(tok);
+    t->vocab = hyp_malloc(t->n_vocab * sizeof(char *));
+    for (int i = 0; i < t->n_vocab; i++) t->vocab[i] = hyp_strdup(tok_token_str(tok, i));
+    t->lowercase = true;
+    tok_free(tok);
+    return 0;
+}
+
+// The training data: a shard directory, or a JSONL file pretokenized once into OUT/shards.
+static int open_loader(Trainer *t) {
+    const char *train = t->cfg.data.train;
+    char shards[4096];
+    if (!train[0]) { hyp_set_error("data.train is not set"); return -1; }
+    if (is_dir(train)) {
+        snprintf(shards, sizeof shards, "%s", train);
+    } else {
+        snprintf(shards, sizeof shards, "%s/shards", t->opt->out_dir);
+        if (t->root && !is_dir(shards)) {
+            if (!t->tok) { hyp_set_error("data.train is JSONL: pretokenizing needs a vocab (data.vocab or model.init_from)"); return -1; }
+            PretokOptions po = pretok_options_default();
+            po.tok = t->tok;
+            po.vocab_name = t->cfg.data.vocab[0] ? t->cfg.data.vocab : t->cfg.model.init_from;
+            po.in_path = train;
+            po.out_dir = shards;
+            po.query_max_len = t->cfg.data.query_max_len;
+            po.doc_max_len = t->cfg.data.doc_max_len;
+            po.progress = !t->opt->quiet;
+            if (pretokenize(&po)) return -1;
+        }
+        if (t->comm && comm_barrier(t->comm)) return -1;
+    }
+    LoaderOptions lo = loader_options_default();
+    lo.seed = (uint64_t)t->cfg.train.seed;
+    lo.batch_size = t->cfg.train.batch_size;
+    lo.num_negatives = t->cfg.data.num_negatives;
+    lo.rank = t->comm ? t->comm->rank : 0;
+    lo.world_size = t->comm ? t->comm->world : 1;
+    lo.query_max_len = t->cfg.data.query_max_len;
+    lo.doc_max_len = t->cfg.data.doc_max_len;
+    lo.check_tok = t->tok;
+    t->loader = loader_open(shards, &lo);
+    return t->loader ? 0 : -1;
+}
+
+static int open_validation(Trainer *t) {
+    const Config *c = &t->cfg;
+    if (c->eval.every <= 0 || !c->eval.corpus[0]) return 0;
+    if (!c->eval.queries[0] || !c->eval.qrels[0]) { hyp_set_error("eval.corpus is set: eval.queries and eval.qrels are needed too"); return -1; }
+    if (!t->tok) { hyp_set_error("validation needs a vocab (data.vocab or model.init_from)"); return -1; }
+    if (!(t->val_corpus = corpus_read(c->eval.corpus))) return -1;
+    if (!(t->val_queries = corpus_read(c->eval.queries))) return -1;
+    if (!(t->qrels = trec_qrels_read(c->eval.qrels))) return -1;
+    return 0;
+}
+
+// ---------------------------------------------------------------- validation
+// Encode the validation corpus with the current model, search it exhaustively for every
+// validation query, evaluate: out[0] = selection metric, [1] nDCG@10, [2] RR@10.
+static int validate(Trainer *t, double out[3]) {
+    double t0 = hyp_now();
+    Model view = {0};
+    view.mc = t->mc;
+    view.device = t->dev;
+    view.ps = t->m.ps;
+    view.hyp = t->m.hyp;
+    view.be = t->m.be;
+    view.doc_max_len = t->cfg.data.doc_max_len;
+    view.query_max_len = t->cfg.data.query_max_len;
+    view.path = (char *)"(training)";
+    Corpus *cc = t->val_corpus, *qq = t->val_queries;
+    EncodeOptions eo = {.batch = 64, .pooling = POOL_CLS, .max_len = t->cfg.data.doc_max_len, .progress = false};
+    float *D = encode_texts(&view, t->tok, (const char *const *)cc->texts, cc->n, &eo);
+    int d = model_doc_bert(&view)->cfg.hidden, k = t->cfg.eval.k;
+    TrecRun *run = trec_run_new("hyp-val");
+    DocStore *store = t->m.hypencoder ? docstore_from_memory(D, cc->n, d, (const char *const *)cc->ids, STORE_F32) : NULL;
+    Ctx *c = ctx_new(t->dev);
+    no_grad_begin(c);
+    TokBatch tb = {0};
+    float *qs = NULL;
+    Hit *hits = hyp_malloc((size_t)(k > 0 ? k : 1) * sizeof(Hit));
+    int rc = 0;
+    for (int s = 0; s < qq->n && !rc; s += 32) {
+        int b = qq->n - s < 32 ? qq->n - s : 32;
+        tok_encode_batch(t->tok, (const char *const *)qq->texts + s, NULL, b, t->cfg.data.query_max_len, &tb);
+        Tensor *ids = upload_i32(c, tb.ids, b, tb.len), *mask = upload_i32(c, tb.mask, b, tb.len);
+        if (t->m.hypencoder) {
+            QNet q = hypencoder_queries(c, &t->m.hyp, ids, mask);
+            QNetHost qh = qnet_host_from(&q);
+            SearchResult *res = hyp_calloc(b, sizeof(SearchResult));
+            ExhaustiveOptions xo = {.k = k, .block_rows = 16384};
+            rc = exhaustive_search(store, &qh, (const char *const *)qq->ids + s, &xo, res);
+            for (int i = 0; i < b && !rc; i++) {
+                for (int j = 0; j < res[i].n; j++)
+                    trec_run_add(run, qq->ids[s + i], cc->ids[res[i].hits[j].idx], res[i].hits[j].score);
+                search_result_free(&res[i]);
+            }
+            free(res);
+            qnet_host_free(&qh);
+        } else {
+            Tensor *qv = biencoder_queries(c, &t->m.be, ids, mask);              // (b, d)
+            Tensor *Dt = tensor_new(c, HYP_F32, HYP_SHAPE(cc->n, d));
+            tensor_from_host(Dt, D);
+            Tensor *S = op_matmul(c, qv, Dt, false, true);                      // (b, N)
+            qs = hyp_realloc(qs, (size_t)b * cc->n * sizeof(float));
+            tensor_to_host(S, qs);
+            TopK top;
+            topk_init(&top, k);
+            for (int i = 0; i < b; i++) {
+                topk_clear(&top);
+                for (int j = 0; j < cc->n; j++) topk_offer(&top, qs[(size_t)i * cc->n + j], j);
+                int nh = topk_sorted(&top, hits);
+                for (int j = 0; j < nh; j++) trec_run_add(run, qq->ids[s + i], cc->ids[hits[j].idx], hits[j].score);
+            }
+            topk_free(&top);
+        }
+        ctx_reset(c);
+    }
+    no_grad_end(c);
+    ctx_free(c);
+    tok_batch_free(&tb);
+    free(qs);
+    free(hits);
+    docstore_free(store);
+    free(D);
+    if (rc) { trec_run_free(run); return -1; }
+    TrecMeasureSet *ms = trec_measures_new();
+    const char *names[3] = {t->cfg.eval.metric, "nDCG@10", "RR@10"};
+    for (int i = 0; i < 3; i++)
+        if (trec_measures_add(ms, names[i])) { trec_measures_free(ms); trec_run_free(run); return -1; }
+    TrecEvalOptions eopt = trec_eval_default_options();
+    eopt.complete = true;   // a query the run misses counts 0
+    TrecEvalResult *r = trec_evaluate(t->qrels, run, ms, &eopt);
+    trec_measures_free(ms);
+    trec_run_free(run);
+    if (!r) return -1;
+    for (int i = 0; i < 3; i++) out[i] = trec_result_summary(r, names[i]);
+    trec_result_free(r);
+    if (!t->opt->quiet)
+        fprintf(stderr, "eval step %ld | %s %.4f | nDCG@10 %.4f | RR@10 %.4f | %d queries x %d docs | %.1f s\n",
+                (long)t->st.step, names[0], out[0], out[1], out[2], qq->n, cc->n, hyp_now() - t0);
+    return 0;
+}
+
+// ---------------------------------------------------------------- checkpoints
+static CkptModelInfo model_info(const Trainer *t) {
+    return (CkptModelInfo){.model = &t->mc, .vocab = (const char *const *)t->vocab, .n_vocab = t->n_vocab,
+                           .lowercase = t->lowercase, .query_max_len = t->cfg.data.query_max_len,
+                           .doc_max_len = t->cfg.data.doc_max_len};
+}
+
+static int save_checkpoint(Trainer *t) {
+    LoaderState ls = loader_state(t->loader);
+    int64_t cur[LOADER_STATE_NFIELDS];
+    memcpy(cur, &ls, sizeof cur);
+    t->st.optim_step = t->adam->step;
+    t->st.sched_step = t->adam->step;
+    t->st.seed = t->ctx->seed;
+    t->st.rng_offset = t->ctx->rng_offset;
+    t->st.cursor = cur;
+    t->st.n_cursor = LOADER_STATE_NFIELDS;
+    CkptModelInfo mi = model_info(t);
+    int rc = checkpoint_save_run(t->opt->out_dir, t->m.ps, t->adam, &t->st, t->cfg_text, &mi, t->cfg.train.keep_last, NULL);
+    t->st.cursor = NULL;
+    t->st.n_cursor = 0;
+    return rc;
+}
+
+static void log_metrics(Trainer *t, const char *json) {
+    if (!t->metrics) return;
+    fprintf(t->metrics, "%s\n", json);
+    fflush(t->metrics);
+}
+
+static void fmt_eta(char *buf, size_t n, double s) {
+    if (!(s >= 0) || s > 1e9) { snprintf(buf, n, "?"); return; }
+    long x = (long)s;
+    if (x >= 86400) snprintf(buf, n, "%ldd %ldh", x / 86400, x % 86400 / 3600);
+    else if (x >= 3600) snprintf(buf, n, "%ldh %ldm", x / 3600, x % 3600 / 60);
+    else snprintf(buf, n, "%ldm %lds", x / 60, x % 60);
+}
+
+// ---------------------------------------------------------------- the run
+static int setup(Trainer *t, const TrainOptions *o) {
+    t->opt = o;
+    t->dev = o->device;
+    t->st = ckpt_state_empty();
+    for (int i = 0; i < 3; i++) t->last_eval[i] = NAN;
+    config_init(&t->cfg);
+    char *resume_path = NULL;
+    if (o->resume) {
+        if (!strcmp(o->resume, "auto")) {
+            resume_path = checkpoint_find_latest(o->out_dir, NULL);
+            if (!resume_path && o->config_path)   // nothing to resume: a fresh start
+                fprintf(stderr, "hyp train: no checkpoint in %s (%s): starting fresh\n", o->out_dir, hyp_last_error());
+            else if (!resume_path) return fail("--resume auto");
+        } else {
+            resume_path = hyp_strdup(o->resume);
+        }
+    }
+    if (resume_path) {
+        char *text = checkpoint_read_config(resume_path);
+        if (!text || config_parse_text(&t->cfg, text, resume_path)) { free(text); free(resume_path); return fail(NULL); }
+        free(text);
+    } else if (!o->config_path) {
+        hyp_set_error("--config is required (or --resume)");
+        return fail(NULL);
+    } else if (config_parse_file(&t->cfg, o->config_path)) {
+        return fail(NULL);
+    }
+    for (int i = 0; i < o->n_sets; i++)
+        if (config_set(&t->cfg, o->sets[i])) { free(resume_path); return fail(NULL); }
+    if (config_check(&t->cfg)) { free(resume_path); return fail(NULL); }
+    t->cfg_text = config_resolved_text(&t->cfg);
+
+    CommOptions co = {.device = t->dev};
+    if (!(t->comm = comm_init(t->cfg.dist.backend, &co))) { free(resume_path); return fail("dist.backend"); }
+    t->root = t->comm->rank == 0;
+    if (t->root) {
+        if (mkdir(o->out_dir, 0755) && errno != EEXIST) {
+            hyp_set_error("%s: cannot create: %s", o->out_dir, strerror(errno));
+            free(resume_path);
+            return fail(NULL);
+        }
+        if (!o->quiet) fprintf(stderr, "hyp train: resolved config\n%s", t->cfg_text);
+        char p[4096];
+        snprintf(p, sizeof p, "%s/config.ini", o->out_dir);
+        FILE *f = fopen(p, "w");
+        if (f) { fputs(t->cfg_text, f); fclose(f); }
+        snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
+        t->metrics = fopen(p, "a");
+    }
+    if (read_vocab(t) || build_model(t)) { free(resume_path); return fail("model"); }
+    if (t->vocab) {
+        size_t len = 0;
+        for (int i = 0; i < t->n_vocab; i++) len += strlen(t->vocab[i]) + 1;
+        char *text = hyp_malloc(len + 1), *p = text;
+        for (int i = 0; i < t->n_vocab; i++) p += sprintf(p, "%s\n", t->vocab[i]);
+        t->tok = tok_from_vocab_text(text, len, "vocab", t->lowercase);
+        free(text);
+        if (!t->tok) { free(resume_path); return fail(NULL); }
+    }
+    AdamWConfig ac = adamw_config_default();
+    ac.beta1 = t->cfg.train.adam_beta1;
+    ac.beta2 = t->cfg.train.adam_beta2;
+    ac.eps = t->cfg.train.adam_eps;
+    ac.weight_decay = t->cfg.train.weight_decay;
+    ac.max_grad_norm = t->cfg.train.max_grad_norm;
+    t->adam = adamw_new(t->m.ps, &ac);
+    SchedKind sk;
+    if (sched_parse(t->cfg.train.schedule, &sk)) { hyp_set_error("train.schedule = %s", t->cfg.train.schedule); free(resume_path); return fail(NULL); }
+    t->sched = (LRSchedule){.kind = sk, .lr = t->cfg.train.lr, .warmup_steps = t->cfg.train.warmup_steps,
+                            .max_steps = t->cfg.train.max_steps};
+    t->ctx = ctx_new(t->dev);
+    t->ctx->training = true;
+    t->ctx->seed = (uint64_t)t->cfg.train.seed;
+    if (open_loader(t) || open_validation(t)) { free(resume_path); return fail("data"); }
+    if (resume_path) {
+        CkptState st;
+        if (checkpoint_load(resume_path, t->m.ps, t->adam, &st, NULL)) { free(resume_path); return fail("resume"); }
+        if (st.n_cursor != LOADER_STATE_NFIELDS) {
+            hyp_set_error("%s: /state/cursor has %d fields, the loader needs %d", resume_path, st.n_cursor, LOADER_STATE_NFIELDS);
+            ckpt_state_free(&st);
+            free(resume_path);
+            return fail("resume");
+        }
+        LoaderState ls;
+        memcpy(&ls, st.cursor, sizeof ls);
+        if (loader_restore(t->loader, &ls)) { ckpt_state_free(&st); free(resume_path); return fail("resume"); }
+        t->ctx->seed = st.seed;
+        t->ctx->rng_offset = st.rng_offset;
+        t->st.step = st.step;
+        t->st.best_metric = st.best_metric;
+        t->st.best_step = st.best_step;
+        t->st.lr = st.lr;
+        ckpt_state_free(&st);
+        if (t->root) fprintf(stderr, "hyp train: resumed from %s at step %ld\n", resume_path, (long)t->st.step);
+    }
+    free(resume_path);
+    return 0;
+}
+
+static void teardown(Trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    ctx_free(t->ctx);
+    train_batch_free(&t->batch);
+    loader_close(t->loader);
+    adamw_free(t->adam);
+    if (t->m.ps) {
+        if (t->m.hypencoder) hypencoder_free(&t->m.hyp);
+        else biencoder_free(&t->m.be);
+        paramset_free(t->m.ps);
+    }
+    tok_free(t->tok);
+    for (int i = 0; i < t->n_vocab; i++) free(t->vocab[i]);
+    free(t->vocab);
+    corpus_free(t->val_corpus);
+    corpus_free(t->val_queries);
+    trec_qrels_free(t->qrels);
+    free(t->cfg_text);
+    if (t->comm) comm_free(t->comm);
+}
+
+// Validate, log, and keep best.h5 (best selection metric among steps <= select_within).
+static int eval_and_select(Trainer *t) {
+    double v[3] = {NAN, NAN, NAN};
+    int rc = 0;
+    if (t->root) {
+        rc = validate(t, v);
+        if (!rc) {
+            memcpy(t->last_eval, v, sizeof v);
+            long sw = t->cfg.eval.select_within;
+            bool eligible = sw <= 0 || t->st.step <= sw;
+            if (eligible && (isnan(t->st.best_metric) || v[0] > t->st.best_metric)) {
+                t->st.best_metric = v[0];
+                t->st.best_step = t->st.step;
+                char p[4096];
+                snprintf(p, sizeof p, "%s/best.h5", t->opt->out_dir);
+                CkptModelInfo mi = model_info(t);
+                rc = checkpoint_save_model(p, t->m.ps, &mi, t->cfg_text, &t->st);
+            }
+            char js[512];
+            snprintf(js, sizeof js, "{\"step\": %ld, \"eval\": {\"%s\": %.6f, \"nDCG@10\": %.6f, \"RR@10\": %.6f}, "
+                     "\"best_step\": %ld, \"best\": %.6f}", (long)t->st.step, t->cfg.eval.metric, v[0], v[1], v[2],
+                     (long)t->st.best_step, t->st.best_metric);
+            log_metrics(t, js);
+        }
+    }
+    if (t->comm->world > 1) {
+        double ok = rc ? 1.0 : 0.0, any;
+        if (comm_sum_f64(t->comm, ok, &any)) return -1;
+        if (any > 0 && !rc) { hyp_set_error("validation failed on rank 0"); rc = -1; }
+    }
+    return rc;
+}
+
+int train_run(const TrainOptions *o, TrainSummary *summary) {
+    Trainer T = {0}, *t = &T;
+    int status = 0;
+    if (setup(t, o)) { teardown(t); return 1; }
+    const Config *cfg = &t->cfg;
+    int k = cfg->train.grad_accum > 0 ? cfg->train.grad_accum : 1;
+    long max_steps = cfg->train.max_steps, start = (long)t->st.step;
+    int world = t->comm->world;
+    double t_start = hyp_now(), step_time = 0;
+    double last_loss = NAN;
+    long skipped = 0;
+    for (long step = start; step < max_steps; step++) {
+        double t0 = hyp_now();
+        paramset_zero_grad(t->m.ps);
+        double sums[3] = {0, 0, 0};
+        for (int micro = 0; micro < k; micro++) {
+            if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
+            StepLosses l = train_forward(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
+                                         (float)cfg->train.ce_weight);
+            float v[3];
+            tensor_to_host(l.total, &v[0]);
+            tensor_to_host(l.mmse, &v[1]);
+            tensor_to_host(l.ce, &v[2]);
+            for (int i = 0; i < 3; i++) sums[i] += v[i] / k;
+            backward(t->ctx, k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total);
+            ctx_reset(t->ctx);
+        }
+        if (world > 1) {
+            if (comm_allreduce(t->comm, t->m.ps->grad, t->m.ps->numel, COMM_MEAN, t->dev)) { status = fail("all-reduce"); goto done; }
+            for (int i = 0; i < 3; i++) {
+                double s;
+                if (comm_sum_f64(t->comm, sums[i], &s)) { status = fail("all-reduce"); goto done; }
+                sums[i] = s / world;
+            }
+        }
+        double lr = lr_at(&t->sched, t->adam->step);
+        OptimStats os;
+        if (!isfinite(sums[0]) || optim_step(t->adam, t->m.ps, lr, &os) == OPTIM_NONFINITE) {
+            if (!strcmp(cfg->train.on_nonfinite, "skip")) {
+                skipped++;
+                if (t->root) fprintf(stderr, "hyp train: step %ld: non-finite loss or gradient, step skipped\n", step + 1);
+                t->st.step = step + 1;
+                continue;
+            }
+            if (t->root)
+                fprintf(stderr, "hyp train: step %ld: non-finite loss (%g) or gradient norm; stopping. The last "
+                        "checkpoint in %s is intact (resume with --resume auto; train.on_nonfinite=skip skips such steps)\n",
+                        step + 1, sums[0], o->out_dir);
+            status = 2;
+            goto done;
+        }
+        t->st.step = step + 1;
+        t->st.lr = lr;
+        last_loss = sums[0];
+        double dt = hyp_now() - t0;
+        step_time = step == start ? dt : 0.9 * step_time + 0.1 * dt;
+        if (t->root && (t->st.step % (cfg->train.log_steps > 0 ? cfg->train.log_steps : 1) == 0 || t->st.step == max_steps)) {
+            char eta[32];
+            fmt_eta(eta, sizeof eta, step_time * (max_steps - t->st.step));
+            double qps = (double)cfg->train.batch_size * world * k / dt;
+            if (!o->quiet)
+                fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | eta %s\n",
+                        (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, qps, eta);
+            char js[512];
+            snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
+                     "\"grad_norm\": %.6g, \"ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0], sums[1], sums[2],
+                     lr, os.grad_norm, dt * 1e3, qps);
+            log_metrics(t, js);
+        }
+        bool last = t->st.step == max_steps;
+        if (cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last))
+            if (eval_and_select(t)) { status = fail("validation"); goto done; }
+        if (t->root && ((cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0) || last))
+            if (save_checkpoint(t)) { status = fail("checkpoint"); goto done; }
+        if (world > 1 && (last || (cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0)))
+            if (comm_barrier(t->comm)) { status = fail("barrier"); goto done; }
+    }
+    if (t->root && !o->quiet)
+        fprintf(stderr, "hyp train: done: %ld steps in %.1f s%s; best %s %.4f at step %ld\n", (long)t->st.step - start,
+                hyp_now() - t_start, skipped ? " (some skipped)" : "", cfg->eval.metric, t->st.best_metric,
+                (long)t->st.best_step);
+done:
+    if (summary) {
+        summary->steps = (long)t->st.step;
+        summary->last_loss = last_loss;
+        summary->best_metric = t->st.best_metric;
+        summary->best_step = (long)t->st.best_step;
+        memcpy(summary->final_metric, t->last_eval, sizeof t->last_eval);
+    }
+    teardown(t);
+    return status;
+}

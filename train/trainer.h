@@ -1,0 +1,48 @@
+// trainer.h: `hyp train`: the distillation training loop (Margin-MSE + in-batch CE), with
+// exact resume, checkpoints, validation sweeps and best-checkpoint selection (DESIGN §1).
+#ifndef HYP_TRAINER_H
+#define HYP_TRAINER_H
+#include "train/config.h"
+#include "model/hypencoder.h"
+#include "model/biencoder.h"
+#include "data/train_data.h"
+
+typedef struct TrainOptions {
+    const char *config_path;     // INI file (optional on resume: the checkpoint's is used)
+    const char *const *sets;     // --set section.key=value, in order
+    int n_sets;
+    const char *out_dir;         // run folder
+    const char *resume;          // NULL, "auto", or a checkpoint path
+    Device device;
+    bool quiet;                  // no step lines on stderr
+    long stop_after;             // > 0: stop (as if killed cleanly) after this global step (tests)
+} TrainOptions;
+
+// What one run produced (for scripts and the main job).
+typedef struct TrainSummary {
+    long steps;                  // global steps completed
+    double last_loss;
+    double best_metric;          // NaN when no validation ran
+    long best_step;
+    double final_metric[3];      // Rprec, nDCG@10, RR@10 of the last validation (NaN if none)
+} TrainSummary;
+
+// 0 on success; 1 on bad input (config, data, resume) with the message printed; 2 if the
+// run stopped on a non-finite loss (the last checkpoint stays intact).
+int train_run(const TrainOptions *o, TrainSummary *summary);
+
+// ---- pieces shared with tests and benchmarks
+// The trained model: a Hypencoder or the BE-Base baseline, parameters in one ParamSet.
+typedef struct TrainModel {
+    bool hypencoder;             // false: bi-encoder
+    Hypencoder hyp;
+    BiEncoder be;
+    ParamSet *ps;
+} TrainModel;
+
+typedef struct StepLosses { Tensor *total, *mmse, *ce; } StepLosses;
+// The training objective on one batch (B queries, n items each, positive first):
+// w_mmse * MarginMSE(scores, teacher) + w_ce * CE(in-batch scores of the positives).
+StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce);
+
+#endif
