@@ -10,5 +10,7 @@ int cmd_import(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_pretokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_index(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 #endif

@@ -17,6 +17,8 @@ static const Command commands[] = {
     {"import", cmd_import, "HF/PyTorch weights to a model file: hyp import --from FILE|DIR --out M.h5"},
     {"export", cmd_export, "model file to HF safetensors: hyp export --model M.h5 --out F.safetensors [--config-out config.json]"},
     {"encode", cmd_encode, "corpus to document vectors: hyp encode --model M.h5 --corpus C.tsv --out DOCS.h5"},
+    {"search", cmd_search, "q-net retrieval, exhaustive or graph: hyp search --model M.h5 --docs DOCS.h5 --queries Q.tsv [--graph G.h5 --preset efficient1] --out RUN"},
+    {"index", cmd_index, "document neighbour graph: hyp index --docs DOCS.h5 --neighbors 100 --out GRAPH.h5"},
     {"score", cmd_score, "score query/document pairs: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv"},
     {"pretokenize", cmd_pretokenize, "training JSONL to memory-mapped shards: hyp pretokenize --vocab V --in train.jsonl --out DIR"},
     {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},

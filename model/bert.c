@@ -78,22 +78,23 @@ static void init_const(Tensor *t, float v) { tensor_fill_f32(t, v); }
 
 void bert_init(Bert *b, uint64_t seed) {
     uint64_t s = seed * 1000003u;
-    init_normal(b->word_emb, 0.02f, s++);
-    init_normal(b->pos_emb, 0.02f, s++);
-    init_normal(b->type_emb, 0.02f, s++);
+    float std = b->cfg.init_std > 0 ? b->cfg.init_std : 0.02f;
+    init_normal(b->word_emb, std, s++);
+    init_normal(b->pos_emb, std, s++);
+    init_normal(b->type_emb, std, s++);
     init_const(b->emb_ln_w, 1.0f);
     init_const(b->emb_ln_b, 0.0f);
     for (int l = 0; l < b->cfg.layers; l++) {
         BertLayer *L = &b->layer[l];
         Tensor *mats[] = {L->q_w, L->k_w, L->v_w, L->ao_w, L->in_w, L->out_w};
         Tensor *zeros[] = {L->q_b, L->k_b, L->v_b, L->ao_b, L->in_b, L->out_b, L->ao_ln_b, L->out_ln_b};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) init_normal(mats[i], 0.02f, s++);
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) init_normal(mats[i], std, s++);
         for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++) init_const(zeros[i], 0.0f);
         init_const(L->ao_ln_w, 1.0f);
         init_const(L->out_ln_w, 1.0f);
     }
     if (b->pool_w) {
-        init_normal(b->pool_w, 0.02f, s++);
+        init_normal(b->pool_w, std, s++);
         init_const(b->pool_b, 0.0f);
     }
 }

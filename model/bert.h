@@ -15,6 +15,7 @@ typedef struct BertConfig {
     int pad_token_id;        // 0: its word-embedding row gets no gradient (HF padding_idx)
     float dropout;           // hidden and attention-probability dropout, 0.1
     bool pooler;             // register pooler.dense (present in checkpoints; unused by Hypencoder)
+    float init_std;          // bert_init's normal std (HF initializer_range); 0 means 0.02
 } BertConfig;
 
 BertConfig bert_base_config(void);

@@ -1,0 +1,244 @@
+// hyp search --model M.h5 --docs DOCS.h5 --queries Q.{tsv,jsonl} --out RUN [--k 1000]
+//            [--graph G.h5 [--preset efficient1|efficient2] [--entry-points N] [--candidates N]
+//             [--max-iter N] [--no-early-stop] [--algo paper|hyp+] [--seed N]]
+//            [--batch-queries N] [--ignore-same-id] [--summary S.json] [--dtype fp32|fp16|bf16]
+//            [--streaming] [--block-rows N] [--query-max-len N] [--tag T]
+// Without --graph: exact search (every document scored by each query's q-net, blocks read
+// once per batch of queries). With --graph: Algorithm 1 (--algo paper, the default) or hyp+.
+// Writes a TREC run and prints (and with --summary writes) a JSON summary: queries/s, mean,
+// p50 and p99 latency per query (query encoding included; search-only also given), documents
+// scored per query.
+#include "cli/commands.h"
+#include "search/encode.h"
+#include "search/graph_search.h"
+#include "data/corpus.h"
+#include "eval/trec.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: hyp search --model M.h5 --docs DOCS.h5 --queries Q.{tsv,jsonl} --out RUN [--k 1000]\n"
+            "                  [--graph G.h5 [--preset efficient1|efficient2] [--entry-points N] [--candidates N]\n"
+            "                   [--max-iter N] [--no-early-stop] [--algo paper|hyp+] [--seed N]]\n"
+            "                  [--batch-queries N] [--ignore-same-id] [--summary S.json] [--dtype fp32|fp16|bf16]\n"
+            "                  [--streaming] [--block-rows N] [--query-max-len N] [--tag T]\n");
+    return 1;
+}
+
+static int dbl_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double pct(const double *sorted, int n, double p) {
+    if (n == 0) return 0;
+    double r = p * (n - 1);
+    int lo = (int)floor(r), hi = (int)ceil(r);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (r - lo);
+}
+
+int cmd_search(int argc, char **argv) {
+    const char *model = NULL, *docs = NULL, *queries = NULL, *out = NULL, *graph = NULL, *summary = NULL, *tag = NULL;
+    GraphSearchOptions go = graph_search_defaults();
+    ExhaustiveOptions eo = {.k = 1000, .progress = false};
+    int batch = 8, qmax = 0;
+    bool ignore_same = false, streaming = false;
+    StoreDType dtype = STORE_F32;
+    const char *preset = NULL;
+    bool set_e = false, set_c = false, set_i = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--model") && v) model = argv[++i];
+        else if (!strcmp(a, "--docs") && v) docs = argv[++i];
+        else if (!strcmp(a, "--queries") && v) queries = argv[++i];
+        else if (!strcmp(a, "--out") && v) out = argv[++i];
+        else if (!strcmp(a, "--graph") && v) graph = argv[++i];
+        else if (!strcmp(a, "--summary") && v) summary = argv[++i];
+        else if (!strcmp(a, "--tag") && v) tag = argv[++i];
+        else if (!strcmp(a, "--k") && v) eo.k = go.k = atoi(argv[++i]);
+        else if (!strcmp(a, "--entry-points") && v) { go.entry_points = atoi(argv[++i]); set_e = true; }
+        else if (!strcmp(a, "--candidates") && v) { go.candidates = atoi(argv[++i]); set_c = true; }
+        else if (!strcmp(a, "--max-iter") && v) { go.max_iter = atoi(argv[++i]); set_i = true; }
+        else if (!strcmp(a, "--no-early-stop")) go.no_early_stop = true;
+        else if (!strcmp(a, "--preset") && v) preset = argv[++i];
+        else if (!strcmp(a, "--seed") && v) go.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--algo") && v) {
+            const char *x = argv[++i];
+            if (!strcmp(x, "paper")) go.algo = ALGO_PAPER;
+            else if (!strcmp(x, "hyp+") || !strcmp(x, "hypplus")) go.algo = ALGO_HYPPLUS;
+            else { fprintf(stderr, "hyp search: --algo must be paper or hyp+\n"); return 1; }
+        } else if (!strcmp(a, "--batch-queries") && v) batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--ignore-same-id")) ignore_same = true;
+        else if (!strcmp(a, "--streaming")) streaming = true;
+        else if (!strcmp(a, "--block-rows") && v) eo.block_rows = atol(argv[++i]);
+        else if (!strcmp(a, "--query-max-len") && v) qmax = atoi(argv[++i]);
+        else if (!strcmp(a, "--dtype") && v) {
+            if (store_dtype_parse(argv[++i], &dtype)) { fprintf(stderr, "hyp search: --dtype must be fp32, fp16 or bf16\n"); return 1; }
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else { fprintf(stderr, "hyp search: unknown or incomplete option '%s'\n", a); return usage(); }
+    }
+    if (!model || !docs || !queries || !out) return usage();
+    if (preset) {
+        GraphSearchOptions p = go;
+        if (graph_search_preset(preset, &p)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); return 1; }
+        if (!set_e) go.entry_points = p.entry_points;   // explicit flags override the preset
+        if (!set_c) go.candidates = p.candidates;
+        if (!set_i) go.max_iter = p.max_iter;
+    }
+    if (eo.k <= 0 || batch <= 0 || go.entry_points <= 0 || go.candidates <= 0 || go.max_iter <= 0 || qmax < 0 ||
+        eo.block_rows < 0) {
+        fprintf(stderr, "hyp search: --k, --batch-queries, --entry-points, --candidates, --max-iter must be > 0\n");
+        return 1;
+    }
+    if (streaming && graph) {
+        fprintf(stderr, "hyp search: --streaming is for exhaustive search (graph search gathers rows at random)\n");
+        return 1;
+    }
+    Model *m = model_load(model, HYP_CPU);
+    if (!m) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); return 1; }
+    int rc = 1;
+    Tokenizer *tok = NULL;
+    Corpus *qs = NULL;
+    DocStore *s = NULL;
+    Graph g = {0};
+    GraphSearcher *gs = NULL;
+    TrecRun *run = NULL;
+    double *lat = NULL, *slat = NULL;
+    if (m->mc.kind != MODEL_HYPENCODER) {
+        fprintf(stderr, "hyp search: %s is a plain BERT model, not a Hypencoder (no q-net)\n", model);
+        goto done;
+    }
+    int dim = m->hyp.head.dim;
+    if (!(tok = model_tokenizer(m)) || !(qs = corpus_read(queries))) {
+        fprintf(stderr, "hyp search: %s\n", hyp_last_error());
+        goto done;
+    }
+    s = docstore_open(docs, &(DocStoreOptions){.streaming = streaming, .dtype = dtype, .progress = true});
+    if (!s) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
+    if (docstore_dim(s) != dim) {
+        fprintf(stderr, "hyp search: %s has %d-dimensional documents but the model %s has a %d-wide q-net\n", docs,
+                docstore_dim(s), model, dim);
+        goto done;
+    }
+    long N = docstore_n(s);
+    if (graph) {
+        if (graph_read(graph, N, &g) || !(gs = graph_searcher_new(&g, N, dim, &go))) {
+            fprintf(stderr, "hyp search: %s\n", hyp_last_error());
+            goto done;
+        }
+    }
+    if (qmax == 0) qmax = m->query_max_len > 0 ? m->query_max_len : 64;
+    run = trec_run_new(tag ? tag : graph ? (go.algo == ALGO_PAPER ? "hyp-graph" : "hyp-graph-plus") : "hyp-exhaustive");
+    int nq = qs->n;
+    lat = hyp_calloc((size_t)(nq ? nq : 1), sizeof(double));
+    slat = hyp_calloc((size_t)(nq ? nq : 1), sizeof(double));
+    double scored_sum = 0, iter_sum = 0;
+    Ctx *c = ctx_new(HYP_CPU);
+    no_grad_begin(c);
+    TokBatch tb = {0};
+    double t0 = hyp_now(), last = t0;
+    bool failed = false;
+    for (int q0 = 0; q0 < nq && !failed; q0 += batch) {
+        int B = nq - q0 < batch ? nq - q0 : batch;
+        double te = hyp_now();
+        tok_encode_batch(tok, (const char *const *)qs->texts + q0, NULL, B, qmax, &tb);
+        Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len));
+        tensor_from_host(ids, tb.ids);
+        tensor_from_host(mask, tb.mask);
+        QNet qn = hypencoder_queries(c, &m->hyp, ids, mask);
+        QNetHost qh = qnet_host_from(&qn);
+        ctx_reset(c);
+        double enc = (hyp_now() - te) / B;
+        SearchResult *res = hyp_calloc((size_t)B, sizeof(SearchResult));
+        if (!graph) {
+            eo.ignore_same_id = ignore_same;
+            if (exhaustive_search(s, &qh, (const char *const *)qs->ids + q0, &eo, res)) failed = true;
+        } else {
+            QNetStoreScorer sctx;
+            GraphScorer sc = qnet_store_scorer(&sctx, s, &qh);
+            for (int b = 0; b < B; b++) {
+                long skip = ignore_same ? docstore_find(s, qs->ids[q0 + b]) : -1;
+                graph_search(gs, &sc, b, skip, &res[b]);
+            }
+            if (sctx.status) failed = true;
+            qnet_store_scorer_free(&sctx);
+        }
+        for (int b = 0; b < B && !failed; b++) {
+            for (int j = 0; j < res[b].n; j++)
+                if (trec_run_add(run, qs->ids[q0 + b], docstore_id(s, res[b].hits[j].idx), res[b].hits[j].score)) failed = true;
+            slat[q0 + b] = res[b].seconds;
+            lat[q0 + b] = res[b].seconds + enc;
+            scored_sum += (double)res[b].scored;
+            iter_sum += res[b].iterations;
+        }
+        for (int b = 0; b < B; b++) search_result_free(&res[b]);
+        free(res);
+        qnet_host_free(&qh);
+        double now = hyp_now();
+        if (now - last > 2.0 || q0 + B == nq) {
+            double rate = (q0 + B) / (now - t0 > 0 ? now - t0 : 1e-9);
+            fprintf(stderr, "\rsearch: %d/%d queries | %.2f queries/s | eta %.0f s   ", q0 + B, nq, rate,
+                    (nq - q0 - B) / (rate > 0 ? rate : 1));
+            if (q0 + B == nq) fputc('\n', stderr);
+            last = now;
+        }
+    }
+    double total = hyp_now() - t0;
+    tok_batch_free(&tb);
+    no_grad_end(c);
+    ctx_free(c);
+    if (failed) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
+    if (trec_run_write(run, out, NULL)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
+    {
+        double *sl = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(double)), *ss = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(double));
+        memcpy(sl, lat, (size_t)nq * sizeof(double));
+        memcpy(ss, slat, (size_t)nq * sizeof(double));
+        qsort(sl, (size_t)nq, sizeof(double), dbl_cmp);
+        qsort(ss, (size_t)nq, sizeof(double), dbl_cmp);
+        double mean = 0, smean = 0;
+        for (int i = 0; i < nq; i++) { mean += lat[i]; smean += slat[i]; }
+        mean /= nq ? nq : 1;
+        smean /= nq ? nq : 1;
+        char js[2048];
+        int n = snprintf(js, sizeof js,
+                         "{\"queries\": %d, \"documents\": %ld, \"dim\": %d, \"mode\": \"%s\", \"k\": %d, \"batch_queries\": %d, "
+                         "\"dtype\": \"%s\"",
+                         nq, N, dim, graph ? "graph" : "exhaustive", eo.k, batch, store_dtype_name(docstore_dtype(s)));
+        if (graph)
+            n += snprintf(js + n, sizeof js - n,
+                          ", \"algo\": \"%s\", \"entry_points\": %d, \"candidates\": %d, \"max_iter\": %d, \"early_stop\": %s, "
+                          "\"graph_k\": %d, \"mean_iterations\": %.3f",
+                          go.algo == ALGO_PAPER ? "paper" : "hyp+", go.entry_points, go.candidates, go.max_iter,
+                          go.no_early_stop ? "false" : "true", g.k, iter_sum / (nq ? nq : 1));
+        n += snprintf(js + n, sizeof js - n,
+                      ", \"seconds\": %.4f, \"queries_per_s\": %.4f, \"latency_ms\": {\"mean\": %.3f, \"p50\": %.3f, \"p99\": %.3f}"
+                      ", \"search_latency_ms\": {\"mean\": %.3f, \"p50\": %.3f, \"p99\": %.3f}, \"docs_scored_per_query\": %.1f"
+                      ", \"out\": \"%s\"}",
+                      total, nq / (total > 0 ? total : 1e-9), 1e3 * mean, 1e3 * pct(sl, nq, 0.5), 1e3 * pct(sl, nq, 0.99),
+                      1e3 * smean, 1e3 * pct(ss, nq, 0.5), 1e3 * pct(ss, nq, 0.99), scored_sum / (nq ? nq : 1), out);
+        printf("%s\n", js);
+        free(sl);
+        free(ss);
+        if (summary) {
+            FILE *f = fopen(summary, "w");
+            if (!f || fprintf(f, "%s\n", js) < 0 || fclose(f)) {
+                fprintf(stderr, "hyp search: %s: cannot write the summary\n", summary);
+                goto done;
+            }
+        }
+    }
+    rc = 0;
+done:
+    free(lat);
+    free(slat);
+    trec_run_free(run);
+    graph_searcher_free(gs);
+    graph_free(&g);
+    docstore_free(s);
+    corpus_free(qs);
+    tok_free(tok);
+    model_free(m);
+    return rc;
+}
