@@ -4,6 +4,7 @@
 #define HYP_COMMANDS_H
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_selfcheck(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_import(int argc, char **argv);

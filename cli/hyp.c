@@ -12,6 +12,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"demo", cmd_demo, "the main job: train a tiny Hypencoder and BE-Base on an embedded task, evaluate, compare"},
     {"train", cmd_train, "distillation training: hyp train --config C.ini [--set s.k=v] --out DIR [--resume auto]"},
     {"eval", cmd_eval, "trec_eval-compatible evaluation: hyp eval [-q] [-c] [-l N] [-M N] -m MEASURE QRELS RUN"},
     {"import", cmd_import, "HF/PyTorch weights to a model file: hyp import --from FILE|DIR --out M.h5"},

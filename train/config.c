@@ -52,6 +52,7 @@ static const Key KEYS[] = {
     I(model, bert_vocab, "30522", 1, 1 << 26),
     I(model, bert_max_positions, "512", 1, 1 << 20),
     D(model, dropout, "0.1", 0, 0.999999),
+    D(model, init_std, "0.02", 1e-6, 10),
 
     S(data, train, ""),
     S(data, vocab, ""),

@@ -24,6 +24,7 @@ typedef struct Config {
         char init_from[CONFIG_STR_MAX];  // "" = random init from the bert_* sizes; else a model file
         int bert_layers, bert_hidden, bert_heads, bert_ffn, bert_vocab, bert_max_positions;
         double dropout;              // 0.1: BERT hidden and attention dropout
+        double init_std;             // 0.02: BERT init std when not init_from (HF initializer_range)
     } model;
     struct {
         char train[CONFIG_STR_MAX];  // pre-tokenized shards (hyp pretokenize) or the authors' JSONL

@@ -192,6 +192,7 @@ static int build_model(Trainer *t) {
         bc.max_positions = cfg->model.bert_max_positions;
     }
     bc.dropout = (float)cfg->model.dropout;
+    bc.init_std = (float)cfg->model.init_std;
     bc.pooler = false;
     if (t->vocab && bc.vocab_size != t->n_vocab) {
         hyp_set_error("the vocab has %d tokens but the BERT has %d word embeddings (model.bert_vocab)", t->n_vocab, bc.vocab_size);
