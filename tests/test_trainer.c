@@ -107,3 +107,15 @@ Test(trainer, bad_config_is_one_clear_error) {
     snprintf(p, sizeof p, "rm -rf %s", dir);
     cr_assert_eq(system(p), 0);
 }
+
+// Every shipped config parses and passes the cross-key checks.
+Test(trainer, shipped_configs_parse) {
+    const char *files[] = {"configs/tiny.ini", "configs/hypencoder-2.ini", "configs/hypencoder-4.ini",
+                           "configs/hypencoder-6.ini", "configs/hypencoder-8.ini", "configs/be-base.ini"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        Config c;
+        config_init(&c);
+        cr_assert_eq(config_parse_file(&c, files[i]), 0, "%s", hyp_last_error());
+        cr_assert_eq(config_check(&c), 0, "%s: %s", files[i], hyp_last_error());
+    }
+}
