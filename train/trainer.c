@@ -17,6 +17,7 @@
 #include "data/corpus.h"
 #include "model/load.h"
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,6 +434,12 @@ static int setup(Trainer *t, const TrainOptions *o) {
     for (int i = 0; i < o->n_sets; i++)
         if (config_set(&t->cfg, o->sets[i])) { free(resume_path); return fail(NULL); }
     if (config_check(&t->cfg)) { free(resume_path); return fail(NULL); }
+    if (t->cfg.dist.cross_device_negatives) {
+        // Needs an all-gather with a backward (reduce-scatter of the positives' gradients).
+        hyp_set_error("dist.cross_device_negatives = true is not implemented yet (in-batch negatives are per rank, as released)");
+        free(resume_path);
+        return fail(NULL);
+    }
     t->cfg_text = config_resolved_text(&t->cfg);
 
     CommOptions co = {.device = t->dev};
@@ -567,7 +574,14 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     double t_start = hyp_now(), step_time = 0;
     double last_loss = NAN;
     long skipped = 0;
+    // Fault injection for the tests: HYP_TEST_KILL_RANK=r:step makes rank r die abruptly
+    // (SIGKILL) when it reaches that step, as a crashed node would.
+    int kill_rank = -1;
+    long kill_step = -1;
+    const char *kr = getenv("HYP_TEST_KILL_RANK");
+    if (kr) sscanf(kr, "%d:%ld", &kill_rank, &kill_step);
     for (long step = start; step < max_steps; step++) {
+        if (t->comm->rank == kill_rank && step == kill_step) raise(SIGKILL);
         double t0 = hyp_now();
         paramset_zero_grad(t->m.ps);
         double sums[3] = {0, 0, 0};

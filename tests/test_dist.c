@@ -1,0 +1,122 @@
+// Data-parallel training on the CPU under mpirun: 2 ranks at batch B give the parameters of
+// 1 rank at batch 2B (Margin-MSE only: the in-batch CE is per rank, as in the reference),
+// and a 2-rank run stopped and resumed equals an uninterrupted one. Skipped, visibly,
+// without mpirun or an MPI build.
+#include "tests/testlib.h"
+#include "data/synthetic.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+#define MPIRUN "OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS "
+
+static bool have_mpi(void) {
+    return system("mpirun --version >/dev/null 2>&1") == 0 && system("bin/hyp --version >/dev/null 2>&1") == 0 &&
+           strstr(hyp_backends_compiled(), "cpu") != NULL;
+}
+
+static int run(const char *launcher, const char *out, int batch, long steps, const char *extra) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s bin/hyp train --config configs/tiny.ini --out %s/%s --quiet --set data.train=%s/data/train.jsonl "
+             "--set data.vocab=%s/data/vocab.txt --set train.max_steps=%ld --set train.ce_weight=0 --set eval.every=0 "
+             "--set train.batch_size=%d --set train.save_steps=3 %s >%s/%s.log 2>&1",
+             launcher, dir, out, dir, dir, steps, batch, extra ? extra : "", dir, out);
+    return system(cmd);
+}
+
+static float *params(const char *ckpt, size_t *n) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, ckpt);
+    H5File *f = h5_open(p);
+    cr_assert_not_null(f, "%s", hyp_last_error());
+    char **names;
+    int k = h5_list(f, "/params", &names);
+    size_t total = 0;
+    float *all = NULL;
+    for (int i = 0; i < k; i++) {
+        char ds[512];
+        snprintf(ds, sizeof ds, "/params/%s", names[i]);
+        int nd, sh[4];
+        float *v = h5_read_f32(f, ds, &nd, sh);
+        size_t m = 1;
+        for (int j = 0; j < nd; j++) m *= (size_t)sh[j];
+        all = hyp_realloc(all, (total + m) * sizeof(float));
+        memcpy(all + total, v, m * sizeof(float));
+        total += m;
+        free(v);
+        free(names[i]);
+    }
+    free(names);
+    h5_close(f);
+    *n = total;
+    return all;
+}
+
+Test(dist, two_ranks_equal_one_rank_with_twice_the_batch_and_resume) {
+    if (!have_mpi()) cr_skip_test("mpirun not available: the data-parallel test is skipped");
+    snprintf(dir, sizeof dir, "/tmp/hyp_dist_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    SynthOptions o = synth_default();
+    o.n_train = 200;
+    o.n_docs = 50;
+    o.n_val = 2;
+    o.n_test = 2;
+    char d[128];
+    snprintf(d, sizeof d, "%s/data", dir);
+    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    // Dropout off for the equivalence (each rank draws its own masks); on for the resume.
+    cr_assert_eq(run(MPIRUN, "two", 8, 6, "--set dist.backend=mpi --set model.dropout=0"), 0, "see %s/two.log", dir);
+    cr_assert_eq(run("OMP_NUM_THREADS=1", "one", 16, 6, "--set model.dropout=0"), 0, "see %s/one.log", dir);
+    // 2 ranks, stopped after 3 steps, resumed to 6, against 6 straight steps.
+    cr_assert_eq(run(MPIRUN, "straight", 8, 6, "--set dist.backend=mpi --set model.dropout=0.1"), 0);
+    cr_assert_eq(run(MPIRUN, "resumed", 8, 3, "--set dist.backend=mpi --set model.dropout=0.1"), 0);
+    cr_assert_eq(run(MPIRUN, "resumed", 8, 6, "--set dist.backend=mpi --set model.dropout=0.1 --resume auto"), 0,
+                 "see %s/resumed.log", dir);
+    size_t n1, n2, n3;
+    float *two = params("two/ckpt-00000006.h5", &n1), *one = params("one/ckpt-00000006.h5", &n2);
+    float *res = params("resumed/ckpt-00000006.h5", &n3), *straight = params("straight/ckpt-00000006.h5", &n3);
+    cr_assert(n1 == n2 && n1 == n3);
+    double e = rel_err(two, one, n1);
+    cr_log_info("2 ranks x B=8 vs 1 rank x B=16 after 6 steps: relative parameter difference %.3g", e);
+    cr_assert_leq(e, TOL_OP, "2 ranks at B vs 1 rank at 2B: relative parameter difference %.3g", e);
+    cr_assert_eq(memcmp(straight, res, n1 * sizeof(float)), 0, "2-rank resume is not exact");
+    free(straight);
+    free(one);
+    free(two);
+    free(res);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+// One rank killed mid-run: the whole job ends (no hang) with an error, and --resume auto
+// then continues from the last checkpoint to the end.
+Test(dist, killed_rank_ends_the_job_and_resume_continues) {
+    if (!have_mpi()) cr_skip_test("mpirun not available: the fault test is skipped");
+    snprintf(dir, sizeof dir, "/tmp/hyp_fault_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    SynthOptions o = synth_default();
+    o.n_train = 200;
+    o.n_docs = 50;
+    o.n_val = 2;
+    o.n_test = 2;
+    char d[128];
+    snprintf(d, sizeof d, "%s/data", dir);
+    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    double t0 = hyp_now();
+    int rc = run("OMP_NUM_THREADS=1 HYP_COMM_TIMEOUT=20 mpirun -np 2 --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS "
+                 "-x HYP_COMM_TIMEOUT -x HYP_TEST_KILL_RANK=1:4", "job", 8, 8, "--set dist.backend=mpi");
+    cr_assert_neq(rc, 0, "the job must fail when a rank dies");
+    cr_assert_lt(hyp_now() - t0, 60.0, "the surviving rank must not hang");
+    char p[256];
+    snprintf(p, sizeof p, "%s/job/ckpt-00000003.h5", dir);
+    cr_assert_eq(access(p, R_OK), 0, "the step-3 checkpoint survives");
+    cr_assert_eq(run(MPIRUN, "job", 8, 8, "--set dist.backend=mpi --resume auto"), 0, "see %s/job.log", dir);
+    snprintf(p, sizeof p, "%s/job/ckpt-00000008.h5", dir);
+    cr_assert_eq(access(p, R_OK), 0, "the resumed run reaches step 8");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
