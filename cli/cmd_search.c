@@ -13,6 +13,7 @@
 #include "search/graph_search.h"
 #include "data/corpus.h"
 #include "eval/trec.h"
+#include "train/comm.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,7 @@ int cmd_search(int argc, char **argv) {
     GraphSearcher *gs = NULL;
     TrecRun *run = NULL;
     double *lat = NULL, *slat = NULL;
+    Comm *comm = NULL;
     if (m->mc.kind != MODEL_HYPENCODER) {
         fprintf(stderr, "hyp search: %s is a plain BERT model, not a Hypencoder (no q-net)\n", model);
         goto done;
@@ -123,6 +125,20 @@ int cmd_search(int argc, char **argv) {
         goto done;
     }
     long N = docstore_n(s);
+    // Launched as several ranks (mpirun or torchrun-style env): each rank searches a
+    // contiguous shard of the documents exhaustively and the global top-k is merged;
+    // the result equals one process's (ties by document index). Rank 0 writes the run.
+    if (strcmp(comm_auto_backend(HYP_CPU), "none")) {
+        if (!(comm = comm_init("auto", NULL))) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
+        if (comm->world > 1 && graph) {
+            fprintf(stderr, "hyp search: graph search is not sharded; run it as one process\n");
+            goto done;
+        }
+        eo.doc_begin = N * comm->rank / comm->world;
+        eo.doc_end = N * (comm->rank + 1) / comm->world;
+    }
+    bool root = !comm || comm->rank == 0;
+    int world = comm ? comm->world : 1;
     if (graph) {
         if (graph_read(graph, N, &g) || !(gs = graph_searcher_new(&g, N, dim, &go))) {
             fprintf(stderr, "hyp search: %s\n", hyp_last_error());
@@ -155,6 +171,32 @@ int cmd_search(int argc, char **argv) {
         if (!graph) {
             eo.ignore_same_id = ignore_same;
             if (exhaustive_search(s, &qh, (const char *const *)qs->ids + q0, &eo, res)) failed = true;
+            if (!failed && world > 1) {
+                // Every rank's k best per query (padded with idx -1), gathered and merged.
+                int k = eo.k;
+                size_t per = (size_t)B * k;
+                Hit *send = hyp_malloc(per * sizeof(Hit)), *recv = hyp_malloc(per * world * sizeof(Hit));
+                for (int b = 0; b < B; b++)
+                    for (int j = 0; j < k; j++)
+                        send[(size_t)b * k + j] = j < res[b].n ? res[b].hits[j] : (Hit){-INFINITY, -1};
+                if (comm_allgather(comm, send, per * sizeof(Hit), recv, HYP_CPU)) failed = true;
+                for (int b = 0; b < B && !failed; b++) {
+                    Hit *all = hyp_malloc((size_t)k * world * sizeof(Hit));
+                    long n = 0;
+                    for (int r = 0; r < world; r++)
+                        for (int j = 0; j < k; j++) {
+                            Hit h = recv[(size_t)r * per + (size_t)b * k + j];
+                            if (h.idx >= 0) all[n++] = h;
+                        }
+                    hits_sort(all, n);
+                    free(res[b].hits);
+                    res[b].hits = all;
+                    res[b].n = n < k ? (int)n : k;
+                    res[b].scored = N;
+                }
+                free(send);
+                free(recv);
+            }
         } else {
             QNetStoreScorer sctx;
             GraphScorer sc = qnet_store_scorer(&sctx, s, &qh);
@@ -190,6 +232,7 @@ int cmd_search(int argc, char **argv) {
     no_grad_end(c);
     ctx_free(c);
     if (failed) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
+    if (!root) { rc = 0; goto done; }
     if (trec_run_write(run, out, NULL)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
     {
         double *sl = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(double)), *ss = hyp_malloc((size_t)(nq ? nq : 1) * sizeof(double));
@@ -240,5 +283,6 @@ done:
     corpus_free(qs);
     tok_free(tok);
     model_free(m);
+    if (comm) comm_free(comm);
     return rc;
 }

@@ -215,6 +215,18 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
     for (int b = 0; b < B; b++) self[b] = opt.ignore_same_id ? docstore_find(s, qids[b]) : -1;
     TopK *heaps = hyp_malloc((size_t)(B ? B : 1) * sizeof(TopK));
     for (int b = 0; b < B; b++) topk_init(&heaps[b], opt.k);
+    long lo = 0, hi = N;
+    if (opt.doc_end > 0) {
+        if (opt.doc_begin < 0 || opt.doc_begin > opt.doc_end || opt.doc_end > N) {
+            hyp_set_error("exhaustive_search: document range [%ld, %ld) outside [0, %ld)", opt.doc_begin, opt.doc_end, N);
+            for (int b = 0; b < B; b++) topk_free(&heaps[b]);
+            free(heaps);
+            free(self);
+            return -1;
+        }
+        lo = opt.doc_begin;
+        hi = opt.doc_end;
+    }
     long rows = opt.block_rows < N ? opt.block_rows : (N > 0 ? N : 1);
     const float *direct = docstore_f32(s);
     float *xbuf = direct ? NULL : hyp_malloc((size_t)rows * d * sizeof(float));
@@ -222,8 +234,8 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
     QNetWork w = {0};
     double t0 = hyp_now(), last = t0;
     int rc = 0;
-    for (long r0 = 0; r0 < N; r0 += rows) {
-        long n = N - r0 < rows ? N - r0 : rows;
+    for (long r0 = lo; r0 < hi; r0 += rows) {
+        long n = hi - r0 < rows ? hi - r0 : rows;
         const float *X = direct ? direct + (size_t)r0 * d : xbuf;
         if (!direct && docstore_rows(s, r0, n, xbuf)) { rc = -1; break; }
         for (int b = 0; b < B; b++) {
@@ -238,11 +250,11 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
             }
         }
         double now = hyp_now();
-        if (opt.progress && (now - last > 2.0 || r0 + n == N)) {
-            double rate = (r0 + n) / (now - t0 > 0 ? now - t0 : 1e-9);
+        if (opt.progress && (now - last > 2.0 || r0 + n == hi)) {
+            double rate = (r0 + n - lo) / (now - t0 > 0 ? now - t0 : 1e-9);
             fprintf(stderr, "\rexhaustive: %ld/%ld documents x %d queries | %.0f docs/s per query | eta %.0f s   ",
-                    r0 + n, N, B, rate, (N - r0 - n) / (rate > 0 ? rate : 1));
-            if (r0 + n == N) fputc('\n', stderr);
+                    r0 + n - lo, hi - lo, B, rate, (hi - r0 - n) / (rate > 0 ? rate : 1));
+            if (r0 + n == hi) fputc('\n', stderr);
             last = now;
         }
     }
@@ -251,7 +263,7 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
         if (rc == 0) {
             out[b].hits = hyp_malloc((size_t)(heaps[b].n ? heaps[b].n : 1) * sizeof(Hit));
             out[b].n = topk_sorted(&heaps[b], out[b].hits);
-            out[b].scored = N;
+            out[b].scored = hi - lo;
             out[b].seconds = B ? dt / B : 0;
             out[b].iterations = 0;
         }

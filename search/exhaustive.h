@@ -58,6 +58,7 @@ typedef struct ExhaustiveOptions {
     long block_rows;        // documents per block (default 16384)
     bool ignore_same_id;    // drop the document whose id equals the query id
     bool progress;          // docs/s on stderr
+    long doc_begin, doc_end;  // search only documents [doc_begin, doc_end) (a rank's shard); 0, 0: all
 } ExhaustiveOptions;
 
 typedef struct SearchResult {

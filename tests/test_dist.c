@@ -120,3 +120,30 @@ Test(dist, killed_rank_ends_the_job_and_resume_continues) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+// Sharded search: 2 ranks each search half the documents; the merged run is identical to
+// one process's (ties included: 9 pairs of near-duplicate passages).
+Test(dist, sharded_search_equals_one_process) {
+    if (!have_mpi()) cr_skip_test("mpirun not available: the sharded search test is skipped");
+    snprintf(dir, sizeof dir, "/tmp/hyp_shard_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char p[256], cmd[4096];
+    snprintf(p, sizeof p, "%s/c.tsv", dir);
+    FILE *f = fopen(p, "w");
+    for (int i = 0; i < 25; i++) {
+        fprintf(f, "d%d\tindia has states and union territories %d\n", i, i % 7);
+        fprintf(f, "c%d\tconcussion symptoms can appear after the injury %d\n", i, i % 5);
+    }
+    fclose(f);
+#define FX "tests/fixtures/hypencoder_import"
+    snprintf(cmd, sizeof cmd,
+             "bin/hyp import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>/dev/null && "
+             "bin/hyp encode --model %s/m.h5 --corpus %s/c.tsv --out %s/d.h5 >/dev/null 2>&1 && "
+             "bin/hyp search --model %s/m.h5 --docs %s/d.h5 --queries " FX "/queries.tsv --k 20 --out %s/one.trec >/dev/null 2>&1 && "
+             MPIRUN "bin/hyp search --model %s/m.h5 --docs %s/d.h5 --queries " FX "/queries.tsv --k 20 --streaming "
+             "--out %s/two.trec >/dev/null 2>&1 && cmp %s/one.trec %s/two.trec",
+             dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0, "sharded run differs from one process: %s", cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
