@@ -4,6 +4,7 @@
 // without mpirun or an MPI build.
 #include "tests/testlib.h"
 #include "data/synthetic.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,6 +145,45 @@ Test(dist, sharded_search_equals_one_process) {
              "--out %s/two.trec >/dev/null 2>&1 && cmp %s/one.trec %s/two.trec",
              dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
     cr_assert_eq(system(cmd), 0, "sharded run differs from one process: %s", cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+// Cross-device negatives (the reference's option): with 2 ranks x B each query's CE runs
+// over all 2B positives, so the first step's loss equals 1 rank x 2B exactly (the gradients
+// differ by design: other ranks' positives are gathered as constants).
+static double first_loss(const char *out) {
+    char p[256], line[512];
+    snprintf(p, sizeof p, "%s/%s/metrics.jsonl", dir, out);
+    FILE *f = fopen(p, "r");
+    cr_assert_not_null(f, "%s", p);
+    double loss = NAN;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"step\": 1,")) sscanf(strstr(line, "\"loss\": ") + 8, "%lf", &loss);
+    fclose(f);
+    return loss;
+}
+
+Test(dist, cross_device_negatives_first_loss) {
+    if (!have_mpi()) cr_skip_test("mpirun not available: the cross-device negatives test is skipped");
+    snprintf(dir, sizeof dir, "/tmp/hyp_xdev_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    SynthOptions o = synth_default();
+    o.n_train = 100;
+    o.n_docs = 20;
+    o.n_val = 2;
+    o.n_test = 2;
+    char d[128];
+    snprintf(d, sizeof d, "%s/data", dir);
+    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    const char *common = "--set model.dropout=0 --set train.ce_weight=1 --set train.log_steps=1";
+    char extra[256];
+    snprintf(extra, sizeof extra, "%s --set dist.backend=mpi --set dist.cross_device_negatives=true", common);
+    cr_assert_eq(run(MPIRUN, "two", 8, 1, extra), 0, "see %s/two.log", dir);
+    cr_assert_eq(run("OMP_NUM_THREADS=1", "one", 16, 1, common), 0, "see %s/one.log", dir);
+    double a = first_loss("two"), b = first_loss("one");
+    cr_assert(fabs(a - b) <= 1e-5 * fabs(b), "first loss %.7g (2 ranks, cross-device) vs %.7g (1 rank)", a, b);
+    char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }

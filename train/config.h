@@ -60,7 +60,7 @@ typedef struct Config {
     } eval;
     struct {
         char backend[8];             // auto (mpirun -> mpi, torchrun env -> tcp, GPU -> nccl) | none | mpi | tcp | nccl
-        bool cross_device_negatives; // false (the reference: negatives are per GPU)
+        bool cross_device_negatives; // false (as released: negatives per GPU); true: all-gather positives
     } dist;
 } Config;
 

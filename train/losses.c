@@ -25,9 +25,15 @@ Tensor *loss_margin_mse(Ctx *c, Tensor *scores, const float *teacher) {
 
 Tensor *loss_inbatch_ce(Ctx *c, Tensor *S) {
     HYP_CHECK(S->ndim == 2 && S->shape[0] == S->shape[1], "in-batch CE: scores must be (B, B)");
+    return loss_inbatch_ce_offset(c, S, 0);
+}
+
+Tensor *loss_inbatch_ce_offset(Ctx *c, Tensor *S, int offset) {
+    HYP_CHECK(S->ndim == 2 && offset >= 0 && offset + S->shape[0] <= S->shape[1],
+              "in-batch CE: scores (B, M) need M >= offset + B");
     int B = S->shape[0];
     int32_t *t = hyp_malloc((size_t)B * sizeof(int32_t));
-    for (int i = 0; i < B; i++) t[i] = i;
+    for (int i = 0; i < B; i++) t[i] = offset + i;
     Tensor *T = tensor_new(c, HYP_I32, HYP_SHAPE(B));
     tensor_from_host(T, t);
     free(t);

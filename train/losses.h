@@ -10,5 +10,8 @@ Tensor *loss_margin_mse(Ctx *c, Tensor *scores, const float *teacher);
 // In-batch cross-entropy: S (B, B), S[i, k] = query i's q-net on query k's positive;
 // target i; no temperature. Mean over queries.
 Tensor *loss_inbatch_ce(Ctx *c, Tensor *S);
+// The same over a wider candidate set: S (B, M), query i's target is column offset + i
+// (cross-device negatives: M = B * world, offset = rank * B).
+Tensor *loss_inbatch_ce_offset(Ctx *c, Tensor *S, int offset);
 
 #endif

@@ -31,8 +31,30 @@ static Tensor *upload_i32(Ctx *c, const int32_t *h, int rows, int cols) {
     return t;
 }
 
-StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce) {
+// Every rank's positives (B, d) as one (B * world, d) tensor: ours keeps its gradient,
+// the others are constants.
+static Tensor *gather_positives(Ctx *c, Tensor *P, Comm *comm) {
+    int B = P->shape[0], d = P->shape[1], W = comm->world;
+    size_t n = (size_t)B * d;
+    float *mine = hyp_malloc(n * sizeof(float)), *all = hyp_malloc(n * W * sizeof(float));
+    tensor_to_host(P, mine);
+    if (comm_allgather_f32(comm, mine, n, all, HYP_CPU)) HYP_FATAL("cross-device negatives: %s", hyp_last_error());
+    Tensor *parts[HYP_MAX_IN];
+    HYP_CHECK(W <= HYP_MAX_IN, "cross-device negatives: at most %d ranks", HYP_MAX_IN);
+    for (int r = 0; r < W; r++) {
+        if (r == comm->rank) { parts[r] = P; continue; }
+        parts[r] = tensor_new(c, HYP_F32, HYP_SHAPE(B, d));
+        tensor_from_host(parts[r], all + (size_t)r * n);
+    }
+    free(mine);
+    free(all);
+    return op_concat(c, parts, W, 0);
+}
+
+StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
+                              Comm *comm, bool cross_device_negatives) {
     int B = b->n_queries, n = b->n_items;
+    bool xdev = cross_device_negatives && comm && comm->world > 1;
     Tensor *qi = upload_i32(c, b->q_ids, B, b->q_len), *qm = upload_i32(c, b->q_mask, B, b->q_len);
     Tensor *di = upload_i32(c, b->d_ids, B * n, b->d_len), *dm = upload_i32(c, b->d_mask, B * n, b->d_len);
     Tensor *scores, *S;
@@ -43,7 +65,7 @@ StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
         Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));   // the positives
         scores = qnet_score(c, &q, Dn);                                   // (B, n)
-        S = qnet_score_shared(c, &q, P);                                  // (B, B)
+        S = qnet_score_shared(c, &q, xdev ? gather_positives(c, P, comm) : P);   // (B, B [* world])
     } else {
         Tensor *qv = biencoder_queries(c, &m->be, qi, qm);
         Tensor *D = biencoder_docs(c, &m->be, di, dm);
@@ -51,13 +73,17 @@ StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
         Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));
         scores = biencoder_score(c, qv, Dn);
-        S = biencoder_score_shared(c, qv, P);
+        S = biencoder_score_shared(c, qv, xdev ? gather_positives(c, P, comm) : P);
     }
     StepLosses l;
     l.mmse = loss_margin_mse(c, scores, b->scores);
-    l.ce = loss_inbatch_ce(c, S);
+    l.ce = loss_inbatch_ce_offset(c, S, xdev ? comm->rank * B : 0);
     l.total = op_add(c, op_scale(c, l.mmse, w_mmse), op_scale(c, l.ce, w_ce));
     return l;
+}
+
+StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce) {
+    return train_forward_dist(c, m, b, w_mmse, w_ce, NULL, false);
 }
 
 // ---------------------------------------------------------------- run state
@@ -434,12 +460,6 @@ static int setup(Trainer *t, const TrainOptions *o) {
     for (int i = 0; i < o->n_sets; i++)
         if (config_set(&t->cfg, o->sets[i])) { free(resume_path); return fail(NULL); }
     if (config_check(&t->cfg)) { free(resume_path); return fail(NULL); }
-    if (t->cfg.dist.cross_device_negatives) {
-        // Needs an all-gather with a backward (reduce-scatter of the positives' gradients).
-        hyp_set_error("dist.cross_device_negatives = true is not implemented yet (in-batch negatives are per rank, as released)");
-        free(resume_path);
-        return fail(NULL);
-    }
     t->cfg_text = config_resolved_text(&t->cfg);
 
     CommOptions co = {.device = t->dev};
@@ -587,8 +607,8 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         double sums[3] = {0, 0, 0};
         for (int micro = 0; micro < k; micro++) {
             if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
-            StepLosses l = train_forward(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
-                                         (float)cfg->train.ce_weight);
+            StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
+                                              (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
             float v[3];
             tensor_to_host(l.total, &v[0]);
             tensor_to_host(l.mmse, &v[1]);
@@ -597,6 +617,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             backward(t->ctx, k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total);
             ctx_reset(t->ctx);
         }
+        double tc = hyp_now();
         if (world > 1) {
             if (comm_allreduce(t->comm, t->m.ps->grad, t->m.ps->numel, COMM_MEAN, t->dev)) { status = fail("all-reduce"); goto done; }
             for (int i = 0; i < 3; i++) {
@@ -605,6 +626,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 sums[i] = s / world;
             }
         }
+        double comm_ms = (hyp_now() - tc) * 1e3;
         double lr = lr_at(&t->sched, t->adam->step);
         OptimStats os;
         if (!isfinite(sums[0]) || optim_step(t->adam, t->m.ps, lr, &os) == OPTIM_NONFINITE) {
@@ -635,8 +657,8 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                         (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, qps, eta);
             char js[512];
             snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
-                     "\"grad_norm\": %.6g, \"ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0], sums[1], sums[2],
-                     lr, os.grad_norm, dt * 1e3, qps);
+                     "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0],
+                     sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps);
             log_metrics(t, js);
         }
         bool last = t->st.step == max_steps;

@@ -44,5 +44,12 @@ typedef struct StepLosses { Tensor *total, *mmse, *ce; } StepLosses;
 // The training objective on one batch (B queries, n items each, positive first):
 // w_mmse * MarginMSE(scores, teacher) + w_ce * CE(in-batch scores of the positives).
 StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce);
+// With cross-device negatives (dist.cross_device_negatives, the reference's option): the
+// positives of every rank are all-gathered (as constants, like torch.distributed.all_gather:
+// gradients flow only through this rank's own positives) and each query's CE runs over
+// B * world candidates. comm NULL or world 1: the plain objective.
+struct Comm;
+StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
+                              struct Comm *comm, bool cross_device_negatives);
 
 #endif
