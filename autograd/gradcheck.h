@@ -19,7 +19,11 @@ typedef struct GradcheckOpts {
 bool gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *opts,
                char *report, size_t report_len);
 
-// Deterministic test data: uniform in [lo, hi) from Philox(seed).
+// Deterministic data (tests, parameter init): uniform in [lo, hi) from Philox(seed).
 void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+// Parameter init on any device, computed on the host from Philox(seed): normal(0, std) by
+// Box-Muller on fill_uniform's stream, and uniform(-bound, bound).
+void tensor_init_normal(Tensor *t, double std, uint64_t seed);
+void tensor_init_uniform(Tensor *t, float bound, uint64_t seed);
 
 #endif

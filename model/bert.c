@@ -58,43 +58,27 @@ void bert_register(Bert *b, ParamSet *ps, const char *prefix, const BertConfig *
     }
 }
 
-// Host-side init, then upload (parameters may live on the GPU).
-static void init_normal(Tensor *t, float std, uint64_t seed) {
-    size_t n = tensor_numel(t);
-    float *h = hyp_malloc(n * sizeof(float));
-    // Box-Muller on Philox uniforms: deterministic on every backend.
-    float *u = hyp_malloc((n + 1) * sizeof(float));
-    fill_uniform(u, n + 1, 0.0f, 1.0f, seed);
-    for (size_t i = 0; i < n; i += 2) {
-        double r = sqrt(-2.0 * log(1.0 - u[i])), th = 2.0 * M_PI * u[i + 1];
-        h[i] = (float)(std * r * cos(th));
-        if (i + 1 < n) h[i + 1] = (float)(std * r * sin(th));
-    }
-    tensor_from_host(t, h);
-    free(u);
-    free(h);
-}
 static void init_const(Tensor *t, float v) { tensor_fill_f32(t, v); }
 
 void bert_init(Bert *b, uint64_t seed) {
     uint64_t s = seed * 1000003u;
     float std = b->cfg.init_std > 0 ? b->cfg.init_std : 0.02f;
-    init_normal(b->word_emb, std, s++);
-    init_normal(b->pos_emb, std, s++);
-    init_normal(b->type_emb, std, s++);
+    tensor_init_normal(b->word_emb, std, s++);
+    tensor_init_normal(b->pos_emb, std, s++);
+    tensor_init_normal(b->type_emb, std, s++);
     init_const(b->emb_ln_w, 1.0f);
     init_const(b->emb_ln_b, 0.0f);
     for (int l = 0; l < b->cfg.layers; l++) {
         BertLayer *L = &b->layer[l];
         Tensor *mats[] = {L->q_w, L->k_w, L->v_w, L->ao_w, L->in_w, L->out_w};
         Tensor *zeros[] = {L->q_b, L->k_b, L->v_b, L->ao_b, L->in_b, L->out_b, L->ao_ln_b, L->out_ln_b};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) init_normal(mats[i], std, s++);
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) tensor_init_normal(mats[i], std, s++);
         for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++) init_const(zeros[i], 0.0f);
         init_const(L->ao_ln_w, 1.0f);
         init_const(L->out_ln_w, 1.0f);
     }
     if (b->pool_w) {
-        init_normal(b->pool_w, std, s++);
+        tensor_init_normal(b->pool_w, std, s++);
         init_const(b->pool_b, 0.0f);
     }
 }

@@ -64,27 +64,6 @@ void hypencoder_register(Hypencoder *m, ParamSet *ps, const HypencoderConfig *cf
 }
 
 // ---- initialisation (host, then upload; deterministic from Philox)
-static void fill_normal(Tensor *t, double std, uint64_t seed) {
-    size_t n = tensor_numel(t);
-    float *u = hyp_malloc((n + 1) * sizeof(float)), *h = hyp_malloc(n * sizeof(float));
-    fill_uniform(u, n + 1, 0.0f, 1.0f, seed);
-    for (size_t i = 0; i < n; i += 2) {
-        double r = sqrt(-2.0 * log(1.0 - u[i])), th = 2.0 * M_PI * u[i + 1];
-        h[i] = (float)(std * r * cos(th));
-        if (i + 1 < n) h[i + 1] = (float)(std * r * sin(th));
-    }
-    tensor_from_host(t, h);
-    free(u);
-    free(h);
-}
-static void fill_uniform_t(Tensor *t, float bound, uint64_t seed) {
-    size_t n = tensor_numel(t);
-    float *h = hyp_malloc(n * sizeof(float));
-    fill_uniform(h, n, -bound, bound, seed);
-    tensor_from_host(t, h);
-    free(h);
-}
-
 void hypencoder_init(Hypencoder *m, uint64_t seed) {
     bert_init(&m->query_bert, seed);
     if (!m->cfg.shared_encoder) bert_init(&m->doc_bert_own, seed + 1);
@@ -93,28 +72,28 @@ void hypencoder_init(Hypencoder *m, uint64_t seed) {
     float lin_bound = (float)(1.0 / sqrt(d));   // torch.nn.Linear's default U(+-1/sqrt(fan_in))
     uint64_t s = (seed + 7) * 2654435761u;
     for (int i = 0; i < h->n_w; i++) {
-        fill_normal(h->base_mat[i], sqrt(2.0 / d), s++);
-        fill_normal(h->w_query[i], 10.0, s++);
-        fill_normal(h->w_proj_w[i], 1.0 / (d * d), s++);
+        tensor_init_normal(h->base_mat[i], sqrt(2.0 / d), s++);
+        tensor_init_normal(h->w_query[i], 10.0, s++);
+        tensor_init_normal(h->w_proj_w[i], 1.0 / (d * d), s++);
         tensor_fill_f32(h->w_proj_b[i], 0.0f);
     }
     for (int j = 0; j < h->n_b; j++) {
         tensor_fill_f32(h->base_vec[j], 0.0f);
-        fill_normal(h->b_query[j], 10.0, s++);
+        tensor_init_normal(h->b_query[j], 10.0, s++);
         // bias_hyper_projection keeps PyTorch's default init in the reference
-        fill_uniform_t(h->b_proj_w[j], lin_bound, s++);
-        fill_uniform_t(h->b_proj_b[j], lin_bound, s++);
+        tensor_init_uniform(h->b_proj_w[j], lin_bound, s++);
+        tensor_init_uniform(h->b_proj_b[j], lin_bound, s++);
     }
     for (int k = 0; k < h->n_w + h->n_b; k++) {
-        fill_uniform_t(h->key_w[k], lin_bound, s++);
-        fill_uniform_t(h->val_w[k], lin_bound, s++);
+        tensor_init_uniform(h->key_w[k], lin_bound, s++);
+        tensor_init_uniform(h->val_w[k], lin_bound, s++);
         // Only the weight-matrix projections get zero biases ("mostly an oversight").
         if (k < h->n_w) {
             tensor_fill_f32(h->key_b[k], 0.0f);
             tensor_fill_f32(h->val_b[k], 0.0f);
         } else {
-            fill_uniform_t(h->key_b[k], lin_bound, s++);
-            fill_uniform_t(h->val_b[k], lin_bound, s++);
+            tensor_init_uniform(h->key_b[k], lin_bound, s++);
+            tensor_init_uniform(h->val_b[k], lin_bound, s++);
         }
     }
 }

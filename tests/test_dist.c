@@ -30,29 +30,7 @@ static int run(const char *launcher, const char *out, int batch, long steps, con
 static float *params(const char *ckpt, size_t *n) {
     char p[256];
     snprintf(p, sizeof p, "%s/%s", dir, ckpt);
-    H5File *f = h5_open(p);
-    cr_assert_not_null(f, "%s", hyp_last_error());
-    char **names;
-    int k = h5_list(f, "/params", &names);
-    size_t total = 0;
-    float *all = NULL;
-    for (int i = 0; i < k; i++) {
-        char ds[512];
-        snprintf(ds, sizeof ds, "/params/%s", names[i]);
-        int nd, sh[4];
-        float *v = h5_read_f32(f, ds, &nd, sh);
-        size_t m = 1;
-        for (int j = 0; j < nd; j++) m *= (size_t)sh[j];
-        all = hyp_realloc(all, (total + m) * sizeof(float));
-        memcpy(all + total, v, m * sizeof(float));
-        total += m;
-        free(v);
-        free(names[i]);
-    }
-    free(names);
-    h5_close(f);
-    *n = total;
-    return all;
+    return read_all_params(p, n);
 }
 
 Test(dist, two_ranks_equal_one_rank_with_twice_the_batch_and_resume) {

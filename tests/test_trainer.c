@@ -41,33 +41,6 @@ static int train(const char *out, long max_steps, const char *resume, const char
     return train_run(&o, NULL);
 }
 
-static float *read_params(const char *path, size_t *n_out) {
-    H5File *f = h5_open(path);
-    cr_assert_not_null(f, "%s", hyp_last_error());
-    char **names;
-    int n = h5_list(f, "/params", &names);
-    cr_assert(n > 0);
-    size_t total = 0, cap = 1 << 20;
-    float *all = hyp_malloc(cap * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        char ds[512];
-        snprintf(ds, sizeof ds, "/params/%s", names[i]);
-        int nd, sh[4];
-        float *v = h5_read_f32(f, ds, &nd, sh);
-        size_t m = 1;
-        for (int k = 0; k < nd; k++) m *= (size_t)sh[k];
-        if (total + m > cap) { cap = 2 * (total + m); all = hyp_realloc(all, cap * sizeof(float)); }
-        memcpy(all + total, v, m * sizeof(float));
-        total += m;
-        free(v);
-        free(names[i]);
-    }
-    free(names);
-    h5_close(f);
-    *n_out = total;
-    return all;
-}
-
 Test(trainer, exact_resume_is_bitwise) {
     make_task();
     cr_assert_eq(train("straight", 10, NULL, "train.save_steps=5"), 0);
@@ -77,7 +50,7 @@ Test(trainer, exact_resume_is_bitwise) {
     snprintf(a, sizeof a, "%s/straight/ckpt-00000010.h5", dir);
     snprintf(b, sizeof b, "%s/stopped/ckpt-00000010.h5", dir);
     size_t na, nb;
-    float *pa = read_params(a, &na), *pb = read_params(b, &nb);
+    float *pa = read_all_params(a, &na), *pb = read_all_params(b, &nb);
     cr_assert_eq(na, nb);
     cr_assert_eq(memcmp(pa, pb, na * sizeof(float)), 0, "parameters after 10 steps differ between a straight run and 6 + resume + 4");
     free(pa);

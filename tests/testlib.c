@@ -93,6 +93,34 @@ Tensor *tensor_rand(Ctx *c, int ndim, const int *shape, float lo, float hi, uint
     return t;
 }
 
+float *read_all_params(const char *path, size_t *n_out) {
+    H5File *f = h5_open(path);
+    cr_assert_not_null(f, "%s", hyp_last_error());
+    char **names;
+    int n = h5_list(f, "/params", &names);
+    cr_assert(n > 0, "%s: no /params", path);
+    size_t total = 0;
+    float *all = NULL;
+    for (int i = 0; i < n; i++) {
+        char ds[512];
+        snprintf(ds, sizeof ds, "/params/%s", names[i]);
+        int nd, sh[HYP_MAX_DIMS];
+        float *v = h5_read_f32(f, ds, &nd, sh);
+        cr_assert_not_null(v, "%s", hyp_last_error());
+        size_t m = 1;
+        for (int k = 0; k < nd; k++) m *= (size_t)sh[k];
+        all = hyp_realloc(all, (total + m) * sizeof(float));
+        memcpy(all + total, v, m * sizeof(float));
+        total += m;
+        free(v);
+        free(names[i]);
+    }
+    free(names);
+    h5_close(f);
+    *n_out = total;
+    return all;
+}
+
 void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what) {
     char report[256];
     bool ok = gradcheck(f, inputs, n_in, user, o, report, sizeof report);

@@ -41,6 +41,10 @@ Tensor *tensor_rand(Ctx *c, int ndim, const int *shape, float lo, float hi, uint
 // Host copy of a tensor (malloc'd; f32 or i32).
 void *tensor_host_copy(const Tensor *t);
 
+// Every dataset of /params in a checkpoint or model file, concatenated in name order
+// (malloc'd; *n floats). Fails the test on a read error.
+float *read_all_params(const char *path, size_t *n);
+
 // Run a gradcheck and fail the test with its report.
 void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what);
 
