@@ -4,6 +4,7 @@
 #include "train/trainer.h"
 #include "data/synthetic.h"
 #include "model/load.h"
+#include "train/checkpoint.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,4 +92,70 @@ Test(trainer, shipped_configs_parse) {
         cr_assert_eq(config_parse_file(&c, files[i]), 0, "%s", hyp_last_error());
         cr_assert_eq(config_check(&c), 0, "%s: %s", files[i], hyp_last_error());
     }
+}
+
+// SIGKILL while a checkpoint is being committed (its .tmp complete, not yet renamed): the
+// previous checkpoint stays intact and `latest` points at it; --resume auto continues.
+Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
+    make_task();
+    char cmd[2048], p[256];
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 bin/hyp train --config configs/tiny.ini --out %s/k --quiet "
+             "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
+             "--set train.max_steps=9 --set train.save_steps=3 >%s/k.log 2>&1 & echo $! > %s/pid",
+             dir, dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/pid", dir);
+    FILE *f = fopen(p, "r");
+    long pid = 0;
+    cr_assert(f && fscanf(f, "%ld", &pid) == 1);
+    fclose(f);
+    // First crash: at the very first commit (step 3), before anything was committed.
+    snprintf(p, sizeof p, "%s/k/ckpt-00000003.h5.tmp", dir);
+    double t0 = hyp_now();
+    while (access(p, F_OK) != 0 && hyp_now() - t0 < 60) usleep(20000);
+    cr_assert_eq(access(p, F_OK), 0, "the checkpoint .tmp never appeared");
+    snprintf(cmd, sizeof cmd, "kill -9 %ld", pid);
+    cr_assert_eq(system(cmd), 0);
+    usleep(200000);
+    // Nothing was committed: no ckpt-3, no latest. Resume starts fresh from step 0 (the
+    // leftover .tmp is cleaned) and runs to the end without a pause.
+    snprintf(p, sizeof p, "%s/k/ckpt-00000003.h5", dir);
+    cr_assert_neq(access(p, F_OK), 0, "an uncommitted checkpoint must not appear under its final name");
+    cr_assert_eq(train("k", 9, "auto", "train.save_steps=3"), 0);
+    snprintf(p, sizeof p, "%s/k/ckpt-00000003.h5.tmp", dir);
+    cr_assert_neq(access(p, F_OK), 0, "the leftover .tmp is cleaned on resume");
+    // Second crash, now with a committed checkpoint before it: kill during step 6's commit.
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 bin/hyp train --config configs/tiny.ini --out %s/k2 --quiet "
+             "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
+             "--set train.max_steps=3 --set train.save_steps=3 >%s/k2a.log 2>&1 && "
+             "(OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 bin/hyp train --out %s/k2 --resume auto --quiet "
+             "--set train.max_steps=9 >%s/k2.log 2>&1 & echo $! > %s/pid2)",
+             dir, dir, dir, dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/pid2", dir);
+    f = fopen(p, "r");
+    cr_assert(f && fscanf(f, "%ld", &pid) == 1);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/k2/ckpt-00000006.h5.tmp", dir);
+    t0 = hyp_now();
+    while (access(p, F_OK) != 0 && hyp_now() - t0 < 60) usleep(20000);
+    cr_assert_eq(access(p, F_OK), 0, "the step-6 .tmp never appeared");
+    snprintf(cmd, sizeof cmd, "kill -9 %ld", pid);
+    cr_assert_eq(system(cmd), 0);
+    usleep(200000);
+    snprintf(p, sizeof p, "%s/k2/latest", dir);
+    f = fopen(p, "r");
+    char line[64] = "";
+    cr_assert(f && fgets(line, sizeof line, f));
+    fclose(f);
+    cr_assert(strstr(line, "ckpt-00000003.h5"), "latest still names the intact step-3 checkpoint: %s", line);
+    snprintf(p, sizeof p, "%s/k2/ckpt-00000003.h5", dir);
+    cr_assert_eq(checkpoint_validate(p, NULL), 0, "%s", hyp_last_error());
+    cr_assert_eq(train("k2", 9, "auto", "train.save_steps=3"), 0);
+    snprintf(p, sizeof p, "%s/k2/ckpt-00000009.h5", dir);
+    cr_assert_eq(access(p, R_OK), 0, "the resumed run reaches step 9");
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    cr_assert_eq(system(p), 0);
 }

@@ -68,6 +68,10 @@ static int fsync_path(const char *path, bool dir) {
 // tmp is complete: flush it, rename it over path, flush the directory.
 static int commit(const char *tmp, const char *path) {
     if (fsync_path(tmp, false)) return -1;
+    // Crash tests: HYP_TEST_CKPT_PAUSE_MS holds a complete .tmp before the rename, so a
+    // test can SIGKILL the writer there (the worst moment short of a half-written file).
+    const char *pause = getenv("HYP_TEST_CKPT_PAUSE_MS");
+    if (pause) usleep((useconds_t)atol(pause) * 1000);
     if (rename(tmp, path)) {
         hyp_set_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
         return -1;
