@@ -10,6 +10,7 @@
 #include "search/encode.h"
 #include "eval/metrics.h"
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,9 @@ static const char *TINY_INI =
     "[model]\nkind = hypencoder\nqnet_layers = 2\nshared_encoder = true\nbert_layers = 2\nbert_hidden = 32\n"
     "bert_heads = 2\nbert_ffn = 64\nbert_vocab = 38\nbert_max_positions = 16\ndropout = 0.0\ninit_std = 0.1\n\n"
     "[data]\nnum_negatives = 7\nquery_max_len = 8\ndoc_max_len = 10\n\n"
-    "[train]\nbatch_size = 16\nlr = 1e-3\nwarmup_steps = 200\nschedule = constant_with_warmup\nmax_steps = 6000\n"
-    "save_steps = 2000\nkeep_last = 2\nseed = 42\nlog_steps = 500\n\n"
-    "[eval]\nevery = 2000\nselect_within = 0\nmetric = Rprec\nk = 1000\n";
+    "[train]\nbatch_size = 16\nlr = 3e-4\nwarmup_steps = 200\nschedule = constant_with_warmup\nmax_steps = 20000\n"
+    "save_steps = 5000\nkeep_last = 2\nseed = 42\nlog_steps = 1000\n\n"
+    "[eval]\nevery = 5000\nselect_within = 0\nmetric = Rprec\nk = 1000\n";
 
 // Test-set evaluation of a model file: every test query against the whole corpus.
 static int evaluate(const char *model_path, const char *dir, double out[3]) {
@@ -118,7 +119,7 @@ int cmd_demo(int argc, char **argv) {
     snprintf(s_corpus, sizeof s_corpus, "eval.corpus=%s/corpus.tsv", data);
     snprintf(s_queries, sizeof s_queries, "eval.queries=%s/val_queries.tsv", data);
     snprintf(s_qrels, sizeof s_qrels, "eval.qrels=%s/val_qrels.txt", data);
-    snprintf(set_steps, sizeof set_steps, "train.max_steps=%ld", steps > 0 ? steps : 6000);
+    snprintf(set_steps, sizeof set_steps, "train.max_steps=%ld", steps > 0 ? steps : 20000);
     const char *kinds[2] = {"hypencoder", "biencoder"}, *labels[2] = {"Hypencoder (2-layer q-net)", "BE-Base (inner product)"};
     double res[2][3];
     for (int k = 0; k < 2; k++) {
@@ -140,8 +141,10 @@ int cmd_demo(int argc, char **argv) {
     printf("| model                      | nDCG@10 | RR@10  | R-Prec |\n|----------------------------|---------|--------|--------|\n");
     for (int k = 0; k < 2; k++)
         printf("| %-26s | %.4f  | %.4f | %.4f |\n", labels[k], res[k][0], res[k][1], res[k][2]);
-    printf("\nrelevant = exactly one of the two query words (XOR): no inner product of fixed document vectors\n"
-           "can rank every such query perfectly (paper §3); a q-net's hidden layer can. Run folders: %s/{hypencoder,biencoder}\n"
-           "total %.0f s\n", out, hyp_now() - t0);
+    printf("\nrelevant = exactly one of the two query words (XOR). No inner product of fixed document vectors\n"
+           "can rank every such query perfectly (paper §3); a q-net with a hidden layer can represent it.\n"
+           "Here %s leads on nDCG@10 by %.4f after this training budget (--steps to change it).\n"
+           "Run folders: %s/{hypencoder,biencoder}; total %.0f s\n",
+           res[0][0] >= res[1][0] ? "the Hypencoder" : "BE-Base", fabs(res[0][0] - res[1][0]), out, hyp_now() - t0);
     return 0;
 }
