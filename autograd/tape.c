@@ -95,6 +95,7 @@ static void run_backward(Ctx *c) {
     // Nodes whose output received no gradient are skipped: nothing flows from them.
     for (int i = c->tape->n - 1; i >= 0; i--) {
         Node *n = &c->tape->nodes[i];
+        if (c->after_backward_node && i < c->tape->n - 1) c->after_backward_node(c, i + 1, c->after_backward_user);
         if (!n->out->grad) continue;
         if (profile_enabled()) {
             const Backend *be = backend_get(n->out->device);
@@ -107,6 +108,7 @@ static void run_backward(Ctx *c) {
         }
         hyp_ops[n->op].backward(c, n);
     }
+    if (c->after_backward_node && c->tape->n) c->after_backward_node(c, 0, c->after_backward_user);
     // Like PyTorch without retain_graph: the graph is consumed, so a later backward
     // (e.g. gradient accumulation) cannot run these nodes a second time.
     tape_clear(c->tape);

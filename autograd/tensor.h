@@ -68,6 +68,10 @@ typedef struct Ctx {
     uint64_t seed;          // Philox key for dropout
     uint64_t rng_offset;    // Philox counter base; advanced by every random op
     MatmulPrecision matmul_precision;  // CUDA only; CPU is always fp32
+    // Called after each tape node's backward (node index, descending) when set: lets the
+    // trainer start all-reducing gradient buckets that are already final.
+    void (*after_backward_node)(struct Ctx *c, int node_index, void *user);
+    void *after_backward_user;
 } Ctx;
 
 Ctx *ctx_new(Device device);

@@ -22,7 +22,7 @@ static int run(const char *launcher, const char *out, int batch, long steps, con
     snprintf(cmd, sizeof cmd,
              "%s bin/hyp train --config configs/tiny.ini --out %s/%s --quiet --set data.train=%s/data/train.jsonl "
              "--set data.vocab=%s/data/vocab.txt --set train.max_steps=%ld --set train.ce_weight=0 --set eval.every=0 "
-             "--set train.batch_size=%d --set train.save_steps=3 %s >%s/%s.log 2>&1",
+             "--set train.batch_size=%d --set train.save_steps=3 --set dist.bucket_mb=0.02 %s >%s/%s.log 2>&1",
              launcher, dir, out, dir, dir, steps, batch, extra ? extra : "", dir, out);
     return system(cmd);
 }

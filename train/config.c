@@ -89,6 +89,7 @@ static const Key KEYS[] = {
 
     E(dist, backend, "auto", "auto|none|mpi|tcp|nccl"),
     B(dist, cross_device_negatives, "false"),
+    D(dist, bucket_mb, "25", 0.001, 4096),
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 

@@ -61,6 +61,7 @@ typedef struct Config {
     struct {
         char backend[8];             // auto (mpirun -> mpi, torchrun env -> tcp, GPU -> nccl) | none | mpi | tcp | nccl
         bool cross_device_negatives; // false (as released: negatives per GPU); true: all-gather positives
+        double bucket_mb;            // 25: gradient all-reduce bucket size (MB), started during backward
     } dist;
 } Config;
 

@@ -17,6 +17,7 @@
 #include "data/corpus.h"
 #include "model/load.h"
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <math.h>
 #include <stdlib.h>
@@ -84,6 +85,102 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
 
 StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce) {
     return train_forward_dist(c, m, b, w_mmse, w_ce, NULL, false);
+}
+
+// ---------------------------------------------------------------- gradient buckets
+// Data-parallel gradient averaging in buckets of consecutive parameters that start as soon
+// as backward has finished writing them (on NCCL the all-reduce overlaps the rest of the
+// backward pass; host engines complete each bucket as it is started). A parameter's
+// gradient is final once the backward of the first tape node that reads it has run.
+typedef struct GradBuckets {
+    Comm *comm;
+    ParamSet *ps;
+    Device dev;
+    int n;                 // buckets
+    int *first, *last;     // parameter index range [first, last] of each bucket
+    int *ready;            // per bucket: the node index after whose backward it is final
+    int *order;            // buckets by ready descending (the order backward reaches them)
+    int next;              // next entry of order to launch
+    int *min_use;          // per parameter: first tape node reading it (INT_MAX: none)
+    size_t *off;           // per parameter: offset in ps->grad
+    int failed;
+} GradBuckets;
+
+static void buckets_init(GradBuckets *g, ParamSet *ps, Comm *comm, Device dev, double bucket_mb) {
+    memset(g, 0, sizeof *g);
+    g->comm = comm;
+    g->ps = ps;
+    g->dev = dev;
+    g->first = hyp_malloc(ps->n * sizeof(int));
+    g->last = hyp_malloc(ps->n * sizeof(int));
+    g->ready = hyp_malloc(ps->n * sizeof(int));
+    g->order = hyp_malloc(ps->n * sizeof(int));
+    g->min_use = hyp_malloc(ps->n * sizeof(int));
+    g->off = hyp_malloc(ps->n * sizeof(size_t));
+    size_t cap = (size_t)(bucket_mb * (1u << 20) / sizeof(float)), off = 0, in = 0;
+    for (int i = 0; i < ps->n; i++) {
+        g->off[i] = off;
+        size_t m = tensor_numel(ps->params[i]);
+        if (g->n == 0 || (in > 0 && in + m > cap)) {
+            g->first[g->n] = i;
+            g->n++;
+            in = 0;
+        }
+        g->last[g->n - 1] = i;
+        in += m;
+        off += m;
+    }
+}
+
+static void buckets_free(GradBuckets *g) {
+    free(g->first); free(g->last); free(g->ready); free(g->order); free(g->min_use); free(g->off);
+}
+
+static int param_of(const GradBuckets *g, const Tensor *x) {
+    if (!x || !x->name || x->dtype != HYP_F32) return -1;
+    const float *p = x->data;
+    if (p < g->ps->data || p >= g->ps->data + g->ps->numel) return -1;
+    size_t off = (size_t)(p - g->ps->data);
+    int lo = 0, hi = g->ps->n - 1;
+    while (lo < hi) {   // last parameter whose offset <= off
+        int mid = (lo + hi + 1) / 2;
+        if (g->off[mid] <= off) lo = mid; else hi = mid - 1;
+    }
+    return g->off[lo] == off ? lo : -1;
+}
+
+static int by_ready_desc(const void *a, const void *b, void *u) {
+    const int *r = u, x = *(const int *)a, y = *(const int *)b;
+    return r[x] != r[y] ? (r[x] < r[y] ? 1 : -1) : x - y;
+}
+
+// Before the last micro-batch's backward: when each bucket becomes final.
+static void buckets_plan(GradBuckets *g, const Tape *tape) {
+    for (int i = 0; i < g->ps->n; i++) g->min_use[i] = INT_MAX;
+    for (int k = 0; k < tape->n; k++)
+        for (int j = 0; j < tape->nodes[k].n_in; j++) {
+            int p = param_of(g, tape->nodes[k].in[j]);
+            if (p >= 0 && g->min_use[p] == INT_MAX) g->min_use[p] = k;
+        }
+    for (int b = 0; b < g->n; b++) {
+        g->ready[b] = INT_MAX;
+        for (int p = g->first[b]; p <= g->last[b]; p++)
+            if (g->min_use[p] < g->ready[b]) g->ready[b] = g->min_use[p];
+        g->order[b] = b;
+    }
+    qsort_r(g->order, (size_t)g->n, sizeof(int), by_ready_desc, g->ready);
+    g->next = 0;
+    g->failed = 0;
+}
+
+static void buckets_launch(Ctx *c, int done_from, void *u) {
+    (void)c;
+    GradBuckets *g = u;
+    while (g->next < g->n && g->ready[g->order[g->next]] >= done_from) {
+        int b = g->order[g->next++];
+        size_t off = g->off[g->first[b]], end = g->last[b] + 1 < g->ps->n ? g->off[g->last[b] + 1] : g->ps->numel;
+        if (!g->failed && comm_allreduce_async(g->comm, g->ps->grad + off, end - off, COMM_MEAN, g->dev)) g->failed = 1;
+    }
 }
 
 // ---------------------------------------------------------------- run state
@@ -591,6 +688,8 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     int k = cfg->train.grad_accum > 0 ? cfg->train.grad_accum : 1;
     long max_steps = cfg->train.max_steps, start = (long)t->st.step;
     int world = t->comm->world;
+    GradBuckets buckets;
+    buckets_init(&buckets, t->m.ps, t->comm, t->dev, cfg->dist.bucket_mb);
     double t_start = hyp_now(), step_time = 0;
     double last_loss = NAN;
     long skipped = 0;
@@ -614,12 +713,21 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             tensor_to_host(l.mmse, &v[1]);
             tensor_to_host(l.ce, &v[2]);
             for (int i = 0; i < 3; i++) sums[i] += v[i] / k;
-            backward(t->ctx, k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total);
+            Tensor *scaled = k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total;
+            if (world > 1 && micro == k - 1) {   // average buckets as backward finishes them
+                buckets_plan(&buckets, t->ctx->tape);
+                t->ctx->after_backward_node = buckets_launch;
+                t->ctx->after_backward_user = &buckets;
+            }
+            backward(t->ctx, scaled);
+            t->ctx->after_backward_node = NULL;
             ctx_reset(t->ctx);
         }
         double tc = hyp_now();
         if (world > 1) {
-            if (comm_allreduce(t->comm, t->m.ps->grad, t->m.ps->numel, COMM_MEAN, t->dev)) { status = fail("all-reduce"); goto done; }
+            if (!buckets.failed && buckets.next != buckets.n)
+                hyp_set_error("internal: only %d of %d gradient buckets were started", buckets.next, buckets.n);
+            if (buckets.failed || buckets.next != buckets.n || comm_wait(t->comm)) { status = fail("all-reduce"); goto done; }
             for (int i = 0; i < 3; i++) {
                 double s;
                 if (comm_sum_f64(t->comm, sums[i], &s)) { status = fail("all-reduce"); goto done; }
@@ -674,6 +782,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 hyp_now() - t_start, skipped ? " (some skipped)" : "", cfg->eval.metric, t->st.best_metric,
                 (long)t->st.best_step);
 done:
+    buckets_free(&buckets);
     if (summary) {
         summary->steps = (long)t->st.step;
         summary->last_loss = last_loss;
