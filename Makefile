@@ -14,7 +14,7 @@ SAN     ?=
 VERSION := 0.1.0
 
 BUILD := build$(if $(SAN),-san)
-BIN   := bin
+BIN   := bin$(if $(SAN),-san)
 
 # ARCH=native: the build machine runs the code (AVX-512/FMA here); ARCH=x86-64-v3 for portable binaries.
 ARCH    ?= native
@@ -169,7 +169,7 @@ $(BIN)/hyp: $(CLI_OBJ) $(LIBHYP)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDSAN) -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDSAN) -DHYP_BIN='"$(BIN)/hyp"' -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
 
 $(BIN)/bench_%: bench/bench_%.c $(LIBHYP)
 	@mkdir -p $(BIN)
@@ -193,6 +193,6 @@ fuzz:
 	tests/fuzz/build.sh run $(or $(FUZZ_SECS),180)
 
 clean:
-	rm -rf build build-san $(BIN)
+	rm -rf build build-san bin bin-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

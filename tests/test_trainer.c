@@ -100,7 +100,7 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
     make_task();
     char cmd[2048], p[256];
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 bin/hyp train --config configs/tiny.ini --out %s/k --quiet "
+             "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_BIN " train --config configs/tiny.ini --out %s/k --quiet "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
              "--set train.max_steps=9 --set train.save_steps=3 >%s/k.log 2>&1 & echo $! > %s/pid",
              dir, dir, dir, dir, dir);
@@ -127,10 +127,10 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
     cr_assert_neq(access(p, F_OK), 0, "the leftover .tmp is cleaned on resume");
     // Second crash, now with a committed checkpoint before it: kill during step 6's commit.
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=1 bin/hyp train --config configs/tiny.ini --out %s/k2 --quiet "
+             "OMP_NUM_THREADS=1 " HYP_BIN " train --config configs/tiny.ini --out %s/k2 --quiet "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
              "--set train.max_steps=3 --set train.save_steps=3 >%s/k2a.log 2>&1 && "
-             "(OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 bin/hyp train --out %s/k2 --resume auto --quiet "
+             "(OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_BIN " train --out %s/k2 --resume auto --quiet "
              "--set train.max_steps=9 >%s/k2.log 2>&1 & echo $! > %s/pid2)",
              dir, dir, dir, dir, dir, dir, dir);
     cr_assert_eq(system(cmd), 0);

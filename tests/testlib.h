@@ -11,6 +11,11 @@
 #define TOL_E2E 1e-4
 #define TOL_BF16 1e-2
 
+// The hyp binary of this build (bin/hyp, or bin-san/hyp for sanitizer builds).
+#ifndef HYP_BIN
+#define HYP_BIN "bin/hyp"
+#endif
+
 // Repository-relative paths: tests run from the repository root.
 #define FIXTURE_DIR "tests/fixtures"
 #define SHARED_DATA "../shared/data"
