@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
     int v[10] = {6, 384, 12, 1536, 2, 8, 8, 32, 128, 3};
@@ -41,6 +42,8 @@ int main(int argc, char **argv) {
     c->training = true;
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
+        if (r == reps && profile_enabled()) memset(&hyp_profile, 0, sizeof hyp_profile);   // last rep only
+        profile_mark();
         double t0 = hyp_now();
         paramset_zero_grad(m.ps);
         StepLosses l = train_forward(c, &m, &b, 1, 1);
@@ -54,6 +57,7 @@ int main(int argc, char **argv) {
     printf("hypencoder train step: BERT %d x %d (%d heads, FFN %d), %d-layer q-net, %d queries x %d passages, %d/%d tokens, %d threads\n",
            layers, hidden, heads, ffn, L, B, n, qlen, dlen, threads);
     printf("  ours     %8.1f ms  %6.1f queries/s\n", best * 1e3, B / best);
+    if (profile_enabled()) profile_report(stdout);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 bench/bench_train_torch.py %d %d %d %d %d %d %d %d %d %d %d 2>/dev/null",
              layers, hidden, heads, ffn, L, B, n, qlen, dlen, threads, reps);
