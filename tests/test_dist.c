@@ -38,16 +38,7 @@ static float *params(const char *ckpt, size_t *n) {
 
 Test(dist, two_ranks_equal_one_rank_with_twice_the_batch_and_resume) {
     if (!have_mpi()) cr_skip_test("mpirun not available: the data-parallel test is skipped");
-    snprintf(dir, sizeof dir, "/tmp/hyp_dist_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    SynthOptions o = synth_default();
-    o.n_train = 200;
-    o.n_docs = 50;
-    o.n_val = 2;
-    o.n_test = 2;
-    char d[128];
-    snprintf(d, sizeof d, "%s/data", dir);
-    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    make_synth_task(dir, sizeof dir, "/tmp/hyp_dist", 200, 50, 2);
     // Dropout off for the equivalence (each rank draws its own masks); on for the resume.
     cr_assert_eq(run(MPIRUN, "two", 8, 6, "--set dist.backend=mpi --set model.dropout=0"), 0, "see %s/two.log", dir);
     cr_assert_eq(run("OMP_NUM_THREADS=1", "one", 16, 6, "--set model.dropout=0"), 0, "see %s/one.log", dir);
@@ -77,16 +68,7 @@ Test(dist, two_ranks_equal_one_rank_with_twice_the_batch_and_resume) {
 // then continues from the last checkpoint to the end.
 Test(dist, killed_rank_ends_the_job_and_resume_continues) {
     if (!have_mpi()) cr_skip_test("mpirun not available: the fault test is skipped");
-    snprintf(dir, sizeof dir, "/tmp/hyp_fault_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    SynthOptions o = synth_default();
-    o.n_train = 200;
-    o.n_docs = 50;
-    o.n_val = 2;
-    o.n_test = 2;
-    char d[128];
-    snprintf(d, sizeof d, "%s/data", dir);
-    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    make_synth_task(dir, sizeof dir, "/tmp/hyp_fault", 200, 50, 2);
     double t0 = hyp_now();
     int rc = run("OMP_NUM_THREADS=1 HYP_COMM_TIMEOUT=20 ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 --oversubscribe "
                  "--allow-run-as-root -x OMP_NUM_THREADS -x ASAN_OPTIONS -x HYP_COMM_TIMEOUT -x HYP_TEST_KILL_RANK=1:4", "job", 8, 8, "--set dist.backend=mpi");
@@ -147,16 +129,7 @@ static double first_loss(const char *out) {
 
 Test(dist, cross_device_negatives_first_loss) {
     if (!have_mpi()) cr_skip_test("mpirun not available: the cross-device negatives test is skipped");
-    snprintf(dir, sizeof dir, "/tmp/hyp_xdev_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    SynthOptions o = synth_default();
-    o.n_train = 100;
-    o.n_docs = 20;
-    o.n_val = 2;
-    o.n_test = 2;
-    char d[128];
-    snprintf(d, sizeof d, "%s/data", dir);
-    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
+    make_synth_task(dir, sizeof dir, "/tmp/hyp_xdev", 100, 20, 2);
     const char *common = "--set model.dropout=0 --set train.ce_weight=1 --set train.log_steps=1";
     char extra[256];
     snprintf(extra, sizeof extra, "%s --set dist.backend=mpi --set dist.cross_device_negatives=true", common);

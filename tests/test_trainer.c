@@ -11,18 +11,7 @@
 
 static char dir[64];
 
-static void make_task(void) {
-    snprintf(dir, sizeof dir, "/tmp/hyp_trainer_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    SynthOptions o = synth_default();
-    o.n_docs = 120;
-    o.n_train = 300;
-    o.n_val = 4;
-    o.n_test = 4;
-    char d[128];
-    snprintf(d, sizeof d, "%s/data", dir);
-    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
-}
+static void make_task(void) { make_synth_task(dir, sizeof dir, "/tmp/hyp_trainer", 300, 120, 4); }
 
 static int train(const char *out, long max_steps, const char *resume, const char *extra) {
     static char s[8][256];

@@ -1,5 +1,7 @@
 #include "tests/testlib.h"
 #include <criterion/hooks.h>
+#include "data/synthetic.h"
+#include <unistd.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -119,6 +121,19 @@ float *read_all_params(const char *path, size_t *n_out) {
     h5_close(f);
     *n_out = total;
     return all;
+}
+
+void make_synth_task(char *dir, size_t n, const char *prefix, int n_train, int n_docs, int n_queries) {
+    snprintf(dir, n, "%s_XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(dir));
+    SynthOptions o = synth_default();
+    o.n_train = n_train;
+    o.n_docs = n_docs;
+    o.n_val = n_queries;
+    o.n_test = n_queries;
+    char d[256];
+    snprintf(d, sizeof d, "%s/data", dir);
+    cr_assert_eq(synth_write(d, &o), 0, "%s", hyp_last_error());
 }
 
 void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what) {

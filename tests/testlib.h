@@ -50,6 +50,10 @@ void *tensor_host_copy(const Tensor *t);
 // (malloc'd; *n floats). Fails the test on a read error.
 float *read_all_params(const char *path, size_t *n);
 
+// A fresh temporary directory (dir of size >= 64, prefix like "/tmp/hyp_x") holding a small
+// synthetic retrieval task in dir/data (data/synthetic.h).
+void make_synth_task(char *dir, size_t n, const char *prefix, int n_train, int n_docs, int n_queries);
+
 // Run a gradcheck and fail the test with its report.
 void expect_gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *o, const char *what);
 
