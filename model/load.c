@@ -1,5 +1,6 @@
 #include "model/load.h"
 #include "model/h5_strings.h"
+#include "model/model_file.h"
 #include "autograd/h5io.h"
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,6 @@ Model *model_load(const char *path, Device dev) {
     H5File *f = h5_open(path);
     if (!f) return NULL;
     bool ok = h5_exists(f, "/params") && h5_exists(f, "/config");
-    bool has_vocab = ok && h5_exists(f, "/tokenizer/vocab");
     bool pooler = ok && (h5_exists(f, "/params/pooler.dense.weight") ||
                          h5_exists(f, "/params/query_encoder.transformer.pooler.dense.weight"));
     h5_close(f);
@@ -106,19 +106,8 @@ Model *model_load(const char *path, Device dev) {
     f = h5_open(path);
     if (!f || h5_load_params(f, "/params", m->ps, false)) { h5_close(f); goto fail; }
     h5_close(f);
-    if (has_vocab) {
-        size_t nv;
-        if (!(m->vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) goto fail;
-        m->n_vocab = (int)nv;
-    }
-    int64_t v;
-    int r;
-    m->lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
-    if (r < 0) goto fail;
-    m->query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
-    if (r < 0) goto fail;
-    m->doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
-    if (r < 0) goto fail;
+    if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
+        goto fail;
     return m;
 fail:
     model_free(m);

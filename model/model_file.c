@@ -91,23 +91,12 @@ ModelFile *model_file_read(const char *path) {
     if (!(cfg = h5s_read_string(path, "/config")) || model_config_from_json(cfg, path, &m->config)) goto fail;
     {
         H5File *g = h5_open(path);
-        bool has_hf = g && h5_exists(g, "/hf_config"), has_vocab = g && h5_exists(g, "/tokenizer/vocab");
+        bool has_hf = g && h5_exists(g, "/hf_config");
         h5_close(g);
         if (has_hf && !(m->hf_config = h5s_read_string(path, "/hf_config"))) goto fail;
-        if (has_vocab) {
-            size_t nv;
-            if (!(m->vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) goto fail;
-            m->n_vocab = (int)nv;
-        }
     }
-    int64_t v;
-    int r;
-    m->lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
-    if (r < 0) goto fail;
-    m->query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
-    if (r < 0) goto fail;
-    m->doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
-    if (r < 0) goto fail;
+    if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
+        goto fail;
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(cfg);
@@ -119,4 +108,27 @@ fail:
     free(cfg);
     model_file_free(m);
     return NULL;
+}
+
+int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, bool *lowercase,
+                              int *query_max_len, int *doc_max_len) {
+    H5File *g = h5_open(path);
+    if (!g) return -1;
+    bool has_vocab = h5_exists(g, "/tokenizer/vocab");
+    h5_close(g);
+    *vocab = NULL;
+    *n_vocab = 0;
+    if (has_vocab) {
+        size_t nv;
+        if (!(*vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) return -1;
+        *n_vocab = (int)nv;
+    }
+    int64_t v;
+    int r;
+    *lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
+    if (r < 0) return -1;
+    *query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
+    if (r < 0) return -1;
+    *doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
+    return r < 0 ? -1 : 0;
 }

@@ -27,6 +27,10 @@ typedef struct {
 // 0 or -1 + error. Parameter names must be non-empty, without '/', not "." or "..".
 int model_file_write(const char *path, const ModelFile *m);
 ModelFile *model_file_read(const char *path);
+// The /tokenizer part alone (vocab strings if present, else NULL; defaults lowercase 1,
+// query 32, doc 512 when attributes are absent). 0 or -1 + error.
+int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, bool *lowercase,
+                              int *query_max_len, int *doc_max_len);
 void model_file_free(ModelFile *m);
 
 #endif

@@ -104,6 +104,7 @@ typedef struct GradBuckets {
     int *min_use;          // per parameter: first tape node reading it (INT_MAX: none)
     size_t *off;           // per parameter: offset in ps->grad
     int failed;
+    double seconds;        // time spent starting bucket all-reduces this step
 } GradBuckets;
 
 static void buckets_init(GradBuckets *g, ParamSet *ps, Comm *comm, Device dev, double bucket_mb) {
@@ -171,6 +172,7 @@ static void buckets_plan(GradBuckets *g, const Tape *tape) {
     qsort_r(g->order, (size_t)g->n, sizeof(int), by_ready_desc, g->ready);
     g->next = 0;
     g->failed = 0;
+    g->seconds = 0;
 }
 
 static void buckets_launch(Ctx *c, int done_from, void *u) {
@@ -179,7 +181,9 @@ static void buckets_launch(Ctx *c, int done_from, void *u) {
     while (g->next < g->n && g->ready[g->order[g->next]] >= done_from) {
         int b = g->order[g->next++];
         size_t off = g->off[g->first[b]], end = g->last[b] + 1 < g->ps->n ? g->off[g->last[b] + 1] : g->ps->numel;
+        double t0 = hyp_now();
         if (!g->failed && comm_allreduce_async(g->comm, g->ps->grad + off, end - off, COMM_MEAN, g->dev)) g->failed = 1;
+        g->seconds += hyp_now() - t0;
     }
 }
 
@@ -734,7 +738,8 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 sums[i] = s / world;
             }
         }
-        double comm_ms = (hyp_now() - tc) * 1e3;
+        // Gradient all-reduce: bucket launches during backward (host engines reduce there) + the wait.
+        double comm_ms = (hyp_now() - tc + (world > 1 ? buckets.seconds : 0)) * 1e3;
         double lr = lr_at(&t->sched, t->adam->step);
         OptimStats os;
         if (!isfinite(sums[0]) || optim_step(t->adam, t->m.ps, lr, &os) == OPTIM_NONFINITE) {
