@@ -96,3 +96,14 @@ Test(matmul, shape_error_names_op, .exit_code = 2) {
     Tensor *b = tensor_rand(c, HYP_SHAPE(4, 5), -1, 1, 2, false);
     op_matmul(c, a, b, false, false);
 }
+
+// OpenBLAS 0.3.21 falls back to SSE3 "Prescott" kernels on CPUs it does not know; the CPU
+// backend re-executes with OPENBLAS_CORETYPE set (kernels/cpu/cpu_backend.c). This process
+// is such an executable, so on any AVX2 machine its GEMMs must not run the fallback.
+char *openblas_get_corename(void) __attribute__((weak));
+Test(cpu_backend, openblas_uses_the_cpus_vector_kernels) {
+    if (!openblas_get_corename) cr_skip_test("BLAS is not OpenBLAS");
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) cr_skip_test("CPU without AVX2");
+    cr_expect_str_neq(openblas_get_corename(), "Prescott", "OpenBLAS runs its SSE3 fallback kernels");
+}

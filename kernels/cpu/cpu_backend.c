@@ -3,6 +3,34 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+// OpenBLAS picks its kernels when it loads, from the CPU model or OPENBLAS_CORETYPE. Debian
+// 12's 0.3.21 does not know CPUs newer than itself and falls back to "Prescott" (SSE3)
+// kernels: 4-5x slower GEMMs on AVX-512 machines (61 against 285 GFLOP/s, bench_ops). As
+// the choice is made before any of our code runs, a process that finds the fallback on a
+// CPU with AVX-512 or AVX2 sets OPENBLAS_CORETYPE and re-executes itself, once. Setting
+// OPENBLAS_CORETYPE yourself turns this off. (glibc passes argv to constructors.)
+char *openblas_get_corename(void) __attribute__((weak));
+#if defined(__GLIBC__) && defined(__x86_64__)
+__attribute__((constructor)) static void cpu_blas_core_check(int argc, char **argv, char **envp) {
+    (void)argc;
+    (void)envp;
+    if (!openblas_get_corename || !argv || getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott") != 0) return;
+    __builtin_cpu_init();
+    const char *want = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = "Haswell";
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);   // also stops a second re-execution
+    execv("/proc/self/exe", argv);          // on failure: carry on with the slow kernels
+}
+#endif
 
 void *cpu_alloc(size_t bytes) {
     // 256-byte alignment like cudaMalloc, so arena offsets stay aligned on every backend;
