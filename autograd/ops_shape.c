@@ -294,6 +294,25 @@ Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *ma
     if (mask && (mask->dtype != HYP_I32 || mask->ndim != 2 || mask->shape[0] != B || mask->shape[1] != Tk))
         op_shape_error("attention", "mask must be int32 (B, Tk)", in, 4);
     int H = heads, dh = D / H, BH = B * H;
+    bool drop = c->training && p > 0.0f;
+    HYP_CHECK(!drop || p < 1.0f, "op attention: dropout probability %g outside [0, 1)", p);
+    uint64_t seed = c->seed, offset = c->rng_offset;
+    long np = (long)BH * Tq * Tk;
+
+    if (be->attention_fwd) {   // fused per head (CPU): no permuted copies
+        Tensor *probs = out_like(c, HYP_SHAPE(B, H, Tq, Tk));
+        Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
+        be->attention_fwd(y->data, probs->data, q->data, k->data, v->data, mask ? mask->data : NULL, B, Tq, Tk,
+                          H, dh, scale, drop ? p : 0.0f, seed, offset);
+        if (drop) c->rng_offset += (uint64_t)(np + 3) / 4;
+        if (tape_wants(c, in, 4)) {
+            Node *n = tape_push(c, OP_ATTENTION, in, 4, y);
+            n->saved[0] = q, n->saved[1] = k, n->saved[2] = v, n->saved[3] = probs;
+            n->p.attn.heads = H, n->p.attn.scale = scale, n->p.attn.p = drop ? p : 0.0f;
+            n->p.attn.seed = seed, n->p.attn.offset = offset;
+        }
+        return y;
+    }
 
     Tensor *qh = out_like(c, HYP_SHAPE(B, H, Tq, dh));
     Tensor *kh = out_like(c, HYP_SHAPE(B, H, Tk, dh));
@@ -312,12 +331,8 @@ Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *ma
                                          (long)BH * Tq, Tk, (long)H * Tq);
     // Dropout on the probabilities, as BERT's attention_probs_dropout (Philox, so the
     // backward regenerates the same mask instead of storing it).
-    bool drop = c->training && p > 0.0f;
-    uint64_t seed = c->seed, offset = c->rng_offset;
     Tensor *pd = probs;
     if (drop) {
-        HYP_CHECK(p < 1.0f, "op attention: dropout probability %g outside [0, 1)", p);
-        long np = (long)BH * Tq * Tk;
         pd = out_like(c, HYP_SHAPE(BH, Tq, Tk));
         KERNEL(be, dropout_fwd, "attention")(pd->data, probs->data, np, p, seed, offset);
         c->rng_offset += (uint64_t)(np + 3) / 4;
@@ -348,6 +363,14 @@ void bw_attention(Ctx *c, Node *n) {
     float *gq = in_grad(c, n, 0), *gk = in_grad(c, n, 1), *gv = in_grad(c, n, 2);
     if (!gq && !gk && !gv) return;
     const Backend *be = backend_get(n->out->device);
+    if (be->attention_bwd) {   // fused: saved q, k, v are the inputs, probs (B, H, Tq, Tk)
+        Tensor *q = n->saved[0], *k = n->saved[1], *probs = n->saved[3];
+        int H = n->p.attn.heads;
+        be->attention_bwd(gq, gk, gv, n->out->grad->data, q->data, k->data, n->saved[2]->data, probs->data,
+                          q->shape[0], q->shape[1], k->shape[1], H, q->shape[2] / H, n->p.attn.scale, n->p.attn.p,
+                          n->p.attn.seed, n->p.attn.offset);
+        return;
+    }
     MatmulPrecision prec = c->matmul_precision;
     Tensor *qh = n->saved[0], *kh = n->saved[1], *vh = n->saved[2], *probs = n->saved[3];
     int B = qh->shape[0], H = qh->shape[1], Tq = qh->shape[2], dh = qh->shape[3], Tk = kh->shape[2];

@@ -69,7 +69,7 @@ int cmd_score(int argc, char **argv) {
             S = qnet_score_shared(ctx, &qn, X);                           // (b, N)
         } else {
             const Bert *qb = m->mc.kind == MODEL_BIENCODER ? &m->be.query_bert : &m->bert;
-            Tensor *qv = bert_pool_cls(ctx, bert_forward(ctx, qb, ids, mask));
+            Tensor *qv = bert_forward_cls(ctx, qb, ids, mask);
             S = op_matmul(ctx, qv, X, false, true);                       // (b, N)
         }
         tensor_to_host(S, scores);

@@ -79,6 +79,19 @@ typedef struct Backend {
                         long rows_per_mask);
     void (*softmax_bwd)(float *gx, const float *gy, const float *y, long rows, int cols);
 
+    // ---- fused multi-head attention (optional: NULL where op_attention composes it from
+    // permute, gemm, softmax and dropout, as on CUDA). q (B, Tq, H*dh), k, v (B, Tk, H*dh)
+    // in projection layout; mask (B, Tk) int32 or NULL; y (B, Tq, H*dh); probs (B, H, Tq, Tk)
+    // the softmax probabilities before dropout (saved for backward). Dropout p on the
+    // probabilities draws element ((b*H + h)*Tq + i)*Tk + j of Philox (seed, offset), the
+    // same numbers as the composed path. Backward: gq, gk, gv (each may be NULL) +=.
+    void (*attention_fwd)(float *y, float *probs, const float *q, const float *k, const float *v,
+                          const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale,
+                          float p, uint64_t seed, uint64_t offset);
+    void (*attention_bwd)(float *gq, float *gk, float *gv, const float *gy, const float *q,
+                          const float *k, const float *v, const float *probs, int B, int Tq, int Tk,
+                          int H, int dh, float scale, float p, uint64_t seed, uint64_t offset);
+
     // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
     // rejected by the caller (op_embedding checks on the host). Backward skips rows whose
     // id equals padding_idx (nn.Embedding's padding_idx; -1 for none).

@@ -98,11 +98,15 @@ static Tensor *iota(Ctx *c, int n, int value, int step) {
     return t;
 }
 
-Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) {
+// cls_only: the last layer computes the [CLS] row only. Its keys and values still see every
+// token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
+// (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
+// (B, T, H), or (B, H) with cls_only.
+static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool cls_only) {
     const BertConfig *cfg = &b->cfg;
     HYP_CHECK(ids->ndim == 2 && ids->dtype == HYP_I32, "bert_forward: ids must be int32 (B, T)");
     HYP_CHECK(mask && same_shape(ids, mask) && mask->dtype == HYP_I32, "bert_forward: mask must be int32 (B, T) like ids");
-    int T = ids->shape[1];
+    int B = ids->shape[0], T = ids->shape[1];
     HYP_CHECK(T <= cfg->max_positions, "bert_forward: sequence length %d exceeds max positions %d", T, cfg->max_positions);
     float p = cfg->dropout, eps = cfg->ln_eps;
 
@@ -115,18 +119,26 @@ Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) {
     float scale = 1.0f / sqrtf((float)(cfg->hidden / cfg->heads));
     for (int l = 0; l < cfg->layers; l++) {
         const BertLayer *L = &b->layer[l];
-        Tensor *q = op_linear(c, x, L->q_w, L->q_b);
+        // Rows the layer outputs: all, or (B, 1, H) [CLS] rows in the last layer.
+        Tensor *xq = cls_only && l == cfg->layers - 1 ? op_slice(c, x, 1, 0, 1) : x;
+        Tensor *q = op_linear(c, xq, L->q_w, L->q_b);
         Tensor *k = op_linear(c, x, L->k_w, L->k_b);
         Tensor *v = op_linear(c, x, L->v_w, L->v_b);
-        Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, T, H)
+        Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, Tq, H)
         Tensor *a = op_dropout(c, op_linear(c, ctxv, L->ao_w, L->ao_b), p);
-        x = op_add_layernorm(c, a, x, L->ao_ln_w, L->ao_ln_b, eps);
+        x = op_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps);
         Tensor *h = op_gelu(c, op_linear(c, x, L->in_w, L->in_b));
         Tensor *o = op_dropout(c, op_linear(c, h, L->out_w, L->out_b), p);
         x = op_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps);
     }
-    return x;
+    if (!cls_only) return x;
+    if (cfg->layers == 0) x = op_slice(c, x, 1, 0, 1);
+    return op_reshape(c, x, HYP_SHAPE(B, x->shape[2]));
 }
+
+Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, mask, false); }
+
+Tensor *bert_forward_cls(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, mask, true); }
 
 Tensor *bert_pool_cls(Ctx *c, Tensor *hidden) {
     Tensor *cls = op_slice(c, hidden, 1, 0, 1);                     // (B, 1, H)

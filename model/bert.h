@@ -46,6 +46,8 @@ void bert_free(Bert *b);
 // ids, mask: int32 (B, T) (mask 1 = token, 0 = padding); token types are all 0 as in the
 // reference. Returns last_hidden_state (B, T, H). Dropout follows c->training.
 Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask);
+// bert_pool_cls(bert_forward(...)) without the last layer's other rows: (B, H).
+Tensor *bert_forward_cls(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask);
 // Pooling used for retrieval (differentiable):
 Tensor *bert_pool_cls(Ctx *c, Tensor *hidden);                 // (B, H) = hidden[:, 0]
 Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask);  // masked mean (B, H)

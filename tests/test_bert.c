@@ -119,3 +119,49 @@ Test(bert, dropout_gradcheck) {
     bert_free(&b);
     paramset_free(ps);
 }
+
+static float item(Tensor *t) {
+    float v;
+    tensor_to_host(t, &v);
+    return v;
+}
+// bert_forward_cls skips the last layer's non-[CLS] rows: same vector as pooling the full
+// forward, and the same gradients (padding in one sequence, 3 layers).
+static Tensor *cls_full(Ctx *c, Tensor **in, void *u) {
+    const Bert *b = u;
+    return op_sum(c, op_mul(c, bert_pool_cls(c, bert_forward(c, b, in[0], in[1])), in[2]));
+}
+static Tensor *cls_fast(Ctx *c, Tensor **in, void *u) {
+    const Bert *b = u;
+    return op_sum(c, op_mul(c, bert_forward_cls(c, b, in[0], in[1]), in[2]));
+}
+Test(bert, forward_cls_equals_pooled_forward) {
+    BertConfig cfg = {.vocab_size = 50, .hidden = 8, .layers = 3, .heads = 2, .ffn = 16, .max_positions = 8,
+                      .type_vocab_size = 2, .ln_eps = 1e-12f, .dropout = 0.0f, .init_std = 0.5f, .pad_token_id = 0};
+    ParamSet *ps = paramset_new(HYP_CPU);
+    Bert b;
+    bert_register(&b, ps, "", &cfg);
+    paramset_finalize(ps);
+    bert_init(&b, 7);
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(2, 5)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(2, 5));
+    int32_t hi[10] = {2, 9, 14, 33, 3, 2, 41, 3, 0, 0}, hm[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    tensor_from_host(ids, hi), tensor_from_host(mask, hm);
+    Tensor *w = tensor_rand(c, HYP_SHAPE(2, 8), -1, 1, 3, false);
+    Tensor *in[3] = {ids, mask, w};
+    float full = item(cls_full(c, in, &b));
+    paramset_zero_grad(ps);
+    backward(c, cls_full(c, in, &b));
+    float *g_full = hyp_malloc(ps->numel * sizeof(float));
+    memcpy(g_full, ps->grad, ps->numel * sizeof(float));
+    paramset_zero_grad(ps);
+    Tensor *fast = cls_fast(c, in, &b);
+    cr_assert(fabsf(item(fast) - full) <= 1e-6f * (1 + fabsf(full)), "cls-only %g, full %g", item(fast), full);
+    backward(c, fast);
+    cr_assert(rel_err(ps->grad, g_full, ps->numel) <= 1e-6, "parameter gradients differ: %g",
+              rel_err(ps->grad, g_full, ps->numel));
+    free(g_full);
+    ctx_free(c);
+    bert_free(&b);
+    paramset_free(ps);
+}

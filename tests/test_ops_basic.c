@@ -3,6 +3,7 @@
 // Philox4x32-10 known-answer vectors, shape errors.
 #include "tests/testlib.h"
 #include "kernels/elementwise.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +354,25 @@ static void check_dropout(Device dev) {
 }
 Test(dropout, mask_and_backward_cpu) { check_dropout(HYP_CPU); }
 Test(dropout, mask_and_backward_cuda) { RUN_ON_CUDA_OR_SKIP(); check_dropout(HYP_CUDA); }
+
+// The CPU kernel draws 16 Philox blocks at a time; every element must still be the spec's
+// hyp_dropout_mult, whatever the start, length and counter offset (incl. a 2^32 carry).
+Test(dropout, cpu_block_generator_equals_spec) {
+    const long lens[] = {1, 3, 5, 63, 64, 65, 1023, DROP_CHUNK};
+    const uint64_t starts[] = {0, 1, 2, 3, 61, 4096 + 7};
+    const uint64_t offsets[] = {0, 77, 0xFFFFFFFFull - 5};
+    float m[DROP_CHUNK];
+    for (size_t a = 0; a < sizeof lens / sizeof *lens; a++)
+        for (size_t b = 0; b < sizeof starts / sizeof *starts; b++)
+            for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+                cpu_dropout_mults(m, starts[b], lens[a], 0.3f, 0x123456789abcdefULL, offsets[o]);
+                for (long i = 0; i < lens[a]; i++) {
+                    float want = hyp_dropout_mult(0x123456789abcdefULL, offsets[o], starts[b] + (uint64_t)i, 0.3f);
+                    cr_assert_eq(m[i], want, "start %llu len %ld offset %llu element %ld: %g, want %g",
+                                 (unsigned long long)starts[b], lens[a], (unsigned long long)offsets[o], i, m[i], want);
+                }
+            }
+}
 
 // CPU and GPU draw the identical mask for the same (seed, offset).
 Test(dropout, cuda_mask_matches_cpu) {

@@ -1,6 +1,7 @@
 // Shape ops, reductions, losses and attention: PyTorch fixtures (CPU and CUDA), finite
 // differences, shape errors, gradient accumulation and the tape.
 #include "tests/testlib.h"
+#include "kernels/elementwise.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,66 @@ Test(attention, gradcheck) {
     expect_gradcheck(gc_attention, in, 4, mask, NULL, "attention, gradient for k only");
     ctx_free(c);
 }
+// Attention-probability dropout: the same mask on every evaluation (offset reset), so the
+// finite differences see one fixed function.
+static Tensor *gc_attention_dropout(Ctx *c, Tensor **in, void *u) {
+    c->training = true, c->seed = 99, c->rng_offset = 5;
+    return op_attention_dropout(c, in[0], in[1], in[2], in[3], 2, 0.7f, 0.3f);
+}
+Test(attention, gradcheck_dropout) {
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *mask = tensor_new(c, HYP_I32, HYP_SHAPE(2, 4));
+    memcpy(mask->data, (int32_t[]){1, 1, 1, 1, 1, 0, 1, 1}, 8 * sizeof(int32_t));
+    Tensor *in[4] = {tensor_rand(c, HYP_SHAPE(2, 3, 6), -1, 1, 17, true),
+                     tensor_rand(c, HYP_SHAPE(2, 4, 6), -1, 1, 18, true),
+                     tensor_rand(c, HYP_SHAPE(2, 4, 6), -1, 1, 19, true), mask};
+    expect_gradcheck(gc_attention_dropout, in, 4, NULL, NULL, "attention with dropout");
+    ctx_free(c);
+}
+// The forward against plain loops: head split, scale, masked softmax, and dropout element
+// ((b*H + h)*Tq + i)*Tk + j of Philox (seed, offset) on the probabilities, as every backend draws it.
+static void check_attention_dropout_loops(Device dev) {
+    enum { B = 2, Tq = 5, Tk = 7, H = 3, dh = 4, D = H * dh };
+    const float scale = 0.6f, p = 0.25f;
+    Ctx *c = ctx_new(dev);
+    c->training = true, c->seed = 4242, c->rng_offset = 11;
+    int32_t hm[B * Tk] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0};
+    Tensor *mask = tensor_new(c, HYP_I32, HYP_SHAPE(B, Tk));
+    tensor_from_host(mask, hm);
+    Tensor *q = tensor_rand(c, HYP_SHAPE(B, Tq, D), -1, 1, 20, false), *k = tensor_rand(c, HYP_SHAPE(B, Tk, D), -1, 1, 21, false),
+           *v = tensor_rand(c, HYP_SHAPE(B, Tk, D), -1, 1, 22, false);
+    float *y = tensor_host_copy(op_attention_dropout(c, q, k, v, mask, H, scale, p));
+    cr_assert_eq(c->rng_offset, 11 + (uint64_t)(B * H * Tq * Tk + 3) / 4);
+    float *hq = tensor_host_copy(q), *hk = tensor_host_copy(k), *hv = tensor_host_copy(v);
+    float want[B * Tq * D];
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < Tq; i++) {
+                double s[Tk], mx = -1e30, sum = 0;
+                for (int j = 0; j < Tk; j++) {
+                    s[j] = 0;
+                    for (int e = 0; e < dh; e++) s[j] += (double)hq[(b * Tq + i) * D + h * dh + e] * hk[(b * Tk + j) * D + h * dh + e];
+                    s[j] *= scale;
+                    if (hm[b * Tk + j] && s[j] > mx) mx = s[j];
+                }
+                for (int j = 0; j < Tk; j++) sum += s[j] = hm[b * Tk + j] ? exp(s[j] - mx) : 0.0;
+                for (int e = 0; e < dh; e++) {
+                    double acc = 0;
+                    for (int j = 0; j < Tk; j++) {
+                        uint64_t idx = (uint64_t)(((b * H + h) * Tq + i) * Tk + j);
+                        acc += s[j] / sum * hyp_dropout_mult(4242, 11, idx, p) * hv[(b * Tk + j) * D + h * dh + e];
+                    }
+                    want[(b * Tq + i) * D + h * dh + e] = (float)acc;
+                }
+            }
+    for (int i = 0; i < B * Tq * D; i++)
+        cr_assert(fabsf(y[i] - want[i]) <= 1e-5f * (1 + fabsf(want[i])), "y[%d] = %g, want %g", i, y[i], want[i]);
+    free(y), free(hq), free(hk), free(hv);
+    ctx_free(c);
+}
+Test(attention, dropout_matches_loops_cpu) { check_attention_dropout_loops(HYP_CPU); }
+Test(attention, dropout_matches_loops_cuda) { RUN_ON_CUDA_OR_SKIP(); check_attention_dropout_loops(HYP_CUDA); }
+
 Test(attention, gradcheck_self) {
     Ctx *c = ctx_new(HYP_CPU);
     Tensor *mask = tensor_new(c, HYP_I32, HYP_SHAPE(2, 3));

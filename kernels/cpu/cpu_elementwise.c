@@ -2,6 +2,9 @@
 // The scalar math comes from kernels/elementwise.h, shared with the CUDA kernels.
 // Backward kernels accumulate (+=) into gradient buffers.
 #include "kernels/cpu/cpu_kernels.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "kernels/elementwise.h"
 
 // Below this many elements a loop runs on one thread (OpenMP start-up costs more).
@@ -115,15 +118,79 @@ void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long 
 
 // ---------------------------------------------------------------- dropout
 // Element i is multiplied by hyp_dropout_mult(seed, offset, i, p): 0 or 1/(1-p).
+// cpu_dropout_mults computes those multipliers for elements [i0, i0 + n),
+// exactly as hyp_philox_uniform does, but with one Philox block per 4 elements and 16
+// blocks side by side (structure of arrays) so the compiler vectorises the rounds.
+// Philox4x32-10 of counters offset+g .. offset+g+15 (counter high words and the two lower
+// key-independent words as in hyp_philox_uniform); w[4j + l] = word l of counter j.
+static void philox16(uint32_t w[64], uint64_t ctr, uint64_t seed) {
+#if defined(__AVX512F__)
+    // 8 counters per register, one 32-bit word per 64-bit lane: vpmuludq gives the full
+    // 32x32->64 product; only the low 32 bits of a lane are ever read.
+    const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
+    const __m512i step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    for (int h = 0; h < 2; h++) {
+        __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr + 8u * h)), step);
+        __m512i c0 = c, c1 = _mm512_srli_epi64(c, 32), c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+        uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
+        for (int r = 0; r < 10; r++) {
+            __m512i p0 = _mm512_mul_epu32(c0, m0), p1 = _mm512_mul_epu32(c2, m1);
+            __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p1, 32), c1), _mm512_set1_epi64(key0));
+            __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p0, 32), c3), _mm512_set1_epi64(key1));
+            c1 = p1, c3 = p0, c0 = n0, c2 = n2;
+            key0 += 0x9E3779B9u;
+            key1 += 0xBB67AE85u;
+        }
+        uint64_t o[4][8];
+        _mm512_storeu_si512(o[0], c0), _mm512_storeu_si512(o[1], c1), _mm512_storeu_si512(o[2], c2),
+            _mm512_storeu_si512(o[3], c3);
+        for (int j = 0; j < 8; j++)
+            for (int l = 0; l < 4; l++) w[4 * (8 * h + j) + l] = (uint32_t)o[l][j];
+    }
+#else
+    for (int j = 0; j < 16; j++) {
+        uint64_t c = ctr + (uint64_t)j;
+        uint32_t x[4] = {(uint32_t)c, (uint32_t)(c >> 32), 0u, 0u};
+        hyp_philox4x32(x, (uint32_t)seed, (uint32_t)(seed >> 32));
+        for (int l = 0; l < 4; l++) w[4 * j + l] = x[l];
+    }
+#endif
+}
+
+void cpu_dropout_mults(float *m, uint64_t i0, long n, float p, uint64_t seed, uint64_t offset) {
+    const float keep = 1.0f / (1.0f - p);
+    uint64_t first = i0 >> 2, last = (i0 + (uint64_t)n + 3) >> 2;   // counter blocks to draw
+    for (uint64_t g = first; g < last; g += 16) {
+        uint32_t w[64];   // element 4g + e's word
+        philox16(w, offset + g, seed);
+        uint64_t e0 = g << 2, lo = e0 > i0 ? e0 : i0, hi = e0 + 64 < i0 + (uint64_t)n ? e0 + 64 : i0 + (uint64_t)n;
+        const uint32_t *wl = w + (lo - e0);
+        float *ml = m + (lo - i0);
+#pragma omp simd
+        for (long e = 0; e < (long)(hi - lo); e++)
+            ml[e] = (float)(wl[e] >> 8) * (1.0f / 16777216.0f) >= p ? keep : 0.0f;
+    }
+}
+
 void cpu_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-    for (long i = 0; i < n; i++) y[i] = x[i] * hyp_dropout_mult(seed, offset, (uint64_t)i, p);
+    for (long i0 = 0; i0 < n; i0 += DROP_CHUNK) {
+        float m[DROP_CHUNK];
+        long len = n - i0 < DROP_CHUNK ? n - i0 : DROP_CHUNK;
+        cpu_dropout_mults(m, (uint64_t)i0, len, p, seed, offset);
+        for (long i = 0; i < len; i++) y[i0 + i] = x[i0 + i] * m[i];
+    }
 }
 
 // gx (n) += gy * mask / (1-p), the mask regenerated from (seed, offset).
 void cpu_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-    for (long i = 0; i < n; i++) gx[i] += gy[i] * hyp_dropout_mult(seed, offset, (uint64_t)i, p);
+    for (long i0 = 0; i0 < n; i0 += DROP_CHUNK) {
+        float m[DROP_CHUNK];
+        long len = n - i0 < DROP_CHUNK ? n - i0 : DROP_CHUNK;
+        cpu_dropout_mults(m, (uint64_t)i0, len, p, seed, offset);
+        for (long i = 0; i < len; i++) gx[i0 + i] += gy[i0 + i] * m[i];
+    }
 }
 
 // ---------------------------------------------------------------- embedding

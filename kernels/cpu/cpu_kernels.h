@@ -25,6 +25,8 @@ void cpu_scale(long n, float alpha, const float *x, float *y);
 void cpu_fill(float *y, float v, long n);
 void cpu_unary_fwd(UnaryOp op, float *y, const float *x, long n);
 void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long n);
+#define DROP_CHUNK 1024   // elements per call of cpu_dropout_mults
+void cpu_dropout_mults(float *m, uint64_t i0, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D);
@@ -41,8 +43,18 @@ void cpu_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, const f
                            const float *r, const float *w, const float *b, long rows, int D, float eps);
 void cpu_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
                       long outer, long mid, int D, float eps);
+void cpu_softmax_row(float *yr, const float *xr, const int32_t *mr, int cols);
+void cpu_softmax_bwd_row(float *gxr, const float *gyr, const float *yr, int cols);
 void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols, long rows_per_mask);
 void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
+
+// cpu_attention.c
+void cpu_attention_fwd(float *y, float *probs, const float *q, const float *k, const float *v,
+                       const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale, float p,
+                       uint64_t seed, uint64_t offset);
+void cpu_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *q, const float *k,
+                       const float *v, const float *probs, int B, int Tq, int Tk, int H, int dh,
+                       float scale, float p, uint64_t seed, uint64_t offset);
 
 // cpu_movement.c
 void cpu_permute(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);

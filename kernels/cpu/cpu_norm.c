@@ -104,42 +104,64 @@ void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const f
 // ---------------------------------------------------------------- softmax
 // x, y (rows, cols); mask (rows / rows_per_mask, cols) int32 with 0 = padding, or NULL.
 // Padded entries get probability 0; a fully padded row is all zeros.
-void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols,
-                     long rows_per_mask) {
-#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * cols > 16384)
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        const int32_t *mr = mask ? mask + (r / rows_per_mask) * cols : NULL;
-        float *yr = y + r * cols;
-        float mx = -INFINITY;
-        for (int j = 0; j < cols; j++)
-            if ((!mr || mr[j]) && xr[j] > mx) mx = xr[j];
-        if (mx == -INFINITY) {   // every entry padded (or all -inf)
-            for (int j = 0; j < cols; j++) yr[j] = 0.0f;
-            continue;
-        }
-        double sum = 0;
+// One row: y = softmax(x) over the entries with mr[j] != 0 (mr NULL: all), 0 elsewhere.
+// hyp_expf (shared with CUDA) and simd reductions keep the row vectorised; the sum is in
+// double, in an order fixed by the build.
+void cpu_softmax_row(float *yr, const float *xr, const int32_t *mr, int cols) {
+    float mx = -INFINITY;
+    if (mr) {
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < cols; j++) {
-            float e = (!mr || mr[j]) ? expf(xr[j] - mx) : 0.0f;
+            float v = mr[j] ? xr[j] : -INFINITY;
+            mx = v > mx ? v : mx;
+        }
+    } else {
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < cols; j++) mx = xr[j] > mx ? xr[j] : mx;
+    }
+    if (mx == -INFINITY) {   // every entry padded (or all -inf)
+        for (int j = 0; j < cols; j++) yr[j] = 0.0f;
+        return;
+    }
+    double sum = 0;
+    if (mr) {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < cols; j++) {
+            float e = hyp_expf(xr[j] - mx) * (float)(mr[j] != 0);   // hyp_expf is finite
             yr[j] = e;
             sum += e;
         }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < cols; j++) yr[j] *= inv;
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < cols; j++) {
+            float e = hyp_expf(xr[j] - mx);
+            yr[j] = e;
+            sum += e;
+        }
     }
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int j = 0; j < cols; j++) yr[j] *= inv;
+}
+// One row: gx += y * (gy - <gy, y>).
+void cpu_softmax_bwd_row(float *gxr, const float *gyr, const float *yr, int cols) {
+    double dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < cols; j++) dot += (double)gyr[j] * yr[j];
+    float fd = (float)dot;
+#pragma omp simd
+    for (int j = 0; j < cols; j++) gxr[j] += yr[j] * (gyr[j] - fd);
 }
 
-// gx += y * (gy - sum_j gy_j y_j) per row (padded entries have y = 0, so get nothing).
+void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols,
+                     long rows_per_mask) {
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * cols > 16384)
+    for (long r = 0; r < rows; r++)
+        cpu_softmax_row(y + r * cols, x + r * cols, mask ? mask + (r / rows_per_mask) * cols : NULL, cols);
+}
 void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols) {
 #pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * cols > 16384)
-    for (long r = 0; r < rows; r++) {
-        const float *gyr = gy + r * cols, *yr = y + r * cols;
-        float *gxr = gx + r * cols;
-        double dot = 0;
-        for (int j = 0; j < cols; j++) dot += (double)gyr[j] * yr[j];
-        float fd = (float)dot;
-        for (int j = 0; j < cols; j++) gxr[j] += yr[j] * (gyr[j] - fd);
-    }
+    for (long r = 0; r < rows; r++) cpu_softmax_bwd_row(gx + r * cols, gy + r * cols, y + r * cols, cols);
 }
 
 // ---------------------------------------------------------------- fused q-net activation

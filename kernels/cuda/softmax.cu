@@ -36,7 +36,7 @@ softmax_fwd_kernel(float *y, const float *x, const int32_t *mask, long rows, int
         for (int k = 0; k < K; k++) {
             const int c = lane + 32 * k;
             const bool keep = c < cols && (!mr || mr[c] != 0);
-            v[k] = keep ? expf(v[k] - mx) : 0.0f;
+            v[k] = keep ? hyp_expf(v[k] - mx) : 0.0f;
             sum += v[k];
         }
         const float inv = 1.0f / warp_sum(sum);
@@ -52,10 +52,10 @@ softmax_fwd_kernel(float *y, const float *x, const int32_t *mask, long rows, int
         }
         float sum = 0.0f;
         for (int c = lane; c < cols; c += 32)
-            if (!mr || mr[c] != 0) sum += expf(xr[c] - mx);
+            if (!mr || mr[c] != 0) sum += hyp_expf(xr[c] - mx);
         const float inv = 1.0f / warp_sum(sum);
         for (int c = lane; c < cols; c += 32)
-            yr[c] = (!mr || mr[c] != 0) ? expf(xr[c] - mx) * inv : 0.0f;
+            yr[c] = (!mr || mr[c] != 0) ? hyp_expf(xr[c] - mx) * inv : 0.0f;
     }
 }
 
