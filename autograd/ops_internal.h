@@ -26,6 +26,9 @@ void bw_add_rows(Ctx *c, Node *n);
 
 // Gradient buffer of input i of node n if it wants one, else NULL (so kernels skip it).
 float *in_grad(Ctx *c, Node *n, int i);
+// The same for a caller that writes every element with one GEMM: *beta is 0 when the
+// gradient buffer is new (left unfilled) and 1 when it already holds contributions.
+float *in_grad_for_gemm(Ctx *c, Node *n, int i, float *beta);
 // New f32 output tensor on the inputs' device.
 Tensor *out_like(Ctx *c, int ndim, const int *shape);
 

@@ -104,9 +104,10 @@ void bw_linear(Ctx *c, Node *n) {
     int din = w->shape[1], dout = w->shape[0];
     int rows = (int)(tensor_numel(x) / (size_t)din);
     const float *G = y->grad->data;
-    float *gx = in_grad(c, n, 0), *gw = in_grad(c, n, 1);
+    float bx;
+    float *gx = in_grad_for_gemm(c, n, 0, &bx), *gw = in_grad(c, n, 1);
     float *gb = n->n_in > 2 ? in_grad(c, n, 2) : NULL;
-    if (gx) be->gemm(false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, 1.0f, gx, 0, 1, c->matmul_precision);
+    if (gx) be->gemm(false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, bx, gx, 0, 1, c->matmul_precision);
     if (gw) be->gemm(true, false, dout, din, rows, 1.0f, G, 0, x->data, 0, 1.0f, gw, 0, 1, c->matmul_precision);
     // The bias gradient is the column sum of dY: binary_bwd of an add reduces over rows
     // (the a/b operands only matter for mul; pass valid buffers of the right sizes).
