@@ -9,8 +9,10 @@
 
 // Below this many elements a loop runs on one thread (OpenMP start-up costs more).
 #define PAR_MIN 32768L
-// Columns per task in reductions over rows (binary_bwd's gb, embedding_bwd).
+// Columns per task in reductions over rows (embedding_bwd); rows per partial sum in
+// binary_bwd's gb.
 #define COL_BLOCK 64L
+#define ROW_CHUNK 64L
 
 // ---------------------------------------------------------------- binary ops
 // Work on [s, e) of the flattened index in runs that do not wrap around b, so the inner
@@ -61,21 +63,30 @@ void cpu_binary_bwd(BinaryOp op, float *ga, float *gb, const float *gy, const fl
         }
     }
     if (gb && nb > 0) {
-        // Race-free reduction: each task owns a block of columns and walks every row.
-        long rows = n / nb, nblocks = (nb + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN && nblocks > 1)
-        for (long blk = 0; blk < nblocks; blk++) {
-            long j0 = blk * COL_BLOCK, j1 = j0 + COL_BLOCK < nb ? j0 + COL_BLOCK : nb;
-            double acc[COL_BLOCK] = {0};
-            for (long r = 0; r < rows; r++) {
-                const float *gyr = gy + r * nb + j0, *ar = a + r * nb + j0;
-                long w = j1 - j0;
-                if (op == BIN_MUL) for (long k = 0; k < w; k++) acc[k] += (double)gyr[k] * ar[k];
-                else if (op == BIN_SUB) for (long k = 0; k < w; k++) acc[k] -= (double)gyr[k];
-                else for (long k = 0; k < w; k++) acc[k] += (double)gyr[k];
+        // Column sums over the rows, reading rows contiguously: fixed chunks of ROW_CHUNK
+        // rows sum into double partials, then the partials add up in chunk order, so the
+        // result does not depend on the thread count.
+        long rows = n / nb, nch = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
+        double *part = cpu_alloc((size_t)nch * nb * sizeof(double));   // (nch, nb)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN && nch > 1)
+        for (long ch = 0; ch < nch; ch++) {
+            double *acc = part + ch * nb;
+            for (long j = 0; j < nb; j++) acc[j] = 0.0;
+            long r1 = (ch + 1) * ROW_CHUNK < rows ? (ch + 1) * ROW_CHUNK : rows;
+            for (long r = ch * ROW_CHUNK; r < r1; r++) {
+                const float *gyr = gy + r * nb, *ar = a + r * nb;
+                if (op == BIN_MUL) for (long j = 0; j < nb; j++) acc[j] += (double)gyr[j] * ar[j];
+                else if (op == BIN_SUB) for (long j = 0; j < nb; j++) acc[j] -= (double)gyr[j];
+                else for (long j = 0; j < nb; j++) acc[j] += (double)gyr[j];
             }
-            for (long j = j0; j < j1; j++) gb[j] += (float)acc[j - j0];
         }
+#pragma omp parallel for schedule(static) if (n > PAR_MIN && nb >= 1024)
+        for (long j = 0; j < nb; j++) {
+            double t = 0.0;
+            for (long ch = 0; ch < nch; ch++) t += part[ch * nb + j];
+            gb[j] += (float)t;
+        }
+        cpu_free(part);
     }
 }
 
