@@ -16,7 +16,7 @@ static const char *const WORDS[] = {
 
 SynthOptions synth_default(void) {
     return (SynthOptions){.seed = 7, .n_attr = 24, .doc_attrs = 6, .n_docs = 2000, .n_train = 4000,
-                          .n_items = 16, .n_val = 40, .n_test = 60};
+                          .n_items = 16, .n_trap = 3, .n_val = 40, .n_test = 60};
 }
 
 // A deterministic stream of uniforms: Philox(seed, stream) element i.
@@ -52,13 +52,16 @@ static FILE *open_in(const char *dir, const char *name) {
 
 int synth_write(const char *dir, const SynthOptions *opt) {
     SynthOptions o = opt ? *opt : synth_default();
-    if (o.n_attr < 4 || o.n_attr > N_WORDS || o.doc_attrs < 2 || o.doc_attrs >= o.n_attr || o.n_items < 2) {
-        hyp_set_error("synthetic task: need 4 <= n_attr <= %d, 2 <= doc_attrs < n_attr, n_items >= 2", N_WORDS);
+    if (o.n_attr < 4 || o.n_attr > N_WORDS || o.doc_attrs < 2 || o.doc_attrs >= o.n_attr || o.n_items < 2 ||
+        o.n_trap < 0 || o.n_trap > o.n_items - 1) {
+        hyp_set_error("synthetic task: need 4 <= n_attr <= %d, 2 <= doc_attrs < n_attr, n_items >= 2, "
+                      "0 <= n_trap < n_items", N_WORDS);
         return -1;
     }
     int n_pairs = o.n_attr * (o.n_attr - 1) / 2;
-    if (o.n_val + o.n_test > n_pairs) {
-        hyp_set_error("synthetic task: %d val + %d test queries exceed the %d attribute pairs", o.n_val, o.n_test, n_pairs);
+    if (o.n_val < 0 || o.n_test < 0 || o.n_val + o.n_test >= n_pairs) {
+        hyp_set_error("synthetic task: %d val + %d test queries leave none of the %d attribute pairs for training",
+                      o.n_val, o.n_test, n_pairs);
         return -1;
     }
     if (mkdir(dir, 0755) && errno != EEXIST) { hyp_set_error("%s: cannot create: %s", dir, strerror(errno)); return -1; }
@@ -81,7 +84,9 @@ int synth_write(const char *dir, const SynthOptions *opt) {
     }
     fclose(f);
 
-    // Validation and test queries: disjoint random pairs, each with its qrels.
+    // Validation and test queries: disjoint random pairs, each with its qrels; training
+    // never uses these pairs (held[a * n_attr + b]).
+    bool *held = hyp_calloc((size_t)o.n_attr * o.n_attr, sizeof(bool));
     int *pa = hyp_malloc(n_pairs * sizeof(int)), *pb = hyp_malloc(n_pairs * sizeof(int));
     int np = 0;
     for (int a = 0; a < o.n_attr; a++)
@@ -96,9 +101,10 @@ int synth_write(const char *dir, const SynthOptions *opt) {
     int counts[2] = {o.n_val, o.n_test}, base = 0;
     for (int s = 0; s < 2; s++) {
         FILE *q = open_in(dir, qfile[s]), *qr = q ? open_in(dir, rfile[s]) : NULL;
-        if (!q || !qr) { if (q) fclose(q); free(docs); free(pa); free(pb); return -1; }
+        if (!q || !qr) { if (q) fclose(q); free(docs); free(pa); free(pb); free(held); return -1; }
         for (int i = 0; i < counts[s]; i++) {
             int a = pa[base + i], b = pb[base + i];
+            held[a * o.n_attr + b] = held[b * o.n_attr + a] = true;
             fprintf(q, "%s%d\t%s xor %s\n", s ? "t" : "v", i, WORDS[a], WORDS[b]);
             for (int d = 0; d < o.n_docs; d++)
                 fprintf(qr, "%s%d 0 d%d %d\n", s ? "t" : "v", i, d, relevant(docs[d], a, b) ? 1 : 0);
@@ -108,18 +114,27 @@ int synth_write(const char *dir, const SynthOptions *opt) {
         fclose(qr);
     }
 
-    // Training rows (authors' JSONL): random pairs over all attributes, fresh random
-    // documents; positive = a relevant one, negatives half "both" (the XOR trap) and half
-    // other non-relevant ones; teacher scores 5 / 0 plus a little noise.
-    if (!(f = open_in(dir, "train.jsonl"))) { free(docs); free(pa); free(pb); return -1; }
+    // Training rows (authors' JSONL): random attribute pairs other than the validation and
+    // test ones, fresh random documents; item 0 the positive (a relevant document), then
+    // n_trap "both" documents (the XOR trap) and the rest "neither" ones; teacher scores
+    // 5 / 0 plus a little noise. The mix matters: with as many "both" as "neither"
+    // negatives the average gradient of a score linear in a and b is exactly zero (a saddle
+    // where a from-scratch model only learns to shrink its scores); with fewer traps the
+    // model first learns "a or b", then to demote "both".
+    if (!(f = open_in(dir, "train.jsonl"))) { free(docs); free(pa); free(pb); free(held); return -1; }
     Rng rt = {o.seed, 3, 0};
+    int trap_every = o.n_trap ? (o.n_items - 1) / o.n_trap : 0;
     for (int row = 0; row < o.n_train; row++) {
-        int a = rndint(&rt, o.n_attr), b = rndint(&rt, o.n_attr - 1);
-        if (b >= a) b++;
+        int a, b;
+        do {
+            a = rndint(&rt, o.n_attr);
+            b = rndint(&rt, o.n_attr - 1);
+            if (b >= a) b++;
+        } while (held[a * o.n_attr + b]);
         fprintf(f, "{\"query\": {\"id\": \"tq%d\", \"content\": \"%s xor %s\"}, \"items\": [", row, WORDS[a], WORDS[b]);
         for (int it = 0; it < o.n_items; it++) {
-            // want: 0 relevant, 1 both, 2 other non-relevant
-            int want = it == 0 ? 0 : (it % 2 ? 1 : 2);
+            // want: 0 relevant, 1 both, 2 neither
+            int want = it == 0 ? 0 : trap_every && it % trap_every == 0 && it / trap_every <= o.n_trap ? 1 : 2;
             uint32_t m;
             for (int tries = 0;; tries++) {
                 m = random_doc(&rt, o.n_attr, o.doc_attrs, order);
@@ -138,5 +153,6 @@ int synth_write(const char *dir, const SynthOptions *opt) {
     free(docs);
     free(pa);
     free(pb);
+    free(held);
     return 0;
 }

@@ -7,7 +7,12 @@
 // "a only" and "b only" documents above "neither" must also rank "both" above them (XOR
 // is not linearly separable), so a bi-encoder whose document vectors are narrower than
 // the number of attribute pairs cannot rank every query well; a q-net with one hidden
-// layer can.
+// layer can. Validation and test queries use attribute pairs that no training row uses.
+//
+// Training rows hold a positive, n_trap "both" negatives and otherwise "neither" ones.
+// Fewer traps than "neither" negatives matter for a from-scratch model: with as many of
+// each, "a or b" earns nothing on average (the first-order signal cancels) and the model
+// drifts to constant scores (the q-net's last ReLU layer dies) instead of learning XOR.
 #ifndef HYP_SYNTHETIC_H
 #define HYP_SYNTHETIC_H
 #include "autograd/util.h"
@@ -19,7 +24,10 @@ typedef struct SynthOptions {
     int n_docs;          // evaluation corpus size (default 2000)
     int n_train;         // training rows (queries with items; default 4000)
     int n_items;         // items per training row: 1 positive + negatives (default 16)
-    int n_val, n_test;   // validation / test queries, disjoint attribute pairs (40 / 60)
+    int n_trap;          // of the negatives, documents with both attributes (default 3); the
+                         // others have neither
+    int n_val, n_test;   // validation / test queries: disjoint attribute pairs that no
+                         // training row uses (40 / 60)
 } SynthOptions;
 SynthOptions synth_default(void);
 
