@@ -40,6 +40,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B * n; i++) b.scores[i] = 10 * hyp_philox_uniform(3, 0, i);
     Ctx *c = ctx_new(HYP_CPU);
     c->training = true;
+    hyp_cpu_flush_denormals(true);   // as hyp train does (train.flush_denormals, default true)
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
         if (r == reps && profile_enabled()) memset(&hyp_profile, 0, sizeof hyp_profile);   // last rep only

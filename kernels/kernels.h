@@ -145,6 +145,12 @@ extern const Backend hyp_cpu_backend;
 extern const Backend hyp_cuda_backend;
 #endif
 
+// x86 flush-to-zero and denormals-are-zero on every CPU thread of the OpenMP pool (threads
+// created later inherit it). Denormal floats (below 1.2e-38) then read and compute as 0:
+// they stall vector units ~100x (a hyperhead's tiny early gradients made some GEMMs of a
+// training step 150x slower). Returns the previous setting. No effect on GPUs or non-x86.
+bool hyp_cpu_flush_denormals(bool on);
+
 // The backend for a device; fatal with a clear message if it was not built.
 const Backend *backend_get(Device d);
 // True when the CUDA backend was compiled in and a GPU is visible.

@@ -5,6 +5,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -564,4 +565,24 @@ Test(dropout, error_p_one, .exit_code = 2) {
     Ctx *c = ctx_new(HYP_CPU);
     c->training = true;
     op_dropout(c, tensor_rand(c, HYP_SHAPE(3), -1, 1, 1, false), 1.0f);
+}
+
+// hyp_cpu_flush_denormals reaches every thread of the OpenMP pool and can be undone.
+static int denormal_products_on_all_threads(void) {
+    int nonzero = 0;
+    omp_set_num_threads(2);
+#pragma omp parallel reduction(+ : nonzero)
+    {
+        volatile float a = 1e-30f, b = 1e-10f;
+        float p = a * b;   // 1e-40: denormal
+        nonzero += p != 0.0f;
+    }
+    return nonzero;
+}
+Test(cpu_backend, flush_denormals_on_every_thread) {
+    bool was = hyp_cpu_flush_denormals(true);
+    cr_assert_eq(denormal_products_on_all_threads(), 0, "a thread still produces denormals");
+    cr_assert(hyp_cpu_flush_denormals(false), "the setting should read back as on");
+    cr_assert_eq(denormal_products_on_all_threads(), 2, "flushing should be off again on both threads");
+    hyp_cpu_flush_denormals(was);
 }

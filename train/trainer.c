@@ -689,6 +689,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     int status = 0;
     if (setup(t, o)) { teardown(t); return 1; }
     const Config *cfg = &t->cfg;
+    bool flushed = hyp_cpu_flush_denormals(cfg->train.flush_denormals);
     int k = cfg->train.grad_accum > 0 ? cfg->train.grad_accum : 1;
     long max_steps = cfg->train.max_steps, start = (long)t->st.step;
     int world = t->comm->world;
@@ -787,6 +788,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 hyp_now() - t_start, skipped ? " (some skipped)" : "", cfg->eval.metric, t->st.best_metric,
                 (long)t->st.best_step);
 done:
+    hyp_cpu_flush_denormals(flushed);
     buckets_free(&buckets);
     if (summary) {
         summary->steps = (long)t->st.step;

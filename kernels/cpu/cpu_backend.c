@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 // OpenBLAS picks its kernels when it loads, from the CPU model or OPENBLAS_CORETYPE. Debian
 // 12's 0.3.21 does not know CPUs newer than itself and falls back to "Prescott" (SSE3)
@@ -31,6 +34,20 @@ __attribute__((constructor)) static void cpu_blas_core_check(int argc, char **ar
     execv("/proc/self/exe", argv);          // on failure: carry on with the slow kernels
 }
 #endif
+
+bool hyp_cpu_flush_denormals(bool on) {
+#if defined(__SSE__) || defined(__x86_64__)
+    const unsigned bits = 0x8040;   // MXCSR FTZ (bit 15) | DAZ (bit 6)
+    bool was = (_mm_getcsr() & bits) == bits;
+#pragma omp parallel
+    _mm_setcsr(on ? _mm_getcsr() | bits : _mm_getcsr() & ~bits);
+    _mm_setcsr(on ? _mm_getcsr() | bits : _mm_getcsr() & ~bits);   // the caller, if outside the team
+    return was;
+#else
+    (void)on;
+    return false;
+#endif
+}
 
 void *cpu_alloc(size_t bytes) {
     // 256-byte alignment like cudaMalloc, so arena offsets stay aligned on every backend;
