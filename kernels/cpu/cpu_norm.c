@@ -6,17 +6,18 @@
 #include <math.h>
 
 #define PAR_MIN_ROWS 8
-// Columns per task in the gw/gb reductions over rows.
-#define COL_BLOCK 64
+#define LN_ROW_CHUNK 64L   // rows per partial sum of the weight/bias gradients
 
 // ---------------------------------------------------------------- layernorm
 // One row: y = (x - mean) * rstd [* w + b]; biased variance as torch.nn.LayerNorm.
 static void ln_row(float *y, float *mean_out, float *rstd_out, const float *x, const float *w,
                    const float *b, int D, float eps) {
     double m = 0;
+#pragma omp simd reduction(+ : m)
     for (int d = 0; d < D; d++) m += x[d];
     m /= D;
     double v = 0;
+#pragma omp simd reduction(+ : v)
     for (int d = 0; d < D; d++) {
         double t = x[d] - m;
         v += t * t;
@@ -24,9 +25,12 @@ static void ln_row(float *y, float *mean_out, float *rstd_out, const float *x, c
     v /= D;
     float mean = (float)m;
     float rstd = (float)(1.0 / sqrt(v + (double)eps));
-    for (int d = 0; d < D; d++) {
-        float xh = (x[d] - mean) * rstd;
-        y[d] = w ? xh * w[d] + b[d] : xh;
+    if (w) {
+#pragma omp simd
+        for (int d = 0; d < D; d++) y[d] = (x[d] - mean) * rstd * w[d] + b[d];
+    } else {
+#pragma omp simd
+        for (int d = 0; d < D; d++) y[d] = (x[d] - mean) * rstd;
     }
     if (mean_out) *mean_out = mean;
     if (rstd_out) *rstd_out = rstd;
@@ -57,6 +61,12 @@ void cpu_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, const f
 //   gw += sum_rows gy * xhat,  gb += sum_rows gy
 void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const float *x,
                        const float *mean, const float *rstd, const float *w, long rows, int D) {
+    float *ones = NULL;   // affine-free LayerNorm: w = 1, so one vectorised loop serves both
+    if (!w) {
+        ones = cpu_alloc((size_t)D * sizeof(float));
+        for (int d = 0; d < D; d++) ones[d] = 1.0f;
+        w = ones;
+    }
     if (gx) {
 #pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS && rows * D > 16384)
         for (long r = 0; r < rows; r++) {
@@ -64,41 +74,49 @@ void cpu_layernorm_bwd(float *gx, float *gw, float *gb, const float *gy, const f
             float *gxr = gx + r * D;
             float m = mean[r], rs = rstd[r];
             double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
             for (int d = 0; d < D; d++) {
-                float g = w ? gyr[d] * w[d] : gyr[d];
-                float xh = (xr[d] - m) * rs;
+                float g = gyr[d] * w[d], xh = (xr[d] - m) * rs;
                 sg += g;
                 sgx += (double)g * xh;
             }
             float mg = (float)(sg / D), mgx = (float)(sgx / D);
+#pragma omp simd
             for (int d = 0; d < D; d++) {
-                float g = w ? gyr[d] * w[d] : gyr[d];
-                float xh = (xr[d] - m) * rs;
+                float g = gyr[d] * w[d], xh = (xr[d] - m) * rs;
                 gxr[d] += rs * (g - mg - xh * mgx);
             }
         }
     }
     if (gw || gb) {
-        // Race-free: each task owns a block of columns and walks every row.
-        int nblocks = (D + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static) if (nblocks > 1 && rows * D > 16384)
-        for (int blk = 0; blk < nblocks; blk++) {
-            int d0 = blk * COL_BLOCK, d1 = d0 + COL_BLOCK < D ? d0 + COL_BLOCK : D;
-            double aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
-            for (long r = 0; r < rows; r++) {
+        // Column sums over the rows, read contiguously: fixed chunks of LN_ROW_CHUNK rows
+        // into double partials, added in chunk order (independent of the thread count).
+        long nch = (rows + LN_ROW_CHUNK - 1) / LN_ROW_CHUNK;
+        double *pw = cpu_alloc((size_t)nch * D * 2 * sizeof(double)), *pb = pw + nch * D;   // (nch, D) each
+#pragma omp parallel for schedule(static) if (nch > 1 && rows * D > 16384)
+        for (long ch = 0; ch < nch; ch++) {
+            double *aw = pw + ch * D, *ab = pb + ch * D;
+            for (int d = 0; d < D; d++) aw[d] = ab[d] = 0.0;
+            long r1 = (ch + 1) * LN_ROW_CHUNK < rows ? (ch + 1) * LN_ROW_CHUNK : rows;
+            for (long r = ch * LN_ROW_CHUNK; r < r1; r++) {
                 const float *xr = x + r * D, *gyr = gy + r * D;
                 float m = mean[r], rs = rstd[r];
-                for (int d = d0; d < d1; d++) {
-                    aw[d - d0] += (double)gyr[d] * ((xr[d] - m) * rs);
-                    ab[d - d0] += gyr[d];
+#pragma omp simd
+                for (int d = 0; d < D; d++) {
+                    aw[d] += (double)gyr[d] * ((xr[d] - m) * rs);
+                    ab[d] += gyr[d];
                 }
             }
-            for (int d = d0; d < d1; d++) {
-                if (gw) gw[d] += (float)aw[d - d0];
-                if (gb) gb[d] += (float)ab[d - d0];
-            }
         }
+        for (int d = 0; d < D; d++) {
+            double tw = 0, tb = 0;
+            for (long ch = 0; ch < nch; ch++) tw += pw[ch * D + d], tb += pb[ch * D + d];
+            if (gw) gw[d] += (float)tw;
+            if (gb) gb[d] += (float)tb;
+        }
+        cpu_free(pw);
     }
+    cpu_free(ones);
 }
 
 // ---------------------------------------------------------------- softmax
