@@ -40,7 +40,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B * n; i++) b.scores[i] = 10 * hyp_philox_uniform(3, 0, i);
     Ctx *c = ctx_new(HYP_CPU);
     c->training = true;
-    hyp_cpu_flush_denormals(true);   // as hyp train does (train.flush_denormals, default true)
+    // As hyp train does (train.flush_denormals, default true); BENCH_KEEP_DENORMALS=1 shows
+    // the cost of not flushing (the twin then keeps them too).
+    bool keep_denormals = getenv("BENCH_KEEP_DENORMALS") != NULL;
+    hyp_cpu_flush_denormals(!keep_denormals);
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
         if (r == reps && profile_enabled()) memset(&hyp_profile, 0, sizeof hyp_profile);   // last rep only

@@ -15,7 +15,8 @@ import hypencoder_twin as tw  # noqa: E402
 def main():
     layers, hidden, heads, ffn, qnet, B, n, qlen, dlen, threads, reps = map(int, sys.argv[1:12])
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)   # as our trainer does (train.flush_denormals): same footing
+    # As our trainer does (train.flush_denormals): same footing (BENCH_KEEP_DENORMALS: neither).
+    torch.set_flush_denormal(not os.environ.get("BENCH_KEEP_DENORMALS"))
     torch.manual_seed(0)
     cfg = tw.tiny_bert_config(vocab=30522, hidden=hidden, layers=layers, heads=heads, ffn=ffn, max_pos=512)
     model = tw.HypencoderTwin(cfg, qnet).float()

@@ -8,17 +8,6 @@
 #include <cblas.h>
 #include <stdlib.h>
 
-// pd (Tq*Tk) = pr * dropout multipliers of elements [base, base + n).
-static void apply_dropout(float *pd, const float *pr, long n, uint64_t base, float p, uint64_t seed,
-                          uint64_t offset) {
-    float m[DROP_CHUNK];
-    for (long i0 = 0; i0 < n; i0 += DROP_CHUNK) {
-        long len = n - i0 < DROP_CHUNK ? n - i0 : DROP_CHUNK;
-        cpu_dropout_mults(m, base + (uint64_t)i0, len, p, seed, offset);
-        for (long i = 0; i < len; i++) pd[i0 + i] = pr[i0 + i] * m[i];
-    }
-}
-
 void cpu_attention_fwd(float *y, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale, float p,
                        uint64_t seed, uint64_t offset) {
@@ -37,8 +26,9 @@ void cpu_attention_fwd(float *y, float *probs, const float *q, const float *k, c
             for (int i = 0; i < Tq; i++)
                 cpu_softmax_row(pr + (long)i * Tk, pr + (long)i * Tk, mask ? mask + (long)b * Tk : NULL, Tk);
             const float *use = pr;
-            if (pd) {
-                apply_dropout(pd, pr, blk, (uint64_t)(bh * blk), p, seed, offset);
+            if (pd) {   // pd = probabilities * dropout multipliers of elements bh*blk + i
+                cpu_dropout_mults(pd, (uint64_t)(bh * blk), blk, p, seed, offset);
+                for (long i = 0; i < blk; i++) pd[i] *= pr[i];
                 use = pd;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, use, Tk, vb, D, 0.0f,
@@ -65,9 +55,7 @@ void cpu_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const f
             long oq = (long)b * Tq * D + h * dh, ok = (long)b * Tk * D + h * dh;
             const float *pr = probs + bh * blk, *use = pr;
             if (pd) {   // the mask regenerated from Philox, as multipliers
-                for (long i0 = 0; i0 < blk; i0 += DROP_CHUNK)
-                    cpu_dropout_mults(mult + i0, (uint64_t)(bh * blk + i0), blk - i0 < DROP_CHUNK ? blk - i0 : DROP_CHUNK,
-                                      p, seed, offset);
+                cpu_dropout_mults(mult, (uint64_t)(bh * blk), blk, p, seed, offset);
                 for (long i = 0; i < blk; i++) pd[i] = pr[i] * mult[i];
                 use = pd;
             }

@@ -129,11 +129,11 @@ void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long 
 
 // ---------------------------------------------------------------- dropout
 // Element i is multiplied by hyp_dropout_mult(seed, offset, i, p): 0 or 1/(1-p).
-// cpu_dropout_mults computes those multipliers for elements [i0, i0 + n),
-// exactly as hyp_philox_uniform does, but with one Philox block per 4 elements and 16
-// blocks side by side (structure of arrays) so the compiler vectorises the rounds.
-// Philox4x32-10 of counters offset+g .. offset+g+15 (counter high words and the two lower
-// key-independent words as in hyp_philox_uniform); w[4j + l] = word l of counter j.
+// cpu_dropout_mults computes those multipliers for elements [i0, i0 + n), bit-identical to
+// hyp_philox_uniform, but with one Philox block per 4 elements, 16 blocks per pass.
+
+// Philox4x32-10 (hyp_philox4x32) of the 16 counters ctr .. ctr+15, each as
+// hyp_philox_uniform builds it (low word, high word, 0, 0): w[4j + l] = word l of counter j.
 static void philox16(uint32_t w[64], uint64_t ctr, uint64_t seed) {
 #if defined(__AVX512F__)
     // 8 counters per register, one 32-bit word per 64-bit lane: vpmuludq gives the full

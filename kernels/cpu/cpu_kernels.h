@@ -25,7 +25,7 @@ void cpu_scale(long n, float alpha, const float *x, float *y);
 void cpu_fill(float *y, float v, long n);
 void cpu_unary_fwd(UnaryOp op, float *y, const float *x, long n);
 void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long n);
-#define DROP_CHUNK 1024   // elements per call of cpu_dropout_mults
+#define DROP_CHUNK 1024   // elements per stack buffer of multipliers in dropout fwd/bwd
 void cpu_dropout_mults(float *m, uint64_t i0, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset);
 void cpu_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset);
