@@ -152,11 +152,18 @@ static void philox16(uint32_t w[64], uint64_t ctr, uint64_t seed) {
             key0 += 0x9E3779B9u;
             key1 += 0xBB67AE85u;
         }
-        uint64_t o[4][8];
-        _mm512_storeu_si512(o[0], c0), _mm512_storeu_si512(o[1], c1), _mm512_storeu_si512(o[2], c2),
-            _mm512_storeu_si512(o[3], c3);
-        for (int j = 0; j < 8; j++)
-            for (int l = 0; l < 4; l++) w[4 * (8 * h + j) + l] = (uint32_t)o[l][j];
+        // 4 words x 8 counters -> counter-major order, in registers.
+        __m256i w0 = _mm512_cvtepi64_epi32(c0), w1 = _mm512_cvtepi64_epi32(c1), w2 = _mm512_cvtepi64_epi32(c2),
+                w3 = _mm512_cvtepi64_epi32(c3);
+        __m256i a = _mm256_unpacklo_epi32(w0, w1), b = _mm256_unpacklo_epi32(w2, w3);   // counters 0,1 | 4,5
+        __m256i cc = _mm256_unpackhi_epi32(w0, w1), d = _mm256_unpackhi_epi32(w2, w3);  // counters 2,3 | 6,7
+        __m256i r0 = _mm256_unpacklo_epi64(a, b), r1 = _mm256_unpackhi_epi64(a, b);      // 0 | 4, 1 | 5
+        __m256i r2 = _mm256_unpacklo_epi64(cc, d), r3 = _mm256_unpackhi_epi64(cc, d);    // 2 | 6, 3 | 7
+        __m256i *out = (__m256i *)(w + 32 * h);
+        _mm256_storeu_si256(out + 0, _mm256_permute2x128_si256(r0, r1, 0x20));   // counters 0, 1
+        _mm256_storeu_si256(out + 1, _mm256_permute2x128_si256(r2, r3, 0x20));   // 2, 3
+        _mm256_storeu_si256(out + 2, _mm256_permute2x128_si256(r0, r1, 0x31));   // 4, 5
+        _mm256_storeu_si256(out + 3, _mm256_permute2x128_si256(r2, r3, 0x31));   // 6, 7
     }
 #else
     for (int j = 0; j < 16; j++) {
