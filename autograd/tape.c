@@ -90,14 +90,10 @@ float *in_grad(Ctx *c, Node *n, int i) {
 float *in_grad_for_gemm(Ctx *c, Node *n, int i, float *beta) {
     Tensor *x = n->in[i];
     if (!x || !x->requires_grad || x->dtype != HYP_F32) return NULL;
-    *beta = 1.0f;
-    if (!x->grad) {   // first contribution: no zero fill, the caller's GEMM overwrites
-        HYP_CHECK(x->device == c->device, "tensor_grad: tensor on %s, context on %s", device_name(x->device),
-                  device_name(c->device));
-        x->grad = tensor_new(c, HYP_F32, x->ndim, x->shape);
-        *beta = 0.0f;
-    }
-    return x->grad->data;
+    bool fresh;
+    float *g = tensor_grad_ex(c, x, &fresh)->data;
+    *beta = fresh ? 0.0f : 1.0f;   // first contribution: the caller's GEMM overwrites
+    return g;
 }
 
 Tensor *out_like(Ctx *c, int ndim, const int *shape) {

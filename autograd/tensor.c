@@ -190,14 +190,17 @@ void tensor_to_host(const Tensor *t, void *host) {
     if (t->device == HYP_CPU) memcpy(host, t->data, tensor_bytes(t));
     else backend_get(t->device)->copy(host, t->data, tensor_bytes(t), COPY_D2H);
 }
-Tensor *tensor_grad(Ctx *c, Tensor *t) {
+Tensor *tensor_grad_ex(Ctx *c, Tensor *t, bool *fresh) {
+    if (fresh) *fresh = !t->grad;
     if (!t->grad) {
         HYP_CHECK(t->device == c->device, "tensor_grad: tensor on %s, context on %s",
                   device_name(t->device), device_name(c->device));
-        t->grad = tensor_zeros(c, HYP_F32, t->ndim, t->shape);
+        // A caller told the buffer is fresh overwrites it, so it is not zero-filled.
+        t->grad = fresh ? tensor_new(c, HYP_F32, t->ndim, t->shape) : tensor_zeros(c, HYP_F32, t->ndim, t->shape);
     }
     return t->grad;
 }
+Tensor *tensor_grad(Ctx *c, Tensor *t) { return tensor_grad_ex(c, t, NULL); }
 void tensor_fill_f32(Tensor *t, float v) {
     HYP_CHECK(t->dtype == HYP_F32, "tensor_fill_f32 on a %s tensor", dtype_name(t->dtype));
     backend_get(t->device)->fill(t->data, v, (long)tensor_numel(t));

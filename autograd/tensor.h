@@ -98,6 +98,9 @@ void tensor_from_host(Tensor *t, const void *host);
 void tensor_to_host(const Tensor *t, void *host);
 // Zeroed gradient buffer of t (in c->act unless t already has one, e.g. parameters).
 Tensor *tensor_grad(Ctx *c, Tensor *t);
+// The same for a caller that overwrites every element when the buffer is new: *fresh says
+// whether it is (then it is left unfilled) or already holds contributions.
+Tensor *tensor_grad_ex(Ctx *c, Tensor *t, bool *fresh);
 void tensor_fill_f32(Tensor *t, float v);
 
 // ---- parameter sets: named parameters in one contiguous buffer, grads in another.
