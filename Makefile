@@ -4,6 +4,8 @@
 #   make test       build and run every Criterion suite in tests/
 #   make bench      build and run the benchmarks in bench/
 #   make SAN=address,undefined test   sanitizer build (separate build dir)
+#   make CUDA=sim test   the CUDA backend's kernels compiled as host C++ against the SIMT
+#                   simulator (kernels/cuda/sim/): build-sim/, bin-sim/, no GPU needed
 # Optional parts are found by compiling and linking a tiny probe program.
 
 CC      ?= cc
@@ -13,8 +15,10 @@ OPT     ?= -O3
 SAN     ?=
 VERSION := 0.1.0
 
-BUILD := build$(if $(SAN),-san)
-BIN   := bin$(if $(SAN),-san)
+CUDA ?= auto
+SIM   := $(filter sim,$(CUDA))
+BUILD := build$(if $(SAN),-san)$(if $(SIM),-sim)
+BIN   := bin$(if $(SAN),-san)$(if $(SIM),-sim)
 
 # ARCH=native: the build machine runs the code (AVX-512/FMA here); ARCH=x86-64-v3 for portable binaries.
 ARCH    ?= native
@@ -49,10 +53,12 @@ ifneq ($(HAVE_BLAS),yes)
 $(error OpenBLAS not found: apt-get install libopenblas-dev)
 endif
 
-# CUDA: CUDA=auto (default) builds it when nvcc and the libraries link.
-CUDA ?= auto
+# CUDA: CUDA=auto (default) builds it when nvcc and the libraries link; CUDA=sim builds
+# the same kernel sources with $(CXX) against the simulator instead (no nvcc, no GPU).
 ifeq ($(CUDA),0)
 HAVE_CUDA :=
+else ifeq ($(CUDA),sim)
+HAVE_CUDA := sim
 else
 HAVE_CUDA := $(shell $(NVCC) scripts/probes/cublaslt.cu -o /tmp/hyp_probe_cu$$$$ -lcublasLt -lcublas >/dev/null 2>&1 && echo yes; rm -f /tmp/hyp_probe_cu$$$$)
 ifeq ($(CUDA),1)
@@ -106,6 +112,14 @@ CFLAGS += -DHYP_HAVE_CUDA
 LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 
 endif
+# The simulator build: .cu files as C++17 (ISO mode: no FMA contraction, as in the C code
+# the CPU backend is built from), the simulator's cuda_runtime.h / cuBLAS headers first.
+SIM_CXXFLAGS := -std=c++17 -D_GNU_SOURCE -DHYP_CUDA_SIM -Ikernels/cuda/sim/include -I. -Wall -Wextra \
+  -Wno-unused-parameter -Wno-unknown-pragmas -g -O2 -march=$(ARCH) -ffp-contract=off
+ifeq ($(HAVE_CUDA),sim)
+CFLAGS += -DHYP_HAVE_CUDA -DHYP_CUDA_SIM
+LDLIBS += -lstdc++
+endif
 ifeq ($(HAVE_MPI),yes)
 CFLAGS += -DHYP_HAVE_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
@@ -121,15 +135,17 @@ endif
 LIB_DIRS := autograd kernels kernels/cpu model data train eval search
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CU_SRC   := $(if $(HAVE_CUDA),$(wildcard kernels/cuda/*.cu))
+SIM_SRC  := $(if $(SIM),$(wildcard kernels/cuda/sim/*.cpp))
+SIM_TEST_SRC := $(if $(SIM),$(wildcard tests/sim/test_*.cu))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(SIM_SRC:%.cpp=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(SIM_TEST_SRC:tests/sim/%.cu=$(BUILD)/tests/sim/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BIN)/%)
 LIBHYP   := $(BUILD)/libhyp.a
 
@@ -140,12 +156,13 @@ all: $(LIBHYP) $(BIN)/hyp summary
 summary: $(LIBHYP) $(BIN)/hyp
 	@echo "hypencoder.c $(VERSION) built: $(BIN)/hyp, $(LIBHYP)"
 	@echo "  blas: OpenBLAS $(if $(BLAS_OMP_DIR),OpenMP build ($(BLAS_OMP_DIR)),default build (install libopenblas-openmp-dev for the OpenMP build))"
-	@echo "  backends: cpu$(if $(HAVE_CUDA), cuda (sm_80, sm_90),)   optional: $(if $(strip $(FEATURES)),$(strip $(FEATURES)),none)$(if $(HAVE_CRITERION), criterion)"
+	@echo "  backends: cpu$(if $(SIM), cuda (simulated on the CPU: kernels/cuda/sim),$(if $(HAVE_CUDA), cuda (sm_80, sm_90),))   optional: $(if $(strip $(FEATURES)),$(strip $(FEATURES)),none)$(if $(HAVE_CRITERION), criterion)"
 	@$(if $(HAVE_CUDA),,echo "  cuda: not built ($(if $(filter 0,$(CUDA)),CUDA=0,nvcc/cuBLASLt probe failed))")
 
 # Objects depend on the flags they were built with: switching CUDA=0/1 rebuilds them.
 FLAGS_STAMP := $(BUILD)/.flags
-$(shell mkdir -p $(BUILD); echo '$(CFLAGS) | $(NVCCFLAGS) | $(LDLIBS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CFLAGS) | $(NVCCFLAGS) | $(LDLIBS)' > $(FLAGS_STAMP))
+ALL_FLAGS := $(CFLAGS) | $(NVCCFLAGS) | $(SIM_CXXFLAGS) | $(LDLIBS)
+$(shell mkdir -p $(BUILD); echo '$(ALL_FLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(ALL_FLAGS)' > $(FLAGS_STAMP))
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -154,9 +171,24 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 # Only the NCCL engine includes the CUDA runtime's and NCCL's headers.
 $(BUILD)/train/comm_nccl.o: CFLAGS += $(if $(HAVE_NCCL),-I$(CUDA_HOME)/include)
 
+ifeq ($(HAVE_CUDA),sim)
+$(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SIM_CXXFLAGS) -MMD -MP -x c++ -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SIM_CXXFLAGS) -MMD -MP -c $< -o $@
+
+# The simulator's own suites: CUDA kernels written for the test, C++ with Criterion.
+$(BUILD)/tests/sim/%: tests/sim/%.cu $(TEST_COMMON_OBJ) $(LIBHYP) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SIM_CXXFLAGS) -MMD -MP -x c++ $< -x none $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -fopenmp -lcriterion $(LDLIBS)
+else
 $(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
 
 $(LIBHYP): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -193,6 +225,6 @@ fuzz:
 	tests/fuzz/build.sh run $(or $(FUZZ_SECS),180)
 
 clean:
-	rm -rf build build-san bin bin-san
+	rm -rf build build-san build-sim bin bin-san bin-sim
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

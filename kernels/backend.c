@@ -23,7 +23,9 @@ bool hyp_cuda_available(void) {
 }
 
 const char *hyp_backends_compiled(void) {
-#ifdef HYP_HAVE_CUDA
+#if defined(HYP_CUDA_SIM)
+    return "cpu cuda-sim (the CUDA kernels on the SIMT simulator, make CUDA=sim)";
+#elif defined(HYP_HAVE_CUDA)
     return "cpu cuda";
 #else
     return "cpu";

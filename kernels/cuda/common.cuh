@@ -6,6 +6,17 @@
 #include "kernels/cuda/cuda_kernels.h"   // includes util.h, kernels.h with C linkage
 #include "kernels/elementwise.h"
 
+// Launches and shared memory go through these three macros so that the same kernel
+// source builds with nvcc and, as host C++, under the CUDA simulator (make CUDA=sim;
+// kernels/cuda/sim/simt.h defines them there).
+#ifndef HYP_CUDA_SIM
+#define HYP_LAUNCH(grid, block, shmem, stream, ...) __VA_ARGS__<<<(grid), (block), (shmem), (stream)>>>
+#define HYP_SHARED(T, name, ...) __shared__ T name __VA_ARGS__
+#define HYP_DYNAMIC_SHARED(T, name) \
+    extern __shared__ __align__(16) unsigned char hyp_dyn_smem_##name[]; \
+    T *name = reinterpret_cast<T *>(hyp_dyn_smem_##name)
+#endif
+
 // ---- error checks: "hyp: file:line: CUDA error: ..." and exit(2).
 #define CUDA_CHECK(call) do { \
         cudaError_t e_ = (call); \
@@ -111,8 +122,8 @@ __global__ void hyp_map_kernel(Op op, long n, bool vec) {
 template <class Op>
 static inline void hyp_map(const Op &op, long n, bool vec) {
     if (n <= 0) return;
-    hyp_map_kernel<Op><<<hyp_grid(vec ? (n >> 2) + 1 : n, HYP_THREADS), HYP_THREADS, 0,
-                         hyp_cuda_stream()>>>(op, n, vec);
+    HYP_LAUNCH(hyp_grid(vec ? (n >> 2) + 1 : n, HYP_THREADS), HYP_THREADS, 0,
+                         hyp_cuda_stream(), hyp_map_kernel<Op>)(op, n, vec);
     CUDA_CHECK_LAUNCH();
 }
 static inline bool hyp_aligned16(const void *a, const void *b = NULL, const void *c = NULL,
@@ -129,7 +140,7 @@ static inline bool hyp_aligned16(const void *a, const void *b = NULL, const void
 #define HYP_CS_TY 8
 template <class F>
 __global__ void hyp_colsum_partial(F f, double *part, long rows, long nb, long rows_per_split) {
-    __shared__ double sh[HYP_CS_TY][HYP_CS_TX + 1];
+    HYP_SHARED(double, sh, [HYP_CS_TY][HYP_CS_TX + 1]);
     const long j = (long)blockIdx.x * HYP_CS_TX + threadIdx.x;
     const long r0 = (long)blockIdx.y * rows_per_split;
     const long r1 = min(rows, r0 + rows_per_split);
@@ -165,9 +176,9 @@ static inline void hyp_colsum_acc(const F &f, float *g, long rows, long nb) {
         hyp_fatal_at(__FILE__, __LINE__, "column sum over %ld columns: too many", nb);
     double *part = (double *)hyp_cuda_scratch(HYP_SCRATCH_REDUCE, (size_t)splits * (size_t)nb * sizeof(double));
     dim3 grid((unsigned)tiles, (unsigned)splits), block(HYP_CS_TX, HYP_CS_TY);
-    hyp_colsum_partial<F><<<grid, block, 0, hyp_cuda_stream()>>>(f, part, rows, nb, rps);
+    HYP_LAUNCH(grid, block, 0, hyp_cuda_stream(), hyp_colsum_partial<F>)(f, part, rows, nb, rps);
     CUDA_CHECK_LAUNCH();
-    hyp_colsum_final<float><<<hyp_grid(nb, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+    HYP_LAUNCH(hyp_grid(nb, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), hyp_colsum_final<float>)(
         g, part, nb, (int)splits);
     CUDA_CHECK_LAUNCH();
 }
@@ -179,7 +190,7 @@ static inline void hyp_colsum_acc(const F &f, float *g, long rows, long nb) {
 #define HYP_RED_BLOCKS 512
 template <class F>
 __global__ void hyp_reduce_partial(F f, long n, double *part) {
-    __shared__ double sh[32];
+    HYP_SHARED(double, sh, [32]);
     double acc = 0.0;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         acc += (double)f(i);
@@ -188,7 +199,7 @@ __global__ void hyp_reduce_partial(F f, long n, double *part) {
 }
 template <typename T>
 __global__ void hyp_reduce_final(T *out, const double *part, int m, double scale, bool accumulate) {
-    __shared__ double sh[32];
+    HYP_SHARED(double, sh, [32]);
     double acc = 0.0;
     for (int k = threadIdx.x; k < m; k += blockDim.x) acc += part[k];
     acc = block_sum_d(acc, sh);
@@ -203,9 +214,9 @@ static inline void hyp_reduce_acc(const F &f, long n, float *out, double scale, 
     if (blocks > HYP_RED_BLOCKS) blocks = HYP_RED_BLOCKS;
     if (blocks < 1) blocks = 1;
     double *part = (double *)hyp_cuda_scratch(HYP_SCRATCH_REDUCE, (size_t)blocks * sizeof(double));
-    hyp_reduce_partial<F><<<(unsigned)blocks, HYP_THREADS, 0, hyp_cuda_stream()>>>(f, n, part);
+    HYP_LAUNCH((unsigned)blocks, HYP_THREADS, 0, hyp_cuda_stream(), hyp_reduce_partial<F>)(f, n, part);
     CUDA_CHECK_LAUNCH();
-    hyp_reduce_final<float><<<1, 512, 0, hyp_cuda_stream()>>>(out, part, (int)blocks, scale, accumulate);
+    HYP_LAUNCH(1, 512, 0, hyp_cuda_stream(), hyp_reduce_final<float>)(out, part, (int)blocks, scale, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 

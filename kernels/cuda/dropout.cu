@@ -52,14 +52,14 @@ __global__ void dropout_kernel(float *y, const float *x, long n, float p, uint64
 
 extern "C" void hyp_cuda_dropout_fwd(float *y, const float *x, long n, float p, uint64_t seed, uint64_t offset) {
     if (n <= 0) return;
-    dropout_kernel<false><<<hyp_grid((n + 3) / 4, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+    HYP_LAUNCH(hyp_grid((n + 3) / 4, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), dropout_kernel<false>)(
         y, x, n, p, seed, offset, hyp_aligned16(y, x));
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void hyp_cuda_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t seed, uint64_t offset) {
     if (n <= 0) return;
-    dropout_kernel<true><<<hyp_grid((n + 3) / 4, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+    HYP_LAUNCH(hyp_grid((n + 3) / 4, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), dropout_kernel<true>)(
         gx, gy, n, p, seed, offset, hyp_aligned16(gx, gy));
     CUDA_CHECK_LAUNCH();
 }

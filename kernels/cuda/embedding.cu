@@ -34,10 +34,11 @@ static unsigned row_blocks(long n) {
 extern "C" void hyp_cuda_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D) {
     if (n <= 0 || D <= 0) return;
     if (D % 4 == 0 && hyp_aligned16(y, table)) {
-        embedding_fwd_kernel<float4><<<row_blocks(n), row_threads(D / 4), 0, hyp_cuda_stream()>>>(
+        HYP_LAUNCH(row_blocks(n), row_threads(D / 4), 0, hyp_cuda_stream(), embedding_fwd_kernel<float4>)(
             reinterpret_cast<float4 *>(y), reinterpret_cast<const float4 *>(table), ids, n, D / 4);
     } else {
-        embedding_fwd_kernel<float><<<row_blocks(n), row_threads(D), 0, hyp_cuda_stream()>>>(y, table, ids, n, D);
+        HYP_LAUNCH(row_blocks(n), row_threads(D), 0, hyp_cuda_stream(), embedding_fwd_kernel<float>)(
+            y, table, ids, n, D);
     }
     CUDA_CHECK_LAUNCH();
 }
@@ -45,6 +46,7 @@ extern "C" void hyp_cuda_embedding_fwd(float *y, const float *table, const int32
 extern "C" void hyp_cuda_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D,
                                        int padding_idx) {
     if (n <= 0 || D <= 0) return;
-    embedding_bwd_kernel<<<row_blocks(n), row_threads(D), 0, hyp_cuda_stream()>>>(gtable, gy, ids, n, D, padding_idx);
+    HYP_LAUNCH(row_blocks(n), row_threads(D), 0, hyp_cuda_stream(), embedding_bwd_kernel)(
+        gtable, gy, ids, n, D, padding_idx);
     CUDA_CHECK_LAUNCH();
 }

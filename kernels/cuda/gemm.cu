@@ -200,7 +200,7 @@ extern "C" void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha
         hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: strideC = 0 with batch %d", batch);
     if (K == 0) {                           // empty sum: C = beta * C
         long mn = (long)M * N;
-        gemm_scale_c_kernel<<<hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+        HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_scale_c_kernel)(
             C, strideC, mn, batch, beta);
         CUDA_CHECK_LAUNCH();
         return;

@@ -42,9 +42,10 @@ static void permute_launch(T *y, const T *x, const long shape[4], const int perm
     if (total <= 0) return;
     const unsigned grid = hyp_grid(total, HYP_THREADS);
     if (total < 0x7fffffffL)
-        permute_kernel<T, unsigned><<<grid, HYP_THREADS, 0, hyp_cuda_stream()>>>(y, x, g, (unsigned)total, acc);
+        HYP_LAUNCH(grid, HYP_THREADS, 0, hyp_cuda_stream(), permute_kernel<T, unsigned>)(
+            y, x, g, (unsigned)total, acc);
     else
-        permute_kernel<T, unsigned long long><<<grid, HYP_THREADS, 0, hyp_cuda_stream()>>>(
+        HYP_LAUNCH(grid, HYP_THREADS, 0, hyp_cuda_stream(), permute_kernel<T, unsigned long long>)(
             y, x, g, (unsigned long long)total, acc);
     CUDA_CHECK_LAUNCH();
 }
@@ -87,7 +88,7 @@ static void block_copy_launch(T *dst, long dst_pitch, const T *src, long src_pit
     long gy = outer < 65535 ? outer : 65535;
     if (gx * gy > target) gx = (target + gy - 1) / gy;      // threads loop over the rest
     if (gx < 1) gx = 1;
-    block_copy_kernel<T><<<dim3((unsigned)gx, (unsigned)gy), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+    HYP_LAUNCH(dim3((unsigned)gx, (unsigned)gy), HYP_THREADS, 0, hyp_cuda_stream(), block_copy_kernel<T>)(
         dst, dst_pitch, src, src_pitch, outer, w, acc);
     CUDA_CHECK_LAUNCH();
 }

@@ -116,12 +116,12 @@ static void ln_fwd_launch(float *y, float *s, float *mean, float *rstd, const fl
     const dim3 grid((unsigned)blocks), block(LN_WARPS * 32);
     cudaStream_t st = hyp_cuda_stream();
     switch (K) {
-    case 1: ln_fwd_vec<1><<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
-    case 2: ln_fwd_vec<2><<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
-    case 4: ln_fwd_vec<4><<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
-    case 6: ln_fwd_vec<6><<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
-    case 8: ln_fwd_vec<8><<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
-    default: ln_fwd_generic<<<grid, block, 0, st>>>(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    case 1: HYP_LAUNCH(grid, block, 0, st, ln_fwd_vec<1>)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    case 2: HYP_LAUNCH(grid, block, 0, st, ln_fwd_vec<2>)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    case 4: HYP_LAUNCH(grid, block, 0, st, ln_fwd_vec<4>)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    case 6: HYP_LAUNCH(grid, block, 0, st, ln_fwd_vec<6>)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    case 8: HYP_LAUNCH(grid, block, 0, st, ln_fwd_vec<8>)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
+    default: HYP_LAUNCH(grid, block, 0, st, ln_fwd_generic)(y, s, mean, rstd, x, r, w, b, rows, D, eps); break;
     }
     CUDA_CHECK_LAUNCH();
 }
@@ -153,7 +153,7 @@ ln_bwd_vec(float *gx, const float *gy, const float *x, const float *mean, const 
     const float4 *x4 = reinterpret_cast<const float4 *>(x + row * D);
     const float4 *g4 = reinterpret_cast<const float4 *>(gy + row * D);
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
-    float4 g[K], xh[K];
+    float4 g[K] = {}, xh[K] = {};   // (initialised: g++ cannot see the unrolled loop does it)
     float sg = 0.0f, sgx = 0.0f;
 #pragma unroll
     for (int k = 0; k < K; k++) {
@@ -232,12 +232,12 @@ extern "C" void hyp_cuda_layernorm_bwd(float *gx, float *gw, float *gb, const fl
         const dim3 grid((unsigned)blocks), block(LN_WARPS * 32);
         cudaStream_t st = hyp_cuda_stream();
         switch (K) {
-        case 1: ln_bwd_vec<1><<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
-        case 2: ln_bwd_vec<2><<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
-        case 4: ln_bwd_vec<4><<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
-        case 6: ln_bwd_vec<6><<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
-        case 8: ln_bwd_vec<8><<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
-        default: ln_bwd_generic<<<grid, block, 0, st>>>(gx, gy, x, mean, rstd, w, rows, D); break;
+        case 1: HYP_LAUNCH(grid, block, 0, st, ln_bwd_vec<1>)(gx, gy, x, mean, rstd, w, rows, D); break;
+        case 2: HYP_LAUNCH(grid, block, 0, st, ln_bwd_vec<2>)(gx, gy, x, mean, rstd, w, rows, D); break;
+        case 4: HYP_LAUNCH(grid, block, 0, st, ln_bwd_vec<4>)(gx, gy, x, mean, rstd, w, rows, D); break;
+        case 6: HYP_LAUNCH(grid, block, 0, st, ln_bwd_vec<6>)(gx, gy, x, mean, rstd, w, rows, D); break;
+        case 8: HYP_LAUNCH(grid, block, 0, st, ln_bwd_vec<8>)(gx, gy, x, mean, rstd, w, rows, D); break;
+        default: HYP_LAUNCH(grid, block, 0, st, ln_bwd_generic)(gx, gy, x, mean, rstd, w, rows, D); break;
         }
         CUDA_CHECK_LAUNCH();
     }

@@ -37,6 +37,7 @@ extern "C" void hyp_cuda_qnet_act_fwd(float *y, const float *z, const float *b, 
     long rows = outer * mid;
     if (rows <= 0 || D <= 0) return;
     unsigned blocks = (unsigned)((rows + QA_WARPS - 1) / QA_WARPS);
-    qnet_act_kernel<<<blocks, QA_WARPS * 32, 0, hyp_cuda_stream()>>>(y, z, b, x, x_shared, outer, mid, D, eps);
+    HYP_LAUNCH(blocks, QA_WARPS * 32, 0, hyp_cuda_stream(), qnet_act_kernel)(
+        y, z, b, x, x_shared, outer, mid, D, eps);
     CUDA_CHECK_LAUNCH();
 }

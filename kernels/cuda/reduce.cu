@@ -54,7 +54,7 @@ ce_fwd_warp(float *rowloss, float *lse, const float *x, const int32_t *t, long r
 }
 
 __global__ void ce_fwd_block(float *rowloss, float *lse, const float *x, const int32_t *t, long rows, int C) {
-    __shared__ float sh[32];
+    HYP_SHARED(float, sh, [32]);
     for (long row = blockIdx.x; row < rows; row += gridDim.x) {
         const float *xr = x + row * C;
         float mx = -INFINITY;
@@ -83,10 +83,11 @@ extern "C" void hyp_cuda_cross_entropy_fwd(float *loss, float *lse, const float 
     if (C <= 4096) {
         const long blocks = (rows + CE_WARPS - 1) / CE_WARPS;
         if (blocks > 0x7fffffffL) hyp_fatal_at(__FILE__, __LINE__, "cross_entropy_fwd: too many rows");
-        ce_fwd_warp<<<(unsigned)blocks, CE_WARPS * 32, 0, hyp_cuda_stream()>>>(rowloss, lse, x, t, rows, C);
+        HYP_LAUNCH((unsigned)blocks, CE_WARPS * 32, 0, hyp_cuda_stream(), ce_fwd_warp)(rowloss, lse, x, t, rows, C);
     } else {
         const long cap = (long)hyp_cuda_num_sms() * 8;
-        ce_fwd_block<<<(unsigned)(rows < cap ? rows : cap), 512, 0, hyp_cuda_stream()>>>(rowloss, lse, x, t, rows, C);
+        HYP_LAUNCH((unsigned)(rows < cap ? rows : cap), 512, 0, hyp_cuda_stream(), ce_fwd_block)(
+            rowloss, lse, x, t, rows, C);
     }
     CUDA_CHECK_LAUNCH();
     hyp_reduce_acc(Ident{rowloss}, rows, loss, 1.0 / (double)rows, false);
@@ -111,7 +112,7 @@ extern "C" void hyp_cuda_cross_entropy_bwd(float *gx, const float *gloss, const 
     if (rows <= 0 || C <= 0) return;
     const long gxn = (C + HYP_THREADS - 1) / HYP_THREADS;
     const long gyn = rows < 65535 ? rows : 65535;
-    ce_bwd_kernel<<<dim3((unsigned)gxn, (unsigned)gyn), HYP_THREADS, 0, hyp_cuda_stream()>>>(
+    HYP_LAUNCH(dim3((unsigned)gxn, (unsigned)gyn), HYP_THREADS, 0, hyp_cuda_stream(), ce_bwd_kernel)(
         gx, gloss, x, lse, t, rows, C);
     CUDA_CHECK_LAUNCH();
 }

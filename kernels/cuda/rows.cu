@@ -24,13 +24,15 @@ __global__ void add_rows_bwd_kernel(float *gb, const float *gy, long outer, long
 extern "C" void hyp_cuda_add_rows_fwd(float *y, const float *x, const float *b, long outer, long mid, int inner) {
     long n = outer * mid * inner;
     if (n <= 0) return;
-    add_rows_fwd_kernel<<<hyp_grid(n, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(y, x, b, outer, mid, inner);
+    HYP_LAUNCH(hyp_grid(n, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), add_rows_fwd_kernel)(
+        y, x, b, outer, mid, inner);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void hyp_cuda_add_rows_bwd(float *gb, const float *gy, long outer, long mid, int inner) {
     long n = outer * inner;
     if (n <= 0) return;
-    add_rows_bwd_kernel<<<hyp_grid(n, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream()>>>(gb, gy, outer, mid, inner);
+    HYP_LAUNCH(hyp_grid(n, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), add_rows_bwd_kernel)(
+        gb, gy, outer, mid, inner);
     CUDA_CHECK_LAUNCH();
 }

@@ -107,13 +107,13 @@ extern "C" void hyp_cuda_softmax_fwd(float *y, const float *x, const int32_t *ma
     const dim3 grid(sm_blocks(rows, "softmax_fwd")), block(SM_WARPS * 32);
     cudaStream_t st = hyp_cuda_stream();
     switch (reg_k(cols)) {
-    case 1:  softmax_fwd_kernel<1><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    case 2:  softmax_fwd_kernel<2><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    case 4:  softmax_fwd_kernel<4><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    case 8:  softmax_fwd_kernel<8><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    case 16: softmax_fwd_kernel<16><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    case 32: softmax_fwd_kernel<32><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
-    default: softmax_fwd_kernel<0><<<grid, block, 0, st>>>(y, x, mask, rows, cols, rows_per_mask); break;
+    case 1:  HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<1>)(y, x, mask, rows, cols, rows_per_mask); break;
+    case 2:  HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<2>)(y, x, mask, rows, cols, rows_per_mask); break;
+    case 4:  HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<4>)(y, x, mask, rows, cols, rows_per_mask); break;
+    case 8:  HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<8>)(y, x, mask, rows, cols, rows_per_mask); break;
+    case 16: HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<16>)(y, x, mask, rows, cols, rows_per_mask); break;
+    case 32: HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<32>)(y, x, mask, rows, cols, rows_per_mask); break;
+    default: HYP_LAUNCH(grid, block, 0, st, softmax_fwd_kernel<0>)(y, x, mask, rows, cols, rows_per_mask); break;
     }
     CUDA_CHECK_LAUNCH();
 }
@@ -123,13 +123,13 @@ extern "C" void hyp_cuda_softmax_bwd(float *gx, const float *gy, const float *y,
     const dim3 grid(sm_blocks(rows, "softmax_bwd")), block(SM_WARPS * 32);
     cudaStream_t st = hyp_cuda_stream();
     switch (reg_k(cols)) {
-    case 1:  softmax_bwd_kernel<1><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    case 2:  softmax_bwd_kernel<2><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    case 4:  softmax_bwd_kernel<4><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    case 8:  softmax_bwd_kernel<8><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    case 16: softmax_bwd_kernel<16><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    case 32: softmax_bwd_kernel<32><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
-    default: softmax_bwd_kernel<0><<<grid, block, 0, st>>>(gx, gy, y, rows, cols); break;
+    case 1:  HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<1>)(gx, gy, y, rows, cols); break;
+    case 2:  HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<2>)(gx, gy, y, rows, cols); break;
+    case 4:  HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<4>)(gx, gy, y, rows, cols); break;
+    case 8:  HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<8>)(gx, gy, y, rows, cols); break;
+    case 16: HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<16>)(gx, gy, y, rows, cols); break;
+    case 32: HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<32>)(gx, gy, y, rows, cols); break;
+    default: HYP_LAUNCH(grid, block, 0, st, softmax_bwd_kernel<0>)(gx, gy, y, rows, cols); break;
     }
     CUDA_CHECK_LAUNCH();
 }
