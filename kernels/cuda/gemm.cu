@@ -143,6 +143,11 @@ static void plan_build(Plan *p, const PlanKey *k) {
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(G.lt, p->desc, p->la, p->lb, p->lc, p->lc,
                                                        pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
+    // No algorithm (NOT_SUPPORTED) sends the shape to cuBLAS; anything else means the
+    // descriptors above are wrong, which a silent fallback would hide.
+    if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
+        hyp_fatal_at(__FILE__, __LINE__, "cuBLASLt heuristic refused the matmul layouts (%s): ta=%d tb=%d M=%d N=%d "
+                     "K=%d batch=%d", cublasGetStatusString(st), k->ta, k->tb, k->M, k->N, k->K, k->batch);
     if (st == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
         p->algo = res.algo;
         p->use_lt = true;
