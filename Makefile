@@ -116,6 +116,9 @@ endif
 # the CPU backend is built from), the simulator's cuda_runtime.h / cuBLAS headers first.
 SIM_CXXFLAGS := -std=c++17 -D_GNU_SOURCE -DHYP_CUDA_SIM -Ikernels/cuda/sim/include -I. -Wall -Wextra \
   -Wno-unused-parameter -Wno-unknown-pragmas -g -O2 -march=$(ARCH) -ffp-contract=off
+ifneq ($(SAN),)
+SIM_CXXFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
 ifeq ($(HAVE_CUDA),sim)
 CFLAGS += -DHYP_HAVE_CUDA -DHYP_CUDA_SIM
 LDLIBS += -lstdc++

@@ -18,6 +18,16 @@
 #include <vector>
 #include <sys/mman.h>
 #include <unistd.h>
+// Under AddressSanitizer (make CUDA=sim SAN=address) the fibers tell ASan about each stack
+// switch, so kernels run with ASan's checks: device memory is host memory, and an
+// out-of-bounds index in a kernel is reported like any heap overflow.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define SIM_ASAN 1
+#else
+#define SIM_ASAN 0
+#endif
 
 namespace hyp_sim {
 
@@ -92,6 +102,7 @@ enum TState { T_READY, T_BAR, T_WARP, T_DONE, T_FAILED };
 
 struct Thread {
     void *sp;
+    void *asan_fake;     // ASan's fake stack of this fiber while it is switched out
     uint3 idx;
     int linear, lane, warp;
     TState state;
@@ -124,6 +135,8 @@ struct Block {
     int bar_line;
     bool failed;
     void *sched_sp;
+    const void *sched_stack;   // the scheduler's stack (for ASan's switch annotations)
+    size_t sched_stack_size;
     ThreadEntry entry;
     void *ctx;
 };
@@ -160,9 +173,18 @@ static unsigned char *stack_top(int i) {
     return g_stacks + (size_t)i * (STACK_BYTES + GUARD_BYTES) + GUARD_BYTES + STACK_BYTES;
 }
 
+static unsigned char *stack_bottom(int i) { return stack_top(i) - STACK_BYTES; }
+
 static void yield_to_scheduler() {
     Thread *t = tls.thread;
-    hyp_sim_switch(&t->sp, tls.block->sched_sp);
+    Block *b = tls.block;
+#if SIM_ASAN
+    __sanitizer_start_switch_fiber(t->state == T_DONE ? NULL : &t->asan_fake, b->sched_stack, b->sched_stack_size);
+#endif
+    hyp_sim_switch(&t->sp, b->sched_sp);
+#if SIM_ASAN
+    __sanitizer_finish_switch_fiber(t->asan_fake, &b->sched_stack, &b->sched_stack_size);
+#endif
 }
 
 // Marks the block failed with a report and parks the calling fiber for good.
@@ -188,6 +210,9 @@ static void fiber_exit_checks(Block *b, Thread *t);
 extern "C" void hyp_sim_fiber_main() {
     Block *b = tls.block;
     Thread *t = tls.thread;
+#if SIM_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &b->sched_stack, &b->sched_stack_size);
+#endif
     b->entry(b->ctx);
     t->state = T_DONE;
     b->done++;
@@ -409,9 +434,16 @@ static void describe_stuck(Block *b) {
 }
 
 static bool run_block(Block *b) {
+    static thread_local bool dirty_stacks = false;   // a failed block left frames behind
+#if SIM_ASAN
+    if (dirty_stacks)
+        for (int i = 0; i < HYP_SIM_MAX_THREADS; i++) __asan_unpoison_memory_region(stack_bottom(i), STACK_BYTES);
+#endif
+    dirty_stacks = false;
     for (int i = 0; i < b->n; i++) {
         Thread &t = b->threads[i];
         t.state = T_READY;
+        t.asan_fake = NULL;
         fiber_init(&t, i);
     }
     for (int w = 0; w < (b->n + 31) / 32; w++) {
@@ -428,13 +460,20 @@ static bool run_block(Block *b) {
             Thread &t = b->threads[i];
             if (t.state != T_READY) continue;
             tls.thread = &t;
+#if SIM_ASAN
+            void *fake = NULL;
+            __sanitizer_start_switch_fiber(&fake, stack_bottom(i), STACK_BYTES);
             hyp_sim_switch(&b->sched_sp, t.sp);
+            __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+            hyp_sim_switch(&b->sched_sp, t.sp);
+#endif
             ran = true;
         }
         tls.thread = NULL;
-        if (b->failed) return false;
-        if (!ran) {
-            describe_stuck(b);
+        if (b->failed || !ran) {
+            if (!b->failed) describe_stuck(b);
+            dirty_stacks = true;
             return false;
         }
     }
@@ -651,10 +690,9 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = NULL;
     if (sim_device_count() <= 0) return ret(cudaErrorNoDevice);
     if (bytes > HYP_SIM_TOTAL_MEMORY - g_allocated) return ret(cudaErrorMemoryAllocation);
-    const size_t rounded = (bytes + 255) & ~(size_t)255;
-    void *m = aligned_alloc(256, rounded ? rounded : 256);
-    if (!m) return ret(cudaErrorMemoryAllocation);
-    memset(m, 0xff, rounded);   // fresh device memory is garbage: NaN bytes show reads of it
+    void *m = NULL;   // exactly `bytes`, so that ASan builds see any overrun
+    if (posix_memalign(&m, 256, bytes ? bytes : 1)) return ret(cudaErrorMemoryAllocation);
+    memset(m, 0xff, bytes);   // fresh device memory is garbage: NaN bytes show reads of it
     g_allocs[(uintptr_t)m] = Alloc{bytes};
     g_allocated += bytes;
     if (g_allocated > g_stats.peak_allocated) g_stats.peak_allocated = g_allocated;
