@@ -106,7 +106,8 @@ endif
 CFLAGS += -DHYP_VERSION=\"$(VERSION)\"
 
 NVCCFLAGS := -O2 -std=c++17 -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fPIC \
-  -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 --expt-relaxed-constexpr
+  -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+  -gencode arch=compute_90,code=compute_90 -lineinfo --expt-relaxed-constexpr
 ifeq ($(HAVE_CUDA),yes)
 CFLAGS += -DHYP_HAVE_CUDA
 LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++

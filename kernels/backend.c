@@ -22,6 +22,17 @@ bool hyp_cuda_available(void) {
 #endif
 }
 
+const char *hyp_cuda_why_unavailable(void) {
+#ifdef HYP_HAVE_CUDA
+    static char why[512];
+    if (hyp_cuda_available()) return "";
+    hyp_cuda_describe_no_device(why, sizeof why);
+    return why;
+#else
+    return "this build has no CUDA backend (rebuild with make CUDA=1, or CUDA=sim for the simulator)";
+#endif
+}
+
 const char *hyp_backends_compiled(void) {
 #if defined(HYP_CUDA_SIM)
     return "cpu cuda-sim (the CUDA kernels on the SIMT simulator, make CUDA=sim)";

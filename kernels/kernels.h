@@ -155,6 +155,9 @@ bool hyp_cpu_flush_denormals(bool on);
 const Backend *backend_get(Device d);
 // True when the CUDA backend was compiled in and a GPU is visible.
 bool hyp_cuda_available(void);
+// Why hyp_cuda_available() is false, in the user's terms (no CUDA backend in this build,
+// no NVIDIA driver, a driver older than the runtime, no visible device), or "" when true.
+const char *hyp_cuda_why_unavailable(void);
 // "cpu" or "cpu cuda".
 const char *hyp_backends_compiled(void);
 

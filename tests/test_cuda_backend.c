@@ -10,15 +10,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef HYP_HAVE_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#endif
 
 #ifdef HYP_HAVE_CUDA
 #define GPU_BACKEND (&hyp_cuda_backend)
-#define REQUIRE_GPU() do { if (!hyp_cuda_available()) \
-        cr_skip_test("no CUDA device: the CUDA backend is built but no GPU is visible"); } while (0)
 #else
 #define GPU_BACKEND ((const Backend *)NULL)
-#define REQUIRE_GPU() cr_skip_test("no CUDA device: this build has no CUDA backend (make CUDA=1)")
 #endif
+#define REQUIRE_GPU() RUN_ON_CUDA_OR_SKIP()
 
 static const Backend *const CPU = &hyp_cpu_backend;
 static const Backend *G;   // the CUDA backend, set by BEGIN()
@@ -688,3 +690,24 @@ Test(cuda_backend, qnet_act) {
         }
     }
 }
+
+#ifdef HYP_CUDA_SIM
+// The simulator can hide its device (HYP_SIM_DEVICES=0): then the CUDA variants skip with
+// the reason, and under HYP_REQUIRE_GPU=1 they fail instead (scripts/gpu-check.sh).
+static int run_self(const char *env, const char *filter) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -u HYP_TEST_STATS -u BXFI_MAP HYP_SIM_DEVICES=0 %s /proc/%d/exe --filter '%s' >/dev/null 2>&1",
+             env, (int)getpid(), filter);
+    return system(cmd);
+}
+Test(cuda_backend, no_device_skips_and_require_gpu_fails) {
+    cr_assert(run_self("", "cuda_backend/memory") == 0, "without a device the CUDA test should skip, not fail");
+    cr_assert(run_self("HYP_REQUIRE_GPU=1", "cuda_backend/memory") != 0,
+              "HYP_REQUIRE_GPU=1 should turn the skip into a failure");
+    setenv("HYP_SIM_DEVICES", "0", 1);
+    char why[512];
+    hyp_cuda_describe_no_device(why, sizeof why);
+    unsetenv("HYP_SIM_DEVICES");
+    cr_assert(strstr(why, "sees no CUDA device"), "no-device reason: %s", why);
+}
+#endif

@@ -154,5 +154,10 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats) {
     }
     if (stats->tests_skipped)
         fprintf(stderr, "[SKIP] %zu test(s) skipped: %s (run with --verbose for the list)\n",
-                stats->tests_skipped, hyp_cuda_available() ? "see --verbose" : "no CUDA device visible");
+                stats->tests_skipped, hyp_cuda_available() ? "see --verbose" : hyp_cuda_why_unavailable());
+}
+
+bool hyp_require_gpu(void) {
+    const char *e = getenv("HYP_REQUIRE_GPU");
+    return e && e[0] && strcmp(e, "0") != 0;
 }

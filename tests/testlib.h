@@ -36,8 +36,13 @@ void expect_close(const Tensor *got, const Tensor *want, double tol, const char 
 
 // Devices to run the same test on: the CPU always, CUDA when built and present.
 // Use in a test body: RUN_ON_CUDA_OR_SKIP(); at the top of a CUDA variant.
+// With HYP_REQUIRE_GPU=1 in the environment (scripts/gpu-check.sh) a CUDA variant that
+// would skip fails instead, with the reason.
 #define RUN_ON_CUDA_OR_SKIP() do { if (!hyp_cuda_available()) \
-    cr_skip_test("no CUDA device (%s build): the CUDA variant of this test is skipped", hyp_backends_compiled()); } while (0)
+    CUDA_SKIP("the CUDA variant of this test cannot run: %s", hyp_cuda_why_unavailable()); } while (0)
+#define CUDA_SKIP(...) do { if (hyp_require_gpu()) cr_assert_fail("HYP_REQUIRE_GPU=1: " __VA_ARGS__); \
+    else cr_skip_test(__VA_ARGS__); } while (0)
+bool hyp_require_gpu(void);
 
 // Copy a host float array into a new tensor on the context's device.
 Tensor *tensor_from_floats(Ctx *c, const float *host, int ndim, const int *shape, bool requires_grad);

@@ -32,13 +32,16 @@ int comm__cuda_select_device(Comm *c) {
                       vis ? "\")" : "");
         return -1;
     }
-    if (c->backend == COMM_NCCL && c->local_world > n) {
-        hyp_set_error("comm (nccl) rank %d/%d: %d ranks on this host but %d visible GPU%s: NCCL needs "
-                      "one GPU per rank (launch at most %d ranks per host)", c->rank, c->world,
-                      c->local_world, n, n == 1 ? "" : "s", n);
+    // One visible GPU (SLURM or a launcher setting CUDA_VISIBLE_DEVICES per rank): device 0,
+    // whatever the local rank. Several: local rank modulo the count, which must give each
+    // rank of the host its own GPU.
+    if (c->backend == COMM_NCCL && n > 1 && c->local_world > n) {
+        hyp_set_error("comm (nccl) rank %d/%d: %d ranks on this host share %d visible GPUs: NCCL needs "
+                      "one GPU per rank (launch at most %d ranks per host, or give each rank one GPU "
+                      "with CUDA_VISIBLE_DEVICES)", c->rank, c->world, c->local_world, n, n);
         return -1;
     }
-    int d = c->local_rank % n;
+    int d = n == 1 ? 0 : c->local_rank % n;
     if (cudaSetDevice(d) != 0) {
         hyp_set_error("comm (%s) rank %d/%d: cudaSetDevice(%d) failed", comm_backend_name(c->backend),
                       c->rank, c->world, d);

@@ -25,8 +25,10 @@
                          cudaGetErrorString(e_), #call); \
     } while (0)
 // After every kernel launch: catches bad launch configurations immediately
-// (asynchronous faults surface at the next synchronising call).
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+// (asynchronous faults surface at the next synchronising call, or at once under
+// HYP_CUDA_SYNC=1).
+// With HYP_CUDA_SYNC=1, also synchronises so that a fault names its own launch.
+#define CUDA_CHECK_LAUNCH() hyp_cuda_check_launch(__FILE__, __LINE__)
 
 // The stream every launcher enqueues on. The legacy default stream, so that host
 // code using plain cudaMemcpy (and NCCL on its own stream) stays ordered with it.

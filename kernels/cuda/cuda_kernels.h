@@ -21,6 +21,12 @@ extern "C" {
 
 // ---- device discovery (never aborts: 0 when there is no driver or no GPU)
 int hyp_cuda_device_count(void);
+// Why no device is usable: no driver, a driver too old for this runtime, no visible device.
+void hyp_cuda_describe_no_device(char *buf, size_t n);
+// After a kernel launch (CUDA_CHECK_LAUNCH): the launch error, if any, named by the launch's
+// file and line; with HYP_CUDA_SYNC=1 in the environment it also synchronises, so that an
+// asynchronous fault (an illegal address) is reported at the launch that caused it.
+void hyp_cuda_check_launch(const char *file, int line);
 
 // ---- memory (memory.cu)
 void *hyp_cuda_alloc(size_t bytes);

@@ -1,5 +1,8 @@
 // memory.cu: device allocation, copies, synchronisation, device discovery, scratch.
 #include "kernels/cuda/common.cuh"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 extern "C" int hyp_cuda_device_count(void) {
     int n = 0;
@@ -9,6 +12,42 @@ extern "C" int hyp_cuda_device_count(void) {
         return 0;
     }
     return n;
+}
+
+extern "C" void hyp_cuda_describe_no_device(char *buf, size_t n) {
+    int count = 0, drv = 0, rt = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    (void)cudaGetLastError();
+    (void)cudaDriverGetVersion(&drv);
+    (void)cudaRuntimeGetVersion(&rt);
+    (void)cudaGetLastError();
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (e == cudaSuccess && count > 0)
+        snprintf(buf, n, "%d CUDA device%s visible", count, count == 1 ? "" : "s");
+    else if (drv == 0)
+        snprintf(buf, n, "no NVIDIA driver is installed or loadable (libcuda not found; the CUDA runtime is %d.%d)",
+                 rt / 1000, rt % 1000 / 10);
+    else if (e == cudaErrorInsufficientDriver || drv < rt)
+        snprintf(buf, n, "the NVIDIA driver supports CUDA %d.%d but this build's runtime is %d.%d: update the driver",
+                 drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+    else if (e == cudaErrorNoDevice || count == 0)
+        snprintf(buf, n, "the NVIDIA driver (CUDA %d.%d) sees no CUDA device%s%s%s", drv / 1000, drv % 1000 / 10,
+                 vis ? " (CUDA_VISIBLE_DEVICES=\"" : "", vis ? vis : "", vis ? "\")" : "");
+    else
+        snprintf(buf, n, "the CUDA runtime cannot use the GPU: %s (%s)", cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+extern "C" void hyp_cuda_check_launch(const char *file, int line) {
+    static int sync = -1;
+    if (sync < 0) {
+        const char *s = getenv("HYP_CUDA_SYNC");
+        sync = s && s[0] && strcmp(s, "0") != 0;
+    }
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && sync) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess)
+        hyp_fatal_at(file, line, "CUDA kernel launch failed: %s (%s)%s", cudaGetErrorName(e), cudaGetErrorString(e),
+                     sync ? "" : "; rerun with HYP_CUDA_SYNC=1 to stop at the launch that faulted");
 }
 
 int hyp_cuda_num_sms(void) {
@@ -26,13 +65,19 @@ extern "C" void *hyp_cuda_alloc(size_t bytes) {
     void *p = NULL;
     if (bytes == 0) bytes = 256;     // a valid, unique pointer like malloc(0) would give
     cudaError_t e = cudaMalloc(&p, bytes);
-    if (e != cudaSuccess) {
+    if (e == cudaErrorMemoryAllocation) {
         size_t free_b = 0, total_b = 0;
         (void)cudaGetLastError();
         (void)cudaMemGetInfo(&free_b, &total_b);
         hyp_fatal_at(__FILE__, __LINE__,
-                     "CUDA out of memory allocating %zu bytes (%s); device has %zu of %zu bytes free",
-                     bytes, cudaGetErrorString(e), free_b, total_b);
+                     "CUDA out of memory: %zu bytes requested (%.2f GiB), %zu of %zu bytes free (%.2f of %.2f GiB)",
+                     bytes, bytes / 1073741824.0, free_b, total_b, free_b / 1073741824.0, total_b / 1073741824.0);
+    } else if (e != cudaSuccess) {   // not a memory shortage: no driver, no device, a sticky fault
+        char why[512];
+        (void)cudaGetLastError();
+        hyp_cuda_describe_no_device(why, sizeof why);
+        hyp_fatal_at(__FILE__, __LINE__, "cudaMalloc of %zu bytes failed: %s (%s); %s", bytes, cudaGetErrorName(e),
+                     cudaGetErrorString(e), why);
     }
     return p;
 }

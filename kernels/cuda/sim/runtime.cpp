@@ -173,7 +173,7 @@ static unsigned char *stack_top(int i) {
     return g_stacks + (size_t)i * (STACK_BYTES + GUARD_BYTES) + GUARD_BYTES + STACK_BYTES;
 }
 
-static unsigned char *stack_bottom(int i) { return stack_top(i) - STACK_BYTES; }
+[[maybe_unused]] static unsigned char *stack_bottom(int i) { return stack_top(i) - STACK_BYTES; }
 
 static void yield_to_scheduler() {
     Thread *t = tls.thread;
@@ -434,7 +434,7 @@ static void describe_stuck(Block *b) {
 }
 
 static bool run_block(Block *b) {
-    static thread_local bool dirty_stacks = false;   // a failed block left frames behind
+    [[maybe_unused]] static thread_local bool dirty_stacks = false;   // a failed block left frames behind
 #if SIM_ASAN
     if (dirty_stacks)
         for (int i = 0; i < HYP_SIM_MAX_THREADS; i++) __asan_unpoison_memory_region(stack_bottom(i), STACK_BYTES);
