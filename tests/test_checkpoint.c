@@ -3,12 +3,17 @@
 // ignored and cleaned), the `latest` pointer, keep_last pruning, --resume auto falling back
 // past a corrupt newest file, validation errors naming the file and key, and best.h5 as a
 // model file that model_load reads; failed writes at every stage (injected faults) change
-// nothing, stale temporaries are cleaned, and --resume of a non-checkpoint says what it found.
+// nothing, for checkpoints and for the other atomic outputs (model files, embeddings,
+// graphs); stale temporaries are cleaned, a real HDF5 close failure exits cleanly, and
+// --resume of a non-checkpoint says what it found.
 #include "tests/testlib.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "model/bert.h"
 #include "model/load.h"
+#include "model/model_file.h"
+#include "search/graph.h"
+#include "search/store.h"
 #include "kernels/kernels.h"
 #include "autograd/fault.h"
 #include <dirent.h>
@@ -654,4 +659,103 @@ Test(checkpoint, real_close_failure_is_clean_and_exit_does_not_crash) {
     cr_assert_eq(WEXITSTATUS(status), 0, "child status %d (3: unclean failure, 4: no close failure in the range, 5: HDF5 "
                  "unusable after it)", WEXITSTATUS(status));
     remove_dir(dir);
+}
+
+// ---------------------------------------------------------------- the other atomic outputs
+// Model files (hyp import), embeddings (docstore_write) and neighbour graphs (graph_write)
+// go through the same writer: a failure injected at any stage leaves the previous file
+// byte-identical, no PATH.tmp, and an error naming the file and errno; the next write works
+// and removes a stale PATH.tmp of a killed writer.
+typedef int (*WriteFn)(const char *path, int version);
+
+// write(path, 0) must succeed; then for every stage write(path, 1) with that stage failing
+// must leave the version-0 file as it was; then write(path, 1) succeeds.
+static void check_writer(WriteFn write, const char *what) {
+    char dir[] = "/tmp/hyp_atomic_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[128], tmp[140];
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert_eq(write(path, 0), 0, "%s: %s", what, hyp_last_error());
+    size_t n0;
+    char *v0 = slurp(dir, "out.h5", &n0);
+    const struct { FaultStage stage; int nth, err; const char *want; } cases[] = {
+        {FAULT_CREATE, 1, EACCES, "Permission denied (errno 13)"},
+        {FAULT_WRITE, 1, ENOSPC, "No space left on device (errno 28)"},
+        {FAULT_WRITE, 2, EIO, "Input/output error (errno 5)"},
+        {FAULT_FLUSH, 1, ENOSPC, "cannot flush"},
+        {FAULT_CLOSE, 1, EDQUOT, "cannot close"},
+        {FAULT_FSYNC, 1, EIO, "fsync failed"},
+        {FAULT_RENAME, 1, EXDEV, "cannot rename"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Fault f = {cases[i].stage, cases[i].nth, cases[i].err, 0, "out.h5"};
+        fault_set_hook(fault_at, &f);
+        int rc = write(path, 1);
+        fault_set_hook(NULL, NULL);
+        cr_assert(f.seen >= f.nth, "%s, case %zu: the fault was never reached", what, i);
+        cr_assert_eq(rc, -1, "%s, case %zu: the write must fail", what, i);
+        const char *e = hyp_last_error();
+        cr_assert(strstr(e, path) && strstr(e, cases[i].want), "%s, case %zu: \"%s\" lacks the file or \"%s\"", what, i, e,
+                  cases[i].want);
+        cr_assert(access(tmp, F_OK) != 0, "%s, case %zu: %s left behind", what, i, tmp);
+        size_t n;
+        char *v = slurp(dir, "out.h5", &n);
+        cr_assert(v && n == n0 && !memcmp(v, v0, n0), "%s, case %zu: the previous file changed", what, i);
+        free(v);
+    }
+    // a stale temporary of a killed writer does not stop the next write, which removes it
+    FILE *t = fopen(tmp, "wb");
+    fputs("\x89HDF partial", t);
+    fclose(t);
+    cr_assert_eq(write(path, 1), 0, "%s: %s", what, hyp_last_error());
+    cr_assert(access(tmp, F_OK) != 0);
+    size_t n1;
+    char *v1 = slurp(dir, "out.h5", &n1);
+    cr_assert(n1 != n0 || memcmp(v1, v0, n0), "%s: the new version was not written", what);
+    free(v1);
+    free(v0);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int write_embeddings(const char *path, int version) {
+    float x[6] = {1, 2, 3, 4, 5, (float)(6 + version)};
+    const char *ids[3] = {"a", "b", "c"};
+    return docstore_write(path, x, 3, 2, ids);
+}
+Test(checkpoint, atomic_embeddings) { check_writer(write_embeddings, "docstore_write"); }
+
+static int write_graph(const char *path, int version) {
+    int32_t nbr[6] = {1, 2, 0, 2, 0, version};
+    Graph g = {.n = 3, .k = 2, .nbr = nbr, .recall = -1};
+    snprintf(g.builder, sizeof g.builder, "exact");
+    return graph_write(path, &g);
+}
+Test(checkpoint, atomic_graph) { check_writer(write_graph, "graph_write"); }
+
+static int write_model(const char *path, int version) {
+    ModelFile m = {0};
+    m.params = weights_new();
+    float *w = weights_alloc(4);
+    for (int i = 0; i < 4; i++) w[i] = (float)(i + version);
+    weights_add(m.params, "embeddings.word_embeddings.weight", WDT_F32, 2, (int[]){2, 2}, w);
+    m.config.kind = MODEL_BERT;
+    bert_config_default(&m.config.bert);
+    char *vocab[2] = {"[PAD]", "[UNK]"};
+    m.vocab = vocab;
+    m.n_vocab = 2;
+    m.lowercase = true;
+    m.query_max_len = 8;
+    m.doc_max_len = 8;
+    int rc = model_file_write(path, &m);
+    weights_free(m.params);
+    return rc;
+}
+Test(checkpoint, atomic_model_file) {
+#ifndef HYP_HAVE_JANSSON
+    cr_skip_test("built without jansson: model files store their config as JSON");
+#endif
+    check_writer(write_model, "model_file_write");
 }

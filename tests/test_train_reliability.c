@@ -163,18 +163,9 @@ Test(train_reliability, full_disk_tmpfs) {
     remove_task();
 }
 
-// Start `hyp train` as our child (sh execs it: the pid is hyp's); returns once
-// out/metrics.jsonl shows a first step.
-static pid_t start_bg(const char *out, const char *env, const char *more) {
-    char cmd[4096], tr[2048], p[200];
-    hyp_train(tr, sizeof tr, out, more);
-    snprintf(cmd, sizeof cmd, "exec env %s %s > %s.log 2>&1", env, tr, out);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+// Until out/metrics.jsonl shows a first step (at most a minute).
+static void wait_for_step(const char *out) {
+    char p[200];
     snprintf(p, sizeof p, "%s/metrics.jsonl", out);
     double t0 = hyp_now();
     for (;;) {
@@ -184,6 +175,28 @@ static pid_t start_bg(const char *out, const char *env, const char *more) {
         if (step || hyp_now() - t0 > 60) break;
         usleep(5000);
     }
+}
+
+// `sh -c cmd` as our child (cmd starting with exec: the pid is the command's).
+static pid_t spawn(const char *cmd) {
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+// Start `hyp train` as our child (sh execs it: the pid is hyp's); returns once
+// out/metrics.jsonl shows a first step.
+static pid_t start_bg(const char *out, const char *env, const char *more) {
+    char cmd[4096], tr[2048];
+    hyp_train(tr, sizeof tr, out, more);
+    snprintf(cmd, sizeof cmd, "exec env %s %s > %s.log 2>&1", env, tr, out);
+    pid_t pid = spawn(cmd);
+    wait_for_step(out);
     return pid;
 }
 
@@ -294,5 +307,42 @@ Test(train_reliability, out_file_and_resume_model_file_messages) {
     log = read_text(p);
     cr_assert(strstr(log, "corpus.tsv") && strstr(log, "not an HDF5 file"), "%s", log);
     free(log);
+    remove_task();
+}
+
+// Two ranks (tcp backend, no MPI needed): SIGTERM reaches rank 1 only; both ranks stop
+// after the same step (one all-reduced flag per step), rank 0 writes that step's
+// checkpoint, both exit 3.
+Test(train_reliability, ranks_agree_on_the_stopping_step) {
+    make_task();
+    char out[160], tr[2048], cmd[2][4096], p[200];
+    snprintf(out, sizeof out, "%s/dist", dir);
+    hyp_train(tr, sizeof tr, out, "--set train.max_steps=100000 --set train.save_steps=0 --set train.log_steps=1 "
+                                  "--set dist.backend=tcp --set train.batch_size=8");
+    int port = 20000 + (int)(getpid() % 30000);
+    pid_t pid[2];
+    for (int r = 0; r < 2; r++) {
+        snprintf(cmd[r], sizeof cmd[r], "exec env RANK=%d WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=%d %s > %s.%d.log 2>&1",
+                 r, port, tr, out, r);
+        pid[r] = spawn(cmd[r]);
+    }
+    wait_for_step(out);
+    cr_assert_eq(kill(pid[1], SIGTERM), 0);
+    long k[2];
+    for (int r = 0; r < 2; r++) {
+        int status;
+        cr_assert_eq(waitpid(pid[r], &status, 0), pid[r]);
+        snprintf(p, sizeof p, "%s.%d.log", out, r);
+        char *log = read_text(p);
+        cr_assert_eq(exit_code(status), TRAIN_STOPPED, "rank %d: exit %d; log:\n%s", r, exit_code(status), log);
+        const char *at = strstr(log, " after step ");
+        cr_assert(at, "rank %d does not report its stop:\n%s", r, log);
+        k[r] = atol(at + strlen(" after step "));
+        if (r == 0) cr_assert(strstr(log, "stopped by a signal on another rank"), "%s", log);
+        free(log);
+    }
+    cr_assert_eq(k[0], k[1], "rank 0 stopped after step %ld, rank 1 after %ld", k[0], k[1]);
+    snprintf(p, sizeof p, "%s/ckpt-%08ld.h5", out, k[0]);
+    cr_assert_eq(checkpoint_validate(p, NULL), 0, "%s", hyp_last_error());
     remove_task();
 }

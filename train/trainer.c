@@ -870,10 +870,13 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 status = 1;
                 goto done;
             }
+            const char *by = g_stop_signal == SIGINT ? "SIGINT" : g_stop_signal == SIGTERM ? "SIGTERM" : "a signal on another rank";
             if (stop && t->root)
-                fprintf(stderr, "hyp train: stopped by %s after step %ld; checkpoint %s (continue with --resume auto)\n",
-                        g_stop_signal == SIGINT ? "SIGINT" : g_stop_signal == SIGTERM ? "SIGTERM" : "a signal on another rank",
+                fprintf(stderr, "hyp train: stopped by %s after step %ld; checkpoint %s (continue with --resume auto)\n", by,
                         (long)t->st.step, written ? written : "(none: see above)");
+            else if (stop)
+                fprintf(stderr, "hyp train: rank %d: stopped by %s after step %ld (rank 0 wrote the checkpoint)\n",
+                        t->comm->rank, by, (long)t->st.step);
             free(written);
         }
         if (stop) { status = TRAIN_STOPPED; goto done; }
