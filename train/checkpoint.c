@@ -497,8 +497,8 @@ int checkpoint_clean_tmp(const char *dir) {
         base[n - 4] = 0;
         if (ckpt_step(base) < 0 && strcmp(base, "best.h5") && strcmp(base, "latest")) continue;
         char *p = join(dir, e->d_name);
-        if (unlink(p) == 0) removed++;
-        else { hyp_set_error("%s: cannot delete: %s", p, strerror(errno)); rc = -1; }
+        if (atomic_tmp_clear(p) == 0) removed++;   // one a live writer holds stays (error)
+        else rc = -1;
         free(p);
     }
     closedir(d);

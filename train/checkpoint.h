@@ -85,7 +85,7 @@ int checkpoint_set_latest(const char *dir, const char *ckpt_path);
 // never best.h5. keep_last <= 0 keeps everything. Returns the number deleted or -1.
 int checkpoint_prune(const char *dir, int keep_last);
 // Remove leftovers of interrupted writes (ckpt-*.h5.tmp, best.h5.tmp, latest.tmp).
-// Returns the number removed or -1.
+// Returns the number removed or -1 (e.g. one is locked: a live process is writing it).
 int checkpoint_clean_tmp(const char *dir);
 // For `--resume auto`: cleans leftovers, then returns (malloc'd) the checkpoint `latest`
 // names if it validates (against ps when not NULL), else the newest ckpt-*.h5 that does;
