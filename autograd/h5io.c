@@ -1,16 +1,63 @@
 #include "autograd/h5io.h"
+#include "autograd/atomic.h"
+#include "autograd/fault.h"
 #include <hdf5.h>
-#include <string.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 struct H5File {
     hid_t id;
-    char *path;
+    char *path;      // the name errors use: the final PATH of an atomic output
+    char *tmp;       // atomic output (h5_begin): the temporary being written; else NULL
+    bool writable;   // h5_create / h5_begin
+    bool failed;     // a write failed: later writes are skipped, h5_commit aborts
 };
+
+// A failed H5Fclose leaves a half-destroyed file object in HDF5's ID table (HDF5 1.10:
+// the close callback fails and the ID stays); touching it again, which HDF5's own atexit
+// cleanup does, crashes (rc 139). So HDF5's atexit is replaced by ours, which skips the
+// library shutdown once a close has failed here, or when any file is still open at exit
+// (a failed close elsewhere; every output we commit has been closed, so nothing is lost).
+static bool g_poisoned;
+static void h5io_term(void) {
+    if (!g_poisoned && H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) == 0) H5close();
+}
+__attribute__((constructor)) static void h5io_init(void) {
+    H5dont_atexit();
+    atexit(h5io_term);
+}
 
 static void quiet_errors(void) {
     static bool done;
     if (!done) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); done = true; }
+}
+
+// The errno behind the HDF5 error on the default stack (HDF5's POSIX driver records
+// "errno = N" in its message), or 0. Call right after the failing HDF5 call.
+static herr_t find_errno(unsigned n, const H5E_error2_t *e, void *u) {
+    (void)n;
+    const char *p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (p && atoi(p + 8) > 0) { *(int *)u = atoi(p + 8); return 1; }
+    return 0;
+}
+static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *u) {
+    (void)n;
+    if (e->desc && *e->desc) { snprintf(u, 160, "%s", e->desc); return 1; }
+    return 0;
+}
+// "strerror (errno N)" of the failing HDF5 call (injected: that errno), else HDF5's own
+// innermost message.
+#define WHY_MAX 200
+static const char *h5_reason(int injected, char *buf, size_t n) {
+    int e = injected;
+    if (!e) H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_errno, &e);
+    if (e) return atomic_errstr(e, buf, n);
+    char d[160] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, d);
+    snprintf(buf, n, "HDF5: %s", d[0] ? d : "unknown error");
+    return buf;
 }
 
 H5File *h5_open(const char *path) {
@@ -22,20 +69,110 @@ H5File *h5_open(const char *path) {
     f->path = hyp_strdup(path);
     return f;
 }
-H5File *h5_create(const char *path) {
+
+// Create (truncate) `file` for writing; errors name `label`. Strong close degree: H5Fclose
+// also closes any object an error path left open, so no handle outlives the file.
+static H5File *create_file(const char *file, const char *label) {
     quiet_errors();
-    hid_t id = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (id < 0) { hyp_set_error("%s: cannot create HDF5 file", path); return NULL; }
+    char why[200];
+    int inj = fault_check(FAULT_CREATE, label);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t id = inj ? -1 : H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (id < 0) h5_reason(inj, why, sizeof why);
+    H5Pclose(fapl);
+    if (id < 0) {
+        if (strcmp(file, label)) hyp_set_error("%s: cannot create %s: %s", label, file, why);
+        else hyp_set_error("%s: cannot create HDF5 file: %s", file, why);
+        return NULL;
+    }
     H5File *f = hyp_calloc(1, sizeof *f);
     f->id = id;
-    f->path = hyp_strdup(path);
+    f->path = hyp_strdup(label);
+    f->writable = true;
     return f;
 }
-void h5_close(H5File *f) {
-    if (!f) return;
-    H5Fclose(f->id);
+H5File *h5_create(const char *path) { return create_file(path, path); }
+
+H5File *h5_begin(const char *path) {
+    char *tmp = atomic_tmp_path(path);
+    if (atomic_tmp_clear(tmp)) { free(tmp); return NULL; }
+    H5File *f = create_file(tmp, path);
+    if (!f) { free(tmp); return NULL; }
+    f->tmp = tmp;
+    return f;
+}
+
+// Flush (writable files) and close; 0 or -1 with the error set (naming f->path). The
+// handle is released whatever happens; a temporary is released of its disk space.
+static int close_file(H5File *f, bool flush) {
+    char why[200];
+    int rc = 0;
+    int *fdp = NULL;
+    int fd = -1;
+    if (f->writable && H5Fget_vfd_handle(f->id, H5P_DEFAULT, (void **)&fdp) >= 0 && fdp) fd = *fdp;
+    if (flush) {
+        int inj = fault_check(FAULT_FLUSH, f->path);
+        if (inj || H5Fflush(f->id, H5F_SCOPE_LOCAL) < 0) {
+            hyp_set_error("%s: cannot flush %s: %s", f->path, f->tmp ? f->tmp : "the file", h5_reason(inj, why, sizeof why));
+            rc = -1;
+        }
+    }
+    int inj = f->writable ? fault_check(FAULT_CLOSE, f->path) : 0;
+    if (inj && !rc) {
+        hyp_set_error("%s: cannot close %s: %s", f->path, f->tmp ? f->tmp : "the file", atomic_errstr(inj, why, sizeof why));
+        rc = -1;
+    }
+    if (H5Fclose(f->id) < 0) {
+        if (!rc) hyp_set_error("%s: cannot close %s: %s", f->path, f->tmp ? f->tmp : "the file", h5_reason(0, why, sizeof why));
+        rc = -1;
+        g_poisoned = true;
+        // The half-closed file keeps its descriptor: give its blocks back (the temporary
+        // is unlinked below), so a retry has the space this attempt used.
+        if (f->tmp && fd >= 0 && ftruncate(fd, 0)) { /* best effort */ }
+    }
+    return rc;
+}
+
+static void free_file(H5File *f) {
     free(f->path);
+    free(f->tmp);
     free(f);
+}
+
+int h5_close(H5File *f) {
+    if (!f) return 0;
+    if (f->tmp) { h5_abort(f); return -1; }   // an atomic output is finished with h5_commit
+    int rc = close_file(f, false);
+    free_file(f);
+    return rc;
+}
+
+void h5_abort(H5File *f) {
+    if (!f) return;
+    char *keep = hyp_strdup(hyp_last_error());   // the failure that led here
+    close_file(f, false);
+    if (f->tmp) unlink(f->tmp);
+    hyp_set_error("%s", keep);
+    free(keep);
+    free_file(f);
+}
+
+int h5_commit(H5File *f) {
+    if (!f) return -1;
+    if (f->failed) { h5_abort(f); return -1; }
+    int rc = close_file(f, true);
+    if (rc) {
+        unlink(f->tmp);
+    } else {
+        // Crash tests: HYP_TEST_CKPT_PAUSE_MS holds a complete .tmp before the rename, so a
+        // test can SIGKILL the writer there (the worst moment short of a half-written file).
+        const char *pause = getenv("HYP_TEST_CKPT_PAUSE_MS");
+        if (pause) usleep((useconds_t)atol(pause) * 1000);
+        rc = atomic_commit(f->tmp, f->path);
+    }
+    free_file(f);
+    return rc;
 }
 const char *h5_path(const H5File *f) { return f->path; }
 
@@ -142,28 +279,130 @@ int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n) {
     return 0;
 }
 
-static int write_any(H5File *f, const char *name, hid_t type, const void *data, int ndim, const int *shape) {
-    hsize_t dims[HYP_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+// ---------------------------------------------------------------- writing
+// Every writer: skipped once the file has failed (the first error stays), asks the fault
+// hook, and on failure records "path: what: reason (errno N)" and marks the file failed.
+static int write_begin(H5File *f, int *inj, char *why) {
+    why[0] = 0;
+    if (f->failed) return -1;
+    *inj = fault_check(FAULT_WRITE, f->path);
+    if (*inj) atomic_errstr(*inj, why, WHY_MAX);
+    return 0;
+}
+// r < 0: the call failed; the first failure's reason goes to why (HDF5 clears its error
+// stack at the next API call, so right away). Returns r < 0.
+static bool failed(int64_t r, char *why) {
+    if (r < 0 && !why[0]) h5_reason(0, why, WHY_MAX);
+    return r < 0;
+}
+static int write_end(H5File *f, const char *why, const char *what, const char *name) {
+    if (!why[0]) return 0;
+    hyp_set_error("%s: cannot write %s %s: %s", f->path, what, name, why);
+    f->failed = true;
+    return -1;
+}
+
+static hid_t lcpl_parents(void) {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t s = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(f->id, name, type, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = -1;
-    if (d >= 0) {
-        rc = H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ? -1 : 0;
-        H5Dclose(d);
+    return lcpl;
+}
+
+// A dataset of file type ftype (scalar when ndim < 0) from memory of type mtype.
+static int write_dataset(H5File *f, const char *name, hid_t ftype, hid_t mtype, const void *data, int ndim,
+                         const int *shape) {
+    int inj;
+    char why[WHY_MAX];
+    if (write_begin(f, &inj, why)) return -1;
+    if (!inj) {
+        hsize_t dims[HYP_MAX_DIMS];
+        size_t n = 1;
+        for (int i = 0; i < ndim; i++) n *= (size_t)(dims[i] = (hsize_t)shape[i]);
+        hid_t lcpl = lcpl_parents();
+        hid_t s = ndim < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+        hid_t d = H5Dcreate2(f->id, name, ftype, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        if (!failed(d, why)) {
+            if (n) failed(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), why);
+            failed(H5Dclose(d), why);
+        }
+        H5Sclose(s);
+        H5Pclose(lcpl);
     }
-    H5Sclose(s);
-    H5Pclose(lcpl);
-    if (rc) hyp_set_error("%s: cannot write dataset %s", f->path, name);
-    return rc;
+    return write_end(f, why, "dataset", name);
 }
 int h5_write_f32(H5File *f, const char *name, const float *data, int ndim, const int *shape) {
-    return write_any(f, name, H5T_NATIVE_FLOAT, data, ndim, shape);
+    return write_dataset(f, name, H5T_NATIVE_FLOAT, H5T_NATIVE_FLOAT, data, ndim, shape);
 }
 int h5_write_i32(H5File *f, const char *name, const int32_t *data, int ndim, const int *shape) {
-    return write_any(f, name, H5T_NATIVE_INT32, data, ndim, shape);
+    return write_dataset(f, name, H5T_NATIVE_INT32, H5T_NATIVE_INT32, data, ndim, shape);
+}
+int h5_write_i64(H5File *f, const char *name, const int64_t *data, int ndim, const int *shape) {
+    return write_dataset(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, data, ndim, shape);
+}
+
+static hid_t utf8_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+int h5_write_strings(H5File *f, const char *name, const char *const *strs, size_t n) {
+    if (n > (size_t)INT32_MAX) { hyp_set_error("%s: %s: %zu strings (at most 2^31)", f->path, name, n); f->failed = true; return -1; }
+    hid_t t = utf8_type();
+    int rc = write_dataset(f, name, t, t, strs, 1, (int[]){(int)n});
+    H5Tclose(t);
+    return rc;
+}
+int h5_write_string(H5File *f, const char *name, const char *s) {
+    hid_t t = utf8_type();
+    const char *v[1] = {s};
+    int rc = write_dataset(f, name, t, t, v, -1, NULL);
+    H5Tclose(t);
+    return rc;
+}
+
+// A scalar attribute on obj ("/" or a path; a missing group is created with its parents),
+// replacing one of the same name.
+static int write_attr(H5File *f, const char *obj, const char *attr, hid_t ftype, hid_t mtype, const void *v) {
+    int inj;
+    char why[WHY_MAX];
+    if (write_begin(f, &inj, why)) return -1;
+    if (!inj && strcmp(obj, "/") && !h5_exists(f, obj)) {
+        hid_t lcpl = lcpl_parents();
+        hid_t g = H5Gcreate2(f->id, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        H5Pclose(lcpl);
+        if (!failed(g, why)) failed(H5Gclose(g), why);
+    }
+    if (!why[0] && H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) > 0)
+        failed(H5Adelete_by_name(f->id, obj, attr, H5P_DEFAULT), why);
+    if (!why[0]) {
+        hid_t s = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate_by_name(f->id, obj, attr, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (!failed(a, why)) {
+            failed(H5Awrite(a, mtype, v), why);
+            failed(H5Aclose(a), why);
+        }
+        H5Sclose(s);
+    }
+    char what[600];
+    snprintf(what, sizeof what, "%s%s%s", obj, strcmp(obj, "/") ? "/" : "", attr);
+    return write_end(f, why, "attribute", what);
+}
+int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v) {
+    return write_attr(f, obj, attr, H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &v);
+}
+int h5_write_attr_i64(H5File *f, const char *obj, const char *attr, int64_t v) {
+    return write_attr(f, obj, attr, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+int h5_write_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t v) {
+    return write_attr(f, obj, attr, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
+}
+int h5_write_attr_str(H5File *f, const char *obj, const char *attr, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    int rc = write_attr(f, obj, attr, t, t, v);
+    H5Tclose(t);
+    return rc;
 }
 
 int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) {
@@ -177,17 +416,6 @@ int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) 
     if (rc < 0) { hyp_set_error("%s: cannot read attribute %s", f->path, attr); return -1; }
     return 0;
 }
-int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    if (H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) > 0) H5Adelete_by_name(f->id, obj, attr, H5P_DEFAULT);
-    hid_t a = H5Acreate_by_name(f->id, obj, attr, H5T_NATIVE_DOUBLE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0 ? -1 : 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(s);
-    if (rc) hyp_set_error("%s: cannot write attribute %s", f->path, attr);
-    return rc;
-}
-
 Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name) {
     int nd = 0, sh[HYP_MAX_DIMS];
     hid_t d = open_dataset(f, name);

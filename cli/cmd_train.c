@@ -7,7 +7,12 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
-                    "                 [--cuda] [--quiet]\n");
+                    "                 [--cuda] [--quiet]\n"
+                    "  --out DIR      run folder (checkpoints ckpt-*.h5, latest, best.h5), created when missing\n"
+                    "  --resume       auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5\n"
+                    "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
+                    "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
+                    "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n");
     return 1;
 }
 

@@ -16,38 +16,24 @@ int model_file_write(const char *path, const ModelFile *m) {
         if (!good_name(m->params->v[i].name)) { hyp_set_error("%s: %s: parameter name unusable as an HDF5 dataset name", path, m->params->v[i].name); return -1; }
     char *cfg = model_config_to_json(&m->config);
     if (!cfg) return -1;
-    size_t plen = strlen(path) + 5;
-    char *tmp = hyp_malloc(plen);
-    snprintf(tmp, plen, "%s.tmp", path);
-    int rc = -1;
-    H5File *f = h5_create(tmp);
-    if (!f) goto out;
+    H5File *f = h5_begin(path);
+    if (!f) { free(cfg); return -1; }
     char ds[1200];
-    for (int i = 0; i < m->params->n && f; i++) {
+    for (int i = 0; i < m->params->n; i++) {
         const NamedTensor *t = &m->params->v[i];
         int one = 1;
         snprintf(ds, sizeof ds, "/params/%s", t->name);
-        if (h5_write_f32(f, ds, t->data, t->ndim ? t->ndim : 1, t->ndim ? t->shape : &one)) { h5_close(f); f = NULL; }
+        if (h5_write_f32(f, ds, t->data, t->ndim ? t->ndim : 1, t->ndim ? t->shape : &one)) break;
     }
-    if (!f) goto fail;
-    h5_close(f);
-    if (h5s_write_string(tmp, "/config", cfg) ||
-        (m->hf_config && h5s_write_string(tmp, "/hf_config", m->hf_config)) ||
-        (m->vocab && h5s_write_strings(tmp, "/tokenizer/vocab", (const char *const *)m->vocab, (size_t)m->n_vocab)) ||
-        h5s_write_attr_int(tmp, "/tokenizer", "lowercase", m->lowercase) ||
-        h5s_write_attr_int(tmp, "/tokenizer", "query_max_len", m->query_max_len) ||
-        h5s_write_attr_int(tmp, "/tokenizer", "doc_max_len", m->doc_max_len) ||
-        h5s_write_attr_int(tmp, "/", "format_version", MODEL_FILE_VERSION))
-        goto fail;
-    if (rename(tmp, path)) { hyp_set_error("%s: cannot rename %s: %s", path, tmp, strerror(errno)); goto fail; }
-    rc = 0;
-    goto out;
-fail:
-    unlink(tmp);
-out:
-    free(tmp);
+    h5_write_string(f, "/config", cfg);
     free(cfg);
-    return rc;
+    if (m->hf_config) h5_write_string(f, "/hf_config", m->hf_config);
+    if (m->vocab) h5_write_strings(f, "/tokenizer/vocab", (const char *const *)m->vocab, (size_t)m->n_vocab);
+    h5_write_attr_i64(f, "/tokenizer", "lowercase", m->lowercase);
+    h5_write_attr_i64(f, "/tokenizer", "query_max_len", m->query_max_len);
+    h5_write_attr_i64(f, "/tokenizer", "doc_max_len", m->doc_max_len);
+    h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
+    return h5_commit(f);
 }
 
 void model_file_free(ModelFile *m) {

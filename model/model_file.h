@@ -6,7 +6,8 @@
 //   /tokenizer/vocab      the WordPiece vocab, one token per id (string dataset), when known
 //   /tokenizer            attributes lowercase (1/0), query_max_len, doc_max_len (int64)
 //   /                     attribute format_version = 1
-// Written to PATH.tmp, then renamed: an error never leaves a partial file behind.
+// Written atomically (h5_begin / h5_commit: PATH.tmp, fsync, rename): an error never
+// leaves a partial file behind and never touches an existing PATH.
 #ifndef HYP_MODEL_FILE_H
 #define HYP_MODEL_FILE_H
 #include "model/weights.h"

@@ -484,51 +484,20 @@ int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed
 }
 
 // ---------------------------------------------------------------- files
-static int write_str_attr(hid_t obj, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, t, v) < 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    return rc ? -1 : 0;
-}
-static int write_num_attr(hid_t obj, const char *name, hid_t type, const void *v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, type, v) < 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return rc ? -1 : 0;
-}
-
 int graph_write(const char *path, const Graph *g) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    H5File *f = h5_create(tmp);
-    int rc = !f || h5_write_i32(f, "/neighbors", g->nbr, 2, (int[]){(int)g->n, g->k});
-    if (!rc && g->n_centroids > 0) {
-        rc = h5_write_f32(f, "/centroids", g->centroids, 2, (int[]){g->n_centroids, g->dim}) ||
-             h5_write_i32(f, "/cluster_offsets", g->cl_off, 1, (int[]){g->n_centroids + 1}) ||
-             h5_write_i32(f, "/cluster_members", g->cl_members, 1, (int[]){(int)g->n});
+    H5File *f = h5_begin(path);
+    if (!f) return -1;
+    h5_write_i32(f, "/neighbors", g->nbr, 2, (int[]){(int)g->n, g->k});
+    if (g->n_centroids > 0) {
+        h5_write_f32(f, "/centroids", g->centroids, 2, (int[]){g->n_centroids, g->dim});
+        h5_write_i32(f, "/cluster_offsets", g->cl_off, 1, (int[]){g->n_centroids + 1});
+        h5_write_i32(f, "/cluster_members", g->cl_members, 1, (int[]){(int)g->n});
     }
-    if (f) h5_close(f);
-    if (!rc) {
-        hid_t fid = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
-        hid_t ds = fid >= 0 ? H5Dopen2(fid, "/neighbors", H5P_DEFAULT) : -1;
-        int k = g->k;
-        rc = ds < 0 || write_num_attr(ds, "k", H5T_NATIVE_INT, &k) || write_str_attr(ds, "metric", "l2") ||
-             write_str_attr(ds, "builder", g->builder[0] ? g->builder : "exact") ||
-             (g->recall >= 0 && write_num_attr(ds, "recall", H5T_NATIVE_DOUBLE, &g->recall));
-        if (ds >= 0) H5Dclose(ds);
-        if (fid >= 0) H5Fclose(fid);
-        if (rc) hyp_set_error("%s: cannot write the graph attributes", tmp);
-    }
-    if (!rc && rename(tmp, path)) { hyp_set_error("%s: cannot rename into place", path); rc = 1; }
-    if (rc) unlink(tmp);
-    return rc ? -1 : 0;
+    h5_write_attr_i64(f, "/neighbors", "k", g->k);
+    h5_write_attr_str(f, "/neighbors", "metric", "l2");
+    h5_write_attr_str(f, "/neighbors", "builder", g->builder[0] ? g->builder : "exact");
+    if (g->recall >= 0) h5_write_attr_f64(f, "/neighbors", "recall", g->recall);
+    return h5_commit(f);
 }
 
 static void read_str_attr(const char *path, const char *obj, const char *name, char *out, size_t cap) {

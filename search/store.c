@@ -286,13 +286,12 @@ int docstore_gather(DocStore *s, const int32_t *idx, long n, float *dst) {
 }
 
 int docstore_write(const char *path, const float *x, long n, int dim, const char *const *ids) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    H5File *f = h5_create(tmp);
-    int rc = !f || h5_write_f32(f, "/embeddings", x, 2, (int[]){(int)n, dim});
-    if (f) h5_close(f);
+    if (n > INT32_MAX) { hyp_set_error("%s: %ld documents (at most 2^31)", path, n); return -1; }
+    H5File *f = h5_begin(path);
+    if (!f) return -1;
+    h5_write_f32(f, "/embeddings", x, 2, (int[]){(int)n, dim});
     char **own = NULL;
-    if (!rc && !ids) {
+    if (!ids) {
         own = hyp_malloc((size_t)(n ? n : 1) * sizeof(char *));
         for (long i = 0; i < n; i++) {
             char b[32];
@@ -301,9 +300,7 @@ int docstore_write(const char *path, const float *x, long n, int dim, const char
         }
         ids = (const char *const *)own;
     }
-    rc = rc || h5s_write_strings(tmp, "/ids", ids, (size_t)n);
+    h5_write_strings(f, "/ids", ids, (size_t)n);
     if (own) h5s_free_strings(own, (size_t)n);
-    if (!rc && rename(tmp, path)) { hyp_set_error("%s: cannot rename into place", path); rc = 1; }
-    if (rc) unlink(tmp);
-    return rc ? -1 : 0;
+    return h5_commit(f);
 }

@@ -2,14 +2,30 @@
 // state, config), exact continuation after a load, atomic writes (leftover .tmp files are
 // ignored and cleaned), the `latest` pointer, keep_last pruning, --resume auto falling back
 // past a corrupt newest file, validation errors naming the file and key, and best.h5 as a
-// model file that model_load reads.
+// model file that model_load reads; failed writes at every stage (injected faults) change
+// nothing, for checkpoints and for the other atomic outputs (model files, embeddings,
+// graphs); stale temporaries are cleaned, a real HDF5 close failure exits cleanly, and
+// --resume of a non-checkpoint says what it found.
 #include "tests/testlib.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "model/bert.h"
 #include "model/load.h"
+#include "model/model_file.h"
+#include "search/graph.h"
+#include "search/store.h"
 #include "kernels/kernels.h"
+#include "autograd/fault.h"
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,4 +433,339 @@ Test(checkpoint, best_h5_loads_with_model_load) {
     bert_free(&bert);
     paramset_free(ps);
     remove_dir(dir);
+}
+
+// ---------------------------------------------------------------- failed writes (issue 12)
+// A write that fails at any stage (injected through autograd/fault.h) leaves the run folder
+// as it was: no new checkpoint, no .tmp, `latest` and every checkpoint byte-identical, and
+// nothing pruned; the error names the file and the errno.
+typedef struct { FaultStage stage; int nth, err, seen; const char *match; } Fault;
+static int fault_at(FaultStage stage, const char *path, void *user) {
+    Fault *f = user;
+    if (stage != f->stage || !strstr(path, f->match)) return 0;
+    return ++f->seen == f->nth ? f->err : 0;
+}
+static char *slurp(const char *dir, const char *name, size_t *n) {
+    *n = 0;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *b = hyp_malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+// The folder's file names, sorted, one per line (malloc'd).
+static char *listing(const char *dir) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
+    FILE *p = popen(cmd, "r");
+    char *buf = hyp_calloc(1, 8192);
+    size_t n = fread(buf, 1, 8191, p);
+    buf[n] = 0;
+    pclose(p);
+    return buf;
+}
+
+Test(checkpoint, failed_write_at_any_stage_changes_nothing) {
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    AdamW *o = trained(ps, 1, 13);
+    save_step(dir, ps, o, 100, 2);
+    save_step(dir, ps, o, 200, 2);
+    size_t n1, n2, nl;
+    char *c1 = slurp(dir, "ckpt-00000100.h5", &n1), *c2 = slurp(dir, "ckpt-00000200.h5", &n2);
+    char *lat = slurp(dir, "latest", &nl), *before = listing(dir);
+    const struct { FaultStage stage; int nth, err; const char *match, *want; } cases[] = {
+        {FAULT_CREATE, 1, ENOSPC, "ckpt-00000300", "No space left on device (errno 28)"},
+        {FAULT_WRITE, 1, ENOSPC, "ckpt-00000300", "No space left on device (errno 28)"},
+        {FAULT_WRITE, 7, EIO, "ckpt-00000300", "Input/output error (errno 5)"},
+        {FAULT_WRITE, 19, ENOSPC, "ckpt-00000300", "/state/"},
+        {FAULT_FLUSH, 1, ENOSPC, "ckpt-00000300", "cannot flush"},
+        {FAULT_CLOSE, 1, ENOSPC, "ckpt-00000300", "cannot close"},
+        {FAULT_FSYNC, 1, EIO, "ckpt-00000300", "fsync failed: Input/output error (errno 5)"},
+        {FAULT_RENAME, 1, EXDEV, "ckpt-00000300", "cannot rename"},
+        {FAULT_WRITE, 1, ENOSPC, "latest", "latest"},       // the checkpoint is complete, `latest` is not
+        {FAULT_RENAME, 1, EIO, "latest", "latest"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Fault f = {cases[i].stage, cases[i].nth, cases[i].err, 0, cases[i].match};
+        fault_set_hook(fault_at, &f);
+        CkptState st = sample_state(300);
+        char *p = NULL;
+        int rc = checkpoint_save_run(dir, ps, o, &st, "[train]\nlr = 1\n", NULL, 1, &p);
+        fault_set_hook(NULL, NULL);
+        cr_assert_eq(f.seen >= f.nth, true, "case %zu: the fault was never reached", i);
+        cr_assert_eq(rc, -1, "case %zu: the save must fail", i);
+        cr_assert_null(p);
+        const char *e = hyp_last_error();
+        cr_assert(strstr(e, dir) && strstr(e, cases[i].match), "case %zu: \"%s\" does not name the file", i, e);
+        cr_assert(strstr(e, cases[i].want), "case %zu: \"%s\" lacks \"%s\"", i, e, cases[i].want);
+        char *after = listing(dir);
+        cr_assert_str_eq(after, before, "case %zu: the folder changed", i);
+        free(after);
+        size_t m1, m2, ml;
+        char *d1 = slurp(dir, "ckpt-00000100.h5", &m1), *d2 = slurp(dir, "ckpt-00000200.h5", &m2);
+        char *dl = slurp(dir, "latest", &ml);
+        cr_assert(d1 && m1 == n1 && !memcmp(d1, c1, n1), "case %zu: ckpt 100 changed (keep_last pruning?)", i);
+        cr_assert(d2 && m2 == n2 && !memcmp(d2, c2, n2), "case %zu: ckpt 200 changed", i);
+        cr_assert(dl && ml == nl && !memcmp(dl, lat, nl), "case %zu: latest changed", i);
+        free(d1); free(d2); free(dl);
+    }
+    // the next save works and prunes as usual
+    save_step(dir, ps, o, 300, 2);
+    cr_assert(!exists(dir, "ckpt-00000100.h5") && exists(dir, "ckpt-00000200.h5") && exists(dir, "ckpt-00000300.h5"));
+    free(c1); free(c2); free(lat); free(before);
+    adamw_free(o);
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+// Model info of a default BERT config (for model files whose contents do not matter here).
+static CkptModelInfo bert_model_info(ModelConfig *mc) {
+    memset(mc, 0, sizeof *mc);
+    mc->kind = MODEL_BERT;
+    bert_config_default(&mc->bert);
+    return (CkptModelInfo){.model = mc, .query_max_len = 8, .doc_max_len = 8};
+}
+
+// best.h5 the same way; and a stale PATH.tmp of a killed writer is removed by the next
+// write of PATH, one that a live writer holds locked is not.
+Test(checkpoint, best_h5_failed_write_and_stale_tmp) {
+#ifndef HYP_HAVE_JANSSON
+    cr_skip_test("built without jansson: model files store their config as JSON");
+#endif
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    fill(HYP_CPU, ps->data, ps->numel, 3, 1.0f);
+    ModelConfig mc;
+    CkptModelInfo mi = bert_model_info(&mc);
+    char best[1024], tmp[1100];
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", best);
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, NULL, NULL), 0, "%s", hyp_last_error());
+    size_t n0, n1;
+    char *b0 = slurp(dir, "best.h5", &n0);
+    fill(HYP_CPU, ps->data, ps->numel, 4, 1.0f);
+    Fault f = {FAULT_WRITE, 3, ENOSPC, 0, "best.h5"};
+    fault_set_hook(fault_at, &f);
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, NULL, NULL), -1);
+    fault_set_hook(NULL, NULL);
+    cr_assert(strstr(hyp_last_error(), best) && strstr(hyp_last_error(), "errno 28"), "%s", hyp_last_error());
+    char *b1 = slurp(dir, "best.h5", &n1);
+    cr_assert(n1 == n0 && !memcmp(b0, b1, n0), "the previous best.h5 must stay");
+    cr_assert(!exists(dir, "best.h5.tmp"));
+    free(b1);
+    // a leftover of a killed writer: removed by the next write
+    write_file(dir, "best.h5.tmp", "\x89HDF partial", 12);
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, NULL, NULL), 0, "%s", hyp_last_error());
+    cr_assert(!exists(dir, "best.h5.tmp"));
+    // a temporary a live writer holds (locked, as HDF5 locks the files it writes): untouched
+    write_file(dir, "best.h5.tmp", "in progress", 11);
+    int fd = open(tmp, O_RDONLY);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, NULL, NULL), -1);
+    cr_assert(strstr(hyp_last_error(), "another process is writing"), "%s", hyp_last_error());
+    cr_assert(exists(dir, "best.h5.tmp"));
+    close(fd);
+    free(b0);
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+// --resume with a model file, or with something that is no checkpoint: what was found and
+// what was expected.
+Test(checkpoint, read_config_says_what_it_found) {
+#ifndef HYP_HAVE_JANSSON
+    cr_skip_test("built without jansson: model files store their config as JSON");
+#endif
+    char *dir = make_dir();
+    ParamSet *ps = make_params(HYP_CPU, false, false, false);
+    ModelConfig mc;
+    CkptModelInfo mi = bert_model_info(&mc);
+    char best[1024], junk[1024];
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    CkptState st = ckpt_state_empty();
+    cr_assert_eq(checkpoint_save_model(best, ps, &mi, "[train]\n", &st), 0, "%s", hyp_last_error());
+    cr_assert_null(checkpoint_read_config(best));
+    cr_assert(strstr(hyp_last_error(), "a model file") && strstr(hyp_last_error(), "model.init_from"), "%s", hyp_last_error());
+    snprintf(junk, sizeof junk, "%s/other.h5", dir);
+    H5File *f = h5_create(junk);
+    cr_assert_eq(h5_write_f32(f, "/x", (float[]){1, 2}, 1, (int[]){2}), 0);
+    cr_assert_eq(h5_close(f), 0);
+    cr_assert_null(checkpoint_read_config(junk));
+    cr_assert(strstr(hyp_last_error(), "not a training checkpoint") && strstr(hyp_last_error(), "/state/cursor"), "%s",
+              hyp_last_error());
+    paramset_free(ps);
+    remove_dir(dir);
+}
+
+// A real failure inside HDF5's own flush/close (the file size limit stands in for a full
+// disk: EFBIG): HDF5 keeps small objects in its metadata cache and writes them only at the
+// flush, so with a limit in the right range the raw writes pass and the close fails. Every
+// outcome must be clean (error with errno, no .tmp), HDF5 must stay usable, and the
+// process must exit normally (a dangling handle used to crash HDF5's atexit: rc 139).
+// The sweep runs in a child that exits through exit(3), so HDF5's shutdown runs for real.
+// Child exit codes: 0 ok, 3 an unclean failure, 4 no limit hit the flush/close, 5 HDF5
+// unusable afterwards.
+static int close_failure_child(const char *path) {
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_disable();   // the half-closed file is never freed, by design (HDF5 cannot free it)
+#endif
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    signal(SIGXFSZ, SIG_IGN);
+    float x[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    int at_close = 0;
+    for (rlim_t lim = 8192; lim <= 160 * 1024; lim += 4096) {
+        struct rlimit rl = {lim, RLIM_INFINITY};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        H5File *f = h5_begin(path);
+        if (!f) return 3;
+        for (int i = 0; i < 300; i++) {
+            char n[64];
+            snprintf(n, sizeof n, "/g%d/d%d", i % 7, i);
+            if (h5_write_f32(f, n, x, 1, (int[]){10})) break;
+        }
+        int rc = h5_commit(f);
+        rl.rlim_cur = RLIM_INFINITY;
+        setrlimit(RLIMIT_FSIZE, &rl);
+        if (rc == 0) break;
+        const char *e = hyp_last_error();
+        if (!strstr(e, path) || !strstr(e, "(errno 27)") || access(tmp, F_OK) == 0 || access(path, F_OK) == 0) {
+            fprintf(stderr, "limit %ld: unclean failure: %s\n", (long)lim, e);
+            return 3;
+        }
+        if (strstr(e, "cannot flush") || strstr(e, "cannot close")) at_close++;
+    }
+    if (!at_close) return 4;
+    H5File *f = h5_begin(path);   // HDF5 still works after a failed close
+    h5_write_f32(f, "/x", x, 1, (int[]){10});
+    if (h5_commit(f)) return 5;
+    f = h5_open(path);
+    bool ok = f && h5_exists(f, "/x");
+    h5_close(f);
+    return ok ? 0 : 5;
+}
+Test(checkpoint, real_close_failure_is_clean_and_exit_does_not_crash) {
+    char *dir = make_dir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/many.h5", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int rc = close_failure_child(path);
+        free(dir);
+        exit(rc);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the process crashed at exit (signal %d): a dangling HDF5 handle", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "child status %d (3: unclean failure, 4: no close failure in the range, 5: HDF5 "
+                 "unusable after it)", WEXITSTATUS(status));
+    remove_dir(dir);
+}
+
+// ---------------------------------------------------------------- the other atomic outputs
+// Model files (hyp import), embeddings (docstore_write) and neighbour graphs (graph_write)
+// go through the same writer: a failure injected at any stage leaves the previous file
+// byte-identical, no PATH.tmp, and an error naming the file and errno; the next write works
+// and removes a stale PATH.tmp of a killed writer.
+typedef int (*WriteFn)(const char *path, int version);
+
+// write(path, 0) must succeed; then for every stage write(path, 1) with that stage failing
+// must leave the version-0 file as it was; then write(path, 1) succeeds.
+static void check_writer(WriteFn write, const char *what) {
+    char dir[] = "/tmp/hyp_atomic_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[128], tmp[140];
+    snprintf(path, sizeof path, "%s/out.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert_eq(write(path, 0), 0, "%s: %s", what, hyp_last_error());
+    size_t n0;
+    char *v0 = slurp(dir, "out.h5", &n0);
+    const struct { FaultStage stage; int nth, err; const char *want; } cases[] = {
+        {FAULT_CREATE, 1, EACCES, "Permission denied (errno 13)"},
+        {FAULT_WRITE, 1, ENOSPC, "No space left on device (errno 28)"},
+        {FAULT_WRITE, 2, EIO, "Input/output error (errno 5)"},
+        {FAULT_FLUSH, 1, ENOSPC, "cannot flush"},
+        {FAULT_CLOSE, 1, EDQUOT, "cannot close"},
+        {FAULT_FSYNC, 1, EIO, "fsync failed"},
+        {FAULT_RENAME, 1, EXDEV, "cannot rename"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Fault f = {cases[i].stage, cases[i].nth, cases[i].err, 0, "out.h5"};
+        fault_set_hook(fault_at, &f);
+        int rc = write(path, 1);
+        fault_set_hook(NULL, NULL);
+        cr_assert(f.seen >= f.nth, "%s, case %zu: the fault was never reached", what, i);
+        cr_assert_eq(rc, -1, "%s, case %zu: the write must fail", what, i);
+        const char *e = hyp_last_error();
+        cr_assert(strstr(e, path) && strstr(e, cases[i].want), "%s, case %zu: \"%s\" lacks the file or \"%s\"", what, i, e,
+                  cases[i].want);
+        cr_assert(access(tmp, F_OK) != 0, "%s, case %zu: %s left behind", what, i, tmp);
+        size_t n;
+        char *v = slurp(dir, "out.h5", &n);
+        cr_assert(v && n == n0 && !memcmp(v, v0, n0), "%s, case %zu: the previous file changed", what, i);
+        free(v);
+    }
+    // a stale temporary of a killed writer does not stop the next write, which removes it
+    FILE *t = fopen(tmp, "wb");
+    fputs("\x89HDF partial", t);
+    fclose(t);
+    cr_assert_eq(write(path, 1), 0, "%s: %s", what, hyp_last_error());
+    cr_assert(access(tmp, F_OK) != 0);
+    size_t n1;
+    char *v1 = slurp(dir, "out.h5", &n1);
+    cr_assert(n1 != n0 || memcmp(v1, v0, n0), "%s: the new version was not written", what);
+    free(v1);
+    free(v0);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int write_embeddings(const char *path, int version) {
+    float x[6] = {1, 2, 3, 4, 5, (float)(6 + version)};
+    const char *ids[3] = {"a", "b", "c"};
+    return docstore_write(path, x, 3, 2, ids);
+}
+Test(checkpoint, atomic_embeddings) { check_writer(write_embeddings, "docstore_write"); }
+
+static int write_graph(const char *path, int version) {
+    int32_t nbr[6] = {1, 2, 0, 2, 0, version};
+    Graph g = {.n = 3, .k = 2, .nbr = nbr, .recall = -1};
+    snprintf(g.builder, sizeof g.builder, "exact");
+    return graph_write(path, &g);
+}
+Test(checkpoint, atomic_graph) { check_writer(write_graph, "graph_write"); }
+
+static int write_model(const char *path, int version) {
+    ModelFile m = {0};
+    m.params = weights_new();
+    float *w = weights_alloc(4);
+    for (int i = 0; i < 4; i++) w[i] = (float)(i + version);
+    weights_add(m.params, "embeddings.word_embeddings.weight", WDT_F32, 2, (int[]){2, 2}, w);
+    m.config.kind = MODEL_BERT;
+    bert_config_default(&m.config.bert);
+    char *vocab[2] = {"[PAD]", "[UNK]"};
+    m.vocab = vocab;
+    m.n_vocab = 2;
+    m.lowercase = true;
+    m.query_max_len = 8;
+    m.doc_max_len = 8;
+    int rc = model_file_write(path, &m);
+    weights_free(m.params);
+    return rc;
+}
+Test(checkpoint, atomic_model_file) {
+#ifndef HYP_HAVE_JANSSON
+    cr_skip_test("built without jansson: model files store their config as JSON");
+#endif
+    check_writer(write_model, "model_file_write");
 }

@@ -1,5 +1,6 @@
 // checkpoint.c: HDF5 training checkpoints, best.h5 and the run folder (checkpoint.h).
 #include "train/checkpoint.h"
+#include "autograd/atomic.h"
 #include "autograd/h5io.h"
 #include "kernels/kernels.h"
 #include "model/h5_strings.h"
@@ -33,15 +34,6 @@ static char *str_cat(const char *a, const char *b) {
     snprintf(s, n, "%s%s", a, b);
     return s;
 }
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return hyp_strdup(".");
-    if (slash == path) return hyp_strdup("/");
-    char *d = hyp_malloc((size_t)(slash - path) + 1);
-    memcpy(d, path, (size_t)(slash - path));
-    d[slash - path] = 0;
-    return d;
-}
 static const char *base_of(const char *path) {
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
@@ -51,35 +43,6 @@ static char *join(const char *dir, const char *name) {
     char *s = hyp_malloc(n);
     snprintf(s, n, "%s/%s", dir, name);
     return s;
-}
-
-// fsync a file (or directory) by path.
-static int fsync_path(const char *path, bool dir) {
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) { hyp_set_error("%s: cannot open to flush: %s", path, strerror(errno)); return -1; }
-    int rc = fsync(fd);
-    // Some file systems refuse fsync on directories (EINVAL): the rename is still atomic.
-    if (rc && dir && (errno == EINVAL || errno == EBADF)) rc = 0;
-    if (rc) hyp_set_error("%s: fsync failed: %s", path, strerror(errno));
-    close(fd);
-    return rc ? -1 : 0;
-}
-
-// tmp is complete: flush it, rename it over path, flush the directory.
-static int commit(const char *tmp, const char *path) {
-    if (fsync_path(tmp, false)) return -1;
-    // Crash tests: HYP_TEST_CKPT_PAUSE_MS holds a complete .tmp before the rename, so a
-    // test can SIGKILL the writer there (the worst moment short of a half-written file).
-    const char *pause = getenv("HYP_TEST_CKPT_PAUSE_MS");
-    if (pause) usleep((useconds_t)atol(pause) * 1000);
-    if (rename(tmp, path)) {
-        hyp_set_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        return -1;
-    }
-    char *d = dir_of(path);
-    int rc = fsync_path(d, true);
-    free(d);
-    return rc;
 }
 
 static const char *shape_s(int nd, const int *sh, char *buf, size_t n) {
@@ -107,14 +70,6 @@ static void host_view_free(Device dev, float *h) {
 }
 
 // ---------------------------------------------------------------- raw HDF5 (state attributes)
-static int attr_write(hid_t obj, const char *name, hid_t type, const void *v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, type, v) < 0 ? -1 : 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(s);
-    return rc;
-}
 static int attr_read(hid_t obj, const char *name, hid_t type, void *v) {
     if (H5Aexists(obj, name) <= 0) return -1;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
@@ -124,35 +79,17 @@ static int attr_read(hid_t obj, const char *name, hid_t type, void *v) {
     return rc;
 }
 
-static int write_state(const char *tmp, const CkptState *st, int64_t optim_step) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
-    if (f < 0) { hyp_set_error("%s: cannot reopen to write /state", tmp); return -1; }
-    int rc = -1;
-    hid_t g = H5Gcreate2(f, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g >= 0) {
-        const int64_t format = CKPT_FORMAT;
-        rc = attr_write(g, "format", H5T_NATIVE_INT64, &format) || attr_write(g, "step", H5T_NATIVE_INT64, &st->step) ||
-             attr_write(g, "optim_step", H5T_NATIVE_INT64, &optim_step) ||
-             attr_write(g, "sched_step", H5T_NATIVE_INT64, &st->sched_step) ||
-             attr_write(g, "seed", H5T_NATIVE_UINT64, &st->seed) ||
-             attr_write(g, "rng_offset", H5T_NATIVE_UINT64, &st->rng_offset) ||
-             attr_write(g, "lr", H5T_NATIVE_DOUBLE, &st->lr) ||
-             attr_write(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric) ||
-             attr_write(g, "best_step", H5T_NATIVE_INT64, &st->best_step) ? -1 : 0;
-        if (!rc) {
-            hsize_t dims[1] = {(hsize_t)(st->n_cursor > 0 ? st->n_cursor : 0)};
-            hid_t sp = H5Screate_simple(1, dims, NULL);
-            hid_t d = H5Dcreate2(g, "cursor", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            rc = d < 0 || (dims[0] && H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->cursor) < 0) ? -1 : 0;
-            if (d >= 0) H5Dclose(d);
-            H5Sclose(sp);
-        }
-        H5Gclose(g);
-    }
-    if (H5Fclose(f) < 0) rc = -1;
-    if (rc) hyp_set_error("%s: cannot write /state", tmp);
-    return rc;
+static int write_state(H5File *f, const CkptState *st, int64_t optim_step) {
+    h5_write_attr_i64(f, "/state", "format", CKPT_FORMAT);
+    h5_write_attr_i64(f, "/state", "step", st->step);
+    h5_write_attr_i64(f, "/state", "optim_step", optim_step);
+    h5_write_attr_i64(f, "/state", "sched_step", st->sched_step);
+    h5_write_attr_u64(f, "/state", "seed", st->seed);
+    h5_write_attr_u64(f, "/state", "rng_offset", st->rng_offset);
+    h5_write_attr_f64(f, "/state", "lr", st->lr);
+    h5_write_attr_f64(f, "/state", "best_metric", st->best_metric);
+    h5_write_attr_i64(f, "/state", "best_step", st->best_step);
+    return h5_write_i64(f, "/state/cursor", st->cursor, 1, (int[]){st->n_cursor > 0 ? st->n_cursor : 0});
 }
 
 static const char *const STATE_I64[] = {"format", "step", "optim_step", "sched_step", "best_step"};
@@ -236,18 +173,15 @@ static int write_f32_params(H5File *f, const char *group, const ParamSet *ps, co
     return 0;
 }
 
-static int write_model_info(const char *tmp, const CkptModelInfo *mi, const char *config_ds) {
+static int write_model_info(H5File *f, const CkptModelInfo *mi, const char *config_ds) {
     char *json = model_config_to_json(mi->model);
     if (!json) return -1;
-    int rc = h5s_write_string(tmp, config_ds, json);
+    h5_write_string(f, config_ds, json);
     free(json);
-    if (rc) return -1;
-    if (mi->vocab && h5s_write_strings(tmp, "/tokenizer/vocab", mi->vocab, (size_t)mi->n_vocab)) return -1;
-    if (h5s_write_attr_int(tmp, "/tokenizer", "lowercase", mi->lowercase) ||
-        h5s_write_attr_int(tmp, "/tokenizer", "query_max_len", mi->query_max_len) ||
-        h5s_write_attr_int(tmp, "/tokenizer", "doc_max_len", mi->doc_max_len))
-        return -1;
-    return 0;
+    if (mi->vocab) h5_write_strings(f, "/tokenizer/vocab", mi->vocab, (size_t)mi->n_vocab);
+    h5_write_attr_i64(f, "/tokenizer", "lowercase", mi->lowercase);
+    h5_write_attr_i64(f, "/tokenizer", "query_max_len", mi->query_max_len);
+    return h5_write_attr_i64(f, "/tokenizer", "doc_max_len", mi->doc_max_len);
 }
 
 static bool good_names(const ParamSet *ps, const char *path) {
@@ -272,31 +206,20 @@ int checkpoint_save(const char *path, const ParamSet *ps, const AdamW *opt, cons
         hyp_set_error("%s: n_cursor = %d without a cursor", path, st->n_cursor);
         return -1;
     }
-    char *tmp = str_cat(path, ".tmp");
-    int rc = -1;
-    H5File *f = h5_create(tmp);
-    if (!f) goto out;
+    H5File *f = h5_begin(path);
+    if (!f) return -1;
     float *host = host_view(ps->device, ps->data, ps->numel);
-    int w = write_f32_params(f, "/params", ps, host);
+    write_f32_params(f, "/params", ps, host);
     host_view_free(ps->device, host);
-    for (int k = 0; k < 2 && opt && !w; k++) {
+    for (int k = 0; k < 2 && opt; k++) {
         float *h = host_view(opt->device, k ? opt->v : opt->m, opt->numel);
-        w = write_f32_params(f, k ? "/optim/v" : "/optim/m", ps, h);
+        write_f32_params(f, k ? "/optim/v" : "/optim/m", ps, h);
         host_view_free(opt->device, h);
     }
-    h5_close(f);
-    if (w) goto fail;
-    if (write_state(tmp, st, opt ? opt->step : st->optim_step)) goto fail;
-    if (h5s_write_string(tmp, "/config", config_text ? config_text : "")) goto fail;
-    if (model && write_model_info(tmp, model, "/model_config")) goto fail;
-    if (commit(tmp, path)) goto fail;
-    rc = 0;
-    goto out;
-fail:
-    unlink(tmp);
-out:
-    free(tmp);
-    return rc;
+    write_state(f, st, opt ? opt->step : st->optim_step);
+    h5_write_string(f, "/config", config_text ? config_text : "");
+    if (model && write_model_info(f, model, "/model_config")) { h5_abort(f); return -1; }
+    return h5_commit(f);
 }
 
 int checkpoint_save_model(const char *path, const ParamSet *ps, const CkptModelInfo *model,
@@ -306,35 +229,19 @@ int checkpoint_save_model(const char *path, const ParamSet *ps, const CkptModelI
         hyp_set_error("%s: a model file needs the model config", path);
         return -1;
     }
-    char *tmp = str_cat(path, ".tmp");
-    int rc = -1;
-    H5File *f = h5_create(tmp);
-    if (!f) goto out;
+    H5File *f = h5_begin(path);
+    if (!f) return -1;
     float *host = host_view(ps->device, ps->data, ps->numel);
-    int w = write_f32_params(f, "/params", ps, host);
+    write_f32_params(f, "/params", ps, host);
     host_view_free(ps->device, host);
-    h5_close(f);
-    if (w || write_model_info(tmp, model, "/config")) goto fail;
-    if (config_text && h5s_write_string(tmp, "/train_config", config_text)) goto fail;
+    if (write_model_info(f, model, "/config")) { h5_abort(f); return -1; }
+    if (config_text) h5_write_string(f, "/train_config", config_text);
     if (st) {
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        hid_t fid = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
-        hid_t g = fid >= 0 ? H5Gcreate2(fid, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-        int e = g < 0 || attr_write(g, "step", H5T_NATIVE_INT64, &st->step) ||
-                attr_write(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric);
-        if (g >= 0) H5Gclose(g);
-        if (fid >= 0 && H5Fclose(fid) < 0) e = 1;
-        if (e) { hyp_set_error("%s: cannot write /state", tmp); goto fail; }
+        h5_write_attr_i64(f, "/state", "step", st->step);
+        h5_write_attr_f64(f, "/state", "best_metric", st->best_metric);
     }
-    if (h5s_write_attr_int(tmp, "/", "format_version", MODEL_FILE_VERSION)) goto fail;
-    if (commit(tmp, path)) goto fail;
-    rc = 0;
-    goto out;
-fail:
-    unlink(tmp);
-out:
-    free(tmp);
-    return rc;
+    h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
+    return h5_commit(f);
 }
 
 // ---------------------------------------------------------------- validation and loading
@@ -472,9 +379,19 @@ fail:
 char *checkpoint_read_config(const char *path) {
     H5File *f = h5_open(path);
     if (!f) return NULL;
-    bool ok = h5_exists(f, "/config");
+    bool ok = h5_exists(f, "/config") && h5_exists(f, "/state/cursor");
+    bool model_file = h5_exists(f, "/params") && h5_exists(f, "/tokenizer");
     h5_close(f);
-    if (!ok) { hyp_set_error("%s: /config: missing (not a training checkpoint)", path); return NULL; }
+    if (!ok && model_file) {
+        hyp_set_error("%s: a model file (hyp import or best.h5), not a training checkpoint (no /state/cursor): "
+                      "--resume takes a run folder's ckpt-*.h5 or `auto`; to train from these weights use "
+                      "--set model.init_from=%s", path, path);
+        return NULL;
+    }
+    if (!ok) {
+        hyp_set_error("%s: not a training checkpoint (expected /config and /state/cursor, as in a run folder's ckpt-*.h5)", path);
+        return NULL;
+    }
     return h5s_read_string(path, "/config");
 }
 
@@ -538,20 +455,11 @@ static char *read_latest(const char *dir) {
 }
 
 int checkpoint_set_latest(const char *dir, const char *ckpt_path) {
-    char *tmp = join(dir, "latest.tmp"), *dst = join(dir, "latest");
-    int rc = -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) { hyp_set_error("%s: cannot create: %s", tmp, strerror(errno)); goto out; }
+    char *dst = join(dir, "latest");
     const char *name = base_of(ckpt_path);
-    size_t len = strlen(name);
-    bool ok = write(fd, name, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    int err = errno;
-    close(fd);
-    if (!ok) { hyp_set_error("%s: write failed: %s", tmp, strerror(err)); unlink(tmp); goto out; }
-    if (rename(tmp, dst)) { hyp_set_error("%s: cannot rename: %s", dst, strerror(errno)); unlink(tmp); goto out; }
-    rc = fsync_path(dir, true);
-out:
-    free(tmp);
+    char *line = str_cat(name, "\n");
+    int rc = atomic_write_file(dst, line, strlen(line));
+    free(line);
     free(dst);
     return rc;
 }
@@ -589,8 +497,8 @@ int checkpoint_clean_tmp(const char *dir) {
         base[n - 4] = 0;
         if (ckpt_step(base) < 0 && strcmp(base, "best.h5") && strcmp(base, "latest")) continue;
         char *p = join(dir, e->d_name);
-        if (unlink(p) == 0) removed++;
-        else { hyp_set_error("%s: cannot delete: %s", p, strerror(errno)); rc = -1; }
+        if (atomic_tmp_clear(p) == 0) removed++;   // one a live writer holds stays (error)
+        else rc = -1;
         free(p);
     }
     closedir(d);
@@ -637,11 +545,15 @@ int checkpoint_save_run(const char *dir, const ParamSet *ps, const AdamW *opt, c
                         const char *config_text, const CkptModelInfo *model, int keep_last, char **out_path) {
     if (out_path) *out_path = NULL;
     char *p = checkpoint_path(dir, st->step);
-    if (checkpoint_save(p, ps, opt, st, config_text, model) || checkpoint_set_latest(dir, p) ||
-        checkpoint_prune(dir, keep_last) < 0) {
+    bool existed = access(p, F_OK) == 0;
+    // A failed save changes nothing: no new file, `latest` as it was, nothing pruned.
+    if (checkpoint_save(p, ps, opt, st, config_text, model)) { free(p); return -1; }
+    if (checkpoint_set_latest(dir, p)) {
+        if (!existed) unlink(p);   // complete, but nothing points at it: the folder as before
         free(p);
         return -1;
     }
+    if (checkpoint_prune(dir, keep_last) < 0) { free(p); return -1; }
     if (out_path) *out_path = p;
     else free(p);
     return 0;

@@ -15,7 +15,9 @@
 // plus /train_config (the INI text) and /state attributes step, best_metric.
 //
 // Every file is written to PATH.tmp, flushed to disk (fsync), then renamed over PATH and the
-// directory fsync'ed: a crash at any moment leaves either the old file or the new one.
+// directory fsync'ed (h5_begin / h5_commit, autograd/atomic.h): a crash at any moment leaves
+// either the old file or the new one, and a failed write (any HDF5 error, ENOSPC, EIO on
+// write, flush, close, fsync or rename) removes PATH.tmp and leaves every other file as it was.
 // The run folder holds ckpt-%08d.h5 files, best.h5 and `latest` (one line: the file name
 // of the newest complete checkpoint, replaced atomically the same way).
 //
@@ -83,14 +85,15 @@ int checkpoint_set_latest(const char *dir, const char *ckpt_path);
 // never best.h5. keep_last <= 0 keeps everything. Returns the number deleted or -1.
 int checkpoint_prune(const char *dir, int keep_last);
 // Remove leftovers of interrupted writes (ckpt-*.h5.tmp, best.h5.tmp, latest.tmp).
-// Returns the number removed or -1.
+// Returns the number removed or -1 (e.g. one is locked: a live process is writing it).
 int checkpoint_clean_tmp(const char *dir);
 // For `--resume auto`: cleans leftovers, then returns (malloc'd) the checkpoint `latest`
 // names if it validates (against ps when not NULL), else the newest ckpt-*.h5 that does;
 // NULL when there is none (hyp_last_error() says why, e.g. which files were rejected).
 char *checkpoint_find_latest(const char *dir, const ParamSet *ps);
 // save ckpt-<st->step>.h5 in DIR, point `latest` at it, prune to keep_last. *out_path
-// (optional) receives the file written (malloc'd). 0 or -1.
+// (optional) receives the file written (malloc'd). 0 or -1; on -1 the folder is as it was
+// (no new checkpoint, `latest` unchanged, nothing pruned).
 int checkpoint_save_run(const char *dir, const ParamSet *ps, const AdamW *opt, const CkptState *st,
                         const char *config_text, const CkptModelInfo *model, int keep_last, char **out_path);
 

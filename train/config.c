@@ -75,6 +75,7 @@ static const Key KEYS[] = {
     D(train, max_grad_norm, "1.0", 0, 1e30),
     I(train, grad_accum, "1", 1, 1 << 20),
     E(train, on_nonfinite, "stop", "stop|skip"),
+    E(train, on_save_error, "stop", "stop|continue"),
     B(train, flush_denormals, "true"),
     L(train, log_steps, "10", 1, BIG),
     D(train, margin_mse_weight, "1", 0, 1e30),

@@ -47,6 +47,7 @@ typedef struct Config {
         double max_grad_norm;        // 1.0 (0: no clipping)
         int grad_accum;              // 1
         char on_nonfinite[8];        // stop | skip
+        char on_save_error[12];      // stop | continue (a failed checkpoint write: stop, or retry at the next save)
         bool flush_denormals;        // true: CPU threads flush denormals to 0 (hyp_cpu_flush_denormals)
         long log_steps;              // 10
         double margin_mse_weight;    // 1

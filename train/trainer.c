@@ -499,7 +499,7 @@ static CkptModelInfo model_info(const Trainer *t) {
                            .doc_max_len = t->cfg.data.doc_max_len};
 }
 
-static int save_checkpoint(Trainer *t) {
+static int save_checkpoint(Trainer *t, char **written) {
     LoaderState ls = loader_state(t->loader);
     int64_t cur[LOADER_STATE_NFIELDS];
     memcpy(cur, &ls, sizeof cur);
@@ -510,10 +510,66 @@ static int save_checkpoint(Trainer *t) {
     t->st.cursor = cur;
     t->st.n_cursor = LOADER_STATE_NFIELDS;
     CkptModelInfo mi = model_info(t);
-    int rc = checkpoint_save_run(t->opt->out_dir, t->m.ps, t->adam, &t->st, t->cfg_text, &mi, t->cfg.train.keep_last, NULL);
+    int rc = checkpoint_save_run(t->opt->out_dir, t->m.ps, t->adam, &t->st, t->cfg_text, &mi, t->cfg.train.keep_last, written);
     t->st.cursor = NULL;
     t->st.n_cursor = 0;
     return rc;
+}
+
+// A failed write of a checkpoint or best.h5 (nothing of the run folder changed). Returns
+// true when the run goes on (train.on_save_error=continue and more steps to come).
+static bool save_failed(const Trainer *t, const char *what, bool last) {
+    bool cont = !strcmp(t->cfg.train.on_save_error, "continue"), go_on = cont && !last;
+    fprintf(stderr, "hyp train: step %ld: cannot write %s: %s\n"
+            "hyp train: the run folder %s is as it was before this save (existing checkpoints, best.h5 and `latest` "
+            "untouched); %s\n", (long)t->st.step, what, hyp_last_error(), t->opt->out_dir,
+            go_on ? "continuing (train.on_save_error=continue): the next save tries again"
+            : cont ? "no later save to retry: stopping (resume with --resume auto)"
+                   : "stopping (resume with --resume auto; train.on_save_error=continue retries at the next save instead)");
+    return go_on;
+}
+
+// Every rank learns whether any rank raised `flag` (one all-reduce; world 1: flag itself).
+static int any_rank(Trainer *t, bool flag, bool *any) {
+    *any = flag;
+    if (t->comm->world <= 1) return 0;
+    double s;
+    if (comm_sum_f64(t->comm, flag ? 1.0 : 0.0, &s)) return -1;
+    *any = s > 0;
+    return 0;
+}
+
+// ---------------------------------------------------------------- SIGINT / SIGTERM
+// The first signal asks the loop to stop after the current step and write a checkpoint
+// (train_run returns TRAIN_STOPPED); a second one ends the process at once, as the signal's
+// default action does.
+static volatile sig_atomic_t g_stop_signal;
+static void on_stop_signal(int sig) {
+    if (g_stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_stop_signal = sig;
+    static const char msg[] = "\nhyp train: signal received: stopping after this step with a checkpoint "
+                              "(a second signal stops at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+typedef struct { struct sigaction intr, term; } SavedSignals;
+static void signals_catch(SavedSignals *old) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    g_stop_signal = 0;
+    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGTERM, &sa, &old->term);
+}
+static void signals_restore(const SavedSignals *old) {
+    sigaction(SIGINT, &old->intr, NULL);
+    sigaction(SIGTERM, &old->term, NULL);
 }
 
 static void log_metrics(Trainer *t, const char *json) {
@@ -537,6 +593,12 @@ static int setup(Trainer *t, const TrainOptions *o) {
     t->st = ckpt_state_empty();
     for (int i = 0; i < 3; i++) t->last_eval[i] = NAN;
     config_init(&t->cfg);
+    struct stat sb;
+    if (stat(o->out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        hyp_set_error("--out %s: exists and is not a directory (--out names the run folder: a new or existing directory)",
+                      o->out_dir);
+        return fail(NULL);
+    }
     char *resume_path = NULL;
     if (o->resume) {
         if (!strcmp(o->resume, "auto")) {
@@ -572,6 +634,8 @@ static int setup(Trainer *t, const TrainOptions *o) {
             free(resume_path);
             return fail(NULL);
         }
+        // Leftovers of a killed run (ckpt-*.h5.tmp, best.h5.tmp, latest.tmp): ours to remove.
+        if (checkpoint_clean_tmp(o->out_dir) < 0) { free(resume_path); return fail(NULL); }
         if (!o->quiet) fprintf(stderr, "hyp train: resolved config\n%s", t->cfg_text);
         char p[4096];
         snprintf(p, sizeof p, "%s/config.ini", o->out_dir);
@@ -661,13 +725,19 @@ static int eval_and_select(Trainer *t) {
             memcpy(t->last_eval, v, sizeof v);
             long sw = t->cfg.eval.select_within;
             bool eligible = sw <= 0 || t->st.step <= sw;
+            double prev_best = t->st.best_metric;
+            int64_t prev_step = t->st.best_step;
             if (eligible && (isnan(t->st.best_metric) || v[0] > t->st.best_metric)) {
                 t->st.best_metric = v[0];
                 t->st.best_step = t->st.step;
                 char p[4096];
                 snprintf(p, sizeof p, "%s/best.h5", t->opt->out_dir);
                 CkptModelInfo mi = model_info(t);
-                rc = checkpoint_save_model(p, t->m.ps, &mi, t->cfg_text, &t->st);
+                if (checkpoint_save_model(p, t->m.ps, &mi, t->cfg_text, &t->st)) {
+                    t->st.best_metric = prev_best;   // the next validation tries again
+                    t->st.best_step = prev_step;
+                    if (!save_failed(t, "best.h5", t->st.step == t->cfg.train.max_steps)) rc = -2;
+                }
             }
             char js[512];
             snprintf(js, sizeof js, "{\"step\": %ld, \"eval\": {\"%s\": %.6f, \"nDCG@10\": %.6f, \"RR@10\": %.6f}, "
@@ -679,7 +749,7 @@ static int eval_and_select(Trainer *t) {
     if (t->comm->world > 1) {
         double ok = rc ? 1.0 : 0.0, any;
         if (comm_sum_f64(t->comm, ok, &any)) return -1;
-        if (any > 0 && !rc) { hyp_set_error("validation failed on rank 0"); rc = -1; }
+        if (any > 0 && !rc) { hyp_set_error("rank 0 stopped (validation failed or best.h5 could not be written)"); rc = -1; }
     }
     return rc;
 }
@@ -704,6 +774,9 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     long kill_step = -1;
     const char *kr = getenv("HYP_TEST_KILL_RANK");
     if (kr) sscanf(kr, "%d:%ld", &kill_rank, &kill_step);
+    bool bad_stop = false;   // a failed save that stops the run (set on rank 0)
+    SavedSignals saved_signals;
+    signals_catch(&saved_signals);
     for (long step = start; step < max_steps; step++) {
         if (t->comm->rank == kill_rank && step == kill_step) raise(SIGKILL);
         double t0 = hyp_now();
@@ -776,18 +849,44 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             log_metrics(t, js);
         }
         bool last = t->st.step == max_steps;
-        if (cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last))
-            if (eval_and_select(t)) { status = fail("validation"); goto done; }
-        if (t->root && ((cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0) || last))
-            if (save_checkpoint(t)) { status = fail("checkpoint"); goto done; }
-        if (world > 1 && (last || (cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0)))
-            if (comm_barrier(t->comm)) { status = fail("barrier"); goto done; }
+        if (cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last)) {
+            int e = eval_and_select(t);
+            if (e) { status = e == -2 ? 1 : fail("validation"); goto done; }
+        }
+        // Stop on SIGINT / SIGTERM: every rank agrees on this step (one all-reduce).
+        bool stop;
+        if (any_rank(t, g_stop_signal != 0, &stop)) { status = fail("all-reduce"); goto done; }
+        stop = stop && !last;
+        bool save_due = (cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0) || last || stop;
+        if (save_due) {
+            char *written = NULL;
+            bool bad = t->root && save_checkpoint(t, &written) != 0, any_bad;
+            if (bad && !save_failed(t, "the checkpoint", last || stop)) bad_stop = true;
+            // the all-reduce is also the barrier after the save
+            if (any_rank(t, bad_stop, &any_bad)) { free(written); status = fail("all-reduce"); goto done; }
+            if (any_bad) {
+                if (!t->root) fprintf(stderr, "hyp train: rank %d: stopping: rank 0 could not write the checkpoint\n", t->comm->rank);
+                free(written);
+                status = 1;
+                goto done;
+            }
+            const char *by = g_stop_signal == SIGINT ? "SIGINT" : g_stop_signal == SIGTERM ? "SIGTERM" : "a signal on another rank";
+            if (stop && t->root)
+                fprintf(stderr, "hyp train: stopped by %s after step %ld; checkpoint %s (continue with --resume auto)\n", by,
+                        (long)t->st.step, written ? written : "(none: see above)");
+            else if (stop)
+                fprintf(stderr, "hyp train: rank %d: stopped by %s after step %ld (rank 0 wrote the checkpoint)\n",
+                        t->comm->rank, by, (long)t->st.step);
+            free(written);
+        }
+        if (stop) { status = TRAIN_STOPPED; goto done; }
     }
     if (t->root && !o->quiet)
         fprintf(stderr, "hyp train: done: %ld steps in %.1f s%s; best %s %.4f at step %ld\n", (long)t->st.step - start,
                 hyp_now() - t_start, skipped ? " (some skipped)" : "", cfg->eval.metric, t->st.best_metric,
                 (long)t->st.best_step);
 done:
+    signals_restore(&saved_signals);
     hyp_cpu_flush_denormals(flushed);
     buckets_free(&buckets);
     if (summary) {

@@ -27,8 +27,15 @@ typedef struct TrainSummary {
     double final_metric[3];      // Rprec, nDCG@10, RR@10 of the last validation (NaN if none)
 } TrainSummary;
 
-// 0 on success; 1 on bad input (config, data, resume) with the message printed; 2 if the
-// run stopped on a non-finite loss (the last checkpoint stays intact).
+// train_run's results (also `hyp train`'s exit status; docs/exit-codes.md):
+//   0  done: max_steps reached
+//   1  bad input (config, data, resume) or an output that could not be written (disk full,
+//      I/O error: the run folder is left as it was before that save), message printed
+//   2  stopped on a non-finite loss (the last checkpoint stays intact)
+//   TRAIN_STOPPED (3)  stopped by SIGINT/SIGTERM after finishing the current step and
+//      writing its checkpoint; `--resume auto` continues exactly (a second signal ends the
+//      process at once, by that signal). Under several ranks all stop at the same step.
+#define TRAIN_STOPPED 3
 int train_run(const TrainOptions *o, TrainSummary *summary);
 
 // ---- pieces shared with tests and benchmarks
