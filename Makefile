@@ -207,6 +207,11 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDSAN) -DHYP_BIN='"$(BIN)/hyp"' -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
 
+# Large-size GPU checks for scripts/gpu-check.sh (not part of make test).
+$(BIN)/gpu_probes: tests/gpu/gpu_probes.c $(LIBHYP)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDSAN) $< $(LIBHYP) -o $@ $(LDLIBS)
+
 $(BIN)/bench_%: bench/bench_%.c $(LIBHYP)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDSAN) $< $(LIBHYP) -o $@ $(LDLIBS)
