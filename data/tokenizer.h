@@ -54,13 +54,16 @@
 #include <stdint.h>
 
 #define TOK_MAX_WORD_CHARS 100   // HF max_input_chars_per_word
+#define TOK_MAX_VOCAB_BYTES ((size_t)64 << 20)   // a vocab file larger than this is refused
 
 typedef struct Tokenizer Tokenizer;
 
 // Load vocab.txt: one token per line, id = 0-based line number, LF line ends (a final
-// line without LF is accepted).  NULL on error with hyp_last_error() naming the file
-// and line ("vocab.txt:7: duplicate token 'the' (first on line 3)"): empty file,
-// empty line, CR in a line, control characters or invalid UTF-8 in a token,
+// line without LF is accepted), a leading UTF-8 BOM dropped.  NULL on error with
+// hyp_last_error() naming the file and line ("vocab.txt:7: duplicate token 'the' (first
+// on line 3)"): empty file, a file over TOK_MAX_VOCAB_BYTES (64 MiB; bert-base's is
+// 232 kB) or with a NUL byte (both found before reading further, so /dev/zero fails at
+// once), empty line, CR in a line, control characters or invalid UTF-8 in a token,
 // duplicate token, missing [UNK]/[CLS]/[SEP]/[PAD], unreadable file.
 Tokenizer *tok_load(const char *vocab_path, bool lowercase);
 // The same from the text of a vocab file in memory; name is used in messages

@@ -689,3 +689,28 @@ Test(tokenizer, bad_vocab_files) {
     cr_expect_eq(tok_token_id(t, "hello", 5), 4);
     tok_free(t);
 }
+
+// ---------------------------------------------------------------- issue 12
+// `--vocab /dev/zero` hung (read to memory exhaustion); oversized vocab files are refused
+// before reading them; a BOM no longer becomes part of token 0.
+Test(tokenizer, vocab_bom_size_limit_and_endless_input, .timeout = 30) {
+    const char bom[] = "\xEF\xBB\xBF[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n";
+    Tokenizer *t = tok_from_vocab_text(bom, sizeof bom - 1, "bom", true);
+    cr_assert(t, "%s", hyp_last_error());
+    cr_expect_eq(tok_special_id(t, TOK_PAD), 0);
+    cr_expect_str_eq(tok_token_str(t, 0), "[PAD]");
+    tok_free(t);
+    double t0 = hyp_now();
+    cr_expect_null(tok_load("/dev/zero", true));
+    cr_expect(strstr(hyp_last_error(), "/dev/zero:1: NUL byte"), "%s", hyp_last_error());
+    cr_expect_lt(hyp_now() - t0, 5.0);
+    char path[] = "/tmp/hyp_vocab_big_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, (off_t)TOK_MAX_VOCAB_BYTES + 1), 0);   // sparse: no disk used
+    close(fd);
+    cr_expect_null(tok_load(path, true));
+    cr_expect(strstr(hyp_last_error(), path) && strstr(hyp_last_error(), "larger than the 64 MiB limit"), "%s",
+              hyp_last_error());
+    unlink(path);
+}
