@@ -1,9 +1,11 @@
 // test_endless_cli.c: issue 12.3 through the hyp binary: commands given an endless input
 // (/dev/zero) fail at once with one error naming the input, in bounded memory, leaving no
 // output behind. Every command runs under `timeout 20` and a 2 GiB address-space limit, so
-// a regression fails the test instead of hanging CI or exhausting the machine.
+// a regression fails the test instead of hanging CI or exhausting the machine (the limit
+// is left out under ASan: tests/bounded_child.h).
 #include "tests/testlib.h"
 #include "search/store.h"
+#include "tests/bounded_child.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +19,7 @@ static char g_dir[] = "/tmp/hyp_endless_XXXXXX";
 // Runs cmd (stderr to DIR/err.txt) bounded; returns its exit status (128: killed).
 static int run(const char *cmd, char *err, size_t errlen) {
     char full[2048];
-    snprintf(full, sizeof full, "ulimit -v 2097152; timeout 20 %s 2>%s/err.txt", cmd, g_dir);
+    snprintf(full, sizeof full, HYP_ULIMIT_V "timeout 20 %s 2>%s/err.txt", cmd, g_dir);
     int st = system(full);
     char p[256];
     snprintf(p, sizeof p, "%s/err.txt", g_dir);

@@ -680,10 +680,10 @@ Test(issue12, in_memory_ids_and_scores_are_checked) {
     trec_qrels_free(q);
 }
 
-// Runs `cmd` under a 2 GiB address-space limit and `timeout 20`; its exit status.
+// Runs `cmd` under a 2 GiB address-space limit (not under ASan) and `timeout 20`; its exit status.
 static int run_bounded(const char *cmd) {
     char full[1024];
-    snprintf(full, sizeof full, "ulimit -v 2097152; timeout 20 %s", cmd);
+    snprintf(full, sizeof full, HYP_ULIMIT_V "timeout 20 %s", cmd);
     int st = system(full);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
