@@ -610,6 +610,36 @@ fail:
     return NULL;
 }
 
+int tok_lines(const Tokenizer *t, FILE *in, const char *name, FILE *out, const TokLinesOptions *o) {
+    HypLines *r = hyp_lines_from_file(in, name, HYP_LINES_ALLOW_NUL);
+    TokIds ids = {0};
+    char *line;
+    size_t len;
+    int got, rc = 0;
+    while ((got = hyp_lines_next(r, &line, &len)) > 0) {
+        if (o->specials) tok_encode(t, line, len, o->max_len, &ids);
+        else {
+            ids.n = 0;
+            tok_wordpieces(t, line, len, o->max_len ? (size_t)o->max_len : 0, &ids);
+            if (o->max_len && ids.n > (size_t)o->max_len) ids.n = (size_t)o->max_len;
+        }
+        for (size_t j = 0; j < ids.n; j++) {
+            if (j) putc(' ', out);
+            if (o->tokens) fputs(tok_token_str(t, ids.ids[j]), out);
+            else fprintf(out, "%d", ids.ids[j]);
+        }
+        if (putc('\n', out) == EOF) break;
+    }
+    if (got < 0) rc = -1;
+    else if (fflush(out) != 0 || ferror(out)) {
+        hyp_set_error("writing the output of %s failed: %s", name, strerror(errno));
+        rc = -1;
+    }
+    hyp_lines_close(r);
+    tok_ids_free(&ids);
+    return rc;
+}
+
 void tok_free(Tokenizer *t) {
     if (!t) return;
     free(t->blob);

@@ -696,3 +696,27 @@ Test(bad_input, encode_refuses_non_finite_vectors) {
     rm_rf(d);
     free(out); free(d);
 }
+
+// A BOM (Windows editors) at the start of config.json was a JSON syntax error; the INI
+// config goes through the same hyp_read_text_file.
+Test(bad_input, bom_in_small_text_files_is_dropped) {
+    char *d = tmpdir(), *p = tmppath(d, "config.json");
+    size_t n;
+    char *orig = (char *)slurp(IMP "/bert_st/config.json", &n);
+    char *bom = hyp_malloc(n + 3);
+    memcpy(bom, "\xEF\xBB\xBF", 3);
+    memcpy(bom + 3, orig, n);
+    spit(p, bom, n + 3);
+    size_t len;
+    char *text = hyp_read_text_file(p, 1 << 20, &len);
+    cr_assert(text, "%s", hyp_last_error());
+    cr_assert_eq(len, n);
+    cr_assert(!memcmp(text, orig, n));
+    cr_assert_eq(text[n], 0);
+    HFBertConfig b;
+    cr_assert_eq(hf_bert_config_read(p, &b), 0, "%s", hyp_last_error());
+    cr_assert_eq(b.hidden_size, 32);
+    free(text); free(bom); free(orig);
+    rm_rf(d);
+    free(p); free(d);
+}
