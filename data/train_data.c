@@ -432,7 +432,10 @@ int pretokenize(const PretokOptions *o) {
     char *tmp = hyp_malloc(tl + 5);
     memcpy(tmp, o->out_dir, tl);
     memcpy(tmp + tl, ".tmp", 5);
-    if (!remove_shard_dir(tmp)) {
+    struct stat tsb;
+    // Only an existing DIR.tmp is removed: on a read-only filesystem rmdir of a missing
+    // directory fails with EROFS, which used to read as "holds other files".
+    if (lstat(tmp, &tsb) == 0 && !remove_shard_dir(tmp)) {
         if (errno == ENOTEMPTY || errno == EEXIST)
             hyp_set_error("%s: a stale temporary directory holds files other than a shard's; remove it", tmp);
         else if (errno == ENOTDIR)

@@ -70,3 +70,30 @@ Test(endless_cli, dev_zero_inputs_fail_fast) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+// pretokenize into a read-only filesystem said "a stale temporary directory holds other
+// files"; it now says it cannot create the directory, and why. Needs a mount namespace
+// (unshare -m, root): skipped, visibly, where that is not allowed.
+Test(endless_cli, read_only_output_names_the_reason) {
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    char dir[] = "/tmp/hyp_ro_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char probe[256];
+    snprintf(probe, sizeof probe, "unshare -m sh -c 'mount -t tmpfs -o ro none %s' >/dev/null 2>&1", dir);
+    if (system(probe) != 0) {
+        rmdir(dir);
+        cr_skip_test("no mount namespace here (unshare -m needs root): the read-only case is not checked");
+    }
+    char cmd[1024], err[4096];
+    memcpy(g_dir, "/tmp/hyp_endless_XXXXXX", sizeof g_dir);
+    cr_assert(mkdtemp(g_dir));
+    snprintf(cmd, sizeof cmd, "unshare -m sh -c 'mount -t tmpfs -o ro none %s && " HYP_BIN
+             " pretokenize --quiet --vocab " VOCAB " --in " SHARED_DATA "/distill/flagembedding_msmarco_kd_sample.jsonl"
+             " --out %s/shards'", dir, dir);
+    cr_expect_eq(run(cmd, err, sizeof err), 1, "%s", err);
+    cr_expect(strstr(err, "shards.tmp: cannot create directory: Read-only file system"), "%s", err);
+    cr_expect(!strstr(err, "stale"), "%s", err);
+    rmdir(dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    cr_assert_eq(system(cmd), 0);
+}
