@@ -657,6 +657,12 @@ Test(issue12, num_positive_ignores_the_relevance_level) {
     cr_assert_eq(trec_qrels_num_positive(q), 3);
     trec_qrels_free(q);
     unlink(qp); free(qp);
+    // trec_eval 10.0 (built from usnistgov/trec_eval): `trec_eval -c -l 2 -m num_rel
+    // qrels.test results.test` prints 561 (and 0 without -c)
+    q = trec_qrels_read(REF "qrels.test");
+    cr_assert(q, "%s", hyp_last_error());
+    cr_assert_eq(trec_qrels_num_positive(q), 561);
+    trec_qrels_free(q);
 }
 
 // Ids with whitespace made 7-field run lines; a non-finite score is a broken model.
