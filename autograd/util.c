@@ -52,3 +52,190 @@ double hyp_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+// ---------------------------------------------------------------- text input (issue 12)
+// The bounded line reader, the BOM rule, the id check and the finiteness scan (util.h).
+#include <errno.h>
+#include <math.h>
+
+enum { LINES_BLOCK = 1 << 18 };   // bytes per read
+
+struct HypLines {
+    FILE *f;
+    bool own;                     // fclose on close
+    char *name;
+    unsigned flags;
+    size_t max;                   // longest accepted line, bytes without '\n'
+    char *blk;                    // (LINES_BLOCK + 1) read buffer
+    size_t pos, end;              // unread bytes blk[pos..end)
+    char *acc;                    // a line that spans reads
+    size_t acc_len, acc_cap;
+    long lineno;
+    uint64_t bytes;
+    bool eof, bom_checked, failed;
+};
+
+static HypLines *lines_new(FILE *f, bool own, const char *name, unsigned flags) {
+    HypLines *r = hyp_calloc(1, sizeof *r);
+    r->f = f;
+    r->own = own;
+    r->name = hyp_strdup(name);
+    r->flags = flags;
+    r->max = HYP_MAX_LINE;
+    r->blk = hyp_malloc(LINES_BLOCK + 1);
+    return r;
+}
+
+HypLines *hyp_lines_open(const char *path, unsigned flags) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hyp_set_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    return lines_new(f, true, path, flags);
+}
+
+HypLines *hyp_lines_from_file(FILE *f, const char *name, unsigned flags) { return lines_new(f, false, name, flags); }
+
+void hyp_lines_set_max(HypLines *r, size_t max_line) { r->max = max_line; }
+long hyp_lines_lineno(const HypLines *r) { return r->lineno; }
+uint64_t hyp_lines_bytes(const HypLines *r) { return r->bytes; }
+const char *hyp_lines_name(const HypLines *r) { return r->name; }
+
+void hyp_lines_close(HypLines *r) {
+    if (!r) return;
+    if (r->own) fclose(r->f);
+    free(r->name);
+    free(r->blk);
+    free(r->acc);
+    free(r);
+}
+
+static void lines_size(char *out, size_t n, size_t bytes) {
+    if (bytes >= ((size_t)1 << 20) && bytes % ((size_t)1 << 20) == 0) snprintf(out, n, "%zu MiB", bytes >> 20);
+    else snprintf(out, n, "%zu bytes", bytes);
+}
+
+static int lines_fail_long(HypLines *r) {
+    char lim[32];
+    lines_size(lim, sizeof lim, r->max);
+    hyp_set_error("%s:%ld: line longer than %s (the limit for one line of a text file; "
+                  "a binary file, or one without newlines?)", r->name, r->lineno, lim);
+    r->failed = true;
+    return -1;
+}
+
+// Reads the next block; false at end of input or on an error (r->failed then).
+static bool lines_fill(HypLines *r) {
+    if (r->eof) return false;
+    size_t got = fread(r->blk, 1, LINES_BLOCK, r->f);
+    r->pos = 0;
+    r->end = got;
+    if (got == 0) {
+        r->eof = true;
+        if (ferror(r->f)) {
+            hyp_set_error("%s:%ld: read error: %s", r->name, r->lineno + 1, strerror(errno ? errno : EIO));
+            r->failed = true;
+        }
+        return false;
+    }
+    if (!r->bom_checked) {
+        // The BOM may arrive split over short reads (a pipe): top up to 3 bytes first.
+        while (r->end < 3 && !feof(r->f) && !ferror(r->f)) {
+            size_t k = fread(r->blk + r->end, 1, LINES_BLOCK - r->end, r->f);
+            if (k == 0) break;
+            r->end += k;
+        }
+        r->bom_checked = true;
+        if (r->end >= 3 && !memcmp(r->blk, "\xEF\xBB\xBF", 3)) {
+            r->pos = 3;
+            r->bytes += 3;
+        }
+    }
+    return true;
+}
+
+static int lines_check_nul(HypLines *r, const char *s, size_t n, size_t at) {
+    if (r->flags & HYP_LINES_ALLOW_NUL) return 0;
+    const char *z = memchr(s, 0, n);
+    if (!z) return 0;
+    hyp_set_error("%s:%ld: NUL byte at column %zu (a binary file, not text?)", r->name, r->lineno,
+                  at + (size_t)(z - s) + 1);
+    r->failed = true;
+    return -1;
+}
+
+int hyp_lines_next(HypLines *r, char **line, size_t *len) {
+    if (r->failed) return -1;
+    r->acc_len = 0;
+    bool started = false;   // some byte of this line was seen
+    for (;;) {
+        if (r->pos == r->end && !lines_fill(r)) {
+            if (r->failed) return -1;
+            if (!started) return 0;
+            // a last line without '\n'
+            if (!r->acc) r->acc = hyp_malloc(r->acc_cap = 1);
+            r->acc[r->acc_len] = 0;
+            *line = r->acc;
+            *len = r->acc_len;
+            return 1;
+        }
+        char *s = r->blk + r->pos;
+        size_t avail = r->end - r->pos;
+        if (avail == 0) continue;   // a block that held only the BOM
+        if (!started) { started = true; r->lineno++; }
+        char *nl = memchr(s, '\n', avail);
+        size_t seg = nl ? (size_t)(nl - s) : avail;
+        if (r->acc_len + seg > r->max) return lines_fail_long(r);
+        if (lines_check_nul(r, s, seg, r->acc_len)) return -1;
+        r->bytes += seg + (nl ? 1 : 0);
+        r->pos += seg + (nl ? 1 : 0);
+        if (nl && r->acc_len == 0) {   // the whole line is in this block: no copy
+            *nl = 0;
+            *line = s;
+            *len = seg;
+            return 1;
+        }
+        if (r->acc_len + seg + 1 > r->acc_cap) {
+            size_t cap = r->acc_cap ? r->acc_cap : 256;
+            while (cap < r->acc_len + seg + 1) cap *= 2;
+            r->acc = hyp_realloc(r->acc, r->acc_cap = cap);
+        }
+        memcpy(r->acc + r->acc_len, s, seg);
+        r->acc_len += seg;
+        if (nl) {
+            r->acc[r->acc_len] = 0;
+            *line = r->acc;
+            *len = r->acc_len;
+            return 1;
+        }
+    }
+}
+
+const char *hyp_skip_bom(const char *s, size_t *len) {
+    if (*len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+        *len -= 3;
+        return s + 3;
+    }
+    return s;
+}
+
+const char *hyp_id_problem(const char *id) {
+    if (!id[0]) return "is empty";
+    for (const char *p = id; *p; p++)
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f')
+            return "contains whitespace (ids are fields of whitespace-separated TREC run and qrels lines)";
+    return NULL;
+}
+
+size_t hyp_find_nonfinite(const float *x, size_t n, size_t *count) {
+    int any = 0;
+    for (size_t i = 0; i < n; i++) any |= !isfinite(x[i]);
+    if (count) *count = 0;
+    if (!any) return n;
+    size_t first = 0;
+    while (isfinite(x[first])) first++;
+    if (count)
+        for (size_t i = first; i < n; i++) *count += !isfinite(x[i]);
+    return first;
+}

@@ -71,106 +71,133 @@ static long idset_add(IdSet *s, const char *id, long line) {
     return 0;
 }
 
-static bool is_jsonl(const char *path, FILE *f) {
+static bool jsonl_by_name(const char *path) {
     size_t n = strlen(path);
-    if ((n > 6 && !strcmp(path + n - 6, ".jsonl")) || (n > 5 && !strcmp(path + n - 5, ".json"))) return true;
-    int ch;
-    while ((ch = fgetc(f)) != EOF && isspace(ch)) {}
-    bool j = ch == '{';
-    rewind(f);
-    return j;
+    return (n > 6 && !strcmp(path + n - 6, ".jsonl")) || (n > 5 && !strcmp(path + n - 5, ".json"));
 }
 
 #ifdef HYP_HAVE_JANSSON
-// The string member `a` or `b` of obj (NULL if neither); numbers are accepted as ids.
-static const char *member(json_t *obj, const char *a, const char *b, char *num, size_t nlen) {
+// The member `a` (or else `b`) of obj as a string into *out: 1 found, 0 absent, -1 present
+// but of another type (*type names it). Integers are accepted where ints_ok (ids).
+static int member(json_t *obj, const char *a, const char *b, bool ints_ok, char *num, size_t nlen,
+                  const char **out, const char **key, const char **type) {
     json_t *v = json_object_get(obj, a);
-    if (!v && b) v = json_object_get(obj, b);
-    if (!v) return NULL;
-    if (json_is_string(v)) return json_string_value(v);
-    if (json_is_integer(v)) { snprintf(num, nlen, "%lld", (long long)json_integer_value(v)); return num; }
-    return NULL;
+    *key = a;
+    if (!v && b) { v = json_object_get(obj, b); *key = b; }
+    if (!v) return 0;
+    if (json_is_string(v)) { *out = json_string_value(v); return 1; }
+    if (ints_ok && json_is_integer(v)) {
+        snprintf(num, nlen, "%lld", (long long)json_integer_value(v));
+        *out = num;
+        return 1;
+    }
+    *type = json_is_integer(v) ? "an integer" : json_is_real(v) ? "a number" : json_is_boolean(v) ? "a boolean"
+          : json_is_null(v) ? "null" : json_is_array(v) ? "an array" : "an object";
+    return -1;
 }
 #endif
 
-Corpus *corpus_read(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { hyp_set_error("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    bool jsonl = is_jsonl(path, f);
-#ifndef HYP_HAVE_JANSSON
-    if (jsonl) { fclose(f); hyp_set_error("%s: JSONL needs jansson (rebuild with libjansson-dev)", path); return NULL; }
+// One line of a corpus file into (id, text): 0, or -1 with the message set. The id is
+// validated (non-empty, no whitespace). *joined may be set to an allocation to free.
+static int parse_line(const char *path, long lineno, char *line, bool jsonl, char **id_out, char **text_out,
+                      char **idc, char **joined) {
+    if (!jsonl) {
+        char *tab = strchr(line, '\t');
+        if (!tab) { hyp_set_error("%s:%ld: expected id<TAB>text, found no tab", path, lineno); return -1; }
+        *tab = 0;
+        *id_out = strip(line);
+        *text_out = strip(tab + 1);
+    } else {
+#ifdef HYP_HAVE_JANSSON
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o || !json_is_object(o)) {
+            hyp_set_error("%s:%ld: invalid JSON: %s", path, lineno, o ? "not an object" : err.text);
+            json_decref(o);
+            return -1;
+        }
+        char num[32];
+        const char *jid = NULL, *jt = NULL, *title = NULL, *key = NULL, *type = NULL;
+        int rid = member(o, "id", "_id", true, num, sizeof num, &jid, &key, &type);
+        if (rid <= 0) {
+            if (rid == 0) hyp_set_error("%s:%ld: missing \"id\" (or \"_id\")", path, lineno);
+            else hyp_set_error("%s:%ld: \"%s\" is %s, expected a string or an integer", path, lineno, key, type);
+            json_decref(o);
+            return -1;
+        }
+        int rt = member(o, "text", "contents", false, NULL, 0, &jt, &key, &type);
+        if (rt <= 0) {
+            if (rt == 0) hyp_set_error("%s:%ld: missing \"text\" (or \"contents\")", path, lineno);
+            else hyp_set_error("%s:%ld: \"%s\" is %s, expected a string", path, lineno, key, type);
+            json_decref(o);
+            return -1;
+        }
+        int rti = member(o, "title", NULL, false, NULL, 0, &title, &key, &type);
+        if (rti < 0 && strcmp(type, "null")) {
+            hyp_set_error("%s:%ld: \"title\" is %s, expected a string", path, lineno, type);
+            json_decref(o);
+            return -1;
+        }
+        if (rti <= 0) title = NULL;
+        size_t n = strlen(jt) + (title ? strlen(title) + 1 : 0) + 1;
+        *joined = hyp_malloc(n);
+        snprintf(*joined, n, "%s%s%s", title ? title : "", title ? " " : "", jt);
+        *idc = hyp_strdup(jid);
+        json_decref(o);
+        *id_out = strip(*idc);
+        *text_out = strip(*joined);
+#else
+        (void)idc; (void)joined;
+        hyp_set_error("%s: JSONL needs jansson (rebuild with libjansson-dev)", path);
+        return -1;
 #endif
+    }
+    const char *why = hyp_id_problem(*id_out);
+    if (why) {
+        if (**id_out) hyp_set_error("%s:%ld: id '%s' %s", path, lineno, *id_out, why);
+        else hyp_set_error("%s:%ld: empty id", path, lineno);
+        return -1;
+    }
+    return 0;
+}
+
+Corpus *corpus_read(const char *path) {
+    HypLines *in = hyp_lines_open(path, 0);
+    if (!in) return NULL;
+    int jsonl = jsonl_by_name(path) ? 1 : -1;   // -1: decided by the first non-blank byte
     Corpus *c = corpus_new();
     IdSet seen = {0};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if ((size_t)len != strlen(line)) { hyp_set_error("%s:%ld: NUL byte in line", path, lineno); goto fail; }
+    char *line;
+    size_t len;
+    int got;
+    while ((got = hyp_lines_next(in, &line, &len)) > 0) {
+        long lineno = hyp_lines_lineno(in);
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         char *s = line;
         while (*s && isspace((unsigned char)*s)) s++;
         if (!*s) continue;
-        const char *id, *text;
-        char *joined = NULL;
-        if (!jsonl) {
-            char *tab = strchr(line, '\t');
-            if (!tab) { hyp_set_error("%s:%ld: expected id<TAB>text", path, lineno); goto fail; }
-            *tab = 0;
-            id = strip(line);
-            text = strip(tab + 1);
-        } else {
-#ifdef HYP_HAVE_JANSSON
-            json_error_t err;
-            json_t *o = json_loads(line, 0, &err);
-            if (!o || !json_is_object(o)) {
-                hyp_set_error("%s:%ld: invalid JSON: %s", path, lineno, o ? "not an object" : err.text);
-                json_decref(o);
-                goto fail;
-            }
-            char num[32];
-            const char *jid = member(o, "id", "_id", num, sizeof num);
-            const char *jt = member(o, "text", "contents", NULL, 0);
-            const char *title = member(o, "title", NULL, NULL, 0);
-            if (!jid || !jt) {
-                hyp_set_error("%s:%ld: missing %s", path, lineno, !jid ? "\"id\" (or \"_id\")" : "\"text\" (or \"contents\")");
-                json_decref(o);
-                goto fail;
-            }
-            size_t n = strlen(jt) + (title ? strlen(title) + 1 : 0) + 1;
-            joined = hyp_malloc(n);
-            snprintf(joined, n, "%s%s%s", title ? title : "", title ? " " : "", jt);
-            char *idc = hyp_strdup(jid);
-            json_decref(o);
-            id = strip(idc);
-            text = strip(joined);
-            if (!*id) { free(idc); free(joined); hyp_set_error("%s:%ld: empty id", path, lineno); goto fail; }
-            corpus_add(c, id, text);
-            free(idc);
-            free(joined);
-            long prev = idset_add(&seen, c->ids[c->n - 1], lineno);
-            if (prev) { hyp_set_error("%s:%ld: duplicate id '%s' (first on line %ld)", path, lineno, c->ids[c->n - 1], prev); goto fail; }
-            continue;
+        if (jsonl < 0) jsonl = *s == '{';
+#ifndef HYP_HAVE_JANSSON
+        if (jsonl) { hyp_set_error("%s: JSONL needs jansson (rebuild with libjansson-dev)", path); goto fail; }
 #endif
-        }
-        if (!*id) { hyp_set_error("%s:%ld: empty id", path, lineno); goto fail; }
-        corpus_add(c, id, text);
+        char *id, *text, *idc = NULL, *joined = NULL;
+        int rc = parse_line(path, lineno, line, jsonl == 1, &id, &text, &idc, &joined);
+        if (!rc) corpus_add(c, id, text);
+        free(idc);
+        free(joined);
+        if (rc) goto fail;
         long prev = idset_add(&seen, c->ids[c->n - 1], lineno);
         if (prev) { hyp_set_error("%s:%ld: duplicate id '%s' (first on line %ld)", path, lineno, c->ids[c->n - 1], prev); goto fail; }
     }
-    if (ferror(f)) { hyp_set_error("%s: read error", path); goto fail; }
-    free(line);
+    if (got < 0) goto fail;
     free(seen.keys);
     free(seen.lines);
-    fclose(f);
+    hyp_lines_close(in);
     return c;
 fail:
-    free(line);
     free(seen.keys);
     free(seen.lines);
-    fclose(f);
+    hyp_lines_close(in);
     corpus_free(c);
     return NULL;
 }

@@ -12,8 +12,10 @@ typedef struct {
     char **texts;   // (n) NUL-terminated UTF-8 (bytes kept as read)
 } Corpus;
 
-// Reads the whole file. NULL + "file:line: reason" on malformed lines (missing tab or id,
-// bad JSON, missing text field, duplicate id), unreadable files. Blank lines are skipped.
+// Reads the whole file (line by line through hyp_lines: a leading UTF-8 BOM is dropped, a
+// line over 16 MiB or a NUL byte is an error). NULL + "file:line: reason" on malformed lines
+// (missing tab or id, bad JSON, a missing or non-string text field, an id that is empty or
+// contains whitespace, a duplicate id), unreadable files. Blank lines are skipped.
 Corpus *corpus_read(const char *path);
 void corpus_add(Corpus *c, const char *id, const char *text);
 Corpus *corpus_new(void);

@@ -18,6 +18,8 @@
 #include "autograd/util.h"
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #ifdef HYP_HAVE_UTF8PROC
 #include <utf8proc.h>
 enum { TOKC_PLAIN = 1, TOKC_PUNCT, TOKC_REMOVE };
@@ -484,7 +486,12 @@ bool tok_set_never_split(Tokenizer *t, const char *const *tokens, int n) {
 }
 
 Tokenizer *tok_from_vocab_text(const char *data, size_t len, const char *name, bool lowercase) {
+    data = hyp_skip_bom(data, &len);   // a BOM would otherwise become part of token 0 ("[PAD]")
     if (len == 0) { hyp_set_error("%s: empty vocab file", name); return NULL; }
+    if (len > TOK_MAX_VOCAB_BYTES) {
+        hyp_set_error("%s: %zu bytes, larger than the %d MiB limit for a vocab", name, len, (int)(TOK_MAX_VOCAB_BYTES >> 20));
+        return NULL;
+    }
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
     if (data[len - 1] != '\n') lines++;
@@ -560,21 +567,77 @@ fail:
 
 Tokenizer *tok_load(const char *path, bool lowercase) {
     FILE *f = fopen(path, "rb");
-    if (!f) { hyp_set_error("%s: cannot open vocab file", path); return NULL; }
-    size_t cap = 1 << 18, n = 0;
-    char *buf = hyp_malloc(cap);
-    for (;;) {
-        if (n == cap) buf = hyp_realloc(buf, cap *= 2);
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
+    if (!f) { hyp_set_error("%s: cannot open vocab file: %s", path, strerror(errno)); return NULL; }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > TOK_MAX_VOCAB_BYTES) {
+        hyp_set_error("%s: %lld bytes, larger than the %d MiB limit for a vocab file (not a vocab?)", path,
+                      (long long)sb.st_size, (int)(TOK_MAX_VOCAB_BYTES >> 20));
+        fclose(f);
+        return NULL;
     }
-    bool err = ferror(f);
+    // Streams of unknown size (pipes, devices) are read up to the limit; a NUL byte stops
+    // at once (a vocab is text), so /dev/zero fails after one read instead of hanging.
+    size_t cap = 1 << 18, n = 0;
+    long lines = 0;
+    char *buf = hyp_malloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap > TOK_MAX_VOCAB_BYTES) {
+                hyp_set_error("%s: larger than the %d MiB limit for a vocab file (not a vocab?)", path,
+                              (int)(TOK_MAX_VOCAB_BYTES >> 20));
+                goto fail;
+            }
+            buf = hyp_realloc(buf, (cap *= 2) + 1);
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        if (k == 0) break;
+        const char *z = memchr(buf + n, 0, k);
+        if (z) {
+            for (const char *q = buf; q < z; q++) lines += *q == '\n';
+            hyp_set_error("%s:%ld: NUL byte (a binary file, not a vocab?)", path, lines + 1);
+            goto fail;
+        }
+        n += k;
+    }
+    if (ferror(f)) { hyp_set_error("%s: read error: %s", path, strerror(errno)); goto fail; }
     fclose(f);
-    if (err) { free(buf); hyp_set_error("%s: read error", path); return NULL; }
     Tokenizer *t = tok_from_vocab_text(buf, n, path, lowercase);
     free(buf);
     return t;
+fail:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+int tok_lines(const Tokenizer *t, FILE *in, const char *name, FILE *out, const TokLinesOptions *o) {
+    HypLines *r = hyp_lines_from_file(in, name, HYP_LINES_ALLOW_NUL);
+    TokIds ids = {0};
+    char *line;
+    size_t len;
+    int got, rc = 0;
+    while ((got = hyp_lines_next(r, &line, &len)) > 0) {
+        if (o->specials) tok_encode(t, line, len, o->max_len, &ids);
+        else {
+            ids.n = 0;
+            tok_wordpieces(t, line, len, o->max_len ? (size_t)o->max_len : 0, &ids);
+            if (o->max_len && ids.n > (size_t)o->max_len) ids.n = (size_t)o->max_len;
+        }
+        for (size_t j = 0; j < ids.n; j++) {
+            if (j) putc(' ', out);
+            if (o->tokens) fputs(tok_token_str(t, ids.ids[j]), out);
+            else fprintf(out, "%d", ids.ids[j]);
+        }
+        if (putc('\n', out) == EOF) break;
+    }
+    if (got < 0) rc = -1;
+    else if (fflush(out) != 0 || ferror(out)) {
+        hyp_set_error("writing the output of %s failed: %s", name, strerror(errno));
+        rc = -1;
+    }
+    hyp_lines_close(r);
+    tok_ids_free(&ids);
+    return rc;
 }
 
 void tok_free(Tokenizer *t) {

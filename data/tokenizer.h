@@ -52,15 +52,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define TOK_MAX_WORD_CHARS 100   // HF max_input_chars_per_word
+#define TOK_MAX_VOCAB_BYTES ((size_t)64 << 20)   // a vocab file larger than this is refused
 
 typedef struct Tokenizer Tokenizer;
 
 // Load vocab.txt: one token per line, id = 0-based line number, LF line ends (a final
-// line without LF is accepted).  NULL on error with hyp_last_error() naming the file
-// and line ("vocab.txt:7: duplicate token 'the' (first on line 3)"): empty file,
-// empty line, CR in a line, control characters or invalid UTF-8 in a token,
+// line without LF is accepted), a leading UTF-8 BOM dropped.  NULL on error with
+// hyp_last_error() naming the file and line ("vocab.txt:7: duplicate token 'the' (first
+// on line 3)"): empty file, a file over TOK_MAX_VOCAB_BYTES (64 MiB; bert-base's is
+// 232 kB) or with a NUL byte (both found before reading further, so /dev/zero fails at
+// once), empty line, CR in a line, control characters or invalid UTF-8 in a token,
 // duplicate token, missing [UNK]/[CLS]/[SEP]/[PAD], unreadable file.
 Tokenizer *tok_load(const char *vocab_path, bool lowercase);
 // The same from the text of a vocab file in memory; name is used in messages
@@ -115,5 +119,19 @@ typedef struct {
 void tok_encode_batch(const Tokenizer *t, const char *const *texts, const size_t *lens, int n,
                       int max_len, TokBatch *out);
 void tok_batch_free(TokBatch *b);
+
+// The `hyp tokenize` loop, in the library so the command stays thin: every line of `in`
+// becomes one line of `out`, its space-separated ids (or token strings).  Lines end at LF
+// (a CR stays in the text, where it is whitespace); they are read through hyp_lines
+// (autograd/util.h), so a leading UTF-8 BOM is dropped and a line over 16 MiB is an error
+// naming `name` and the line: `tokenize < /dev/zero` fails after 16 MiB instead of
+// growing without limit.  NUL bytes are characters (removed by step 1).
+typedef struct {
+    int max_len;      // 0: no truncation; else >= 2, counting [CLS]/[SEP] when specials
+    bool specials;    // wrap in [CLS] ... [SEP]
+    bool tokens;      // print the wordpiece strings instead of ids
+} TokLinesOptions;
+// 0, or -1 with hyp_last_error() (a bad input line, a read or write error).
+int tok_lines(const Tokenizer *t, FILE *in, const char *name, FILE *out, const TokLinesOptions *o);
 
 #endif

@@ -230,23 +230,19 @@ static bool blank(const char *s, size_t n) {
 
 // ---------------------------------------------------------------- streaming reader
 struct TrainReader {
-    FILE *f;
+    HypLines *in;
     char *path;
     const Tokenizer *tok;
     int qmax, dmax;
     unsigned flags;
-    char *line;
-    size_t cap;
-    long lineno;
-    uint64_t bytes;
 };
 
 TrainReader *train_reader_open(const char *path, const Tokenizer *tok, int query_max_len, int doc_max_len,
                                unsigned flags) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { hyp_set_error("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    HypLines *in = hyp_lines_open(path, 0);
+    if (!in) return NULL;
     TrainReader *r = hyp_calloc(1, sizeof *r);
-    r->f = f;
+    r->in = in;
     r->path = hyp_strdup(path);
     r->tok = tok;
     r->qmax = query_max_len;
@@ -256,23 +252,22 @@ TrainReader *train_reader_open(const char *path, const Tokenizer *tok, int query
 }
 
 int train_reader_next(TrainReader *r, TrainRow *row) {
-    ssize_t len;
-    while ((len = getline(&r->line, &r->cap, r->f)) >= 0) {
-        r->lineno++;
-        r->bytes += (uint64_t)len;
-        if (blank(r->line, (size_t)len)) continue;
-        return train_row_parse(r->line, (size_t)len, r->path, r->lineno, r->tok, r->qmax, r->dmax, r->flags, row) ? -1 : 1;
+    char *line;
+    size_t len;
+    int got;
+    while ((got = hyp_lines_next(r->in, &line, &len)) > 0) {
+        if (blank(line, len)) continue;
+        long lineno = hyp_lines_lineno(r->in);
+        return train_row_parse(line, len, r->path, lineno, r->tok, r->qmax, r->dmax, r->flags, row) ? -1 : 1;
     }
-    if (ferror(r->f)) { hyp_set_error("%s:%ld: read error", r->path, r->lineno + 1); return -1; }
-    return 0;
+    return got;
 }
 
-uint64_t train_reader_bytes(const TrainReader *r) { return r->bytes; }
+uint64_t train_reader_bytes(const TrainReader *r) { return hyp_lines_bytes(r->in); }
 
 void train_reader_close(TrainReader *r) {
     if (!r) return;
-    fclose(r->f);
-    free(r->line);
+    hyp_lines_close(r->in);
     free(r->path);
     free(r);
 }
@@ -427,25 +422,33 @@ int pretokenize(const PretokOptions *o) {
         hyp_set_error("%s: already exists (remove it or choose another output directory)", o->out_dir);
         return -1;
     }
-    FILE *in = fopen(o->in_path, "rb");
-    if (!in) { hyp_set_error("%s: cannot open: %s", o->in_path, strerror(errno)); return -1; }
     uint64_t in_size = 0;
-    if (fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode)) in_size = (uint64_t)sb.st_size;
+    if (stat(o->in_path, &sb) == 0 && S_ISREG(sb.st_mode)) in_size = (uint64_t)sb.st_size;
+    HypLines *in = hyp_lines_open(o->in_path, 0);
+    if (!in) return -1;
 
     size_t tl = strlen(o->out_dir);
     while (tl > 1 && o->out_dir[tl - 1] == '/') tl--;
     char *tmp = hyp_malloc(tl + 5);
     memcpy(tmp, o->out_dir, tl);
     memcpy(tmp + tl, ".tmp", 5);
-    if (!remove_shard_dir(tmp)) {
-        hyp_set_error("%s: a stale temporary directory holds other files; remove it", tmp);
-        fclose(in);
+    struct stat tsb;
+    // Only an existing DIR.tmp is removed: on a read-only filesystem rmdir of a missing
+    // directory fails with EROFS, which used to read as "holds other files".
+    if (lstat(tmp, &tsb) == 0 && !remove_shard_dir(tmp)) {
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            hyp_set_error("%s: a stale temporary directory holds files other than a shard's; remove it", tmp);
+        else if (errno == ENOTDIR)
+            hyp_set_error("%s: exists and is not a directory (expected none, or a stale shard directory); remove it", tmp);
+        else
+            hyp_set_error("%s: cannot remove the stale temporary directory: %s", tmp, strerror(errno));
+        hyp_lines_close(in);
         free(tmp);
         return -1;
     }
     if (mkdir(tmp, 0755) != 0) {
         hyp_set_error("%s: cannot create directory: %s", tmp, strerror(errno));
-        fclose(in);
+        hyp_lines_close(in);
         free(tmp);
         return -1;
     }
@@ -481,6 +484,7 @@ int pretokenize(const PretokOptions *o) {
     double t0 = hyp_now(), last = t0;
     bool tty = isatty(2);
     bool eof = false;
+    char *read_err = NULL;   // a bad line (too long, NUL) ends the input; earlier lines report first
     int nthreads = o->threads;
 #ifdef _OPENMP
     if (nthreads <= 0) nthreads = omp_get_max_threads();
@@ -491,17 +495,22 @@ int pretokenize(const PretokOptions *o) {
         int n = 0;
         size_t chunk_bytes = 0;
         while (n < CHUNK_LINES && chunk_bytes < CHUNK_BYTES) {
-            ssize_t len = getline(&lines[n], &caps[n], in);
-            if (len < 0) { eof = true; break; }
-            lineno++;
-            bytes += (uint64_t)len;
-            if (blank(lines[n], (size_t)len)) continue;
-            lens[n] = (size_t)len;
+            char *line;
+            size_t len;
+            int got = hyp_lines_next(in, &line, &len);
+            if (got < 0) { read_err = hyp_strdup(hyp_last_error()); eof = true; break; }
+            if (got == 0) { eof = true; break; }
+            lineno = hyp_lines_lineno(in);
+            bytes = hyp_lines_bytes(in);
+            if (blank(line, len)) continue;
+            if (len + 1 > caps[n]) lines[n] = hyp_realloc(lines[n], caps[n] = len + 1);
+            memcpy(lines[n], line, len + 1);
+            lens[n] = len;
             linenos[n] = lineno;
-            chunk_bytes += (size_t)len;
+            chunk_bytes += len;
             n++;
         }
-        if (eof && ferror(in)) { hyp_set_error("%s:%ld: read error: %s", o->in_path, lineno + 1, strerror(errno)); goto chunk_fail; }
+        bytes = hyp_lines_bytes(in);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (n > 1)
         for (int i = 0; i < n; i++) {
             rcs[i] = train_row_parse(lines[i], lens[i], o->in_path, linenos[i], o->tok, o->query_max_len,
@@ -551,6 +560,7 @@ int pretokenize(const PretokOptions *o) {
             fflush(stderr);
         }
     }
+    if (read_err) { hyp_set_error("%s", read_err); goto chunk_fail; }   // after the lines before it (earliest error wins)
     if (st.min_items < 0) st.min_items = 0;
     for (int i = 0; i < F_N; i++) {
         FILE *f = sh.f[i];
@@ -583,6 +593,7 @@ int pretokenize(const PretokOptions *o) {
     if (o->stats) *o->stats = st;
     rc = 0;
 chunk_fail:
+    free(read_err);
     for (int i = 0; i < CHUNK_LINES; i++) {
         free(lines[i]);
         free(errs[i]);
@@ -595,7 +606,7 @@ done:
         free(sh.bufs[i]);
         free(sh.path[i]);
     }
-    fclose(in);
+    hyp_lines_close(in);
     if (rc) remove_shard_dir(tmp);
     free(tmp);
     return rc;

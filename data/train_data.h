@@ -16,7 +16,8 @@
 // `tokenized_content` (ids including [CLS]/[SEP], as the authors' tokenizer_utils
 // writes them) is used when present, else `content` goes through tok_encode.  Scores
 // are required (any JSON number).  Blank lines are skipped; a row with no items is
-// skipped and counted.  Errors name file and line: "train.jsonl:12: items[3]: missing \"score\"".
+// skipped and counted.  Lines stream through hyp_lines (autograd/util.h): a leading UTF-8
+// BOM is dropped, a line over 16 MiB or a NUL byte is an error (so /dev/zero fails at once).  Errors name file and line: "train.jsonl:12: items[3]: missing \"score\"".
 //
 // ---- Shard directory (all little-endian, no headers; meta.json has the counts):
 //   meta.json          format "hyp-pretok", version, counts, lengths, tokenizer facts

@@ -1,8 +1,9 @@
 // trec.c: TREC qrels/run readers, the in-memory run builder and the run writer.
 //
-// Files are read whole and tokenized in place: docids and qids point into the file
-// buffer, so a 7M-line run costs one allocation for its text. In-memory entries copy
-// their strings into a chunked arena instead.
+// Files stream through the bounded line reader (hyp_lines: a leading UTF-8 BOM dropped,
+// lines over 16 MiB and NUL bytes refused, so an endless input fails fast instead of
+// filling memory); each line is split in place and its qid and docid copied into a
+// chunked arena (a query's qid once), like the strings of in-memory entries.
 #include "eval/trec_internal.h"
 #include "autograd/util.h"
 
@@ -116,34 +117,6 @@ static void strmap_free(StrMap *m) {
     *m = (StrMap){0};
 }
 
-// Reads a whole file, NUL-terminated, with a final '\n' appended when missing.
-static char *read_whole_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hyp_set_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = hyp_malloc(cap);
-    for (;;) {
-        if (cap - n < 4096) buf = hyp_realloc(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n - 2, f);
-        n += got;
-        if (got == 0) break;   // EOF or error (ferror below)
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        hyp_set_error("%s: read error", path);
-        free(buf);
-        return NULL;
-    }
-    if (n == 0 || buf[n - 1] != '\n') buf[n++] = '\n';
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
 // Splits the line starting at *p into up to max fields (NUL-terminating them in place);
@@ -196,8 +169,7 @@ typedef struct {
 
 struct TrecQrels {
     char *path;
-    char *buf;            // file text (tokens point into it)
-    Arena arena;          // strings of in-memory judgments
+    Arena arena;          // qid and docid strings
     Judgment *j;          // (nj) until finalized
     size_t nj, capj;
     bool final;
@@ -227,7 +199,7 @@ static int cmp_judgment_qid(const void *a, const void *b) {
 static int qrels_finalize(TrecQrels *q) {
     if (q->final) return q->failed ? -1 : 0;
     q->final = true;
-    qsort(q->j, q->nj, sizeof *q->j, cmp_judgment_qid);
+    if (q->nj > 1) qsort(q->j, q->nj, sizeof *q->j, cmp_judgment_qid);   // q->j is NULL when empty
     size_t nq = 0;
     for (size_t i = 0; i < q->nj; i++)
         if (i == 0 || strcmp(q->j[i].qid, q->j[i - 1].qid)) nq++;
@@ -305,8 +277,10 @@ int trec_qrels_add(TrecQrels *q, const char *qid, const char *docid, long rel) {
         hyp_set_error("qrels: cannot add judgments after the qrels were used");
         return -1;
     }
-    if (!qid[0] || !docid[0]) {
-        hyp_set_error("qrels: empty qid or docid");
+    const char *why = hyp_id_problem(qid);
+    if (why || (why = hyp_id_problem(docid))) {
+        hyp_set_error("qrels: %s '%s' %s", hyp_id_problem(qid) ? "query id" : "document id",
+                      hyp_id_problem(qid) ? qid : docid, why);
         return -1;
     }
     if (rel > TREC_MAX_REL || rel < -TREC_MAX_REL) {
@@ -328,16 +302,16 @@ static bool parse_long(const char *s, long *out) {
 }
 
 TrecQrels *trec_qrels_read(const char *path) {
-    size_t len;
-    char *buf = read_whole_file(path, &len);
-    if (!buf) return NULL;
+    HypLines *in = hyp_lines_open(path, 0);
+    if (!in) return NULL;
     TrecQrels *q = trec_qrels_new();
     q->path = hyp_strdup(path);
-    q->buf = buf;
-    char *p = buf;
-    uint32_t line = 0;
-    while (*p) {
-        line++;
+    const char *last_qid = NULL;
+    char *p;
+    size_t len;
+    int got;
+    while ((got = hyp_lines_next(in, &p, &len)) > 0) {
+        uint32_t line = (uint32_t)hyp_lines_lineno(in);
         char *f[5];
         int nf = split_line(&p, f, 5);
         if (nf == 0 || f[0][0] == '#') continue;
@@ -356,11 +330,16 @@ TrecQrels *trec_qrels_read(const char *path) {
                           TREC_MAX_REL);
             goto fail;
         }
-        qrels_push(q, f[0], f[2], rel, line);
+        if (!last_qid || strcmp(last_qid, f[0])) last_qid = arena_strdup(&q->arena, f[0]);
+        qrels_push(q, last_qid, arena_strdup(&q->arena, f[2]), rel, line);
     }
+    if (got < 0) goto fail;
+    hyp_lines_close(in);
+    in = NULL;
     if (qrels_finalize(q)) goto fail;
     return q;
 fail:
+    hyp_lines_close(in);
     trec_qrels_free(q);
     return NULL;
 }
@@ -376,7 +355,6 @@ void trec_qrels_free(TrecQrels *q) {
     free(q->slots);
     strmap_free(&q->qmap);
     arena_free(&q->arena);
-    free(q->buf);
     free(q->path);
     free(q->error);
     free(q);
@@ -436,6 +414,14 @@ bool trec_qrels_lookup(const TrecQrels *q, const char *qid, const char *docid, l
     return trec_qrels_rel_hashed(q, (size_t)qi, docid, trec_hash_str(docid), rel);
 }
 
+long trec_qrels_num_positive(const TrecQrels *cq) {
+    TrecQrels *q = qrels_ready(cq);
+    long n = 0;
+    for (size_t i = 0; i < q->nq; i++)
+        for (long l = 1; l < q->q[i].num_levels; l++) n += q->q[i].level_counts[l];
+    return n;
+}
+
 const TrecJudgment *trec_qrels_judgments(const TrecQrels *q, size_t qi, size_t *n) {
     *n = q->q[qi].nj;
     return q->q[qi].judg;
@@ -451,8 +437,7 @@ const long *trec_qrels_level_counts(const TrecQrels *q, size_t qi, long *num_lev
 struct TrecRun {
     char *path;
     char *tag;
-    char *buf;            // file text (tokens point into it)
-    Arena arena;          // strings of in-memory entries
+    Arena arena;          // qid and docid strings
     TrecRunQuery *q;      // (nq) in first-seen order
     size_t nq, capq;
     StrMap qmap;          // qid -> index in q
@@ -494,12 +479,20 @@ static void run_push(TrecRunQuery *q, const char *docid, double score, uint32_t 
 }
 
 int trec_run_add(TrecRun *r, const char *qid, const char *docid, double score) {
-    if (!qid || !docid || !qid[0] || !docid[0]) {
-        hyp_set_error("run: empty qid or docid");
+    if (!qid || !docid) {
+        hyp_set_error("run: missing qid or docid");
         return -1;
     }
-    if (isnan(score)) {
-        hyp_set_error("run: score of query %s document %s is NaN", qid, docid);
+    const char *why = hyp_id_problem(qid);
+    if (why || (why = hyp_id_problem(docid))) {
+        // such an id would write a run line with more than 6 fields
+        hyp_set_error("run: %s '%s' %s", hyp_id_problem(qid) ? "query id" : "document id",
+                      hyp_id_problem(qid) ? qid : docid, why);
+        return -1;
+    }
+    if (!isfinite(score)) {
+        // our runs come from models: NaN/inf means a broken model, never a ranking
+        hyp_set_error("run: score of query %s document %s is %g; expected a finite score", qid, docid, score);
         return -1;
     }
     TrecRunQuery *q = run_query_for(r, qid, true);
@@ -509,17 +502,17 @@ int trec_run_add(TrecRun *r, const char *qid, const char *docid, double score) {
 }
 
 TrecRun *trec_run_read(const char *path) {
-    size_t len;
-    char *buf = read_whole_file(path, &len);
-    if (!buf) return NULL;
+    HypLines *in = hyp_lines_open(path, 0);
+    if (!in) return NULL;
     TrecRun *r = trec_run_new(NULL);
     r->path = hyp_strdup(path);
-    r->buf = buf;
-    const char *last_tag = NULL;
-    char *p = buf;
-    uint32_t line = 0;
-    while (*p) {
-        line++;
+    char *last_tag = NULL;
+    size_t tag_cap = 0;
+    char *p;
+    size_t len;
+    int got;
+    while ((got = hyp_lines_next(in, &p, &len)) > 0) {
+        uint32_t line = (uint32_t)hyp_lines_lineno(in);
         char *f[6];
         int nf = split_line(&p, f, 6);
         if (nf == 0 || f[0][0] == '#') continue;
@@ -534,16 +527,22 @@ TrecRun *trec_run_read(const char *path) {
             hyp_set_error("%s:%u: score '%s' is not a number", path, line, f[4]);
             goto fail;
         }
-        run_push(run_query_for(r, f[0], false), f[2], score, line);
+        run_push(run_query_for(r, f[0], true), arena_strdup(&r->arena, f[2]), score, line);
         r->nentries++;
-        last_tag = f[5];
+        size_t tl = strlen(f[5]) + 1;
+        if (tl > tag_cap) last_tag = hyp_realloc(last_tag, tag_cap = tl);
+        memcpy(last_tag, f[5], tl);
     }
+    if (got < 0) goto fail;
+    hyp_lines_close(in);
     if (last_tag) {
         free(r->tag);
-        r->tag = hyp_strdup(last_tag);
+        r->tag = last_tag;
     }
     return r;
 fail:
+    free(last_tag);
+    hyp_lines_close(in);
     trec_run_free(r);
     return NULL;
 }
@@ -554,7 +553,6 @@ void trec_run_free(TrecRun *r) {
     free(r->q);
     strmap_free(&r->qmap);
     arena_free(&r->arena);
-    free(r->buf);
     free(r->path);
     free(r->tag);
     free(r);

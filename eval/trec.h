@@ -3,7 +3,11 @@
 // Formats (whitespace separated, '#' starts a comment line, blank lines ignored):
 //   qrels: qid iter docno rel            (rel: integer; < 0 means "in the pool, unjudged")
 //   run:   qid Q0 docno rank score tag   (rank ignored; fields after tag ignored)
-// Readers return NULL on bad input and leave "path:line: message" in hyp_last_error().
+// Readers stream the file through hyp_lines (autograd/util.h): a leading UTF-8 BOM is
+// dropped (trec_eval keeps it as part of the first qid, so such a file silently matches
+// nothing there; here it evaluates as if the BOM were absent), a line over 16 MiB or a NUL
+// byte is an error. They return NULL on bad input and leave "path:line: message" in
+// hyp_last_error().
 #ifndef HYP_EVAL_TREC_H
 #define HYP_EVAL_TREC_H
 
@@ -17,7 +21,8 @@ typedef struct TrecQrels TrecQrels;
 #define TREC_MAX_REL 1000000   // |grade| limit (trec_eval expects small integers)
 
 TrecQrels *trec_qrels_read(const char *path);
-// In-memory construction (tests, tools). Duplicate (qid, docid) pairs are an error.
+// In-memory construction (tests, tools). Duplicate (qid, docid) pairs are an error, and so
+// are ids that are empty or contain whitespace (hyp_id_problem).
 // The first query of the set (lookup, num_queries, evaluation) freezes it: later adds fail.
 TrecQrels *trec_qrels_new(void);
 int trec_qrels_add(TrecQrels *q, const char *qid, const char *docid, long rel);  // 0 ok, -1 error
@@ -53,7 +58,10 @@ typedef struct TrecRun TrecRun;
 // evaluation refuses it (naming both lines) when it is among the documents evaluated.
 TrecRun *trec_run_read(const char *path);
 TrecRun *trec_run_new(const char *tag);   // tag may be NULL ("hyp")
-int trec_run_add(TrecRun *run, const char *qid, const char *docid, double score); // 0 ok, -1 error
+// 0 ok, -1 error: a NaN or infinite score (run files may hold inf, trec_eval reads them;
+// our own runs come from models, where it means a broken model), an id that is empty or contains whitespace (it would write
+// a line of more than 6 fields).
+int trec_run_add(TrecRun *run, const char *qid, const char *docid, double score);
 void trec_run_free(TrecRun *run);
 
 size_t trec_run_num_queries(const TrecRun *run);

@@ -15,9 +15,14 @@
 // of them vectorises and the GPU evaluates the same formulas bit for bit.
 union hyp_fbits { float f; int32_t i; };
 // e^x, within ~2 ulp: Cody-Waite reduction x = n ln2 + r, Cephes' degree-6 polynomial for
-// e^r on [-ln2/2, ln2/2], then 2^n through the exponent bits. Clamped to the normal range.
+// e^r on [-ln2/2, ln2/2], then 2^n through the exponent bits. Clamped to the normal range
+// (so -inf gives e^-87 and +inf e^88); NaN gives NaN. The clamp is written so that NaN
+// becomes -87 (NaN must not reach the float-to-int conversion of n: undefined, and a
+// negative shift after it) and the final select restores it; finite inputs get exactly
+// the same operations as before, and both are selects, so the CPU loops stay vectorised.
 HYP_HD float hyp_expf(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float xin = x;
+    x = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
     float n = rintf(x * 1.44269504088896341f);
     float r = fmaf(n, -0.693359375f, x);
     r = fmaf(n, 2.12194440e-4f, r);
@@ -30,7 +35,7 @@ HYP_HD float hyp_expf(float x) {
     float e = fmaf(p, r * r, r) + 1.0f;
     union hyp_fbits s;
     s.i = ((int32_t)n + 127) << 23;
-    return e * s.f;
+    return xin == xin ? e * s.f : xin;
 }
 // erfc(z) for z >= 0 (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7), times
 // e^{z^2}: returns erfc(z) and leaves e^{-z^2} in *ez (the GELU gradient needs it).

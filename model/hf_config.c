@@ -60,6 +60,8 @@ char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len) {
     fclose(f);
     if (err) { free(s); hyp_set_error("%s: read error", path); return NULL; }
     if (n > max_bytes) { free(s); hyp_set_error("%s: larger than %zu bytes", path, max_bytes); return NULL; }
+    size_t k = n;
+    if (hyp_skip_bom(s, &k) != s) memmove(s, s + 3, n -= 3);   // a UTF-8 BOM (Windows editors) is not content
     s[n] = 0;
     if (len) *len = n;
     return s;

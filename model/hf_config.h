@@ -52,7 +52,8 @@ int model_config_from_json(const char *text, const char *label, ModelConfig *c);
 // An HF BertModel config.json for `hyp export --config-out` (malloc'd).
 char *model_config_to_hf_bert_json(const ModelConfig *c);
 
-// Read a whole small text file (malloc'd, NUL-terminated). NULL + error.
+// Read a whole small text file (malloc'd, NUL-terminated; a leading UTF-8 BOM dropped: config.json,
+// the INI config, vocab files). NULL + error (unreadable, larger than max_bytes).
 char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len);
 
 #endif

@@ -57,6 +57,31 @@ const Bert *model_doc_bert(const Model *m) {
     return m->mc.kind == MODEL_HYPENCODER ? m->hyp.doc_bert : m->mc.kind == MODEL_BIENCODER ? m->be.doc_bert : &m->bert;
 }
 
+int model_check_finite(const ParamSet *ps, const char *label) {
+    float *host = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (int i = 0; i < ps->n && !rc; i++) {
+        const Tensor *t = ps->params[i];
+        if (t->dtype != HYP_F32) continue;
+        size_t n = tensor_numel(t);
+        const float *x = tensor_f32(t);
+        if (t->device != HYP_CPU) {
+            if (n > cap) host = hyp_realloc(host, (cap = n) * sizeof(float));
+            tensor_to_host(t, host);
+            x = host;
+        }
+        size_t count, k = hyp_find_nonfinite(x, n, &count);
+        if (k == n) continue;
+        hyp_set_error("%s: parameter %s has %zu non-finite value%s (first: %g at flat index %zu of %zu); "
+                      "expected finite weights (a diverged or corrupted checkpoint?)",
+                      label, t->name ? t->name : "?", count, count == 1 ? "" : "s", x[k], k, n);
+        rc = -1;
+    }
+    free(host);
+    return rc;
+}
+
 void model_free(Model *m) {
     if (!m) return;
     if (m->mc.kind == MODEL_HYPENCODER) hypencoder_free(&m->hyp);
@@ -106,6 +131,7 @@ Model *model_load(const char *path, Device dev) {
     f = h5_open(path);
     if (!f || h5_load_params(f, "/params", m->ps, false)) { h5_close(f); goto fail; }
     h5_close(f);
+    if (model_check_finite(m->ps, path)) goto fail;
     if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
         goto fail;
     return m;

@@ -23,10 +23,14 @@ typedef struct Model {
 int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label);
 int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const char *label);
 
-// NULL + "path: ..." when the file is not a model file, a parameter is missing or has
-// the wrong shape, or the config asks for something not implemented (e.g. an activation).
+// NULL + "path: ..." when the file is not a model file, a parameter is missing, has
+// the wrong shape or holds a NaN/inf, or the config asks for something not implemented
+// (e.g. an activation).
 Model *model_load(const char *path, Device dev);
 void model_free(Model *m);
+// 0 when every fp32 parameter of ps is finite, else -1 + "label: parameter NAME has K
+// non-finite values (first: nan at flat index I of N) ..." (any device).
+int model_check_finite(const ParamSet *ps, const char *label);
 
 // The document encoder's BERT (the passage encoder of a Hypencoder, or the BERT itself).
 const Bert *model_doc_bert(const Model *m);

@@ -234,6 +234,18 @@ void weights_unmap_file(const uint8_t *map, size_t len) {
     if (map) munmap((void *)map, len);
 }
 
+// A pickle of protocol 0 or 1 (no PROTO opcode): text-like opcodes, ending in STOP ('.').
+// Legacy torch.save with pickle_protocol=0/1, or a plain pickle.dump of a state dict.
+static bool looks_like_old_pickle(const uint8_t *m, size_t len) {
+    if (len < 2) return false;
+    size_t e = len;
+    while (e > 0 && (m[e - 1] == '\n' || m[e - 1] == '\r')) e--;
+    if (e == 0 || m[e - 1] != '.') return false;
+    // first opcodes of such pickles: MARK '(', EMPTY_DICT '}', EMPTY_LIST ']', GLOBAL 'c',
+    // LONG 'L' (legacy torch.save's magic number), INT 'I', NONE 'N', DICT/LIST via MARK
+    return strchr("(}]cLIN", m[0]) != NULL && m[0] != 0;
+}
+
 WeightSet *weights_read(const char *path) {
     const uint8_t *m;
     size_t len;
@@ -244,9 +256,27 @@ WeightSet *weights_read(const char *path) {
         hyp_set_error("%s: a legacy (pre-zip, PyTorch < 1.6 `_use_new_zipfile_serialization=False`) torch.save "
                       "file: not supported; re-save it with a current PyTorch or convert it to safetensors", path);
         ws = NULL;
+    } else if (!(len >= 9 && m[8] == '{') && looks_like_old_pickle(m, len)) {   // byte 8 '{': a safetensors header
+        hyp_set_error("%s: found a protocol-0/1 pickle (a legacy torch.save or a plain pickle.dump, first byte '%c'); "
+                      "expected safetensors or a zip-format torch.save: re-save it with a current PyTorch "
+                      "(torch.save(state_dict, path)) or convert it to safetensors", path, m[0]);
+        ws = NULL;
     } else ws = safetensors_read_mem(m, len, path);
     weights_unmap_file(m, len);
     return ws;
+}
+
+int weights_check_finite(const WeightSet *ws, const char *label) {
+    for (int i = 0; i < ws->n; i++) {
+        const NamedTensor *t = &ws->v[i];
+        if (t->alias_of) continue;
+        size_t count, k = hyp_find_nonfinite(t->data, t->numel, &count);
+        if (k == t->numel) continue;
+        hyp_set_error("%s: %s: %zu non-finite value%s (first: %g at flat index %zu of %zu); expected finite weights",
+                      label, t->name, count, count == 1 ? "" : "s", t->data[k], k, t->numel);
+        return -1;
+    }
+    return 0;
 }
 
 WeightSet *safetensors_read(const char *path) {

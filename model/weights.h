@@ -72,6 +72,11 @@ WeightSet *torchbin_read(const char *path);
 #define TORCHBIN_NO_CRC 1u                          // skip CRC-32 checks (fuzzing only)
 WeightSet *torchbin_read_mem(const void *buf, size_t len, const char *label, unsigned flags);
 
+// 0 when every tensor is finite, else -1 + "label: NAME: K non-finite values (first: nan at
+// flat index I of N) ...". The readers keep NaN/inf (they are valid tensor values); an
+// importer of model weights should refuse them (model_load does, for model files).
+int weights_check_finite(const WeightSet *ws, const char *label);
+
 // Map a whole file read-only (for the readers). 0 or -1 + error.
 int weights_map_file(const char *path, const uint8_t **map, size_t *len);
 void weights_unmap_file(const uint8_t *map, size_t len);

@@ -59,6 +59,20 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
         Tensor *v = opt.pooling == POOL_MEAN ? bert_pool_mean(c, bert_forward(c, bert, ids, mask), mask)
                                               : bert_forward_cls(c, bert, ids, mask);
         tensor_to_host(v, host);
+        size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);
+        if (bad < (size_t)b * d) {
+            int row = order[s + (int)(bad / (size_t)d)].idx;
+            char name[160];
+            if (opt.ids) snprintf(name, sizeof name, "'%.120s' (row %d)", opt.ids[row], row);
+            else snprintf(name, sizeof name, "%d", row);
+            hyp_set_error("%s: the model produced a non-finite vector for %s %s (%g at dimension %zu); expected "
+                          "finite vectors (the model's weights or a too-long input overflow?)", m->path,
+                          !strcmp(opt.what, "documents") ? "document" : opt.what, name, host[bad], bad % (size_t)d);
+            ctx_reset(c);
+            free(out);
+            out = NULL;
+            break;
+        }
         for (int k = 0; k < b; k++) memcpy(out + (size_t)order[s + k].idx * d, host + (size_t)k * d, d * sizeof(float));
         ctx_reset(c);
         double now = hyp_now();
@@ -76,5 +90,6 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
     free(host);
     free(bt);
     free(order);
+    if (!out && !opt.nonfinite_null) HYP_FATAL("%s", hyp_last_error());
     return out;
 }

@@ -238,8 +238,20 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
         long n = hi - r0 < rows ? hi - r0 : rows;
         const float *X = direct ? direct + (size_t)r0 * d : xbuf;
         if (!direct && docstore_rows(s, r0, n, xbuf)) { rc = -1; break; }
-        for (int b = 0; b < B; b++) {
+        for (int b = 0; b < B && !rc; b++) {
             qnet_host_score(q, b, X, n, sc, &w);
+            size_t i = hyp_find_nonfinite(sc, (size_t)n, NULL);
+            if (i < (size_t)n) {
+                // NaN would rank last and inf first, silently: refuse, naming query and document.
+                char qn[160];
+                if (qids) snprintf(qn, sizeof qn, "'%.120s'", qids[b]);
+                else snprintf(qn, sizeof qn, "%d", b);
+                hyp_set_error("%s: query %s: the q-net scored document '%s' as %g; expected finite scores "
+                              "(non-finite q-net weights from the query encoder?)", docstore_path(s), qn,
+                              docstore_id(s, r0 + (long)i), sc[i]);
+                rc = -1;
+                break;
+            }
             TopK *t = &heaps[b];
             for (long i = 0; i < n; i++) {
                 long idx = r0 + i;
@@ -249,6 +261,7 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
                 topk_offer(t, sc[i], (int32_t)idx);
             }
         }
+        if (rc) break;
         double now = hyp_now();
         if (opt.progress && (now - last > 2.0 || r0 + n == hi)) {
             double rate = (r0 + n - lo) / (now - t0 > 0 ? now - t0 : 1e-9);

@@ -88,12 +88,14 @@ static uint64_t hash_str(const char *s) {
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
-static void build_hash(DocStore *s) {
+// Returns the later index of the first duplicate id found (the earlier in *first), or -1.
+static long build_hash(DocStore *s, long *first) {
     long ns = 16;
     while (ns < 2 * s->n) ns *= 2;
     s->nslots = ns;
     s->slots = hyp_malloc((size_t)ns * sizeof(long));
     for (long i = 0; i < ns; i++) s->slots[i] = -1;
+    long dup = -1;
     for (long i = 0; i < s->n; i++) {
         uint64_t h = hash_str(s->ids[i]) & (uint64_t)(ns - 1);
         while (s->slots[h] >= 0) {
@@ -101,7 +103,9 @@ static void build_hash(DocStore *s) {
             h = (h + 1) & (uint64_t)(ns - 1);
         }
         if (s->slots[h] < 0) s->slots[h] = i;
+        else if (dup < 0) { dup = i; if (first) *first = s->slots[h]; }
     }
+    return dup;
 }
 long docstore_find(const DocStore *s, const char *id) {
     uint64_t h = hash_str(id) & (uint64_t)(s->nslots - 1);
@@ -125,6 +129,17 @@ static int read_hslab(DocStore *s, long start, long n, float *dst) {
     }
     H5Sclose(ms);
     H5Sclose(fs);
+    if (rc == 0) {
+        // A NaN vector scores NaN against every query (ranked last, silently): refuse it.
+        size_t total = (size_t)n * s->dim, bad = hyp_find_nonfinite(dst, total, NULL);
+        if (bad < total) {
+            long row = start + (long)(bad / (size_t)s->dim);
+            hyp_set_error("%s: /embeddings: row %ld (document '%s') has a non-finite value (%g at column %zu); "
+                          "expected finite vectors (re-encode the corpus)", s->path, row, s->ids[row], dst[bad],
+                          bad % (size_t)s->dim);
+            rc = -1;
+        }
+    }
     return rc;
 }
 
@@ -146,11 +161,26 @@ DocStore *docstore_open(const char *path, const DocStoreOptions *o) {
     int nd = H5Sget_simple_extent_ndims(sp);
     hsize_t dims[2] = {0, 0};
     H5T_class_t cls = H5Tget_class(ty);
+    size_t tsize = H5Tget_size(ty);
     H5Tclose(ty);
     if (nd == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
-    if (nd != 2 || cls != H5T_FLOAT || dims[1] == 0 || dims[1] > 65536 || dims[0] > 2147483647ull) {
-        hyp_set_error("%s: /embeddings: expected a 2-D float dataset (N, d), got rank %d", path, nd);
+    const char *problem = NULL;
+    char found[160];
+    if (nd != 2 || cls != H5T_FLOAT) {
+        const char *cn = cls == H5T_INTEGER ? "integer" : cls == H5T_FLOAT ? "float" : cls == H5T_STRING ? "string"
+                       : cls == H5T_COMPOUND ? "compound" : "non-numeric";
+        snprintf(found, sizeof found, "found a rank-%d %zu-byte %s dataset", nd, tsize, cn);
+        problem = found;
+    } else if (dims[1] == 0 || dims[1] > 65536) {
+        snprintf(found, sizeof found, "found dimension d = %llu (expected 1..65536)", (unsigned long long)dims[1]);
+        problem = found;
+    } else if (dims[0] > 2147483647ull) {
+        snprintf(found, sizeof found, "found %llu rows (at most 2^31-1)", (unsigned long long)dims[0]);
+        problem = found;
+    }
+    if (problem) {
+        hyp_set_error("%s: /embeddings: expected a 2-D float dataset (N, d) as `hyp encode` writes; %s", path, problem);
         H5Dclose(d);
         H5Fclose(f);
         return NULL;
@@ -173,7 +203,21 @@ DocStore *docstore_open(const char *path, const DocStoreOptions *o) {
         docstore_free(s);
         return NULL;
     }
-    build_hash(s);
+    for (long i = 0; i < s->n; i++) {
+        const char *why = hyp_id_problem(s->ids[i]);
+        if (why) {
+            hyp_set_error("%s: /ids[%ld]: id '%s' %s", path, i, s->ids[i], why);
+            docstore_free(s);
+            return NULL;
+        }
+    }
+    long first = -1, dup = build_hash(s, &first);
+    if (dup >= 0) {
+        hyp_set_error("%s: /ids[%ld]: duplicate id '%s' (also /ids[%ld]); expected one row per document", path, dup,
+                      s->ids[dup], first);
+        docstore_free(s);
+        return NULL;
+    }
     if (!s->streaming) {
         size_t es = elt_size(s->dtype);
         s->data = hyp_malloc((size_t)(s->n ? s->n : 1) * s->dim * es);
@@ -217,7 +261,7 @@ DocStore *docstore_from_memory(const float *x, long n, int dim, const char *cons
             s->ids[i] = hyp_strdup(b);
         }
     }
-    build_hash(s);
+    build_hash(s, NULL);
     s->data = hyp_malloc((size_t)(n ? n : 1) * dim * elt_size(dtype));
     to_storage(dtype, s->data, x, (size_t)n * dim);
     return s;

@@ -6,7 +6,9 @@
 //              stored vectors but all arithmetic is fp32);
 //   streaming  nothing but the ids in memory: every block is a hyperslab read from the
 //              file, so exhaustive search works on a corpus larger than memory.
-// Readers return NULL / -1 and leave "path: /dataset: reason" in hyp_last_error().
+// Readers return NULL / -1 and leave "path: /dataset: reason" in hyp_last_error(). Opening
+// refuses ids that are empty or contain whitespace, duplicate ids (naming both rows), and
+// every read (loading or streaming) refuses a block holding a NaN or infinite value.
 #ifndef HYP_SEARCH_STORE_H
 #define HYP_SEARCH_STORE_H
 #include "autograd/util.h"

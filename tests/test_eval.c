@@ -606,3 +606,109 @@ Test(signif, cli_compare_report) {
     cr_expect_eq(pclose(p), 0);
     cr_expect_eq(rows, 2);
 }
+
+// ---------------------------------------------------------------- issue 12
+#include "eval/trec_internal.h"
+#include "tests/bounded_child.h"
+
+// BOM: trec_eval keeps it in the first qid (that query then matches nothing); we drop it,
+// in qrels and runs alike, so a file saved by a Windows editor evaluates as intended.
+Test(issue12, leading_bom_in_qrels_and_run_is_dropped) {
+    char *qp = write_temp("\xEF\xBB\xBFq1 0 d1 1\nq1 0 d2 0\n");
+    char *rp = write_temp("\xEF\xBB\xBFq1 Q0 d1 1 2.0 t\nq1 Q0 d2 2 1.0 t\n");
+    TrecQrels *q = trec_qrels_read(qp);
+    TrecRun *r = trec_run_read(rp);
+    cr_assert(q && r, "%s", hyp_last_error());
+    cr_assert_str_eq(trec_qrels_qid(q, 0), "q1");
+    cr_assert_not_null(trec_run_find(r, "q1"));
+    trec_run_free(r);
+    trec_qrels_free(q);
+    TrecEvalResult *res = eval_files(qp, rp, &(Args){.measures = {"map", NULL}});
+    cr_expect_eq(summary(res, "map"), 1.0);
+    trec_result_free(res);
+    unlink(qp); unlink(rp); free(qp); free(rp);
+}
+
+// qsort(NULL, 0, ...) on an empty qrels file (UBSan); it must simply evaluate nothing.
+Test(issue12, empty_qrels) {
+    char *qp = write_temp("# nothing judged\n"), *rp = write_temp("q1 Q0 d1 1 2.0 t\n");
+    TrecQrels *q = trec_qrels_read(qp);
+    cr_assert(q, "%s", hyp_last_error());
+    cr_assert_eq(trec_qrels_num_queries(q), 0);
+    cr_assert_eq(trec_qrels_num_positive(q), 0);
+    TrecRun *r = trec_run_read(rp);
+    TrecMeasureSet *ms = trec_measures_new();
+    trec_measures_add(ms, "map");
+    TrecEvalOptions opt = trec_eval_default_options();
+    opt.complete = true;
+    cr_expect_null(trec_evaluate(q, r, ms, &opt));
+    cr_expect(strstr(hyp_last_error(), "no queries"), "%s", hyp_last_error());
+    trec_measures_free(ms);
+    trec_run_free(r);
+    trec_qrels_free(q);
+    unlink(qp); unlink(rp); free(qp); free(rp);
+}
+
+// trec_eval's -c summary num_rel counts every judgment with rel > 0 in the qrels, whatever -l.
+Test(issue12, num_positive_ignores_the_relevance_level) {
+    char *qp = write_temp("q1 0 a 1\nq1 0 b 2\nq1 0 c 0\nq1 0 d -1\nq2 0 a 3\nq3 0 z 0\n");
+    TrecQrels *q = trec_qrels_read(qp);
+    cr_assert(q, "%s", hyp_last_error());
+    cr_assert_eq(trec_qrels_num_positive(q), 3);
+    trec_qrels_free(q);
+    unlink(qp); free(qp);
+    // trec_eval 10.0 (built from usnistgov/trec_eval): `trec_eval -c -l 2 -m num_rel
+    // qrels.test results.test` prints 561 (and 0 without -c)
+    q = trec_qrels_read(REF "qrels.test");
+    cr_assert(q, "%s", hyp_last_error());
+    cr_assert_eq(trec_qrels_num_positive(q), 561);
+    trec_qrels_free(q);
+}
+
+// Ids with whitespace made 7-field run lines; a non-finite score is a broken model.
+Test(issue12, in_memory_ids_and_scores_are_checked) {
+    TrecRun *r = trec_run_new("t");
+    cr_assert_neq(trec_run_add(r, "q 1", "d1", 1.0), 0);
+    cr_assert(strstr(hyp_last_error(), "query id 'q 1' contains whitespace"), "%s", hyp_last_error());
+    cr_assert_neq(trec_run_add(r, "q1", "a b", 1.0), 0);
+    cr_assert(strstr(hyp_last_error(), "document id 'a b' contains whitespace"), "%s", hyp_last_error());
+    cr_assert_neq(trec_run_add(r, "q1", "", 1.0), 0);
+    cr_assert(strstr(hyp_last_error(), "is empty"), "%s", hyp_last_error());
+    cr_assert_neq(trec_run_add(r, "q1", "d1", -INFINITY), 0);
+    cr_assert(strstr(hyp_last_error(), "-inf; expected a finite score"), "%s", hyp_last_error());
+    cr_assert_neq(trec_run_add(r, "q1", "d1", NAN), 0);
+    cr_assert_eq(trec_run_add(r, "q1", "d1", 1.0), 0);
+    cr_assert_eq(trec_run_num_entries(r), 1);
+    trec_run_free(r);
+    TrecQrels *q = trec_qrels_new();
+    cr_assert_neq(trec_qrels_add(q, "q1", "d\t1", 1), 0);
+    cr_assert(strstr(hyp_last_error(), "document id 'd\t1' contains whitespace"), "%s", hyp_last_error());
+    trec_qrels_free(q);
+}
+
+// Runs `cmd` under a 2 GiB address-space limit (not under ASan) and `timeout 20`; its exit status.
+static int run_bounded(const char *cmd) {
+    char full[1024];
+    snprintf(full, sizeof full, HYP_ULIMIT_V "timeout 20 %s", cmd);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static bool dev_zero_qrels(void *arg) {
+    (void)arg;
+    return !trec_qrels_read("/dev/zero") && strstr(hyp_last_error(), "/dev/zero:1: NUL byte");
+}
+static bool dev_zero_run(void *arg) {
+    (void)arg;
+    return !trec_run_read("/dev/zero") && strstr(hyp_last_error(), "/dev/zero:1: NUL byte");
+}
+// `hyp eval qrels /dev/zero` reached 7.3 GB: now an error at once naming the file and line.
+Test(issue12, endless_inputs_fail_fast) {
+    expect_in_bounded_child(dev_zero_qrels, NULL, "trec_qrels_read(/dev/zero)");
+    expect_in_bounded_child(dev_zero_run, NULL, "trec_run_read(/dev/zero)");
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    double t0 = hyp_now();
+    cr_expect_eq(run_bounded(HYP_BIN " eval " REF "qrels.test /dev/zero >/dev/null 2>&1"), 1);
+    cr_expect_eq(run_bounded(HYP_BIN " eval /dev/zero " REF "results.test >/dev/null 2>&1"), 1);
+    cr_expect_lt(hyp_now() - t0, 10.0);
+}

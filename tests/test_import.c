@@ -6,6 +6,10 @@
 #include "model/weights.h"
 #include "model/model_file.h"
 #include "model/model_import.h"
+#include "model/load.h"
+#include "search/encode.h"
+#include <hdf5.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -610,4 +614,109 @@ Test(bad_input, missing_inputs) {
     expect_no_output(out);
     rm_rf(d);
     free(out); free(d);
+}
+
+// ------------------------------------------------------------------ issue 12: NaN weights, old pickles
+static void nan_ln_weight(WeightSet *ws) {
+    NamedTensor *t = weights_get(ws, "encoder.layer.0.output.LayerNorm.weight");
+    cr_assert(t);
+    t->data[3] = NAN;
+}
+// A NaN LayerNorm weight made every embedding NaN with rc 0: the check an importer runs.
+Test(bad_input, nan_weight_found_by_check) {
+    WeightSet *ws = safetensors_read(IMP "/bert_st/model.safetensors");
+    cr_assert(ws);
+    cr_assert_eq(weights_check_finite(ws, "st"), 0, "%s", hyp_last_error());
+    nan_ln_weight(ws);
+    cr_assert_neq(weights_check_finite(ws, "st"), 0);
+    expect_error_mentions("nan check", "encoder.layer.0.output.LayerNorm.weight", "1 non-finite value (first: nan at flat index 3");
+    weights_free(ws);
+}
+
+// A model file whose weights went bad after import (a diverged run): model_load refuses it,
+// so encode/score/search never compute with it.
+Test(bad_input, nan_weight_refused_at_model_load) {
+    char *d = tmpdir(), *out = tmppath(d, "m.h5");
+    cr_assert_eq(import_q(IMP "/bert_st", out, NULL, NULL, false), 0, "%s", hyp_last_error());
+    Model *m = model_load(out, HYP_CPU);
+    cr_assert(m, "%s", hyp_last_error());
+    model_free(m);
+    hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hid_t ds = H5Dopen2(f, "/params/encoder.layer.1.output.LayerNorm.weight", H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    float w[32];
+    cr_assert(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    w[5] = NAN;
+    w[7] = INFINITY;
+    cr_assert(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+    cr_assert_null(model_load(out, HYP_CPU), "a model with a NaN weight was loaded");
+    expect_error_mentions("nan at load", "encoder.layer.1.output.LayerNorm.weight", "2 non-finite values");
+    rm_rf(d);
+    free(out); free(d);
+}
+
+// A protocol-0 pickle (legacy torch.save(..., pickle_protocol=0), or pickle.dump) used to get
+// the safetensors reader's "header length does not fit" message.
+Test(bad_input, protocol0_pickle_is_named) {
+    char *d = tmpdir(), *p = tmppath(d, "old.bin");
+    const char pk[] = "(dp0\nVembeddings.word_embeddings.weight\np1\nI1\ns.";
+    spit(p, pk, sizeof pk - 1);
+    cr_assert_null(weights_read(p));
+    expect_error_mentions("protocol 0", "protocol-0/1 pickle", "expected safetensors or a zip-format torch.save");
+    rm_rf(d);
+    free(p); free(d);
+}
+
+// Finite weights can still overflow: encode never returns a non-finite vector (it used to
+// write 100% NaN embeddings with rc 0); with nonfinite_null the caller gets NULL + a message.
+Test(bad_input, encode_refuses_non_finite_vectors) {
+    char *d = tmpdir(), *out = tmppath(d, "m.h5");
+    cr_assert_eq(import_q(IMP "/bert_st", out, NULL, NULL, false), 0, "%s", hyp_last_error());
+    Model *m = model_load(out, HYP_CPU);
+    cr_assert(m, "%s", hyp_last_error());
+    Tokenizer *tok = model_tokenizer(m);
+    cr_assert(tok, "%s", hyp_last_error());
+    const char *texts[2] = {"hello", "a longer text here"}, *ids[2] = {"d0", "d1"};
+    EncodeOptions o = {.batch = 2, .ids = ids, .nonfinite_null = true};
+    float *v = encode_texts(m, tok, texts, 2, &o);
+    cr_assert(v, "%s", hyp_last_error());
+    free(v);
+    Tensor *w = paramset_get(m->ps, "embeddings.LayerNorm.weight");
+    cr_assert(w);
+    for (size_t i = 0; i < tensor_numel(w); i++) tensor_f32(w)[i] = 3e38f;   // LN output * 3e38: overflows
+    Tensor *we = paramset_get(m->ps, "embeddings.word_embeddings.weight");
+    for (size_t i = 0; i < tensor_numel(we); i++) tensor_f32(we)[i] = (float)((i * 7919) % 13) - 6.0f;
+    cr_assert_null(encode_texts(m, tok, texts, 2, &o), "a non-finite vector was returned");
+    expect_error_mentions("non-finite encode", "non-finite vector for document", "(row ");
+    tok_free(tok);
+    model_free(m);
+    rm_rf(d);
+    free(out); free(d);
+}
+
+// A BOM (Windows editors) at the start of config.json was a JSON syntax error; the INI
+// config goes through the same hyp_read_text_file.
+Test(bad_input, bom_in_small_text_files_is_dropped) {
+    char *d = tmpdir(), *p = tmppath(d, "config.json");
+    size_t n;
+    char *orig = (char *)slurp(IMP "/bert_st/config.json", &n);
+    char *bom = hyp_malloc(n + 3);
+    memcpy(bom, "\xEF\xBB\xBF", 3);
+    memcpy(bom + 3, orig, n);
+    spit(p, bom, n + 3);
+    size_t len;
+    char *text = hyp_read_text_file(p, 1 << 20, &len);
+    cr_assert(text, "%s", hyp_last_error());
+    cr_assert_eq(len, n);
+    cr_assert(!memcmp(text, orig, n));
+    cr_assert_eq(text[n], 0);
+    HFBertConfig b;
+    cr_assert_eq(hf_bert_config_read(p, &b), 0, "%s", hyp_last_error());
+    cr_assert_eq(b.hidden_size, 32);
+    free(text); free(bom); free(orig);
+    rm_rf(d);
+    free(p); free(d);
 }

@@ -4,6 +4,7 @@
 // (and tests/fixtures/tokenizer_adversarial.txt) in the order the script documents.
 #include "tests/testlib.h"
 #include "data/tokenizer.h"
+#include "tests/bounded_child.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -687,5 +688,79 @@ Test(tokenizer, bad_vocab_files) {
     Tokenizer *t = tok_from_vocab_text(ok, sizeof ok - 1, "ok", true);
     cr_assert(t, "%s", hyp_last_error());
     cr_expect_eq(tok_token_id(t, "hello", 5), 4);
+    tok_free(t);
+}
+
+// ---------------------------------------------------------------- issue 12
+// `--vocab /dev/zero` hung (read to memory exhaustion); oversized vocab files are refused
+// before reading them; a BOM no longer becomes part of token 0.
+Test(tokenizer, vocab_bom_size_limit_and_endless_input, .timeout = 30) {
+    const char bom[] = "\xEF\xBB\xBF[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n";
+    Tokenizer *t = tok_from_vocab_text(bom, sizeof bom - 1, "bom", true);
+    cr_assert(t, "%s", hyp_last_error());
+    cr_expect_eq(tok_special_id(t, TOK_PAD), 0);
+    cr_expect_str_eq(tok_token_str(t, 0), "[PAD]");
+    tok_free(t);
+    double t0 = hyp_now();
+    cr_expect_null(tok_load("/dev/zero", true));
+    cr_expect(strstr(hyp_last_error(), "/dev/zero:1: NUL byte"), "%s", hyp_last_error());
+    cr_expect_lt(hyp_now() - t0, 5.0);
+    char path[] = "/tmp/hyp_vocab_big_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, (off_t)TOK_MAX_VOCAB_BYTES + 1), 0);   // sparse: no disk used
+    close(fd);
+    cr_expect_null(tok_load(path, true));
+    cr_expect(strstr(hyp_last_error(), path) && strstr(hyp_last_error(), "larger than the 64 MiB limit"), "%s",
+              hyp_last_error());
+    unlink(path);
+}
+
+// The tokenize command's loop as a library function (`hyp tokenize < /dev/zero` grew to
+// 5.2 GB): same output as the command, a BOM dropped, an endless line an error.
+static bool dev_zero_tok_lines(void *arg) {
+    FILE *in = fopen("/dev/zero", "rb"), *out = fopen("/dev/null", "w");
+    int rc = tok_lines(arg, in, "stdin", out, &(TokLinesOptions){.specials = true});
+    return rc == -1 && strstr(hyp_last_error(), "stdin:1: line longer than 16 MiB");
+}
+Test(tokenizer, tok_lines_is_the_command_loop_bounded) {
+    Tokenizer *t = tok_load(VOCAB, true);
+    cr_assert(t, "%s", hyp_last_error());
+    const char text[] = "Hello, World!\n\nna\xc3\xafve caf\xc3\xa9 [MASK] x\r\nlast line no newline";
+    char path[] = "/tmp/hyp_tok_lines_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    for (int mode = 0; mode < 3; mode++) {
+        TokLinesOptions o = {.specials = mode != 1, .tokens = mode == 2, .max_len = mode == 1 ? 3 : 0};
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, HYP_BIN " tokenize --vocab " VOCAB "%s%s < %s", mode == 1 ? " --no-specials --max-len 3" : "",
+                 mode == 2 ? " --tokens" : "", path);
+        Buf want = read_cmd(cmd);
+        char *got = NULL;
+        size_t glen = 0;
+        FILE *out = open_memstream(&got, &glen);
+        FILE *in = fopen(path, "rb");
+        cr_assert_eq(tok_lines(t, in, path, out, &o), 0, "%s", hyp_last_error());
+        fclose(in);
+        fclose(out);
+        cr_assert_eq(glen, want.n, "mode %d: %zu vs %zu bytes", mode, glen, want.n);
+        cr_assert(!memcmp(got, want.p, glen), "mode %d: output differs from hyp tokenize:\n%s\nvs\n%s", mode, got, want.p);
+        // with a BOM in front: the same output
+        char *bom = NULL;
+        size_t blen = 0;
+        FILE *bin = fmemopen((void *)"\xEF\xBB\xBF" "Hello, World!\n", 17, "rb");
+        out = open_memstream(&bom, &blen);
+        cr_assert_eq(tok_lines(t, bin, "bom", out, &o), 0, "%s", hyp_last_error());
+        fclose(bin);
+        fclose(out);
+        cr_assert(blen > 0 && !memcmp(bom, want.p, blen), "mode %d: BOM changed the first line: %s", mode, bom);
+        free(bom);
+        free(got);
+        free(want.p);
+    }
+    unlink(path);
+    expect_in_bounded_child(dev_zero_tok_lines, t, "tok_lines(/dev/zero)");
     tok_free(t);
 }

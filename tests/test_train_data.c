@@ -12,6 +12,7 @@ Test(train_data, needs_jansson) { cr_skip_test("built without jansson: training 
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "tests/bounded_child.h"
 
 #define VOCAB SHARED_DATA "/vocab/bert-base-uncased-vocab.txt"
 #define SAMPLE SHARED_DATA "/distill/flagembedding_msmarco_kd_sample.jsonl"
@@ -835,6 +836,56 @@ Test(train_data, pretokenize_throughput) {
     rm_shard(out);
     unlink(in);
     free(s);
+    free(in);
+    free(out);
+    tok_free(t);
+}
+// ---------------------------------------------------------------- issue 12
+// `pretokenize --in /dev/zero` reached 9.2 GB and left DIR.tmp (data.train=/dev/zero hung in
+// `hyp train`, which pretokenizes): now one error naming the line, and nothing left behind.
+// Run in a child under a 1 GiB address-space limit and an alarm, so a regression cannot hang CI.
+typedef struct { const Tokenizer *t; const char *out; } PretokArgs;
+static bool dev_zero_pretok(void *arg) {
+    PretokArgs *a = arg;
+    return run_pretok(a->t, "/dev/zero", a->out, 32, 196, NULL) == -1 && strstr(hyp_last_error(), "/dev/zero:1: NUL byte");
+}
+Test(train_data, endless_input_fails_fast_and_leaves_nothing) {
+    Tokenizer *t = load_tok();
+    char *out = tmp_path("zeroshard"), tmpdir[512];
+    snprintf(tmpdir, sizeof tmpdir, "%s.tmp", out);
+    PretokArgs a = {t, out};
+    expect_in_bounded_child(dev_zero_pretok, &a, "pretokenize(/dev/zero)");
+    cr_assert(!exists(out) && !exists(tmpdir), "output left behind");
+    // the streaming reader gets the same rule
+    TrainReader *r = train_reader_open("/dev/zero", t, 32, 196, 0);
+    cr_assert(r);
+    TrainRow row = {0};
+    cr_assert_eq(train_reader_next(r, &row), -1);
+    cr_assert(strstr(hyp_last_error(), "/dev/zero:1: NUL byte"), "%s", hyp_last_error());
+    train_reader_close(r);
+    train_row_free(&row);
+    free(out);
+    tok_free(t);
+}
+
+Test(train_data, leading_bom_and_stale_tmp_messages) {
+    Tokenizer *t = load_tok();
+    char *in = tmp_path("bom.jsonl"), *out = tmp_path("bomshard");
+    write_file(in, "\xEF\xBB\xBF{\"query\": \"q\", \"items\": [{\"content\": \"x\", \"score\": 1}]}\n");
+    PretokStats st;
+    cr_assert_eq(run_pretok(t, in, out, 32, 196, &st), 0, "%s", hyp_last_error());
+    cr_assert_eq(st.rows, 1);
+    cr_assert_eq(st.bytes_in, 3 + 56);
+    rm_shard(out);
+    // out.tmp exists but is a file: say so (it used to be "holds other files", as for a
+    // read-only filesystem: now each errno gets its own message)
+    char tmpfile[512];
+    snprintf(tmpfile, sizeof tmpfile, "%s.tmp", out);
+    write_file(tmpfile, "x");
+    cr_assert_eq(run_pretok(t, in, out, 32, 196, NULL), -1);
+    cr_assert(strstr(hyp_last_error(), tmpfile) && strstr(hyp_last_error(), "is not a directory"), "%s", hyp_last_error());
+    unlink(tmpfile);
+    unlink(in);
     free(in);
     free(out);
     tok_free(t);
