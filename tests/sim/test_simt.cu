@@ -289,6 +289,37 @@ Test(simt, shared_memory_is_poisoned_and_dynamic_works) {
     cudaFree(out);
 }
 
+__global__ void big_static_shared_kernel(float *out) {
+    HYP_SHARED(float, a, [8192]);   // 32 KiB
+    HYP_SHARED(float, b, [8192]);   // another 32 KiB: 64 KiB of static shared memory
+    a[threadIdx.x] = 1.0f;
+    b[threadIdx.x] = 2.0f;
+    __syncthreads();
+    out[threadIdx.x] = a[threadIdx.x] + b[threadIdx.x];
+}
+__global__ void some_static_shared_kernel(float *out, int n) {
+    HYP_SHARED(float, a, [8192]);   // 32 KiB static
+    HYP_DYNAMIC_SHARED(float, d);
+    a[threadIdx.x] = 1.0f;
+    if ((int)threadIdx.x < n) d[threadIdx.x] = 2.0f;
+    __syncthreads();
+    out[threadIdx.x] = a[threadIdx.x] + ((int)threadIdx.x < n ? d[threadIdx.x] : 0.0f);
+}
+
+Test(simt, static_shared_memory_limit) {
+    quiet();
+    float *out = dev<float>(64);
+    HYP_LAUNCH(1, 64, 0, (cudaStream_t)0, big_static_shared_kernel)(out);
+    expect_launch_failure(cudaErrorLaunchOutOfResources, "static");
+    HYP_LAUNCH(1, 64, 0, (cudaStream_t)0, big_static_shared_kernel)(out);   // known now: refused up front
+    expect_launch_failure(cudaErrorLaunchOutOfResources, "static");
+    HYP_LAUNCH(1, 64, 8 * 1024, (cudaStream_t)0, some_static_shared_kernel)(out, 64);   // 32 + 8 KiB: fits
+    cr_assert(cudaGetLastError() == cudaSuccess, "%s", hyp_sim_last_report());
+    HYP_LAUNCH(1, 64, 20 * 1024, (cudaStream_t)0, some_static_shared_kernel)(out, 64);  // 32 + 20 KiB: too much
+    expect_launch_failure(cudaErrorInvalidValue, "static");
+    cudaFree(out);
+}
+
 // ---------------------------------------------------------------- launch bounds
 __global__ void count_kernel(unsigned *c) { atomicAdd(c, 1u); }
 

@@ -240,10 +240,34 @@ static std::vector<SharedVar> g_shared;
 static std::vector<unsigned char> g_dyn_shared;
 static std::map<const void *, int> g_max_dyn_shared;
 
+static std::map<const void *, size_t> g_static_shared;   // kernel -> bytes of its HYP_SHARED variables
+
 SharedReg::SharedReg(void *p, size_t bytes, const char *name, const char *file, int line) {
     (void)name; (void)file; (void)line;
     g_shared.push_back(SharedVar{p, bytes});
+    if (tls.kernel) g_static_shared[tls.kernel] += bytes;
     memset(p, 0xff, bytes);    // the first block that reaches it has not written it yet
+}
+
+// Static shared memory is limited to 48 KiB; static + dynamic to the kernel's dynamic limit
+// (48 KiB, or what cudaFuncSetAttribute raised it to). Static sizes are known once a launch
+// of the kernel has reached its HYP_SHARED declarations.
+static bool shared_fits(const LaunchSite &site, const void *kernel, size_t dyn) {
+    auto st = g_static_shared.find(kernel);
+    const size_t stat = st == g_static_shared.end() ? 0 : st->second;
+    auto it = g_max_dyn_shared.find(kernel);
+    const size_t allowed = it == g_max_dyn_shared.end() ? HYP_SIM_SHARED_DEFAULT
+                                                        : (size_t)it->second > HYP_SIM_SHARED_DEFAULT ? (size_t)it->second
+                                                                                                       : HYP_SIM_SHARED_DEFAULT;
+    if (stat > HYP_SIM_SHARED_DEFAULT || stat + dyn > allowed) {
+        // over 48 KiB static: nvcc would not have compiled it; too much in total: the runtime says no
+        report(stat > HYP_SIM_SHARED_DEFAULT ? cudaErrorLaunchOutOfResources : cudaErrorInvalidValue,
+               "%s:%d: kernel %s: %zu bytes of static and %zu bytes of dynamic shared memory exceed the %zu bytes "
+               "allowed for it (static at most %d; cudaFuncSetAttribute raises the total up to %d)", site.file,
+               site.line, site.kernel, stat, dyn, allowed, HYP_SIM_SHARED_DEFAULT, HYP_SIM_SHARED_OPTIN);
+        return false;
+    }
+    return true;
 }
 
 unsigned char *dynamic_shared() {
@@ -503,16 +527,7 @@ void run_grid(const LaunchSite &site, const void *kernel, dim3 grid, dim3 block,
                "y, z in [1, 65535]", site.file, site.line, site.kernel, grid.x, grid.y, grid.z);
         return;
     }
-    if (shmem > HYP_SIM_SHARED_DEFAULT) {
-        auto it = g_max_dyn_shared.find(kernel);   // raised by cudaFuncSetAttribute
-        const size_t allowed = it == g_max_dyn_shared.end() ? HYP_SIM_SHARED_DEFAULT : (size_t)it->second;
-        if (shmem > allowed) {
-            report(cudaErrorInvalidValue, "%s:%d: kernel %s: %zu bytes of dynamic shared memory exceed the %zu "
-                   "bytes allowed for it (cudaFuncSetAttribute raises the limit up to %d)", site.file, site.line,
-                   site.kernel, shmem, allowed, HYP_SIM_SHARED_OPTIN);
-            return;
-        }
-    }
+    if (!shared_fits(site, kernel, shmem)) return;
     g_stats.launches++;
     if (g_dyn_shared.size() < shmem) g_dyn_shared.resize(shmem);
     static thread_local std::vector<Thread> threads_buf;
@@ -528,6 +543,8 @@ void run_grid(const LaunchSite &site, const void *kernel, dim3 grid, dim3 block,
     tls.block_dim = block;
     tls.grid_dim = grid;
     tls.dyn_shared = shmem ? g_dyn_shared.data() : NULL;
+    tls.kernel = kernel;
+    const bool sized = g_static_shared.count(kernel) != 0;
     int i = 0;
     for (unsigned z = 0; z < block.z; z++)
         for (unsigned y = 0; y < block.y; y++)
@@ -545,9 +562,12 @@ void run_grid(const LaunchSite &site, const void *kernel, dim3 grid, dim3 block,
                 tls.block_idx = uint3{bx, by, bz};
                 poison_shared(shmem);
                 ok = run_block(&b);
+                // The first launch of a kernel learns its static shared size in its first block.
+                if (ok && !sized && bx + by + bz == 0 && g_static_shared.count(kernel)) ok = shared_fits(site, kernel, shmem);
             }
     tls.block = NULL;
     tls.thread = NULL;
+    tls.kernel = NULL;
 }
 
 // ---------------------------------------------------------------- device memory

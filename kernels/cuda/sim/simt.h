@@ -73,6 +73,7 @@ struct Tls {                 // trivially constructible: no TLS wrapper calls
     uint3 block_idx;
     dim3 block_dim, grid_dim;
     unsigned char *dyn_shared;
+    const void *kernel;      // the kernel function running now (static shared memory is counted per kernel)
 };
 extern thread_local Tls tls;
 const uint3 &thread_idx();   // the current fiber's threadIdx (fails outside a kernel)
