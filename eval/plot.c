@@ -1,0 +1,204 @@
+#include "eval/plot.h"
+#include "autograd/util.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- a growing text buffer
+typedef struct { char *s; size_t len, cap; } Svg;
+static void svg_add(Svg *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void svg_add(Svg *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        const int k = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (k >= 0 && (size_t)k < b->cap - b->len) { b->len += (size_t)k; return; }
+        b->cap = b->cap * 2 + (k > 0 ? (size_t)k : 256);
+        b->s = hyp_realloc(b->s, b->cap);
+    }
+}
+// Text with the five XML specials escaped.
+static void svg_text(Svg *b, const char *t) {
+    for (; t && *t; t++) {
+        switch (*t) {
+        case '<': svg_add(b, "&lt;"); break;
+        case '>': svg_add(b, "&gt;"); break;
+        case '&': svg_add(b, "&amp;"); break;
+        case '"': svg_add(b, "&quot;"); break;
+        case '\'': svg_add(b, "&#39;"); break;
+        default: svg_add(b, "%c", *t);
+        }
+    }
+}
+
+int plot_ticks(double lo, double hi, int want, double *t, int max) {
+    if (!(hi > lo)) { if (max > 0) t[0] = lo; return max > 0; }
+    const double raw = (hi - lo) / (want > 1 ? want - 1 : 1);
+    const double mag = pow(10.0, floor(log10(raw)));
+    const double f = raw / mag;
+    const double step = (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
+    int n = 0;
+    for (double v = ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9 && n < max; v += step)
+        t[n++] = fabs(v) < step * 1e-9 ? 0.0 : v;
+    return n;
+}
+
+// A tick label: at most 4 significant digits, no trailing zeros; k/M for large steps.
+static void tick_label(char *buf, size_t n, double v) {
+    const double a = fabs(v);
+    if (a >= 1e6 && fmod(a, 1e5) == 0) snprintf(buf, n, "%gM", v / 1e6);
+    else if (a >= 1e4 && fmod(a, 100) == 0) snprintf(buf, n, "%gk", v / 1e3);
+    else snprintf(buf, n, "%.4g", v);
+}
+
+static const char *COLOURS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+#define NCOL (int)(sizeof COLOURS / sizeof COLOURS[0])
+
+// Markers cycle with the colours' second round, so 20 series stay distinguishable.
+static void marker(Svg *b, int kind, double x, double y, const char *col) {
+    switch (kind % 3) {
+    case 0: svg_add(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, col); break;
+    case 1: svg_add(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"6\" height=\"6\" fill=\"%s\"/>\n", x - 3, y - 3, col); break;
+    default:
+        svg_add(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\"/>\n", x, y - 4, x + 3.5, y + 3, x - 3.5,
+                y + 3, col);
+    }
+}
+
+char *plot_svg(const PlotSeries *s, int ns, const PlotOptions *o) {
+    const PlotOptions opt = o ? *o : (PlotOptions){0};
+    const int W = opt.width > 0 ? opt.width : 760, H = opt.height > 0 ? opt.height : 460;
+    // data range over the finite points (y +- err included)
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    int points = 0;
+    for (int i = 0; i < ns; i++)
+        for (int k = 0; k < s[i].n; k++) {
+            const double x = s[i].x[k], y = s[i].y[k], e = s[i].err ? fabs(s[i].err[k]) : 0.0;
+            if (!isfinite(x) || !isfinite(y) || (opt.logy && y <= 0)) continue;
+            points++;
+            x0 = fmin(x0, x); x1 = fmax(x1, x);
+            const double lo = opt.logy && y - e <= 0 ? y : y - e;
+            y0 = fmin(y0, opt.logy ? log10(lo) : lo);
+            y1 = fmax(y1, opt.logy ? log10(y + e) : y + e);
+        }
+    if (!points) {
+        hyp_set_error("plot: nothing to draw (no finite%s value in %d series)", opt.logy ? " positive" : "", ns);
+        return NULL;
+    }
+    if (x1 == x0) { x0 -= 0.5; x1 += 0.5; }
+    if (y1 == y0) { const double d = fabs(y0) > 0 ? fabs(y0) * 0.05 : 0.5; y0 -= d; y1 += d; }
+    const double pad = (y1 - y0) * 0.05;
+    y0 -= pad; y1 += pad;
+    // plot area
+    const double L = 78, R = W - 24.0, T = opt.title ? 44 : 20, B = H - 56.0;
+    #define PX(v) (L + ((v) - x0) / (x1 - x0) * (R - L))
+    #define PY(v) (B - ((opt.logy ? log10(v) : (v)) - y0) / (y1 - y0) * (B - T))
+    Svg b = {hyp_malloc(4096), 0, 4096};
+    b.s[0] = 0;
+    svg_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
+                "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    if (opt.title) {
+        svg_add(&b, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">", W / 2);
+        svg_text(&b, opt.title);
+        svg_add(&b, "</text>\n");
+    }
+    // grid and ticks
+    double t[32];
+    char lab[32];
+    int nt = plot_ticks(x0, x1, 7, t, 32);
+    svg_add(&b, "<g class=\"xticks\" stroke=\"#e5e5e5\">\n");
+    for (int i = 0; i < nt; i++) svg_add(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(t[i]), T, PX(t[i]), B);
+    svg_add(&b, "</g>\n<g text-anchor=\"middle\">\n");
+    for (int i = 0; i < nt; i++) {
+        tick_label(lab, sizeof lab, t[i]);
+        svg_add(&b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", PX(t[i]), B + 17, lab);
+    }
+    svg_add(&b, "</g>\n");
+    double yt[32];
+    int nyt;
+    if (opt.logy) {   // decades (and 2, 5 within them when there are few)
+        nyt = 0;
+        const bool fine = y1 - y0 < 2.5;
+        for (int e = (int)floor(y0); e <= (int)ceil(y1) && nyt < 30; e++)
+            for (int m = 1; m <= 5; m += (m == 1 ? 1 : 3)) {
+                if (!fine && m > 1) continue;
+                const double v = m * pow(10.0, e);
+                if (log10(v) >= y0 && log10(v) <= y1 && nyt < 30) yt[nyt++] = v;
+            }
+    } else {
+        nyt = plot_ticks(y0, y1, 6, yt, 32);
+    }
+    svg_add(&b, "<g class=\"yticks\" stroke=\"#e5e5e5\">\n");
+    for (int i = 0; i < nyt; i++) svg_add(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, PY(yt[i]), R, PY(yt[i]));
+    svg_add(&b, "</g>\n<g text-anchor=\"end\">\n");
+    for (int i = 0; i < nyt; i++) {
+        tick_label(lab, sizeof lab, yt[i]);
+        svg_add(&b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", L - 6, PY(yt[i]) + 4, lab);
+    }
+    svg_add(&b, "</g>\n");
+    // axes and their labels
+    svg_add(&b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1f\" fill=\"none\" stroke=\"black\"/>\n", L, T, L, B, R, B);
+    if (opt.xlabel) {
+        svg_add(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", (L + R) / 2, H - 14);
+        svg_text(&b, opt.xlabel);
+        svg_add(&b, "</text>\n");
+    }
+    if (opt.ylabel) {
+        svg_add(&b, "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">", (T + B) / 2);
+        svg_text(&b, opt.ylabel);
+        svg_add(&b, opt.logy ? " (log scale)</text>\n" : "</text>\n");
+    }
+    // series
+    for (int i = 0; i < ns; i++) {
+        const char *col = COLOURS[i % NCOL];
+        svg_add(&b, "<g class=\"series\" stroke=\"%s\">\n<polyline fill=\"none\" stroke-width=\"1.8\" points=\"", col);
+        int drawn = 0;
+        for (int k = 0; k < s[i].n; k++) {
+            const double x = s[i].x[k], y = s[i].y[k];
+            if (!isfinite(x) || !isfinite(y) || (opt.logy && y <= 0)) continue;
+            svg_add(&b, "%s%.1f,%.1f", drawn++ ? " " : "", PX(x), PY(y));
+        }
+        svg_add(&b, "\"/>\n");
+        for (int k = 0; k < s[i].n && s[i].err; k++) {
+            const double x = s[i].x[k], y = s[i].y[k], e = fabs(s[i].err[k]);
+            if (!isfinite(x) || !isfinite(y) || !isfinite(e) || e == 0 || (opt.logy && y - e <= 0)) continue;
+            const double px = PX(x), ya = PY(y - e), yb = PY(y + e);
+            svg_add(&b, "<path d=\"M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f\" stroke-width=\"1.2\"/>\n",
+                    px, ya, px, yb, px - 4, ya, px + 4, ya, px - 4, yb, px + 4, yb);
+        }
+        svg_add(&b, "</g>\n");
+        if (opt.markers || drawn <= 40)
+            for (int k = 0; k < s[i].n; k++) {
+                const double x = s[i].x[k], y = s[i].y[k];
+                if (!isfinite(x) || !isfinite(y) || (opt.logy && y <= 0)) continue;
+                marker(&b, i / NCOL, PX(x), PY(y), col);
+            }
+    }
+    // legend (top right, one row a series)
+    double lw = 0;
+    for (int i = 0; i < ns; i++) lw = fmax(lw, 7.0 * (double)strlen(s[i].label ? s[i].label : ""));
+    lw = fmin(lw + 40, (R - L) * 0.6);
+    const double lx = R - lw - 8, ly = T + 8;
+    svg_add(&b, "<g class=\"legend\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"white\" "
+                "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", lx, ly, lw, 18 * ns + 8);
+    for (int i = 0; i < ns; i++) {
+        const char *col = COLOURS[i % NCOL];
+        const double yy = ly + 16 + 18 * i;
+        svg_add(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n", lx + 8,
+                yy - 4, lx + 28, yy - 4, col);
+        marker(&b, i / NCOL, lx + 18, yy - 4, col);
+        svg_add(&b, "<text x=\"%.1f\" y=\"%.1f\">", lx + 34, yy);
+        svg_text(&b, s[i].label ? s[i].label : "");
+        svg_add(&b, "</text>\n");
+    }
+    svg_add(&b, "</g>\n</svg>\n");
+    #undef PX
+    #undef PY
+    return b.s;
+}
