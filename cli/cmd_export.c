@@ -1,6 +1,7 @@
 // cmd_export.c: `hyp export --model MODEL.h5 --out FILE.safetensors [--config-out config.json]`:
 // the model's parameters as F32 safetensors with their HuggingFace names (HF can load them).
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "model/model_file.h"
 #include <errno.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@ int cmd_export(int argc, char **argv) {
         else { fprintf(stderr, "hyp export: unknown option %s\n%s", a, USAGE); return 1; }
     }
     if (!model || !out) { fprintf(stderr, "hyp export: --model and --out are required\n%s", USAGE); return 1; }
+    const CliPath outs[] = {CLI_FILE("--out", out), CLI_FILE("--config-out", cfg_out)};
+    if (cli_check_paths("export", &(CliPath)CLI_FILE("--model", model), 1, outs, 2)) return 1;
     ModelFile *m = model_file_read(model);
     if (!m) { fprintf(stderr, "hyp export: error: %s\n", hyp_last_error()); return 1; }
     int rc = 0;
