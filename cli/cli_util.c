@@ -26,6 +26,20 @@ int cli_double(const char *cmd, const char *flag, const char *text, double lo, d
     return hyp_parse_f64(flag, text, lo, hi, out) ? flag_error(cmd) : 0;
 }
 
+void cli_bad_option(const char *cmd, const char *arg, const char *value_flags) {
+    size_t n = strlen(arg);
+    bool known = false;
+    for (const char *p = value_flags; p && *p && !known;) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        known = len == n && !strncmp(p, arg, n);
+        p = sp ? sp + 1 : p + len;
+    }
+    if (known) fprintf(stderr, "hyp %s: %s needs a value\n", cmd, arg);
+    else if (arg[0] == '-') fprintf(stderr, "hyp %s: unknown option '%s'\n", cmd, arg);
+    else fprintf(stderr, "hyp %s: unexpected argument '%s' (expected options only)\n", cmd, arg);
+}
+
 // The directory part of a path ("." for a bare name); trailing slashes ignored. malloc'd.
 static char *parent_of(const char *path) {
     size_t n = strlen(path);

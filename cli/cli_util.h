@@ -11,6 +11,11 @@ int cli_long(const char *cmd, const char *flag, const char *text, long lo, long 
 int cli_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 int cli_double(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out);
 
+// The message for an argument a command's loop did not take: "ARG needs a value" when ARG
+// is one of value_flags (space-separated, e.g. "--model --out") and nothing follows it,
+// else "unknown option 'ARG'" (or "unexpected argument" for one without a dash).
+void cli_bad_option(const char *cmd, const char *arg, const char *value_flags);
+
 // A file or directory named by a flag. path NULL = not given (skipped).
 typedef struct {
     const char *flag;   // "--out", "--corpus"

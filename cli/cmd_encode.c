@@ -35,10 +35,10 @@ int cmd_encode(int argc, char **argv) {
             const char *p = argv[++i];
             if (!strcmp(p, "cls")) o.pooling = POOL_CLS;
             else if (!strcmp(p, "mean")) o.pooling = POOL_MEAN;
-            else { fprintf(stderr, "hyp encode: --pooling must be cls or mean\n"); return 1; }
+            else { fprintf(stderr, "hyp encode: --pooling: expected cls or mean, got \"%s\"\n", p); return 1; }
         } else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp encode: unknown or incomplete option '%s'\n", a); return usage(); }
+        else { cli_bad_option("encode", a, "--model --corpus --out --vocab --max-len --batch --pooling"); return usage(); }
     }
     if (!model || !corpus || !out) return usage();
     const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--corpus", corpus), CLI_FILE("--vocab", vocab)};

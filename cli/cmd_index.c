@@ -41,13 +41,27 @@ int cmd_index(int argc, char **argv) {
         else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &o.block_rows)) return 1; }
         else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &o.seed)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp index: unknown or incomplete option '%s'\n", a); return usage(); }
+        else {
+            cli_bad_option(C, a, "--docs --out --neighbors --k --centroids --kmeans-iters --recall-sample --iters "
+                                 "--block-rows --seed");
+            return usage();
+        }
     }
     if (!docs || !out) return usage();
     if (cli_check_paths(C, &(CliPath)CLI_FILE("--docs", docs), 1, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     DocStore *s = docstore_open(docs, &(DocStoreOptions){.progress = true});
     if (!s) { fprintf(stderr, "hyp index: %s\n", hyp_last_error()); return 1; }
     long N = docstore_n(s);
+    if (N < 2) {
+        fprintf(stderr, "hyp index: %s holds %ld document%s: a neighbour graph needs at least 2\n", docs, N, N == 1 ? "" : "s");
+        docstore_free(s);
+        return 1;
+    }
+    if (o.k > N - 1) {   // the builders clamp; say so, and report the k the graph has
+        fprintf(stderr, "index: --neighbors %d but %s has only %ld other documents per document: k = %ld\n", o.k, docs,
+                N - 1, N - 1);
+        o.k = (int)(N - 1);
+    }
     if (centroids > N) {
         fprintf(stderr, "hyp index: --centroids %d exceeds the %ld documents\n", centroids, N);
         docstore_free(s);

@@ -50,7 +50,7 @@ int cmd_pretokenize(int argc, char **argv) {
         else if (!strcmp(a, "--quiet")) o.progress = false;
         else if (!strcmp(a, "--retokenize")) o.retokenize = true;
         else {
-            fprintf(stderr, "hyp pretokenize: unknown or incomplete option '%s'\n", a);
+            cli_bad_option("pretokenize", a, "--vocab --in --out --query-max-len --doc-max-len --threads");
             usage(stderr);
             return 1;
         }

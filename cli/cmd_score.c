@@ -31,7 +31,7 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(a, "--doc-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &dmax)) return 1; }
         else if (!strcmp(a, "--batch") && v) { if (cli_int("score", a, argv[++i], 1, 1 << 16, &batch)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp score: unknown or incomplete option '%s'\n", a); return usage(); }
+        else { cli_bad_option("score", a, "--model --queries --corpus --vocab --query-max-len --doc-max-len --batch"); return usage(); }
     }
     if (!model || !queries || !corpus) return usage();
     Model *m = model_load(model, HYP_CPU);

@@ -73,16 +73,23 @@ int cmd_search(int argc, char **argv) {
             const char *x = argv[++i];
             if (!strcmp(x, "paper")) go.algo = ALGO_PAPER;
             else if (!strcmp(x, "hyp+") || !strcmp(x, "hypplus")) go.algo = ALGO_HYPPLUS;
-            else { fprintf(stderr, "hyp search: --algo must be paper or hyp+\n"); return 1; }
+            else { fprintf(stderr, "hyp search: --algo: expected paper or hyp+, got \"%s\"\n", x); return 1; }
         } else if (!strcmp(a, "--batch-queries") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &batch)) return 1; }
         else if (!strcmp(a, "--ignore-same-id")) ignore_same = true;
         else if (!strcmp(a, "--streaming")) streaming = true;
         else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &eo.block_rows)) return 1; }
         else if (!strcmp(a, "--query-max-len") && v) { if (cli_int(C, a, argv[++i], 2, 1 << 20, &qmax)) return 1; }
         else if (!strcmp(a, "--dtype") && v) {
-            if (store_dtype_parse(argv[++i], &dtype)) { fprintf(stderr, "hyp search: --dtype must be fp32, fp16 or bf16\n"); return 1; }
+            if (store_dtype_parse(argv[++i], &dtype)) {
+                fprintf(stderr, "hyp search: --dtype: expected fp32, fp16 or bf16, got \"%s\"\n", argv[i]);
+                return 1;
+            }
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp search: unknown or incomplete option '%s'\n", a); return usage(); }
+        else {
+            cli_bad_option(C, a, "--model --docs --queries --out --graph --summary --tag --k --entry-points --candidates "
+                                 "--max-iter --preset --seed --algo --batch-queries --block-rows --query-max-len --dtype");
+            return usage();
+        }
     }
     if (!model || !docs || !queries || !out) return usage();
     const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--docs", docs), CLI_FILE("--queries", queries),
@@ -112,7 +119,8 @@ int cmd_search(int argc, char **argv) {
     double *lat = NULL, *slat = NULL;
     Comm *comm = NULL;
     if (m->mc.kind != MODEL_HYPENCODER) {
-        fprintf(stderr, "hyp search: %s is a plain BERT model, not a Hypencoder (no q-net)\n", model);
+        fprintf(stderr, "hyp search: %s is a %s model: expected a Hypencoder (search scores documents with its q-nets)\n",
+                model, m->mc.kind == MODEL_BIENCODER ? "BE-Base bi-encoder" : "plain BERT");
         goto done;
     }
     int dim = m->hyp.head.dim;

@@ -33,7 +33,7 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--no-specials")) specials = false;
         else if (!strcmp(a, "--cased")) lowercase = false;
         else {
-            fprintf(stderr, "hyp tokenize: unknown or incomplete option '%s'\n", a);
+            cli_bad_option("tokenize", a, "--vocab --max-len");
             usage(stderr);
             return 1;
         }

@@ -162,9 +162,9 @@ Test(cli_contract, unwritable_output_is_refused_before_the_work) {
     expect_refused(&s, "demo --steps 5 --out nodir/demo", "directory nodir does not exist", NULL);
     expect_refused(&s, "pretokenize --vocab imp/vocab.txt --in queries.tsv --out nodir/shards", "does not exist", NULL);
     // A directory nobody can create files in: read-only for a normal user; root ignores
-    // permission bits, so there the test uses /proc (no regular files can be created).
+    // permission bits, so there the test uses /sys (sysfs: nobody can create a file).
     char out[4096];
-    const char *ro = "/proc";
+    const char *ro = "/sys";
     if (geteuid() != 0) {
         cr_assert_eq(run(out, sizeof out, "mkdir %s/ro && chmod 555 %s/ro", W, W), 0, "%s", out);
         static char rop[128];
@@ -197,6 +197,9 @@ Test(cli_contract, numbers_are_strict) {
     expect_refused(&s, "index --docs docs.h5 --out g2.h5 --neighbors 1k", "--neighbors", "got \"1k\"");
     expect_refused(&s, "score --model m.h5 --queries queries.tsv --corpus passages.tsv --batch ''", "--batch", "got \"\"");
     expect_refused(&s, "tokenize --vocab imp/vocab.txt --max-len 8e1 </dev/null", "--max-len", "8e1");
+    expect_refused(&s, "encode --model m.h5 --out d.h5 --corpus", "--corpus needs a value", NULL);
+    expect_refused(&s, SEARCH " --out r --no-such", "unknown option '--no-such'", NULL);
+    expect_refused(&s, SEARCH " --out r --dtype fp8", "--dtype: expected fp32, fp16 or bf16, got \"fp8\"", NULL);
     expect_refused(&s, "demo --steps 0", "--steps: 0 is out of range", NULL);
     expect_refused(&s, "demo --steps abc", "--steps: expected an integer", "got \"abc\"");
     expect_refused(&s, "eval -m recall.1e3 imp/vocab.txt imp/vocab.txt", "cutoff \"1e3\"", "expected a whole number");
@@ -224,6 +227,17 @@ Test(cli_contract, options_checked_against_the_model) {
                    "--vocab big.txt has 74 tokens", "embedding table has 34 rows");
     expect_refused(&s, "score --model m.h5 --queries queries.tsv --corpus passages.tsv --vocab big.txt",
                    "embedding table has 34 rows", NULL);
+    // A model trained here stores no HF config.json: export fails before writing anything.
+    cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " demo --steps 2 --out demo >/dev/null", W, ROOT), 0, "%s", out);
+    expect_refused(&s, "export --model demo/hypencoder/best.h5 --out x.safetensors --config-out c.json",
+                   "stores no HF config.json", NULL);
+    char p[256];
+    snprintf(p, sizeof p, "%s/x.safetensors", W);
+    cr_assert(access(p, F_OK) != 0, "export left %s behind", p);
+    // More neighbours than documents: the graph has every other document, and says so.
+    cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " index --docs docs.h5 --neighbors 50 --out g50.h5", W, ROOT), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "only 1 other documents") && strstr(out, "\"k\": 1,"), "%s", out);
     // A query longer than --query-max-len is truncated, not an error.
     cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " " SEARCH " --out r --query-max-len 3 --k 2", W,
                      ROOT), 0, "%s", out);
@@ -237,8 +251,8 @@ Test(cli_contract, demo_with_few_steps) {
     int rc = run(out, sizeof out, "cd %s && OMP_NUM_THREADS=1 %s/" HYP_BIN " demo --steps 10 --out demo", W, ROOT);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "| BE-Base (inner product)    |"), "%s", out);
-    rc = run(out, sizeof out, "h5dump -d /config %s/demo/biencoder/best.h5 2>/dev/null | grep -o 'warmup_steps = [0-9]*'", W);
-    if (rc == 0) cr_assert(strstr(out, "warmup_steps = 0"), "%s", out);
+    rc = run(out, sizeof out, "grep -h '^warmup_steps' %s/demo/biencoder/config.ini %s/demo/hypencoder/config.ini", W, W);
+    cr_assert(rc == 0 && !strcmp(out, "warmup_steps = 0\nwarmup_steps = 0\n"), "10 steps: warmup 10/100 = 0, got %s", out);
 }
 
 // The strict parser itself (autograd/util.h).
