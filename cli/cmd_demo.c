@@ -94,7 +94,9 @@ int cmd_demo(int argc, char **argv) {
     long steps = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) { if (cli_long("demo", "--steps", argv[++i], 1, 100000000, &steps)) return 1; }
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            if (cli_long("demo", "--steps", argv[++i], 1, 100000000, &steps)) return 1;
+        }
         else {
             fprintf(stderr, "usage: hyp demo [--out DIR] [--steps N]\n");
             return strcmp(argv[i], "--help") ? 1 : 0;
