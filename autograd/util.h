@@ -76,6 +76,18 @@ const char *hyp_id_problem(const char *id);
 // (may be NULL) gets how many are non-finite. For the checks that refuse NaN weights,
 // embeddings and scores (issue 12): the all-finite case is one vectorised pass.
 size_t hyp_find_nonfinite(const float *x, size_t n, size_t *count);
+// Strict numbers, for every command-line flag and config value. The whole text must be
+// the number: no leading or trailing space, no trailing junk ("10x"), no exponent or
+// fraction for an integer ("1e3", "2.5"), decimal only (no hex, inf or nan), and it must
+// lie in [lo, hi]; overflow is a range error. On error: -1, *out untouched, and
+// hyp_last_error() = "WHAT: expected an integer, got \"10x\"" or
+// "WHAT: 0 is out of range: expected an integer >= 1" ("WHAT: " left out when what is
+// NULL). what names the flag or key as the user wrote it ("--k", "train.lr").
+int hyp_parse_i64(const char *what, const char *text, int64_t lo, int64_t hi, int64_t *out);
+int hyp_parse_int(const char *what, const char *text, int lo, int hi, int *out);
+int hyp_parse_long(const char *what, const char *text, long lo, long hi, long *out);
+int hyp_parse_u64(const char *what, const char *text, uint64_t *out);   // 0 .. UINT64_MAX (seeds)
+int hyp_parse_f64(const char *what, const char *text, double lo, double hi, double *out);   // finite
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 // best.h5 by R-Precision), evaluates both best checkpoints on the held-out test queries
 // with the eval module, and prints a table.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "train/trainer.h"
 #include "data/synthetic.h"
 #include "data/corpus.h"
@@ -93,16 +94,19 @@ int cmd_demo(int argc, char **argv) {
     long steps = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            if (cli_long("demo", "--steps", argv[++i], 1, 100000000, &steps)) return 1;
+        }
         else {
             fprintf(stderr, "usage: hyp demo [--out DIR] [--steps N]\n");
             return strcmp(argv[i], "--help") ? 1 : 0;
         }
     }
+    if (cli_check_paths("demo", NULL, 0, &(CliPath)CLI_DIR("--out", out), 1)) return 1;
     // The tiny models are fastest on one thread (no fork/join per small op).
     omp_set_num_threads(1);
     double t0 = hyp_now();
-    char data[4096], p[8400], cfg[8192], set_steps[64];
+    char data[4096], p[8400], cfg[8192], set_steps[64], set_warmup[64];
     if (mkdir(out, 0755) && errno != EEXIST) { fprintf(stderr, "hyp demo: %s: %s\n", out, strerror(errno)); return 1; }
     snprintf(data, sizeof data, "%s/data", out);
     SynthOptions so = synth_default();
@@ -120,6 +124,10 @@ int cmd_demo(int argc, char **argv) {
     snprintf(s_queries, sizeof s_queries, "eval.queries=%s/val_queries.tsv", data);
     snprintf(s_qrels, sizeof s_qrels, "eval.qrels=%s/val_qrels.txt", data);
     snprintf(set_steps, sizeof set_steps, "train.max_steps=%ld", steps > 0 ? steps : 20000);
+    // The embedded config warms up for 200 of its 20000 steps; a shorter (or longer) budget
+    // keeps that 1% share, so --steps below 200 is a valid run (the linear schedule needs
+    // warmup <= max_steps).
+    snprintf(set_warmup, sizeof set_warmup, "train.warmup_steps=%ld", steps > 0 ? steps / 100 : 200);
     const char *kinds[2] = {"hypencoder", "biencoder"}, *labels[2] = {"Hypencoder (2-layer q-net)", "BE-Base (inner product)"};
     // Same data, steps, batch and validation for both; each model has the learning rate that
     // gave it the best validation R-Precision in a small sweep (bench/RESULTS.md, Main job):
@@ -129,9 +137,9 @@ int cmd_demo(int argc, char **argv) {
         char run[8192], s_kind[64];
         snprintf(run, sizeof run, "%s/%s", out, kinds[k]);
         snprintf(s_kind, sizeof s_kind, "model.kind=%s", kinds[k]);
-        const char *sets[] = {s_train, s_vocab, s_corpus, s_queries, s_qrels, s_kind, set_steps,
+        const char *sets[] = {s_train, s_vocab, s_corpus, s_queries, s_qrels, s_kind, set_steps, set_warmup,
                               "train.schedule=linear", "train.lr=1e-4"};
-        TrainOptions to = {.config_path = cfg, .sets = sets, .n_sets = k ? 9 : 7, .out_dir = run, .device = HYP_CPU,
+        TrainOptions to = {.config_path = cfg, .sets = sets, .n_sets = k ? 10 : 8, .out_dir = run, .device = HYP_CPU,
                            .resume = "auto"};
         fprintf(stderr, "\nhyp demo: training %s -> %s\n", labels[k], run);
         TrainSummary sum;

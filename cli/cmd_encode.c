@@ -3,6 +3,7 @@
 // Document vectors: HDF5 /embeddings (N, d) fp32 and /ids (N strings), written to
 // DOCS.h5.tmp and renamed, so a failure never leaves a partial file.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "search/encode.h"
 #include "data/corpus.h"
 #include "model/h5_strings.h"
@@ -28,22 +29,20 @@ int cmd_encode(int argc, char **argv) {
         else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
         else if (!strcmp(a, "--out") && v) out = argv[++i];
         else if (!strcmp(a, "--vocab") && v) vocab = argv[++i];
-        else if (!strcmp(a, "--max-len") && v) o.max_len = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch") && v) o.batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--max-len") && v) { if (cli_int("encode", a, argv[++i], 2, 1 << 20, &o.max_len)) return 1; }
+        else if (!strcmp(a, "--batch") && v) { if (cli_int("encode", a, argv[++i], 1, 1 << 20, &o.batch)) return 1; }
         else if (!strcmp(a, "--pooling") && v) {
             const char *p = argv[++i];
             if (!strcmp(p, "cls")) o.pooling = POOL_CLS;
             else if (!strcmp(p, "mean")) o.pooling = POOL_MEAN;
-            else { fprintf(stderr, "hyp encode: --pooling must be cls or mean\n"); return 1; }
+            else { fprintf(stderr, "hyp encode: --pooling: expected cls or mean, got \"%s\"\n", p); return 1; }
         } else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp encode: unknown or incomplete option '%s'\n", a); return usage(); }
+        else { cli_bad_option("encode", a, "--model --corpus --out --vocab --max-len --batch --pooling"); return usage(); }
     }
     if (!model || !corpus || !out) return usage();
-    if (o.batch <= 0 || o.max_len < 0 || (o.max_len > 0 && o.max_len < 2)) {
-        fprintf(stderr, "hyp encode: --batch must be > 0 and --max-len >= 2\n");
-        return 1;
-    }
+    const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--corpus", corpus), CLI_FILE("--vocab", vocab)};
+    if (cli_check_paths("encode", ins, 3, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     if (dev == HYP_CUDA && !hyp_cuda_available()) { fprintf(stderr, "hyp encode: --cuda but no GPU is available\n"); return 1; }
     Model *m = model_load(model, dev);
     if (!m) { fprintf(stderr, "hyp encode: %s\n", hyp_last_error()); return 1; }
@@ -54,6 +53,11 @@ int cmd_encode(int argc, char **argv) {
         return 1;
     }
     Tokenizer *tok = vocab ? tok_load(vocab, m->lowercase) : model_tokenizer(m);
+    if (tok && cli_check_vocab("encode", tok, vocab, model_doc_bert(m)->cfg.vocab_size)) {
+        tok_free(tok);
+        model_free(m);
+        return 1;
+    }
     Corpus *c = tok ? corpus_read(corpus) : NULL;
     if (!tok || !c) {
         fprintf(stderr, "hyp encode: %s\n", hyp_last_error());

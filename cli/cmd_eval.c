@@ -48,13 +48,10 @@ static int usage_error(const char *fmt, const char *arg) {
     return 1;
 }
 
-static bool parse_long_arg(const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno) return false;
-    *out = v;
-    return true;
+// Integer option values through the strict parser: "-l 2x" or "-M 1e3" is an error
+// naming the option, not a silent 2 or 1.
+static bool parse_long_arg(const char *flag, const char *s, long *out) {
+    return hyp_parse_long(flag, s, LONG_MIN, LONG_MAX, out) == 0;
 }
 
 // Value of an option given as "-lN", "-l N", "--opt=N" or "--opt N".
@@ -110,8 +107,8 @@ static int parse_args(int argc, char **argv, EvalArgs *a) {
             } else if (!strcmp(name, "--seed") || !strcmp(name, "--permutations") ||
                        !strcmp(name, "--level_for_rel") || !strcmp(name, "--Max_retrieved_per_topic") ||
                        !strcmp(name, "--Number_docs_in_coll")) {
-                if (!(v = option_value(argc, argv, &i, attached)) || !parse_long_arg(v, &n))
-                    return usage_error("%s needs an integer", name);
+                if (!(v = option_value(argc, argv, &i, attached))) return usage_error("%s needs an integer", name);
+                if (!parse_long_arg(name, v, &n)) return usage_error("%s", hyp_last_error());
                 if (!strcmp(name, "--seed")) a->seed = (unsigned long long)n;
                 else if (!strcmp(name, "--permutations")) {
                     if (n < 1) return usage_error("%s must be at least 1", name);
@@ -144,11 +141,13 @@ static int parse_args(int argc, char **argv, EvalArgs *a) {
             case 'M':
             case 'N': {
                 char opt = *f;
-                if (!(v = option_value(argc, argv, &i, f + 1)) || !parse_long_arg(v, &n)) {
+                char flag[3] = {'-', opt, 0};
+                if (!(v = option_value(argc, argv, &i, f + 1))) {
                     char msg[] = "-X needs an integer";
                     msg[1] = opt;
                     return usage_error("%s", msg);
                 }
+                if (!parse_long_arg(flag, v, &n)) return usage_error("%s", hyp_last_error());
                 if (opt == 'l') a->opt.relevance_level = n;
                 else if (opt == 'M') a->opt.max_docs = n;
                 else a->opt.num_docs_in_coll = n;

@@ -1,6 +1,8 @@
 // cmd_import.c: `hyp import --from FILE|DIR --out MODEL.h5`: HuggingFace / PyTorch weights
 // (safetensors or pytorch_model.bin), config.json and vocab.txt -> our HDF5 model file.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
+#include <sys/stat.h>
 #include "model/model_import.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +30,28 @@ static int usage_error(const char *msg, const char *arg) {
     return 1;
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *e;
-    long v = strtol(s, &e, 10);
-    if (!*s || *e || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
+// Every file `import` may read: the named ones and, in the weights' directory (--from DIR,
+// or the directory of --from FILE), the files the importer looks for there.
+static int check_paths(const ImportOptions *o) {
+    static const char *const NAMES[] = {"model.safetensors", "pytorch_model.bin", "config.json", "vocab.txt",
+                                        "tokenizer.json", "tokenizer_config.json"};
+    enum { N_NAMES = sizeof NAMES / sizeof NAMES[0] };
+    struct stat st;
+    bool is_dir = stat(o->from, &st) == 0 && S_ISDIR(st.st_mode);
+    const char *slash = strrchr(o->from, '/');
+    char dir[4096];
+    if (is_dir) snprintf(dir, sizeof dir, "%s", o->from);
+    else if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - o->from), o->from);
+    else snprintf(dir, sizeof dir, ".");
+    char paths[N_NAMES][4200];
+    CliPath in[4 + N_NAMES] = {CLI_FILE("--from", o->from), CLI_FILE("--config", o->config),
+                               CLI_FILE("--bert-config", o->bert_config), CLI_FILE("--vocab", o->vocab)};
+    int n = 4;
+    for (int i = 0; i < N_NAMES; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", dir, NAMES[i]);
+        in[n++] = (CliPath)CLI_FILE("--from", paths[i]);
+    }
+    return cli_check_paths("import", in, n, &(CliPath)CLI_FILE("--out", o->out), 1);
 }
 
 int cmd_import(int argc, char **argv) {
@@ -50,12 +68,13 @@ int cmd_import(int argc, char **argv) {
         else if (!strcmp(a, "--config")) o.config = v;
         else if (!strcmp(a, "--bert-config")) o.bert_config = v;
         else if (!strcmp(a, "--vocab")) o.vocab = v;
-        else if (!strcmp(a, "--query-max-len")) { if (!parse_int(v, 1, 1 << 20, &o.query_max_len)) return usage_error("bad --query-max-len ", v); }
-        else if (!strcmp(a, "--doc-max-len")) { if (!parse_int(v, 1, 1 << 20, &o.doc_max_len)) return usage_error("bad --doc-max-len ", v); }
-        else if (!strcmp(a, "--lowercase")) { if (!parse_int(v, 0, 1, &o.lowercase)) return usage_error("--lowercase takes 0 or 1, not ", v); }
+        else if (!strcmp(a, "--query-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.query_max_len)) return 1; }
+        else if (!strcmp(a, "--doc-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.doc_max_len)) return 1; }
+        else if (!strcmp(a, "--lowercase")) { if (cli_int("import", a, v, 0, 1, &o.lowercase)) return 1; }
         else return usage_error("unknown option ", a);
     }
     if (!o.from || !o.out) return usage_error("--from and --out are required", NULL);
+    if (check_paths(&o)) return 1;
     if (model_import(&o)) {
         fprintf(stderr, "hyp import: error: %s\n", hyp_last_error());
         return 1;

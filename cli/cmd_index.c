@@ -5,6 +5,8 @@
 // of rows; optionally k-means centroids for `hyp search --algo hyp+`. Written to
 // GRAPH.h5.tmp and renamed.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
+#include <limits.h>
 #include "search/graph.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@ static int usage(void) {
     return 1;
 }
 
+static const char *const C = "index";
+
 int cmd_index(int argc, char **argv) {
     const char *docs = NULL, *out = NULL;
     GraphBuildOptions o = {.k = 100, .progress = true};
@@ -28,25 +32,36 @@ int cmd_index(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--docs") && v) docs = argv[++i];
         else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if ((!strcmp(a, "--neighbors") || !strcmp(a, "--k")) && v) o.k = atoi(argv[++i]);
+        else if ((!strcmp(a, "--neighbors") || !strcmp(a, "--k")) && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &o.k)) return 1; }
         else if (!strcmp(a, "--approx")) approx = true;
-        else if (!strcmp(a, "--centroids") && v) centroids = atoi(argv[++i]);
-        else if (!strcmp(a, "--kmeans-iters") && v) km_iters = atoi(argv[++i]);
-        else if (!strcmp(a, "--recall-sample") && v) sample = atoi(argv[++i]);
-        else if (!strcmp(a, "--iters") && v) o.iters = atoi(argv[++i]);
-        else if (!strcmp(a, "--block-rows") && v) o.block_rows = atol(argv[++i]);
-        else if (!strcmp(a, "--seed") && v) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--centroids") && v) { if (cli_int(C, a, argv[++i], 0, INT_MAX, &centroids)) return 1; }
+        else if (!strcmp(a, "--kmeans-iters") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &km_iters)) return 1; }
+        else if (!strcmp(a, "--recall-sample") && v) { if (cli_int(C, a, argv[++i], 0, INT_MAX, &sample)) return 1; }
+        else if (!strcmp(a, "--iters") && v) { if (cli_int(C, a, argv[++i], 0, 1 << 20, &o.iters)) return 1; }
+        else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &o.block_rows)) return 1; }
+        else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &o.seed)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp index: unknown or incomplete option '%s'\n", a); return usage(); }
+        else {
+            cli_bad_option(C, a, "--docs --out --neighbors --k --centroids --kmeans-iters --recall-sample --iters "
+                                 "--block-rows --seed");
+            return usage();
+        }
     }
     if (!docs || !out) return usage();
-    if (o.k <= 0 || centroids < 0 || sample < 0 || o.block_rows < 0) {
-        fprintf(stderr, "hyp index: --neighbors must be > 0; --centroids, --recall-sample, --block-rows >= 0\n");
-        return 1;
-    }
+    if (cli_check_paths(C, &(CliPath)CLI_FILE("--docs", docs), 1, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     DocStore *s = docstore_open(docs, &(DocStoreOptions){.progress = true});
     if (!s) { fprintf(stderr, "hyp index: %s\n", hyp_last_error()); return 1; }
     long N = docstore_n(s);
+    if (N < 2) {
+        fprintf(stderr, "hyp index: %s holds %ld document%s: a neighbour graph needs at least 2\n", docs, N, N == 1 ? "" : "s");
+        docstore_free(s);
+        return 1;
+    }
+    if (o.k > N - 1) {   // the builders clamp; say so, and report the k the graph has
+        fprintf(stderr, "index: --neighbors %d but %s has only %ld other documents per document: k = %ld\n", o.k, docs,
+                N - 1, N - 1);
+        o.k = (int)(N - 1);
+    }
     if (centroids > N) {
         fprintf(stderr, "hyp index: --centroids %d exceeds the %ld documents\n", centroids, N);
         docstore_free(s);

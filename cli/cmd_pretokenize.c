@@ -1,5 +1,6 @@
 // hyp pretokenize: training JSONL -> memory-mappable shard directory (data/train_data.h).
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "data/train_data.h"
 #include "autograd/util.h"
 #include <stdio.h>
@@ -27,14 +28,7 @@ static void usage(FILE *o) {
 }
 
 static int parse_len(const char *flag, const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || end == s || v < 2 || v > 1000000) {
-        fprintf(stderr, "hyp pretokenize: %s must be an integer >= 2, got '%s'\n", flag, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    return cli_int("pretokenize", flag, s, 2, 1000000, out);
 }
 
 int cmd_pretokenize(int argc, char **argv) {
@@ -50,16 +44,13 @@ int cmd_pretokenize(int argc, char **argv) {
         else if (!strcmp(a, "--query-max-len") && i + 1 < argc) { if (parse_len(a, argv[++i], &o.query_max_len)) return 1; }
         else if (!strcmp(a, "--doc-max-len") && i + 1 < argc) { if (parse_len(a, argv[++i], &o.doc_max_len)) return 1; }
         else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 4096) { fprintf(stderr, "hyp pretokenize: --threads must be >= 1, got '%s'\n", argv[i]); return 1; }
-            o.threads = (int)v;
+            if (cli_int("pretokenize", a, argv[++i], 1, 4096, &o.threads)) return 1;
         } else if (!strcmp(a, "--uncased")) lowercase = true;
         else if (!strcmp(a, "--cased")) lowercase = false;
         else if (!strcmp(a, "--quiet")) o.progress = false;
         else if (!strcmp(a, "--retokenize")) o.retokenize = true;
         else {
-            fprintf(stderr, "hyp pretokenize: unknown or incomplete option '%s'\n", a);
+            cli_bad_option("pretokenize", a, "--vocab --in --out --query-max-len --doc-max-len --threads");
             usage(stderr);
             return 1;
         }
@@ -69,6 +60,8 @@ int cmd_pretokenize(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
+    const CliPath ins[] = {CLI_FILE("--vocab", vocab), CLI_FILE("--in", o.in_path)};
+    if (cli_check_paths("pretokenize", ins, 2, &(CliPath)CLI_DIR("--out", o.out_dir), 1)) return 1;
     Tokenizer *t = tok_load(vocab, lowercase);
     if (!t) { fprintf(stderr, "hyp pretokenize: %s\n", hyp_last_error()); return 1; }
     o.tok = t;

@@ -4,6 +4,7 @@
 // or the inner product of [CLS] vectors for a plain BERT model (bi-encoder). For small
 // inputs: inspection and parity checks.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "search/encode.h"
 #include "data/corpus.h"
 #include <stdio.h>
@@ -26,20 +27,32 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(a, "--queries") && v) queries = argv[++i];
         else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
         else if (!strcmp(a, "--vocab") && v) vocab = argv[++i];
-        else if (!strcmp(a, "--query-max-len") && v) qmax = atoi(argv[++i]);
-        else if (!strcmp(a, "--doc-max-len") && v) dmax = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--query-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &qmax)) return 1; }
+        else if (!strcmp(a, "--doc-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &dmax)) return 1; }
+        else if (!strcmp(a, "--batch") && v) { if (cli_int("score", a, argv[++i], 1, 1 << 16, &batch)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp score: unknown or incomplete option '%s'\n", a); return usage(); }
+        else { cli_bad_option("score", a, "--model --queries --corpus --vocab --query-max-len --doc-max-len --batch"); return usage(); }
     }
     if (!model || !queries || !corpus) return usage();
-    if (qmax < 0 || dmax < 0 || (qmax && qmax < 2) || (dmax && dmax < 2) || batch <= 0) {
-        fprintf(stderr, "hyp score: max lengths must be >= 2 and --batch > 0\n");
-        return 1;
-    }
     Model *m = model_load(model, HYP_CPU);
     if (!m) { fprintf(stderr, "hyp score: %s\n", hyp_last_error()); return 1; }
+    // Lengths and vocabulary against the model before reading any text.
+    const Bert *qbert = m->mc.kind == MODEL_HYPENCODER ? &m->hyp.query_bert
+                      : m->mc.kind == MODEL_BIENCODER ? &m->be.query_bert : &m->bert;
+    int qpos = qbert->cfg.max_positions, dpos = model_doc_bert(m)->cfg.max_positions;
+    if (qmax > qpos || dmax > dpos) {
+        fprintf(stderr, "hyp score: --%s-max-len %d exceeds the model's %d positions: expected 2 to %d\n",
+                qmax > qpos ? "query" : "doc", qmax > qpos ? qmax : dmax, qmax > qpos ? qpos : dpos,
+                qmax > qpos ? qpos : dpos);
+        model_free(m);
+        return 1;
+    }
     Tokenizer *tok = vocab ? tok_load(vocab, m->lowercase) : model_tokenizer(m);
+    if (tok && cli_check_vocab("score", tok, vocab, model_doc_bert(m)->cfg.vocab_size)) {
+        tok_free(tok);
+        model_free(m);
+        return 1;
+    }
     Corpus *q = tok ? corpus_read(queries) : NULL;
     Corpus *c = q ? corpus_read(corpus) : NULL;
     if (!tok || !q || !c) {

@@ -9,6 +9,8 @@
 // p50 and p99 latency per query (query encoding included; search-only also given), documents
 // scored per query.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
+#include <limits.h>
 #include "search/encode.h"
 #include "search/graph_search.h"
 #include "data/corpus.h"
@@ -40,6 +42,8 @@ static double pct(const double *sorted, int n, double p) {
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (r - lo);
 }
 
+static const char *const C = "search";
+
 int cmd_search(int argc, char **argv) {
     const char *model = NULL, *docs = NULL, *queries = NULL, *out = NULL, *graph = NULL, *summary = NULL, *tag = NULL;
     GraphSearchOptions go = graph_search_defaults();
@@ -58,40 +62,46 @@ int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--graph") && v) graph = argv[++i];
         else if (!strcmp(a, "--summary") && v) summary = argv[++i];
         else if (!strcmp(a, "--tag") && v) tag = argv[++i];
-        else if (!strcmp(a, "--k") && v) eo.k = go.k = atoi(argv[++i]);
-        else if (!strcmp(a, "--entry-points") && v) { go.entry_points = atoi(argv[++i]); set_e = true; }
-        else if (!strcmp(a, "--candidates") && v) { go.candidates = atoi(argv[++i]); set_c = true; }
-        else if (!strcmp(a, "--max-iter") && v) { go.max_iter = atoi(argv[++i]); set_i = true; }
+        else if (!strcmp(a, "--k") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 24, &eo.k)) return 1; go.k = eo.k; }
+        else if (!strcmp(a, "--entry-points") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go.entry_points)) return 1; set_e = true; }
+        else if (!strcmp(a, "--candidates") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go.candidates)) return 1; set_c = true; }
+        else if (!strcmp(a, "--max-iter") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go.max_iter)) return 1; set_i = true; }
         else if (!strcmp(a, "--no-early-stop")) go.no_early_stop = true;
         else if (!strcmp(a, "--preset") && v) preset = argv[++i];
-        else if (!strcmp(a, "--seed") && v) go.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &go.seed)) return 1; }
         else if (!strcmp(a, "--algo") && v) {
             const char *x = argv[++i];
             if (!strcmp(x, "paper")) go.algo = ALGO_PAPER;
             else if (!strcmp(x, "hyp+") || !strcmp(x, "hypplus")) go.algo = ALGO_HYPPLUS;
-            else { fprintf(stderr, "hyp search: --algo must be paper or hyp+\n"); return 1; }
-        } else if (!strcmp(a, "--batch-queries") && v) batch = atoi(argv[++i]);
+            else { fprintf(stderr, "hyp search: --algo: expected paper or hyp+, got \"%s\"\n", x); return 1; }
+        } else if (!strcmp(a, "--batch-queries") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &batch)) return 1; }
         else if (!strcmp(a, "--ignore-same-id")) ignore_same = true;
         else if (!strcmp(a, "--streaming")) streaming = true;
-        else if (!strcmp(a, "--block-rows") && v) eo.block_rows = atol(argv[++i]);
-        else if (!strcmp(a, "--query-max-len") && v) qmax = atoi(argv[++i]);
+        else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &eo.block_rows)) return 1; }
+        else if (!strcmp(a, "--query-max-len") && v) { if (cli_int(C, a, argv[++i], 2, 1 << 20, &qmax)) return 1; }
         else if (!strcmp(a, "--dtype") && v) {
-            if (store_dtype_parse(argv[++i], &dtype)) { fprintf(stderr, "hyp search: --dtype must be fp32, fp16 or bf16\n"); return 1; }
+            if (store_dtype_parse(argv[++i], &dtype)) {
+                fprintf(stderr, "hyp search: --dtype: expected fp32, fp16 or bf16, got \"%s\"\n", argv[i]);
+                return 1;
+            }
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { fprintf(stderr, "hyp search: unknown or incomplete option '%s'\n", a); return usage(); }
+        else {
+            cli_bad_option(C, a, "--model --docs --queries --out --graph --summary --tag --k --entry-points --candidates "
+                                 "--max-iter --preset --seed --algo --batch-queries --block-rows --query-max-len --dtype");
+            return usage();
+        }
     }
     if (!model || !docs || !queries || !out) return usage();
+    const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--docs", docs), CLI_FILE("--queries", queries),
+                           CLI_FILE("--graph", graph)};
+    const CliPath outs[] = {CLI_FILE("--out", out), CLI_FILE("--summary", summary)};
+    if (cli_check_paths(C, ins, 4, outs, 2)) return 1;
     if (preset) {
         GraphSearchOptions p = go;
         if (graph_search_preset(preset, &p)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); return 1; }
         if (!set_e) go.entry_points = p.entry_points;   // explicit flags override the preset
         if (!set_c) go.candidates = p.candidates;
         if (!set_i) go.max_iter = p.max_iter;
-    }
-    if (eo.k <= 0 || batch <= 0 || go.entry_points <= 0 || go.candidates <= 0 || go.max_iter <= 0 || qmax < 0 ||
-        eo.block_rows < 0) {
-        fprintf(stderr, "hyp search: --k, --batch-queries, --entry-points, --candidates, --max-iter must be > 0\n");
-        return 1;
     }
     if (streaming && graph) {
         fprintf(stderr, "hyp search: --streaming is for exhaustive search (graph search gathers rows at random)\n");
@@ -109,10 +119,17 @@ int cmd_search(int argc, char **argv) {
     double *lat = NULL, *slat = NULL;
     Comm *comm = NULL;
     if (m->mc.kind != MODEL_HYPENCODER) {
-        fprintf(stderr, "hyp search: %s is a plain BERT model, not a Hypencoder (no q-net)\n", model);
+        fprintf(stderr, "hyp search: %s is a %s model: expected a Hypencoder (search scores documents with its q-nets)\n",
+                model, m->mc.kind == MODEL_BIENCODER ? "BE-Base bi-encoder" : "plain BERT");
         goto done;
     }
     int dim = m->hyp.head.dim;
+    int max_pos = m->hyp.query_bert.cfg.max_positions;
+    if (qmax > max_pos) {   // before reading anything: BERT has no position past its table
+        fprintf(stderr, "hyp search: --query-max-len %d exceeds the model's %d positions: expected 2 to %d\n", qmax,
+                max_pos, max_pos);
+        goto done;
+    }
     if (!(tok = model_tokenizer(m)) || !(qs = corpus_read(queries))) {
         fprintf(stderr, "hyp search: %s\n", hyp_last_error());
         goto done;

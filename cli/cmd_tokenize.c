@@ -1,5 +1,6 @@
 // hyp tokenize: text lines -> BERT WordPiece ids (debugging and parity checks).
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "data/tokenizer.h"
 #include "autograd/util.h"
 #include <stdio.h>
@@ -27,17 +28,12 @@ int cmd_tokenize(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = argv[++i];
         else if (!strcmp(a, "--max-len") && i + 1 < argc) {
-            char *end;
-            max_len = strtol(argv[++i], &end, 10);
-            if (*end || max_len < 2 || max_len > 1000000) {
-                fprintf(stderr, "hyp tokenize: --max-len must be an integer >= 2, got '%s'\n", argv[i]);
-                return 1;
-            }
+            if (cli_long("tokenize", a, argv[++i], 2, 1000000, &max_len)) return 1;
         } else if (!strcmp(a, "--tokens")) tokens = true;
         else if (!strcmp(a, "--no-specials")) specials = false;
         else if (!strcmp(a, "--cased")) lowercase = false;
         else {
-            fprintf(stderr, "hyp tokenize: unknown or incomplete option '%s'\n", a);
+            cli_bad_option("tokenize", a, "--vocab --max-len");
             usage(stderr);
             return 1;
         }

@@ -16,6 +16,7 @@
 #include "autograd/util.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -221,7 +222,9 @@ static size_t count_commas(const char *s) {
 
 // Parses "a,b,c" into the instance according to its family's parameter kind,
 // with trec_eval's checks (positive unique long cutoffs, unique double cutoffs,
-// well-formed name=value pairs). atof/strtol leniency is trec_eval's: "23.4" -> 23.
+// well-formed name=value pairs). Numbers go through the strict parser (autograd/util.h):
+// "1e3" or "10x" is an error, not trec_eval's silent 1 or 10; the one leniency kept is
+// trec_eval's reading of a decimal cutoff in its own test outputs, "23.4" -> 23.
 static int inst_parse_params(Inst *m, const char *params) {
     const FamilyInfo *fi = &FAMILIES[m->fam];
     const char *mname = fi->name;
@@ -239,12 +242,18 @@ static int inst_parse_params(Inst *m, const char *params) {
         for (m->nl = 0; tok; tok = next) {
             next = strchr(tok, ',');
             if (next) *next++ = '\0';
-            char *end;
-            long v = strtol(tok, &end, 10);
-            if (end == tok) {
-                hyp_set_error("measure '%s': cutoff '%s' is not a number", mname, tok);
-                rc = -1;
-                goto done;
+            long v;
+            if (hyp_parse_long(NULL, tok, LONG_MIN, LONG_MAX, &v)) {
+                // digits '.' digits: the fraction is dropped, as trec_eval does
+                size_t ip = strspn(tok, "0123456789");
+                bool decimal = ip && tok[ip] == '.' && tok[ip + 1 + strspn(tok + ip + 1, "0123456789")] == '\0';
+                if (decimal) tok[ip] = '\0';
+                if (!decimal || hyp_parse_long(NULL, tok, 0, LONG_MAX, &v)) {
+                    if (decimal) tok[ip] = '.';
+                    hyp_set_error("measure '%s': cutoff \"%s\": expected a whole number of documents", mname, tok);
+                    rc = -1;
+                    goto done;
+                }
             }
             m->lcuts[m->nl++] = v;
         }
@@ -265,7 +274,12 @@ static int inst_parse_params(Inst *m, const char *params) {
         for (m->nd = 0; tok; tok = next) {
             next = strchr(tok, ',');
             if (next) *next++ = '\0';
-            m->dvals[m->nd++] = atof(tok);
+            if (hyp_parse_f64(NULL, tok, -DBL_MAX, DBL_MAX, &m->dvals[m->nd])) {
+                hyp_set_error("measure '%s': parameter \"%s\": expected a number", mname, tok);
+                rc = -1;
+                goto done;
+            }
+            m->nd++;
         }
         if (fi->pk == PK_DOUBLE_CUTS) {
             qsort(m->dvals, m->nd, sizeof(double), cmp_double);
@@ -293,8 +307,14 @@ static int inst_parse_params(Inst *m, const char *params) {
                 goto done;
             }
             *eq = '\0';
+            double val;
+            if (hyp_parse_f64(NULL, eq + 1, -DBL_MAX, DBL_MAX, &val)) {
+                hyp_set_error("measure '%s': value \"%s\" of %s: expected a number", mname, eq + 1, tok);
+                rc = -1;
+                goto done;
+            }
             m->pairs[m->np].name = hyp_strdup(tok);
-            m->pairs[m->np].value = atof(eq + 1);
+            m->pairs[m->np].value = val;
             m->np++;
         }
         break;
@@ -390,10 +410,8 @@ static int parse_ir_measure(TrecMeasureSet *ms, const char *spec, bool *handled)
             if (next) *next++ = '\0';
             while (isspace((unsigned char)*tok)) tok++;
             long v;
-            char *end;
             if (!strncmp(tok, "rel=", 4)) {
-                v = strtol(tok + 4, &end, 10);
-                if (end == tok + 4 || *end) {
+                if (hyp_parse_long(NULL, tok + 4, LONG_MIN, LONG_MAX, &v)) {
                     hyp_set_error("measure '%s': rel= needs an integer", spec);
                     rc = -1;
                 } else if (ir->gains) {
@@ -415,15 +433,21 @@ static int parse_ir_measure(TrecMeasureSet *ms, const char *spec, bool *handled)
     bool has_at = false;
     double at = 0;
     if (*p == '@') {
-        char *end;
-        at = strtod(p + 1, &end);
-        if (end == p + 1 || *end || ir->at == AT_NONE ||
-            (ir->at != AT_DOUBLE_CUTOFF && (at != floor(at) || at <= 0))) {
-            hyp_set_error("measure '%s': bad or unsupported @ cutoff", spec);
+        long cut = 0;
+        if (ir->at == AT_NONE) {
+            hyp_set_error("measure '%s': %s takes no @ cutoff", spec, ir->name);
             return -1;
         }
+        if (ir->at == AT_DOUBLE_CUTOFF ? hyp_parse_f64(NULL, p + 1, -DBL_MAX, DBL_MAX, &at)
+                                       : hyp_parse_long(NULL, p + 1, 1, LONG_MAX, &cut)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", hyp_last_error());
+            hyp_set_error("measure '%s': bad @ cutoff: %s", spec, why);
+            return -1;
+        }
+        if (ir->at != AT_DOUBLE_CUTOFF) at = (double)cut;
         has_at = true;
-        p = end;
+        p += strlen(p);
     }
     if (*p) {
         hyp_set_error("measure '%s': unexpected text '%s'", spec, p);

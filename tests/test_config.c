@@ -114,6 +114,8 @@ Test(config, errors_name_file_and_line) {
     expect_file_error("[train]\n\nlr = fast\n", 3, "train.lr: expected a finite number, got \"fast\"");
     expect_file_error("[train]\nbatch_size = 12.5\n", 2, "train.batch_size: expected an integer");
     expect_file_error("[train]\nbatch_size = 0\n", 2, "out of range");
+    expect_file_error("[train]\nmax_steps = 1e3\n", 2, "train.max_steps: expected an integer");
+    expect_file_error("[data]\nnum_negatives = 0\n", 2, "data.num_negatives: 0 is out of range");
     expect_file_error("[train]\nschedule = cosine\n", 2, "\"cosine\" is not one of constant_with_warmup|linear|constant");
     expect_file_error("[model]\nshared_encoder = maybe\n", 2, "expected true or false");
     expect_file_error("[model]\nkind = crossencoder\n", 2, "not one of hypencoder|biencoder");
@@ -153,6 +155,16 @@ Test(config, set_overrides) {
         {"train.learning_rate=3", "unknown key \"learning_rate\" in [train]"},
         {"train.lr=abc", "expected a finite number"},
         {"train.grad_accum=0", "out of range"},
+        // one strict number parser (autograd/util.h): no exponent, junk or overflow for integers
+        {"train.max_steps=1e3", "expected an integer"},
+        {"train.batch_size=10x", "expected an integer"},
+        {"train.seed=99999999999999999999", "out of range"},
+        {"train.lr=3e-4x", "expected a finite number, got \"3e-4x\""},
+        {"train.lr=inf", "expected a finite number"},
+        {"train.lr=0x1p-3", "expected a finite number"},
+        {"model.dropout=1.5", "1.5 is out of range"},
+        // losses need a negative per query; 0 used to pass here and fail in train/losses.c
+        {"data.num_negatives=0", "0 is out of range: expected an integer from 1"},
         {"dist.backend=gloo", "not one of auto|none|mpi|tcp|nccl"},
         {"data.train=a\"b", "double quotes"},
     };

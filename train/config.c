@@ -56,7 +56,7 @@ static const Key KEYS[] = {
 
     S(data, train, ""),
     S(data, vocab, ""),
-    I(data, num_negatives, "7", 0, 1 << 16),
+    I(data, num_negatives, "7", 1, 1 << 16),
     I(data, query_max_len, "32", 2, 1 << 20),
     I(data, doc_max_len, "196", 2, 1 << 20),
 
@@ -121,18 +121,14 @@ static bool enum_has(const char *choices, const char *v) {
 // Parse `v` into key k's field of c. On error: message without location in *why.
 static int set_value(Config *c, const Key *k, const char *v, char *why, size_t wn) {
     char *field = (char *)c + k->off;
-    char *end;
-    errno = 0;
     switch (k->type) {
     case T_INT:
     case T_LONG: {
-        long long x = strtoll(v, &end, 10);
-        if (!*v || isspace((unsigned char)*v) || *end || errno) {
-            snprintf(why, wn, "expected an integer, got \"%s\"", v);
-            return -1;
-        }
-        if ((double)x < k->lo || (double)x > k->hi) {
-            snprintf(why, wn, "%lld is out of range [%.0f, %.0f]", x, k->lo, k->hi);
+        // One strict parser for flags and config values (autograd/util.h): "1e3", "10x",
+        // " 5" and overflow are errors; the message says what was given and expected.
+        int64_t x;
+        if (hyp_parse_i64(NULL, v, (int64_t)k->lo, (int64_t)k->hi, &x)) {
+            snprintf(why, wn, "%s", hyp_last_error());
             return -1;
         }
         if (k->type == T_INT) *(int *)field = (int)x;
@@ -140,13 +136,9 @@ static int set_value(Config *c, const Key *k, const char *v, char *why, size_t w
         return 0;
     }
     case T_DOUBLE: {
-        double x = strtod(v, &end);
-        if (!*v || isspace((unsigned char)*v) || *end || !isfinite(x) || (errno && x != 0)) {
-            snprintf(why, wn, "expected a finite number, got \"%s\"", v);
-            return -1;
-        }
-        if (x < k->lo || x > k->hi) {
-            snprintf(why, wn, "%g is out of range [%g, %g]", x, k->lo, k->hi);
+        double x;
+        if (hyp_parse_f64(NULL, v, k->lo, k->hi, &x)) {
+            snprintf(why, wn, "%s", hyp_last_error());
             return -1;
         }
         *(double *)field = x;

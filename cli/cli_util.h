@@ -1,0 +1,41 @@
+// cli_util.h: what every `hyp` command checks before it does any work (issue 12):
+// strict flag values, and outputs that cannot destroy an input or fail after the work.
+#ifndef HYP_CLI_UTIL_H
+#define HYP_CLI_UTIL_H
+#include "autograd/util.h"
+
+// A flag's value through the strict parser (autograd/util.h); on error prints
+// "hyp CMD: FLAG: expected ..., got ..." and returns -1.
+int cli_int(const char *cmd, const char *flag, const char *text, int lo, int hi, int *out);
+int cli_long(const char *cmd, const char *flag, const char *text, long lo, long hi, long *out);
+int cli_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
+int cli_double(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out);
+
+// The message for an argument a command's loop did not take: "ARG needs a value" when ARG
+// is one of value_flags (space-separated, e.g. "--model --out") and nothing follows it,
+// else "unknown option 'ARG'" (or "unexpected argument" for one without a dash).
+void cli_bad_option(const char *cmd, const char *arg, const char *value_flags);
+
+// A file or directory named by a flag. path NULL = not given (skipped).
+typedef struct {
+    const char *flag;   // "--out", "--corpus"
+    const char *path;
+    bool dir;           // an output directory (hyp demo/pretokenize --out) rather than a file
+} CliPath;
+#define CLI_FILE(flag, path) {(flag), (path), false}
+#define CLI_DIR(flag, path) {(flag), (path), true}
+
+// Before any work: no output is the same file as any input (device + inode after
+// resolving symlinks; for an output that does not exist yet, the resolved path), nor
+// is OUT.tmp (writers create it and rename it over OUT), nor are two outputs the same;
+// each output's directory exists and is writable (a file is created there and removed);
+// an existing file output is a regular file (not a directory or a device). 0, or -1 after
+// printing "hyp CMD: ..." naming the flags and paths.
+int cli_check_paths(const char *cmd, const CliPath *in, int n_in, const CliPath *out, int n_out);
+
+// A tokenizer whose ids fit the model's embedding table (rows): every id < rows. vocab is
+// the --vocab path (NULL: the model file's own vocabulary). 0, or -1 after printing.
+struct Tokenizer;
+int cli_check_vocab(const char *cmd, const struct Tokenizer *tok, const char *vocab, int rows);
+
+#endif
