@@ -1,13 +1,12 @@
 // hyp encode --model M.h5 --corpus FILE --out DOCS.h5 [--pooling cls|mean] [--max-len N]
 //            [--batch N] [--vocab VOCAB] [--cuda]
-// Document vectors: HDF5 /embeddings (N, d) fp32 and /ids (N strings), written to
-// DOCS.h5.tmp and renamed, so a failure never leaves a partial file.
+// Document vectors: HDF5 /embeddings (N, d) fp32 and /ids (N strings), written through the
+// atomic writer (DOCS.h5.tmp, fsync, rename), so a failure never leaves a partial file.
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "search/encode.h"
 #include "data/corpus.h"
-#include "model/h5_strings.h"
-#include "autograd/h5io.h"
+#include "search/store.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,10 @@ int cmd_encode(int argc, char **argv) {
     if (!model || !corpus || !out) return usage();
     const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--corpus", corpus), CLI_FILE("--vocab", vocab)};
     if (cli_check_paths("encode", ins, 3, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
-    if (dev == HYP_CUDA && !hyp_cuda_available()) { fprintf(stderr, "hyp encode: --cuda but no GPU is available\n"); return 1; }
+    if (dev == HYP_CUDA && !hyp_cuda_available()) {
+        fprintf(stderr, "hyp encode: --cuda but no GPU is usable: %s\n", hyp_cuda_why_unavailable());
+        return 1;
+    }
     Model *m = model_load(model, dev);
     if (!m) { fprintf(stderr, "hyp encode: %s\n", hyp_last_error()); return 1; }
     int max_pos = model_doc_bert(m)->cfg.max_positions;
@@ -66,18 +68,14 @@ int cmd_encode(int argc, char **argv) {
         return 1;
     }
     double t0 = hyp_now();
+    o.ids = (const char *const *)c->ids;
+    o.nonfinite_null = true;   // a NaN vector is an error of this command (exit 1), not a crash
     float *emb = encode_texts(m, tok, (const char *const *)c->texts, c->n, &o);
     int d = model_doc_bert(m)->cfg.hidden;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    H5File *f = h5_create(tmp);
-    int rc = !f || h5_write_f32(f, "/embeddings", emb, 2, (int[]){c->n, d});
-    if (f) h5_close(f);
-    rc = rc || h5s_write_strings(tmp, "/ids", (const char *const *)c->ids, (size_t)c->n);
-    if (!rc && rename(tmp, out)) { hyp_set_error("%s: cannot rename into place", out); rc = 1; }
+    // One atomic writer (search/store.c): OUT.tmp, checked closes, fsync, rename, dir fsync.
+    int rc = !emb || docstore_write(out, emb, c->n, d, (const char *const *)c->ids);
     if (rc) {
         fprintf(stderr, "hyp encode: %s\n", hyp_last_error());
-        unlink(tmp);
     } else {
         double dt = hyp_now() - t0;
         printf("{\"documents\": %d, \"dim\": %d, \"seconds\": %.3f, \"docs_per_s\": %.1f, \"out\": \"%s\"}\n",

@@ -61,10 +61,17 @@ int cmd_score(int argc, char **argv) {
         return 1;
     }
     if (!qmax) qmax = m->query_max_len;
-    EncodeOptions eo = {.max_len = dmax, .batch = batch, .pooling = POOL_CLS};
+    EncodeOptions eo = {.max_len = dmax, .batch = batch, .pooling = POOL_CLS, .ids = (const char *const *)c->ids,
+                        .nonfinite_null = true};
     const Bert *db = model_doc_bert(m);
     int d = db->cfg.hidden;
     float *docs = encode_texts(m, tok, (const char *const *)c->texts, c->n, &eo);
+    if (!docs) {
+        fprintf(stderr, "hyp score: %s\n", hyp_last_error());
+        corpus_free(c); corpus_free(q); tok_free(tok); model_free(m);
+        return 1;
+    }
+    int rc = 0;
     Ctx *ctx = ctx_new(HYP_CPU);
     no_grad_begin(ctx);
     TokBatch tb = {0};
@@ -86,6 +93,15 @@ int cmd_score(int argc, char **argv) {
             S = op_matmul(ctx, qv, X, false, true);                       // (b, N)
         }
         tensor_to_host(S, scores);
+        const size_t bad = hyp_find_nonfinite(scores, (size_t)b * c->n, NULL);
+        if (bad < (size_t)b * c->n) {   // a NaN score would print and sort as garbage
+            fprintf(stderr, "hyp score: %s: the model produced a non-finite score (%g) for query '%s' and document "
+                    "'%s'; expected finite scores (the model's weights, or a too-long input?)\n", m->path,
+                    scores[bad], q->ids[s + (int)(bad / (size_t)c->n)], c->ids[bad % (size_t)c->n]);
+            ctx_reset(ctx);
+            rc = 1;
+            break;
+        }
         for (int i = 0; i < b; i++)
             for (int k = 0; k < c->n; k++)
                 printf("%s %s %.9g\n", q->ids[s + i], c->ids[k], scores[(size_t)i * c->n + k]);
@@ -100,5 +116,5 @@ int cmd_score(int argc, char **argv) {
     corpus_free(q);
     tok_free(tok);
     model_free(m);
-    return 0;
+    return rc;
 }

@@ -44,30 +44,11 @@ int cmd_tokenize(int argc, char **argv) {
 
     static char obuf[1 << 16];
     setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    TokIds ids = {0};
-    while ((len = getline(&line, &cap, stdin)) >= 0) {
-        if (len > 0 && line[len - 1] == '\n') len--;
-        if (specials) tok_encode(t, line, (size_t)len, (int)max_len, &ids);
-        else {
-            ids.n = 0;
-            tok_wordpieces(t, line, (size_t)len, max_len ? (size_t)max_len : 0, &ids);
-            if (max_len && ids.n > (size_t)max_len) ids.n = (size_t)max_len;
-        }
-        for (size_t j = 0; j < ids.n; j++) {
-            if (j) putchar(' ');
-            if (tokens) fputs(tok_token_str(t, ids.ids[j]), stdout);
-            else printf("%d", ids.ids[j]);
-        }
-        putchar('\n');
-    }
-    int rc = 0;
-    if (ferror(stdin)) { fprintf(stderr, "hyp tokenize: error reading stdin\n"); rc = 1; }
+    // The bounded line reader: a line over 16 MiB (an endless input such as /dev/zero) or a
+    // read error stops with "stdin:LINE: ..." instead of growing without limit.
+    int rc = tok_lines(t, stdin, "stdin", stdout, &(TokLinesOptions){(int)max_len, specials, tokens}) ? 1 : 0;
+    if (rc) fprintf(stderr, "hyp tokenize: %s\n", hyp_last_error());
     if (fflush(stdout) != 0 || ferror(stdout)) { fprintf(stderr, "hyp tokenize: error writing stdout\n"); rc = 1; }
-    free(line);
-    tok_ids_free(&ids);
     tok_free(t);
     return rc;
 }

@@ -1,5 +1,6 @@
 // hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH] [--cuda] [--quiet]
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "train/trainer.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +31,16 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--cuda")) o.device = HYP_CUDA;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(sets); usage(); return 0; }
-        else { fprintf(stderr, "hyp train: unknown or incomplete option '%s'\n", a); free(sets); return usage(); }
+        else { cli_bad_option("train", a, "--config --set --out --resume"); free(sets); return usage(); }
     }
     o.sets = sets;
     if (!o.out_dir || (!o.config_path && !o.resume)) { free(sets); return usage(); }
+    // The run folder may not be (or replace) the config or the checkpoint resumed from.
+    const bool resume_file = o.resume && strcmp(o.resume, "auto") != 0;
+    const CliPath ins[] = {CLI_FILE("--config", o.config_path), CLI_FILE("--resume", resume_file ? o.resume : NULL)};
+    if (cli_check_paths("train", ins, 2, &(CliPath)CLI_DIR("--out", o.out_dir), 1)) { free(sets); return 1; }
     if (o.device == HYP_CUDA && !hyp_cuda_available()) {
-        fprintf(stderr, "hyp train: --cuda but no GPU is available (%s build)\n", hyp_backends_compiled());
+        fprintf(stderr, "hyp train: --cuda but no GPU is usable: %s\n", hyp_cuda_why_unavailable());
         free(sets);
         return 1;
     }

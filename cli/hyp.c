@@ -23,6 +23,7 @@ static const Command commands[] = {
     {"score", cmd_score, "score query/document pairs: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv"},
     {"pretokenize", cmd_pretokenize, "training JSONL to memory-mapped shards: hyp pretokenize --vocab V --in train.jsonl --out DIR"},
     {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},
+    {"plot", cmd_plot, "training/validation curves of runs as SVG: hyp plot RUN_DIR... --out curves.svg [--metric Rprec]"},
     {"selfcheck", cmd_selfcheck, "run a short check of the build: ops, autograd and backends"},
 };
 
@@ -37,8 +38,15 @@ static void usage(FILE *out) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 1; }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("hyp %s\nbackends: %s%s\n", HYP_VERSION, hyp_backends_compiled(),
-               hyp_cuda_available() ? " (GPU present)" : "");
+#ifdef HYP_CUDA_SIM
+        const char *gpu = hyp_cuda_available() ? " (simulated device)" : "";
+#else
+        const char *gpu = hyp_cuda_available() ? " (GPU present)" : "";
+#endif
+        printf("hyp %s\nbackends: %s%s\n", HYP_VERSION, hyp_backends_compiled(), gpu);
+#ifdef HYP_HAVE_CUDA
+        if (!hyp_cuda_available()) printf("cuda: not usable: %s\n", hyp_cuda_why_unavailable());
+#endif
         return 0;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

@@ -1483,7 +1483,11 @@ TrecEvalResult *trec_evaluate(const TrecQrels *qrels, const TrecRun *run,
             for (size_t r = 0; r < nrows; r++) sum += out->values[r * ncols + col];
             switch (ag) {
             case AG_MEAN: out->summary[col] = sum / (double)nrows; break;
-            case AG_SUM: out->summary[col] = sum; break;
+            case AG_SUM:
+                // trec_eval 10.0 with -c: the averaged num_rel counts every judgment with
+                // relevance > 0, whatever -l says (its te_calc_avg_num_rel); we match it.
+                out->summary[col] = res[i].fam == F_NUM_REL && opt.complete ? (double)trec_qrels_num_positive(qrels) : sum;
+                break;
             case AG_GEO: out->summary[col] = exp(sum / (double)nrows); break;
             case AG_NUM_Q: out->summary[col] = (double)nrows; break;
             default: out->summary[col] = NAN; break;

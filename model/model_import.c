@@ -522,6 +522,7 @@ int model_import(const ImportOptions *o) {
     }
     note(o->notes, "reading %s", weights);
     if (!(ws = weights_read(weights))) goto out;
+    if (weights_check_finite(ws, weights)) goto out;   // NaN/inf weights are refused at import
     int conv[WDT_COUNT] = {0};
     for (int i = 0; i < ws->n; i++) if (!ws->v[i].alias_of) conv[ws->v[i].stored]++;
     for (int t = 1; t < WDT_COUNT; t++)

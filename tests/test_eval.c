@@ -712,3 +712,15 @@ Test(issue12, endless_inputs_fail_fast) {
     cr_expect_eq(run_bounded(HYP_BIN " eval /dev/zero " REF "results.test >/dev/null 2>&1"), 1);
     cr_expect_lt(hyp_now() - t0, 10.0);
 }
+
+// trec_eval 10.0 with -c: the summary num_rel counts every judgment with relevance > 0,
+// whatever -l says (te_calc_avg_num_rel). Its output for this case (built from its source) is 561.
+Test(trec_eval_reference, complete_num_rel_ignores_the_relevance_level) {
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    FILE *p = popen(HYP_BIN " eval -c -l 2 -m num_rel " REF "qrels.test " REF "results.test", "r");
+    cr_assert(p);
+    char line[256] = "";
+    cr_assert(fgets(line, sizeof line, p));
+    pclose(p);
+    cr_assert(strstr(line, "num_rel") && strstr(line, "\tall\t561"), "got: %s", line);
+}

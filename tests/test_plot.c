@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static int count(const char *s, const char *needle) {
     int n = 0;
@@ -109,6 +110,41 @@ Test(run_log, series_of_training_and_validation_metrics) {
     cr_assert_eq(runlog_series(dir, "loss", &s, &v), -1);
     cr_assert(strstr(hyp_last_error(), "metrics.jsonl:6"), "names the line: %s", hyp_last_error());
     char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)system(cmd);
+}
+
+Test(plot, hyp_plot_command) {
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    char dir[] = "/tmp/hyp_plotcli_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char cmd[1024], p[160];
+    for (int r = 0; r < 2; r++) {
+        snprintf(p, sizeof p, "%s/run%d", dir, r);
+        mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/run%d/metrics.jsonl", dir, r);
+        FILE *f = fopen(p, "w");
+        for (int s = 1; s <= 5; s++) fprintf(f, "{\"step\": %d, \"loss\": %g}\n", s * 100, 3.0 / s + r);
+        fprintf(f, "{\"step\": 500, \"eval\": {\"Rprec\": %g}}\n", 0.3 + 0.1 * r);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, HYP_BIN " plot %s/run0 %s/run1 --label first --label second --out %s/c.svg >/dev/null 2>&1",
+             dir, dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(p, sizeof p, "%s/c.svg", dir);
+    FILE *f = fopen(p, "r");
+    cr_assert(f);
+    static char svg[1 << 16];
+    size_t n = fread(svg, 1, sizeof svg - 1, f);
+    svg[n] = 0;
+    fclose(f);
+    cr_assert_eq(count(svg, "<polyline"), 2);
+    cr_assert(strstr(svg, ">first<") && strstr(svg, ">second<"), "the legend names the runs");
+    // the output may not be a run's own log; an unknown metric names the ones the run has
+    snprintf(cmd, sizeof cmd, HYP_BIN " plot %s/run0 --out %s/run0/metrics.jsonl 2>/dev/null", dir, dir);
+    cr_assert_neq(system(cmd), 0, "out == input was accepted");
+    snprintf(cmd, sizeof cmd, HYP_BIN " plot %s/run0 --metric MAP --out %s/m.svg 2>&1 | grep -q 'it has: loss, Rprec'", dir, dir);
+    cr_assert_eq(system(cmd), 0, "the error lists the run's metrics");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)system(cmd);
 }

@@ -21,9 +21,11 @@ static void note_keys(json_t *obj, const char *prefix, char *seen, size_t n) {
     json_t *v;
     json_object_foreach(obj, k, v) {
         if (!json_is_number(v) || !strcmp(k, "step") || !strcmp(k, "best") || !strcmp(k, "best_step")) continue;
-        char item[160];
+        char item[160], padded[2100], key[164];
         snprintf(item, sizeof item, "%s%s", prefix, k);
-        if (strstr(seen, item)) continue;
+        snprintf(padded, sizeof padded, ", %s,", seen);   // whole names only ("ms" is not in "mmse")
+        snprintf(key, sizeof key, ", %s,", item);
+        if (strstr(padded, key)) continue;
         if (strlen(seen) + strlen(item) + 3 < n) {
             if (*seen) strcat(seen, ", ");
             strcat(seen, item);
