@@ -2,9 +2,12 @@
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "train/trainer.h"
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int usage(void) {
     fprintf(stderr, "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
@@ -15,6 +18,32 @@ static int usage(void) {
                     "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
                     "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n");
     return 1;
+}
+
+// A run that fails before its first checkpoint (a bad config or data) leaves no folder behind
+// when it created the folder: only the resolved config.ini, an empty metrics.jsonl and an
+// empty shards/ are removed; anything else (a checkpoint, a log with lines) stays.
+static void remove_unused_run_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    bool only_ours = true;
+    char p[4200];
+    while ((e = readdir(d)) && only_ours) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "config.ini")) continue;
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (!strcmp(e->d_name, "metrics.jsonl") && stat(p, &st) == 0 && st.st_size == 0) continue;
+        if (!strcmp(e->d_name, "shards") && rmdir(p) == 0) continue;   // only when empty
+        only_ours = false;
+    }
+    closedir(d);
+    if (!only_ours) return;
+    snprintf(p, sizeof p, "%s/config.ini", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    unlink(p);
+    rmdir(dir);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -44,7 +73,10 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return 1;
     }
+    struct stat st;
+    const bool existed = stat(o.out_dir, &st) == 0;
     int rc = train_run(&o, NULL);
+    if (rc != 0 && !existed) remove_unused_run_dir(o.out_dir);
     free(sets);
     return rc;
 }

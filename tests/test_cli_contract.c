@@ -255,6 +255,20 @@ Test(cli_contract, demo_with_few_steps) {
     cr_assert(rc == 0 && !strcmp(out, "warmup_steps = 0\nwarmup_steps = 0\n"), "10 steps: warmup 10/100 = 0, got %s", out);
 }
 
+// A run that fails on its config or data leaves no folder behind when it made the folder
+// (the hostile sweep found 53 such leftovers); a folder that existed is left alone.
+Test(cli_contract, failed_train_leaves_no_new_folder) {
+    char out[16384];
+    int rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " train --config %s/configs/tiny.ini --set data.train=none.jsonl "
+                 "--out newrun", W, ROOT, ROOT);
+    cr_assert_eq(rc, 1, "%s", out);
+    rc = run(out, sizeof out, "test -e %s/newrun", W);
+    cr_assert_neq(rc, 0, "the failed run left its new folder behind");
+    rc = run(out, sizeof out, "mkdir -p %s/old && touch %s/old/notes.txt && cd %s && %s/" HYP_BIN " train --config "
+             "%s/configs/tiny.ini --set data.train=none.jsonl --out old; test -f %s/old/notes.txt", W, W, W, ROOT, ROOT, W);
+    cr_assert_eq(rc, 0, "an existing folder was touched: %s", out);
+}
+
 // The strict parser itself (autograd/util.h).
 Test(strict_numbers, integers) {
     int64_t v = 7;
