@@ -1,6 +1,7 @@
 // hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH] [--cuda] [--quiet]
 #include "cli/commands.h"
 #include "cli/cli_util.h"
+#include "train/config.h"
 #include "train/trainer.h"
 #include <dirent.h>
 #include <stdio.h>
@@ -20,9 +21,21 @@ static int usage(void) {
     return 1;
 }
 
+// The pretokenized cache a run makes of a JSONL data.train (data/train_data.c's files only).
+static int remove_shards(const char *dir) {
+    static const char *const files[] = {"meta.json", "queries.bin", "query_offsets.bin", "items.bin",
+                                        "item_offsets.bin", "row_items.bin", "scores.bin"};
+    char p[4300];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    return rmdir(dir);   // fails (and keeps the folder) when anything else is in it
+}
+
 // A run that fails before its first checkpoint (a bad config or data) leaves no folder behind
-// when it created the folder: only the resolved config.ini, an empty metrics.jsonl and an
-// empty shards/ are removed; anything else (a checkpoint, a log with lines) stays.
+// when it created the folder: only the resolved config.ini, an empty metrics.jsonl and the
+// shards/ it pretokenized are removed; anything else (a checkpoint, a log with lines) stays.
 static void remove_unused_run_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -34,7 +47,7 @@ static void remove_unused_run_dir(const char *dir) {
         struct stat st;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (!strcmp(e->d_name, "metrics.jsonl") && stat(p, &st) == 0 && st.st_size == 0) continue;
-        if (!strcmp(e->d_name, "shards") && rmdir(p) == 0) continue;   // only when empty
+        if (!strcmp(e->d_name, "shards") && remove_shards(p) == 0) continue;
         only_ours = false;
     }
     closedir(d);
@@ -64,10 +77,25 @@ int cmd_train(int argc, char **argv) {
     }
     o.sets = sets;
     if (!o.out_dir || (!o.config_path && !o.resume)) { free(sets); return usage(); }
-    // The run folder may not be (or replace) the config or the checkpoint resumed from.
+    // The run folder may not be (or replace) the config, the checkpoint resumed from, or the
+    // training data (a pretokenized shards folder given as data.train).
     const bool resume_file = o.resume && strcmp(o.resume, "auto") != 0;
-    const CliPath ins[] = {CLI_FILE("--config", o.config_path), CLI_FILE("--resume", resume_file ? o.resume : NULL)};
-    if (cli_check_paths("train", ins, 2, &(CliPath)CLI_DIR("--out", o.out_dir), 1)) { free(sets); return 1; }
+    char *data = NULL;
+    if (o.config_path) {   // errors in the config itself are the trainer's to report
+        Config cfg;
+        config_init(&cfg);
+        bool ok = config_parse_file(&cfg, o.config_path) == 0;
+        for (int k = 0; ok && k < o.n_sets; k++) ok = config_set(&cfg, o.sets[k]) == 0;
+        if (ok) data = config_get(&cfg, "data.train");
+        if (data && !data[0]) { free(data); data = NULL; }
+    }
+    struct stat dst;
+    const bool data_dir = data && stat(data, &dst) == 0 && S_ISDIR(dst.st_mode);
+    const CliPath ins[] = {CLI_FILE("--config", o.config_path), CLI_FILE("--resume", resume_file ? o.resume : NULL),
+                           {"data.train", data, data_dir}};
+    const int bad = cli_check_paths("train", ins, 3, &(CliPath)CLI_DIR("--out", o.out_dir), 1);
+    free(data);
+    if (bad) { free(sets); return 1; }
     if (o.device == HYP_CUDA && !hyp_cuda_available()) {
         fprintf(stderr, "hyp train: --cuda but no GPU is usable: %s\n", hyp_cuda_why_unavailable());
         free(sets);

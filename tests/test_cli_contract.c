@@ -267,6 +267,10 @@ Test(cli_contract, failed_train_leaves_no_new_folder) {
     rc = run(out, sizeof out, "mkdir -p %s/old && touch %s/old/notes.txt && cd %s && %s/" HYP_BIN " train --config "
              "%s/configs/tiny.ini --set data.train=none.jsonl --out old; test -f %s/old/notes.txt", W, W, W, ROOT, ROOT, W);
     cr_assert_eq(rc, 0, "an existing folder was touched: %s", out);
+    // a shards folder given as data.train is an input: --out may not be it
+    rc = run(out, sizeof out, "mkdir -p %s/shards && cd %s && %s/" HYP_BIN " train --config %s/configs/tiny.ini "
+             "--set data.train=shards --out shards", W, W, ROOT, ROOT);
+    cr_assert(rc == 1 && strstr(out, "data.train"), "--out = the data.train shards: %s", out);
 }
 
 // The strict parser itself (autograd/util.h).
