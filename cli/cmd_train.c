@@ -11,13 +11,30 @@
 #include <unistd.h>
 
 static int usage(void) {
-    fprintf(stderr, "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
-                    "                 [--cuda] [--quiet]\n"
-                    "  --out DIR      run folder (checkpoints ckpt-*.h5, latest, best.h5), created when missing\n"
-                    "  --resume       auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5\n"
-                    "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
-                    "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
-                    "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n");
+    fprintf(stderr,
+            "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
+            "                 [--cuda] [--quiet]\n"
+            "       hyp train --help-config [--markdown]      every configuration key\n"
+            "\n"
+            "  --config FILE  INI file ([model] [data] [train] [eval] [dist]); configs/ has the paper's\n"
+            "                 (hypencoder-2/4/6/8.ini, be-base.ini) and tiny.ini\n"
+            "  --set K=V      override one key, e.g. --set model.qnet_layers=4 --set train.lr=3e-5\n"
+            "                 (keys, types, defaults and meanings: hyp train --help-config, docs/config.md)\n"
+            "  --out DIR      run folder (checkpoints ckpt-*.h5, latest, best.h5, metrics.jsonl,\n"
+            "                 config.ini), created when missing\n"
+            "  --resume       auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5\n"
+            "  --cuda         train on the GPU (CUDA backend)\n"
+            "  --quiet        no per-step log lines\n"
+            "\n"
+            "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
+            "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
+            "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n"
+            "\n"
+            "examples:\n"
+            "  hyp train --config configs/hypencoder-6.ini --set data.train=train.jsonl \\\n"
+            "            --set model.init_from=bert-base.h5 --out runs/h6\n"
+            "  hyp train --config configs/hypencoder-6.ini --out runs/h6 --resume auto\n"
+            "  hyp plot runs/h6 --metric Rprec --out curves.svg\n");
     return 1;
 }
 
@@ -73,6 +90,14 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--cuda")) o.device = HYP_CUDA;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(sets); usage(); return 0; }
+        else if (!strcmp(a, "--help-config")) {
+            const bool md = i + 1 < argc && !strcmp(argv[i + 1], "--markdown");
+            char *t = config_help_text(md);
+            fputs(t, stdout);
+            free(t);
+            free(sets);
+            return 0;
+        }
         else { cli_bad_option("train", a, "--config --set --out --resume"); free(sets); return usage(); }
     }
     o.sets = sets;

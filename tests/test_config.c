@@ -263,3 +263,31 @@ Test(config, cross_key_checks) {
     config_set(&c, "train.max_steps=100");
     cr_assert_eq(config_check(&c), -1, "warmup 6000 > max_steps 100 with a linear schedule");
 }
+
+// docs/config.md is generated from the key table: it must be exactly what the code says now,
+// and every key must have a meaning.
+Test(config, docs_config_md_is_current) {
+    char *want = config_help_text(true);
+    FILE *f = fopen("docs/config.md", "rb");
+    cr_assert(f, "docs/config.md is missing (bin/hyp train --help-config --markdown > docs/config.md)");
+    static char got[1 << 17];
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = 0;
+    fclose(f);
+    cr_assert(!strcmp(got, want), "docs/config.md is stale: regenerate it with bin/hyp train --help-config --markdown "
+              "> docs/config.md");
+    cr_assert(!strstr(want, "|  |"), "a key without a meaning");
+    Config c;
+    config_init(&c);
+    char *resolved = config_resolved_text(&c);   // every key of the resolved text is documented
+    for (char *line = strtok(resolved, "\n"); line; line = strtok(NULL, "\n")) {
+        static char section[32];
+        if (line[0] == '[') { sscanf(line, "[%31[^]]", section); continue; }
+        char key[96], name[160];
+        if (line[0] == '#' || sscanf(line, "%95s =", key) != 1) continue;
+        snprintf(name, sizeof name, "`%s.%s`", section, key);
+        cr_assert(strstr(want, name), "%s is not documented", name);
+    }
+    free(resolved);
+    free(want);
+}

@@ -25,15 +25,16 @@ typedef struct {
     const char *def;        // default, as text
     double lo, hi;          // numeric range (inclusive)
     const char *choices;    // T_ENUM: "a|b|c"
+    const char *help;       // one line: what the key means (hyp train --help-config, docs/config.md)
 } Key;
 
 #define FIELD(sec, name) offsetof(Config, sec.name), sizeof(((Config *)0)->sec.name)
-#define I(sec, name, def, lo, hi) {#sec, #name, T_INT, FIELD(sec, name), def, lo, hi, NULL}
-#define L(sec, name, def, lo, hi) {#sec, #name, T_LONG, FIELD(sec, name), def, lo, hi, NULL}
-#define D(sec, name, def, lo, hi) {#sec, #name, T_DOUBLE, FIELD(sec, name), def, lo, hi, NULL}
-#define B(sec, name, def) {#sec, #name, T_BOOL, FIELD(sec, name), def, 0, 0, NULL}
-#define S(sec, name, def) {#sec, #name, T_STR, FIELD(sec, name), def, 0, 0, NULL}
-#define E(sec, name, def, choices) {#sec, #name, T_ENUM, FIELD(sec, name), def, 0, 0, choices}
+#define I(sec, name, def, lo, hi, help) {#sec, #name, T_INT, FIELD(sec, name), def, lo, hi, NULL, help}
+#define L(sec, name, def, lo, hi, help) {#sec, #name, T_LONG, FIELD(sec, name), def, lo, hi, NULL, help}
+#define D(sec, name, def, lo, hi, help) {#sec, #name, T_DOUBLE, FIELD(sec, name), def, lo, hi, NULL, help}
+#define B(sec, name, def, help) {#sec, #name, T_BOOL, FIELD(sec, name), def, 0, 0, NULL, help}
+#define S(sec, name, def, help) {#sec, #name, T_STR, FIELD(sec, name), def, 0, 0, NULL, help}
+#define E(sec, name, def, choices, help) {#sec, #name, T_ENUM, FIELD(sec, name), def, 0, 0, choices, help}
 #define BIG 9.2e18
 
 static const char *const SECTIONS[] = {"model", "data", "train", "eval", "dist"};
@@ -41,57 +42,57 @@ static const char *const SECTIONS[] = {"model", "data", "train", "eval", "dist"}
 
 // Every known key. To add one: a field in config.h's Config and a line here.
 static const Key KEYS[] = {
-    E(model, kind, "hypencoder", "hypencoder|biencoder"),
-    I(model, qnet_layers, "6", 1, QNET_MAX_LAYERS),
-    B(model, shared_encoder, "true"),
-    S(model, init_from, ""),
-    I(model, bert_layers, "12", 1, 1000),
-    I(model, bert_hidden, "768", 1, 1 << 20),
-    I(model, bert_heads, "12", 1, 1 << 16),
-    I(model, bert_ffn, "3072", 1, 1 << 22),
-    I(model, bert_vocab, "30522", 1, 1 << 26),
-    I(model, bert_max_positions, "512", 1, 1 << 20),
-    D(model, dropout, "0.1", 0, 0.999999),
-    D(model, init_std, "0.02", 1e-6, 10),
+    E(model, kind, "hypencoder", "hypencoder|biencoder", "the model: a Hypencoder (q-net scoring) or the BE-Base bi-encoder baseline (inner product)"),
+    I(model, qnet_layers, "6", 1, QNET_MAX_LAYERS, "q-net hidden layers (the paper's depth study: 2, 4, 6, 8)"),
+    B(model, shared_encoder, "true", "one BERT for queries and documents (false: two encoders)"),
+    S(model, init_from, "", "a model file (hyp import) to start from; its BERT sizes replace the bert_* keys (\"\": random init)"),
+    I(model, bert_layers, "12", 1, 1000, "BERT layers when not init_from"),
+    I(model, bert_hidden, "768", 1, 1 << 20, "BERT hidden size when not init_from"),
+    I(model, bert_heads, "12", 1, 1 << 16, "BERT attention heads when not init_from"),
+    I(model, bert_ffn, "3072", 1, 1 << 22, "BERT feed-forward size when not init_from"),
+    I(model, bert_vocab, "30522", 1, 1 << 26, "BERT vocabulary size when not init_from"),
+    I(model, bert_max_positions, "512", 1, 1 << 20, "BERT position embeddings when not init_from"),
+    D(model, dropout, "0.1", 0, 0.999999, "BERT hidden and attention-probability dropout"),
+    D(model, init_std, "0.02", 1e-6, 10, "BERT init standard deviation when not init_from (HF initializer_range)"),
 
-    S(data, train, ""),
-    S(data, vocab, ""),
-    I(data, num_negatives, "7", 1, 1 << 16),
-    I(data, query_max_len, "32", 2, 1 << 20),
-    I(data, doc_max_len, "196", 2, 1 << 20),
+    S(data, train, "", "training data: pretokenized shards (hyp pretokenize) or the authors' JSONL (pretokenized into RUN/shards)"),
+    S(data, vocab, "", "WordPiece vocab.txt for JSONL data (\"\": the init_from model file's)"),
+    I(data, num_negatives, "7", 1, 1 << 16, "negatives per query (1 positive + this many passages a query)"),
+    I(data, query_max_len, "32", 2, 1 << 20, "query length in word pieces, [CLS] and [SEP] included"),
+    I(data, doc_max_len, "196", 2, 1 << 20, "passage length in word pieces, [CLS] and [SEP] included"),
 
-    I(train, batch_size, "64", 1, 1 << 24),
-    D(train, lr, "2e-5", 0, 1e3),
-    L(train, warmup_steps, "6000", 0, BIG),
-    E(train, schedule, "constant_with_warmup", "constant_with_warmup|linear|constant"),
-    L(train, max_steps, "1000000", 1, BIG),
-    L(train, save_steps, "2500", 0, BIG),
-    I(train, keep_last, "3", 0, INT_MAX),
-    L(train, seed, "42", 0, BIG),
-    D(train, weight_decay, "0", 0, 1e6),
-    D(train, adam_beta1, "0.9", 0, 0.999999999),
-    D(train, adam_beta2, "0.999", 0, 0.999999999),
-    D(train, adam_eps, "1e-8", 0, 1),
-    D(train, max_grad_norm, "1.0", 0, 1e30),
-    I(train, grad_accum, "1", 1, 1 << 20),
-    E(train, on_nonfinite, "stop", "stop|skip"),
-    E(train, on_save_error, "stop", "stop|continue"),
-    B(train, flush_denormals, "true"),
-    L(train, log_steps, "10", 1, BIG),
-    D(train, margin_mse_weight, "1", 0, 1e30),
-    D(train, ce_weight, "1", 0, 1e30),
+    I(train, batch_size, "64", 1, 1 << 24, "queries per rank and step"),
+    D(train, lr, "2e-5", 0, 1e3, "peak learning rate (AdamW)"),
+    L(train, warmup_steps, "6000", 0, BIG, "linear warm-up steps"),
+    E(train, schedule, "constant_with_warmup", "constant_with_warmup|linear|constant", "learning-rate schedule after warm-up (HF's names)"),
+    L(train, max_steps, "1000000", 1, BIG, "training steps"),
+    L(train, save_steps, "2500", 0, BIG, "a checkpoint every this many steps (0: only at the end)"),
+    I(train, keep_last, "3", 0, INT_MAX, "checkpoints kept besides best.h5 (0: keep all)"),
+    L(train, seed, "42", 0, BIG, "seed of the init, data order and dropout streams"),
+    D(train, weight_decay, "0", 0, 1e6, "AdamW weight decay"),
+    D(train, adam_beta1, "0.9", 0, 0.999999999, "AdamW beta1"),
+    D(train, adam_beta2, "0.999", 0, 0.999999999, "AdamW beta2"),
+    D(train, adam_eps, "1e-8", 0, 1, "AdamW epsilon"),
+    D(train, max_grad_norm, "1.0", 0, 1e30, "global gradient-norm clipping (0: no clipping)"),
+    I(train, grad_accum, "1", 1, 1 << 20, "micro-batches accumulated per optimizer step"),
+    E(train, on_nonfinite, "stop", "stop|skip", "a non-finite loss: stop with the last checkpoint intact, or skip the step"),
+    E(train, on_save_error, "stop", "stop|continue", "a failed checkpoint write: stop, or retry at the next save"),
+    B(train, flush_denormals, "true", "CPU threads flush denormals to zero (they slow vector units ~100x)"),
+    L(train, log_steps, "10", 1, BIG, "a log line and a metrics.jsonl record every this many steps"),
+    D(train, margin_mse_weight, "1", 0, 1e30, "weight of the Margin-MSE distillation loss"),
+    D(train, ce_weight, "1", 0, 1e30, "weight of the in-batch cross-entropy loss"),
 
-    L(eval, every, "50000", 0, BIG),
-    L(eval, select_within, "800000", 0, BIG),
-    S(eval, corpus, ""),
-    S(eval, queries, ""),
-    S(eval, qrels, ""),
-    S(eval, metric, "Rprec"),
-    I(eval, k, "1000", 1, INT_MAX),
+    L(eval, every, "50000", 0, BIG, "a validation sweep every this many steps (0: none)"),
+    L(eval, select_within, "800000", 0, BIG, "best.h5 only from steps <= this (the paper: 800k; 0: no limit)"),
+    S(eval, corpus, "", "validation passages (TSV id<TAB>text or JSONL)"),
+    S(eval, queries, "", "validation queries (TSV id<TAB>text)"),
+    S(eval, qrels, "", "validation judgments (TREC qrels)"),
+    S(eval, metric, "Rprec", "model-selection metric (ir_measures name, e.g. Rprec, nDCG@10, RR@10)"),
+    I(eval, k, "1000", 1, INT_MAX, "validation run depth (documents retrieved per query)"),
 
-    E(dist, backend, "auto", "auto|none|mpi|tcp|nccl"),
-    B(dist, cross_device_negatives, "false"),
-    D(dist, bucket_mb, "25", 0.001, 4096),
+    E(dist, backend, "auto", "auto|none|mpi|tcp|nccl", "data-parallel engine (auto: mpirun -> mpi, torchrun env -> tcp, GPU -> nccl)"),
+    B(dist, cross_device_negatives, "false", "in-batch negatives from every rank (false: per rank, as released)"),
+    D(dist, bucket_mb, "25", 0.001, 4096, "gradient all-reduce bucket size (MB), started during backward"),
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -412,4 +413,66 @@ char *config_get(const Config *c, const char *dotted) {
     char val[CONFIG_STR_MAX + 8];
     format_value(c, &KEYS[k], val, sizeof val);
     return hyp_strdup(val);
+}
+
+// ---------------------------------------------------------------- documentation
+static void key_type_text(const Key *k, char *buf, size_t n) {
+    switch (k->type) {
+    case T_INT: case T_LONG:
+        if (k->hi >= BIG) snprintf(buf, n, "integer >= %.0f", k->lo);
+        else snprintf(buf, n, "integer %.0f..%.0f", k->lo, k->hi);
+        break;
+    case T_DOUBLE:
+        if (k->hi >= 1e30) snprintf(buf, n, "number >= %g", k->lo);
+        else snprintf(buf, n, "number %g..%g", k->lo, k->hi);
+        break;
+    case T_BOOL: snprintf(buf, n, "true|false"); break;
+    case T_STR: snprintf(buf, n, "text"); break;
+    case T_ENUM: snprintf(buf, n, "%s", k->choices); break;
+    }
+}
+
+char *config_help_text(bool markdown) {
+    size_t cap = 16384, len = 0;
+    char *out = hyp_malloc(cap);
+    out[0] = 0;
+#define PUT(...) do { \
+        int k_ = snprintf(out + len, cap - len, __VA_ARGS__); \
+        while ((size_t)k_ >= cap - len) { cap *= 2; out = hyp_realloc(out, cap); k_ = snprintf(out + len, cap - len, __VA_ARGS__); } \
+        len += (size_t)k_; \
+    } while (0)
+    if (markdown)
+        PUT("# Training configuration keys\n\n"
+            "Generated by `hyp train --help-config --markdown` from the key table in train/config.c\n"
+            "(a test checks that this file is current). Keys go in INI sections (`[train]` then\n"
+            "`lr = 2e-5`) or on the command line as `--set train.lr=2e-5`; precedence: defaults <\n"
+            "config file < `--set`, applied in order. Values are parsed strictly (no trailing text).\n");
+    else
+        PUT("hyp train configuration keys (section.key  type  default: meaning)\n");
+    for (int s = 0; s < N_SECTIONS; s++) {
+        if (markdown) PUT("\n## [%s]\n\n| key | type | default | meaning |\n|---|---|---|---|\n", SECTIONS[s]);
+        else PUT("\n[%s]\n", SECTIONS[s]);
+        for (int i = 0; i < N_KEYS; i++) {
+            const Key *k = &KEYS[i];
+            if (strcmp(k->section, SECTIONS[s])) continue;
+            char ty[96], name[96];
+            key_type_text(k, ty, sizeof ty);
+            snprintf(name, sizeof name, "%s.%s", k->section, k->key);
+            const char *def = k->def[0] ? k->def : "\"\"";
+            if (markdown) {   // a | inside a table cell must be escaped
+                char esc[192];
+                size_t e = 0;
+                for (const char *c = ty; *c && e + 2 < sizeof esc; c++) {
+                    if (*c == '|') esc[e++] = '\\';
+                    esc[e++] = *c;
+                }
+                esc[e] = 0;
+                PUT("| `%s` | %s | `%s` | %s |\n", name, esc, def, k->help);
+            } else {
+                PUT("  %-32s %-26s %-22s %s\n", name, ty, def, k->help);
+            }
+        }
+    }
+#undef PUT
+    return out;
 }

@@ -83,5 +83,8 @@ int config_check(const Config *c);
 char *config_resolved_text(const Config *c);
 // The value of "section.key" as the resolved text writes it (malloc'd), or NULL if unknown.
 char *config_get(const Config *c, const char *dotted_key);
+// Every key with its type, default, range and meaning (malloc'd): plain text for
+// `hyp train --help-config`, or Markdown (docs/config.md is exactly that text).
+char *config_help_text(bool markdown);
 
 #endif
