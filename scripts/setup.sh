@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and tests need (only those missing).
 # Safe to run repeatedly; needs root (or sudo) the first time.
 set -euo pipefail
-PKGS="build-essential libopenblas-dev libopenblas-openmp-dev libhdf5-dev libcriterion-dev libutf8proc-dev libjansson-dev libinih-dev libopenmpi-dev openmpi-bin"
+PKGS="build-essential libopenblas-dev libopenblas-openmp-dev libhdf5-dev libcriterion-dev libutf8proc-dev libjansson-dev libinih-dev libopenmpi-dev openmpi-bin librsvg2-bin"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
