@@ -64,37 +64,43 @@ static void check_ids(const int32_t *ids, long n, int V) {
             HYP_FATAL("op embedding: id %d at position %ld is outside the table [0, %d)", (int)ids[i], i, V);
 }
 
-// The four id/mask arrays of a batch in one host-to-device copy; each starts 256-byte aligned.
-static void upload_batch(Ctx *c, const TrainBatch *b, Tensor **qi, Tensor **qm, Tensor **di, Tensor **dm) {
+// A batch on the device in one host-to-device copy: the four id/mask arrays and the
+// Margin-MSE constants, each 256-byte aligned (an upload from pageable memory waits for the
+// device's queue to drain, so one at the start of a micro-batch costs the least).
+typedef struct { Tensor *qi, *qm, *di, *dm; float *mmse_consts; } DeviceBatch;
+static DeviceBatch upload_batch(Ctx *c, const TrainBatch *b) {
     int B = b->n_queries, n = b->n_items;
-    size_t qn = (size_t)B * b->q_len, dn = (size_t)B * n * b->d_len;
-    size_t qa = (qn + 63) & ~(size_t)63, da = (dn + 63) & ~(size_t)63;
-    int32_t *h = hyp_calloc(2 * qa + 2 * da + 1, sizeof(int32_t));
+    size_t qn = (size_t)B * b->q_len, dn = (size_t)B * n * b->d_len, cn = loss_margin_mse_consts_floats(B, n);
+    size_t qa = (qn + 63) & ~(size_t)63, da = (dn + 63) & ~(size_t)63, words = 2 * qa + 2 * da + cn;
+    HYP_CHECK(words < INT_MAX, "a batch of %zu words is too large for one tensor", words);
+    int32_t *h = hyp_calloc(words, sizeof(int32_t));
     memcpy(h, b->q_ids, qn * sizeof(int32_t));
     memcpy(h + qa, b->q_mask, qn * sizeof(int32_t));
     memcpy(h + 2 * qa, b->d_ids, dn * sizeof(int32_t));
     memcpy(h + 2 * qa + da, b->d_mask, dn * sizeof(int32_t));
-    Tensor *all = tensor_new(c, HYP_I32, HYP_SHAPE((int)(2 * qa + 2 * da + 1)));
+    loss_margin_mse_consts((float *)(void *)(h + 2 * qa + 2 * da), b->scores, B, n);
+    Tensor *all = tensor_new(c, HYP_I32, HYP_SHAPE((int)words));
     tensor_from_host(all, h);
     free(h);
     int32_t *d = tensor_i32(all);
-    *qi = tensor_wrap(c, HYP_I32, d, HYP_SHAPE(B, b->q_len));
-    *qm = tensor_wrap(c, HYP_I32, d + qa, HYP_SHAPE(B, b->q_len));
-    *di = tensor_wrap(c, HYP_I32, d + 2 * qa, HYP_SHAPE(B * n, b->d_len));
-    *dm = tensor_wrap(c, HYP_I32, d + 2 * qa + da, HYP_SHAPE(B * n, b->d_len));
+    return (DeviceBatch){.qi = tensor_wrap(c, HYP_I32, d, HYP_SHAPE(B, b->q_len)),
+                         .qm = tensor_wrap(c, HYP_I32, d + qa, HYP_SHAPE(B, b->q_len)),
+                         .di = tensor_wrap(c, HYP_I32, d + 2 * qa, HYP_SHAPE(B * n, b->d_len)),
+                         .dm = tensor_wrap(c, HYP_I32, d + 2 * qa + da, HYP_SHAPE(B * n, b->d_len)),
+                         .mmse_consts = (float *)(void *)(d + 2 * qa + 2 * da)};
 }
 
 StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
                               Comm *comm, bool cross_device_negatives) {
     int B = b->n_queries, n = b->n_items;
     bool xdev = cross_device_negatives && comm && comm->world > 1;
-    const Bert *qb = m->hypencoder ? &m->hyp.query_bert : &m->be.query_bert;
-    const Bert *db = m->hypencoder ? m->hyp.doc_bert : m->be.doc_bert;
-    check_ids(b->q_ids, (long)B * b->q_len, qb->word_emb->shape[0]);   // queries first, as the model reads them
-    check_ids(b->d_ids, (long)B * n * b->d_len, db->word_emb->shape[0]);
+    const Bert *qbert = m->hypencoder ? &m->hyp.query_bert : &m->be.query_bert;
+    const Bert *dbert = m->hypencoder ? m->hyp.doc_bert : m->be.doc_bert;
+    check_ids(b->q_ids, (long)B * b->q_len, qbert->word_emb->shape[0]);   // queries first, as the model reads them
+    check_ids(b->d_ids, (long)B * n * b->d_len, dbert->word_emb->shape[0]);
     bool checks = op_set_device_index_checks(false);
-    Tensor *qi, *qm, *di, *dm;
-    upload_batch(c, b, &qi, &qm, &di, &dm);
+    DeviceBatch db = upload_batch(c, b);
+    Tensor *qi = db.qi, *qm = db.qm, *di = db.di, *dm = db.dm;
     Tensor *scores, *S;
     if (m->hypencoder) {
         QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
@@ -115,7 +121,7 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
     }
     op_set_device_index_checks(checks);
     StepLosses l;
-    l.mmse = loss_margin_mse(c, scores, b->scores);
+    l.mmse = loss_margin_mse_dev(c, scores, db.mmse_consts);
     l.ce = loss_inbatch_ce_offset(c, S, xdev ? comm->rank * B : 0);
     l.total = op_add(c, op_scale(c, l.mmse, w_mmse), op_scale(c, l.ce, w_ce));
     return l;
