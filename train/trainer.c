@@ -934,8 +934,9 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 continue;
             }
         } else if (optim_step_async(t->adam, t->m.ps, lr, sv.dev, 3L * k) == OPTIM_NONFINITE) {   // lr itself
-            if (read_losses(t, &sv)) { status = fail("all-reduce"); goto done; }
-            nonfinite_message(t, step + 1, step + 1, sv.sums[0]);
+            int e = settle(t, &sv, &os);   // an earlier non-finite step not yet read is reported first
+            if (e < 0) { status = fail("all-reduce"); goto done; }
+            if (e == 0) nonfinite_message(t, step + 1, step + 1, sv.sums[0]);
             status = 2;
             goto done;
         }
