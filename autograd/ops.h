@@ -5,6 +5,16 @@
 #define HYP_OPS_H
 #include "autograd/tape.h"
 
+// Range checks of integer inputs: op_embedding's ids in [0, V), op_cross_entropy's targets in
+// [0, C); out of range is fatal ("op embedding: id 7 at position 3 is outside the table [0, 5)").
+// On the CPU they always run (a loop over the values). On a device they copy the values to
+// the host, a round trip that stalls the GPU: code that validated its ids on the host before
+// the upload (the trainer's batches) or built them in range on the device (op_arange: position
+// ids, in-batch targets) turns them off around the ops that use them, and the ops then take
+// their fast path. On by default; per thread. Returns the previous setting.
+bool op_set_device_index_checks(bool on);
+bool op_device_index_checks(void);
+
 // table (V, D), ids int32 (...)  ->  (..., D). Backward scatter-adds into table.
 Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids);
 // Same, with nn.Embedding's padding_idx: that row receives no gradient (HF BERT's
@@ -52,6 +62,8 @@ Tensor *op_slice(Ctx *c, Tensor *x, int dim, int start, int len);
 Tensor *op_concat(Ctx *c, Tensor **xs, int n, int dim);
 Tensor *op_sum(Ctx *c, Tensor *x);             // all elements -> (1)
 Tensor *op_mean(Ctx *c, Tensor *x);
+// int32 (n) = start + i * step, built on the context's device (no upload); not differentiable.
+Tensor *op_arange(Ctx *c, int n, int32_t start, int32_t step);
 // logits (R, C), targets int32 (R) -> mean cross-entropy (1).
 Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets);
 // mean (a - b)^2 over all elements -> (1).

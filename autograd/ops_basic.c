@@ -6,6 +6,15 @@
 static long numel_l(const Tensor *t) { return (long)tensor_numel(t); }
 static int last_dim(const Tensor *t) { return t->shape[t->ndim - 1]; }
 
+// ---------------------------------------------------------------- index checks
+static _Thread_local bool g_device_index_checks = true;
+bool op_set_device_index_checks(bool on) {
+    bool prev = g_device_index_checks;
+    g_device_index_checks = on;
+    return prev;
+}
+bool op_device_index_checks(void) { return g_device_index_checks; }
+
 // ---------------------------------------------------------------- embedding
 Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) { return op_embedding_pad(c, table, ids, -1); }
 
@@ -17,14 +26,15 @@ Tensor *op_embedding_pad(Ctx *c, Tensor *table, Tensor *ids, int padding_idx) {
     int V = table->shape[0], D = table->shape[1];
     long n = numel_l(ids);
     // Range check on the host: an out-of-range id would read (and scatter) out of bounds.
-    const int32_t *h = ids->data;
+    // On a device it costs a copy to the host, unless the caller vouches for the ids.
+    const int32_t *h = ids->device == HYP_CPU ? ids->data : NULL;
     int32_t *copy = NULL;
-    if (ids->device != HYP_CPU) {
+    if (!h && op_device_index_checks()) {
         copy = hyp_malloc((size_t)n * sizeof(int32_t) + 1);
         tensor_to_host(ids, copy);
         h = copy;
     }
-    for (long i = 0; i < n; i++)
+    for (long i = 0; h && i < n; i++)
         if (h[i] < 0 || h[i] >= V) {
             int32_t bad = h[i];
             free(copy);

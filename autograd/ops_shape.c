@@ -215,6 +215,14 @@ void bw_sum(Ctx *c, Node *n) {
     be->fill_grad(gx, n->out->grad->data, n->p.sum.mult, (long)tensor_numel(n->in[0]));
 }
 
+// ---------------------------------------------------------------- integer sequences
+Tensor *op_arange(Ctx *c, int n, int32_t start, int32_t step) {
+    HYP_CHECK(n >= 0, "op arange: negative length %d", n);
+    Tensor *t = tensor_new(c, HYP_I32, HYP_SHAPE(n));
+    if (n > 0) KERNEL(backend_get(c->device), arange_i32, "arange")(t->data, start, step, n);
+    return t;
+}
+
 // ---------------------------------------------------------------- losses
 Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets) {
     Tensor *in[2] = {logits, targets};
@@ -224,12 +232,18 @@ Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets) {
         op_shape_error("cross_entropy", "expected logits f32 (R, C) with C >= 1 and targets int32 (R)", in, 2);
     long R = logits->shape[0];
     int C = logits->shape[1];
-    // Targets are checked on the host (a kernel reading out of range would not fail loudly).
-    int32_t *t = hyp_malloc((size_t)R * sizeof(int32_t) + 1);
-    tensor_to_host(targets, t);
-    for (long r = 0; r < R; r++)
-        if (t[r] < 0 || t[r] >= C) {
-            int bad = t[r];
+    // Targets are checked on the host (a kernel reading out of range would not fail loudly);
+    // on a device that costs a copy, unless the caller vouches for them.
+    const int32_t *h = targets->device == HYP_CPU ? targets->data : NULL;
+    int32_t *t = NULL;
+    if (!h && op_device_index_checks()) {
+        t = hyp_malloc((size_t)R * sizeof(int32_t) + 1);
+        tensor_to_host(targets, t);
+        h = t;
+    }
+    for (long r = 0; h && r < R; r++)
+        if (h[r] < 0 || h[r] >= C) {
+            int bad = h[r];
             free(t);
             HYP_FATAL("op cross_entropy: target %d in row %ld is outside [0, %d)", bad, r, C);
         }

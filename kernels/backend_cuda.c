@@ -33,6 +33,7 @@ const Backend hyp_cuda_backend = {
     .dropout_bwd = hyp_cuda_dropout_bwd,
     .permute = hyp_cuda_permute,
     .block_copy = hyp_cuda_block_copy,
+    .arange_i32 = hyp_cuda_arange_i32,
     .sum = hyp_cuda_sum,
     .fill_grad = hyp_cuda_fill_grad,
     .cross_entropy_fwd = hyp_cuda_cross_entropy_fwd,
@@ -43,6 +44,8 @@ const Backend hyp_cuda_backend = {
     .bf16_to_f32 = hyp_cuda_bf16_to_f32,
     .adamw_step = hyp_cuda_adamw_step,
     .sum_squares = hyp_cuda_sum_squares,
+    .clip_coef = hyp_cuda_clip_coef,
+    .adamw_step_dev = hyp_cuda_adamw_step_dev,
 };
 
 #else

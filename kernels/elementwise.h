@@ -163,6 +163,14 @@ HYP_HD HypAdamWCoef hyp_adamw_coef(double lr, double beta1, double beta2, double
     c.neg_step = (float)(-(lr / bias_corr1));
     return c;
 }
+// torch.nn.utils.clip_grad_norm_'s coefficient for a total norm: max_norm / (norm + 1e-6) on
+// an fp32 tensor, clamped to 1; 1 when max_norm <= 0 (no clipping). NaN for a NaN norm.
+HYP_HD float hyp_clip_coef(float norm, double max_norm) {
+    if (!(max_norm > 0)) return 1.0f;
+    const float c = (float)max_norm / HYP_FADD_RN(norm, 1e-6f);
+    return c > 1.0f ? 1.0f : c;
+}
+
 HYP_HD void hyp_adamw_elem(float *p, float *m, float *v, float g, const HypAdamWCoef c) {
     const float pd = HYP_FMUL_RN(*p, c.decay);
     g = HYP_FMUL_RN(g, c.gscale);

@@ -18,6 +18,15 @@ typedef enum { COPY_H2D = 0, COPY_D2H = 1, COPY_D2D = 2 } CopyKind;
 typedef enum { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2 } BinaryOp;
 typedef enum { UN_RELU = 0, UN_GELU = 1 } UnaryOp;
 
+// Device-side state of global-norm clipping (clip_coef, adamw_step_dev): 16 bytes, read by
+// the host only when it needs the values (a log line, a checkpoint).
+typedef struct HypClipState {
+    float coef;          // clipping coefficient the next adamw_step_dev applies; NaN: skip the update
+    float norm;          // global L2 norm (fp32) of the gradients of the last clip_coef
+    int32_t bad_step;    // first step flagged non-finite since the host last reset it; 0: none
+    int32_t reserved;    // 0
+} HypClipState;
+
 typedef struct Backend {
     const char *name;
 
@@ -93,7 +102,7 @@ typedef struct Backend {
                           int H, int dh, float scale, float p, uint64_t seed, uint64_t offset);
 
     // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
-    // rejected by the caller (op_embedding checks on the host). Backward skips rows whose
+    // rejected by the caller (op_embedding checks on the host, or its caller validated them). Backward skips rows whose
     // id equals padding_idx (nn.Embedding's padding_idx; -1 for none).
     void (*embedding_fwd)(float *y, const float *table, const int32_t *ids, long n, int D);
     void (*embedding_bwd)(float *gtable, const float *gy, const int32_t *ids, long n, int D,
@@ -112,6 +121,10 @@ typedef struct Backend {
     // [src_start, src_start+len) of src into rows [dst_start, ...) of dst (+= if accumulate).
     void (*block_copy)(float *dst, int dst_dim, int dst_start, const float *src, int src_dim,
                        int src_start, long outer, int len, long inner, bool accumulate);
+
+    // ---- integer sequence: y[i] = start + i * step (position ids and in-batch targets built
+    // on the device instead of uploaded).
+    void (*arange_i32)(int32_t *y, int32_t start, int32_t step, long n);
 
     // ---- reductions and losses (scalars are 1-element device buffers)
     void (*sum)(float *out, const float *x, long n);                        // out[0] = sum x
@@ -138,6 +151,20 @@ typedef struct Backend {
                        double bias_corr2, float grad_scale);
     // out[0] = sum x^2 (1-element device buffer), accumulated in double; deterministic.
     void (*sum_squares)(float *out, const float *x, long n);
+    // Clipping decided on the device (no host round trip per step). From sumsq[0] (sum_squares
+    // of the gradients): st->norm = sqrt(sumsq[0]) rounded to fp32, st->coef = hyp_clip_coef(norm,
+    // max_norm) (torch's clip coefficient; 1 when max_norm <= 0). When the norm or one of
+    // check[0..n_check) (the step's losses; NULL when n_check is 0) is not finite: st->coef = NaN
+    // and st->bad_step = step unless it is already set. sticky: a NaN st->coef stays NaN (no update
+    // until the host resets st). One thread's work; st, sumsq and check are device memory.
+    void (*clip_coef)(HypClipState *st, const float *sumsq, const float *check, long n_check,
+                      double max_norm, int32_t step, bool sticky);
+    // adamw_step with the clipping coefficient read from device memory (*grad_scale, e.g.
+    // &st->coef); a non-finite *grad_scale changes nothing. Bitwise identical to adamw_step
+    // with the same value.
+    void (*adamw_step_dev)(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                           double beta2, double eps, double weight_decay, double bias_corr1,
+                           double bias_corr2, const float *grad_scale);
 } Backend;
 
 extern const Backend hyp_cpu_backend;

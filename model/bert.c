@@ -88,16 +88,6 @@ void bert_free(Bert *b) {
     b->layer = NULL;
 }
 
-// int32 tensor (n) holding `value + i * step` for i < n.
-static Tensor *iota(Ctx *c, int n, int value, int step) {
-    Tensor *t = tensor_new(c, HYP_I32, HYP_SHAPE(n));
-    int32_t *h = hyp_malloc(n * sizeof(int32_t));
-    for (int i = 0; i < n; i++) h[i] = value + i * step;
-    tensor_from_host(t, h);
-    free(h);
-    return t;
-}
-
 // cls_only: the last layer computes the [CLS] row only. Its keys and values still see every
 // token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
 // (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
@@ -111,9 +101,16 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool c
     float p = cfg->dropout, eps = cfg->ln_eps;
 
     // Embeddings: word + position + token type 0, LayerNorm, dropout.
+    // Position ids 0..T-1 and token types 0 are built on the device, in range by construction
+    // (T <= max positions, the type table has a row 0): no host check, no upload.
+    HYP_CHECK(b->pos_emb->shape[0] >= T && b->type_emb->shape[0] >= 1,
+              "bert_forward: %d position rows for length %d, %d token type rows", b->pos_emb->shape[0], T,
+              b->type_emb->shape[0]);
     Tensor *x = op_embedding_pad(c, b->word_emb, ids, cfg->pad_token_id);  // (B, T, H)
-    x = op_add(c, x, op_embedding(c, b->pos_emb, iota(c, T, 0, 1)));     // + (T, H)
-    x = op_add(c, x, op_embedding(c, b->type_emb, iota(c, T, 0, 0)));    // + (T, H)
+    bool checks = op_set_device_index_checks(false);
+    x = op_add(c, x, op_embedding(c, b->pos_emb, op_arange(c, T, 0, 1)));    // + (T, H)
+    x = op_add(c, x, op_embedding(c, b->type_emb, op_arange(c, T, 0, 0)));   // + (T, H)
+    op_set_device_index_checks(checks);
     x = op_dropout(c, op_layernorm(c, x, b->emb_ln_w, b->emb_ln_b, eps), p);
 
     float scale = 1.0f / sqrtf((float)(cfg->hidden / cfg->heads));

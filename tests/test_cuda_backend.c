@@ -621,32 +621,61 @@ Test(cuda_backend, add_rows) {
 
 // ---------------------------------------------------------------- optimizer
 // AdamW: several steps (bias corrections change), decoupled decay, a clipping scale;
-// the element formula is shared, so CPU and CUDA must agree bit for bit.
-Test(cuda_backend, adamw_step) {
-    BEGIN();
+// the element formula is shared, so CPU and CUDA must agree bit for bit. adamw_step_dev
+// (from_device) reads the scale from device memory: bitwise adamw_step with the same value,
+// and a non-finite scale (clip_coef's "skip") leaves p, m, v untouched, on both backends.
+static void adamw_cases(bool from_device) {
     const long sizes[] = {1, 7, 4099, 300001};
+    const float scales[2][4] = {{1.0f, 0.37f, 1.0f}, {1.0f, 0.37f, NAN, INFINITY}};
+    const int steps = from_device ? 4 : 3;
+    const char *what = from_device ? "adamw_step_dev" : "adamw_step";
+    char name[64];
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int off = 0; off < 2; off++) {
             const long n = sizes[s], N = n + off;
             float *p = hrand(N, -1, 1, 3200 + s), *g = hrand(N, -0.5f, 0.5f, 3300 + s);
             float *m = hrand(N, -0.1f, 0.1f, 3400 + s), *v = hrand(N, 0.0f, 0.01f, 3500 + s);
             float *dp = up(p, N * sizeof(float)), *dg = up(g, N * sizeof(float));
-            float *dm = up(m, N * sizeof(float)), *dv = up(v, N * sizeof(float));
-            for (int t = 1; t <= 3; t++) {
+            float *dm = up(m, N * sizeof(float)), *dv = up(v, N * sizeof(float)), *dscale = dnan(1);
+            for (int t = 1; t <= steps; t++) {
                 const double b1 = 0.9, b2 = 0.999, lr = 1e-3 * t, wd = off ? 0.01 : 0.0;
                 const double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
-                const float gs = t == 2 ? 0.37f : 1.0f;
-                CPU->adamw_step(p + off, g + off, m + off, v + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
-                G->adamw_step(dp + off, dg + off, dm + off, dv + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+                const float gs = scales[from_device][t - 1];
+                if (!from_device) {
+                    CPU->adamw_step(p + off, g + off, m + off, v + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+                    G->adamw_step(dp + off, dg + off, dm + off, dv + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+                    continue;
+                }
+                // the CPU slot: adamw_step's update, or none for a non-finite scale
+                float *q = hdup(p, N), *qm = hdup(m, N), *qv = hdup(v, N);
+                CPU->adamw_step_dev(q + off, g + off, qm + off, qv + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, &gs);
+                if (isfinite(gs)) CPU->adamw_step(p + off, g + off, m + off, v + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, gs);
+                cr_assert(memcmp(q, p, N * sizeof(float)) == 0 && memcmp(qm, m, N * sizeof(float)) == 0 &&
+                          memcmp(qv, v, N * sizeof(float)) == 0, "cpu adamw_step_dev differs from adamw_step (scale %g)", gs);
+                free(q); free(qm); free(qv);
+                G->copy(dscale, &gs, sizeof gs, COPY_H2D);
+                G->adamw_step_dev(dp + off, dg + off, dm + off, dv + off, n, lr, b1, b2, 1e-8, wd, bc1, bc2, dscale);
             }
-            expect_dev("adamw_step p", dp + off, p + off, n, TOL_OP);
-            expect_dev_bitwise("adamw_step p", dp + off, p + off, n * sizeof(float));
-            expect_dev_bitwise("adamw_step m", dm + off, m + off, n * sizeof(float));
-            expect_dev_bitwise("adamw_step v", dv + off, v + off, n * sizeof(float));
-            expect_dev_bitwise("adamw_step g (read only)", dg + off, g + off, n * sizeof(float));
-            G->free(dp); G->free(dg); G->free(dm); G->free(dv);
+            expect_dev(what, dp + off, p + off, n, TOL_OP);
+            snprintf(name, sizeof name, "%s p", what);
+            expect_dev_bitwise(name, dp + off, p + off, n * sizeof(float));
+            snprintf(name, sizeof name, "%s m", what);
+            expect_dev_bitwise(name, dm + off, m + off, n * sizeof(float));
+            snprintf(name, sizeof name, "%s v", what);
+            expect_dev_bitwise(name, dv + off, v + off, n * sizeof(float));
+            snprintf(name, sizeof name, "%s g (read only)", what);
+            expect_dev_bitwise(name, dg + off, g + off, n * sizeof(float));
+            G->free(dp); G->free(dg); G->free(dm); G->free(dv); G->free(dscale);
             free(p); free(g); free(m); free(v);
         }
+}
+Test(cuda_backend, adamw_step) {
+    BEGIN();
+    adamw_cases(false);
+}
+Test(cuda_backend, adamw_step_dev) {
+    BEGIN();
+    adamw_cases(true);
 }
 
 Test(cuda_backend, sum_squares) {
@@ -667,6 +696,61 @@ Test(cuda_backend, sum_squares) {
         cr_assert(memcmp(&first, &out2, sizeof(float)) == 0, "sum_squares: two launches differ");
         G->free(dx); G->free(dout);
         free(x);
+    }
+}
+
+// clip_coef: the coefficient, the fp32 norm and the non-finite guard, bit for bit as the CPU.
+static void clip_case(const char *what, float sumsq, const float *check, long n_check, double max_norm, int32_t step,
+                      bool sticky, HypClipState start, HypClipState want_partial, bool want_nan) {
+    HypClipState cpu = start, got;
+    CPU->clip_coef(&cpu, &sumsq, check, n_check, max_norm, step, sticky);
+    HypClipState *dst = up(&start, sizeof start);
+    float *dss = up(&sumsq, sizeof sumsq), *dck = n_check ? up(check, n_check * sizeof(float)) : NULL;
+    G->clip_coef(dst, dss, dck, n_check, max_norm, step, sticky);
+    G->synchronize();
+    G->copy(&got, dst, sizeof got, COPY_D2H);
+    cr_assert(memcmp(&got, &cpu, sizeof got) == 0, "clip_coef %s: CUDA {%g, %g, %d} vs CPU {%g, %g, %d}", what,
+              (double)got.coef, (double)got.norm, got.bad_step, (double)cpu.coef, (double)cpu.norm, cpu.bad_step);
+    cr_assert(want_nan ? isnan(cpu.coef) : cpu.coef == want_partial.coef, "clip_coef %s: coef %g", what, (double)cpu.coef);
+    cr_assert_eq(cpu.bad_step, want_partial.bad_step, "clip_coef %s: bad_step %d", what, cpu.bad_step);
+    G->free(dst); G->free(dss);
+    if (dck) G->free(dck);
+}
+
+Test(cuda_backend, clip_coef) {
+    BEGIN();
+    const HypClipState fresh = {0}, latched = {.coef = NAN, .norm = 1.0f, .bad_step = 3};
+    float ok[300], bad[300];
+    for (int i = 0; i < 300; i++) ok[i] = bad[i] = 0.5f + i;
+    bad[257] = INFINITY;
+    const float ss = 6.25f;   // norm 2.5
+    const float c25 = 1.0f / (2.5f + 1e-6f);   // torch: max_norm / (norm + 1e-6) in fp32
+    clip_case("clipping", ss, ok, 300, 1.0, 7, true, fresh, (HypClipState){.coef = c25}, false);
+    clip_case("no clipping needed", ss, ok, 3, 10.0, 7, true, fresh, (HypClipState){.coef = 1.0f}, false);
+    clip_case("max_norm 0", ss, NULL, 0, 0.0, 7, true, fresh, (HypClipState){.coef = 1.0f}, false);
+    clip_case("inf loss", ss, bad, 300, 1.0, 7, true, fresh, (HypClipState){.bad_step = 7}, true);
+    clip_case("nan norm", NAN, ok, 3, 1.0, 9, false, fresh, (HypClipState){.bad_step = 9}, true);
+    clip_case("inf sum of squares", INFINITY, ok, 3, 1.0, 9, true, fresh, (HypClipState){.bad_step = 9}, true);
+    clip_case("latched stays", ss, ok, 3, 1.0, 11, true, latched, (HypClipState){.bad_step = 3}, true);
+    clip_case("first bad step kept", NAN, ok, 3, 1.0, 11, true, latched, (HypClipState){.bad_step = 3}, true);
+    clip_case("not sticky", ss, ok, 3, 1.0, 11, false, latched, (HypClipState){.coef = c25, .bad_step = 3}, false);
+}
+
+// arange: position ids and in-batch targets built on the device.
+Test(cuda_backend, arange_i32) {
+    BEGIN();
+    const long sizes[] = {1, 5, 1000, 70001};
+    const int32_t starts[] = {0, 3, -2, 0}, steps[] = {1, 1, 3, 0};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const long n = sizes[s];
+        int32_t *want = hyp_malloc(n * sizeof(int32_t));
+        CPU->arange_i32(want, starts[s], steps[s], n);
+        for (long i = 0; i < n; i++) cr_assert_eq(want[i], starts[s] + (int32_t)i * steps[s]);
+        int32_t *d = (int32_t *)dnan((size_t)n);
+        G->arange_i32(d, starts[s], steps[s], n);
+        expect_dev_bitwise("arange_i32", d, want, n * sizeof(int32_t));
+        G->free(d);
+        free(want);
     }
 }
 

@@ -261,6 +261,110 @@ Test(optim, nonfinite_gradient_changes_nothing_cuda) {
     check_nonfinite(HYP_CUDA);
 }
 
+// ---------------------------------------------------------------- decided on the device
+// optim_step_async gives optim_step's parameters and moments bit for bit (clipping active on
+// some steps, not on others), and optim_guard_read reports optim_step's norm and coefficient.
+static void check_async_matches(Device dev) {
+    float p[9] = {0.5f, -1, 2, 0.25f, -0.75f, 1.5f, 0.1f, -0.2f, 0.3f};
+    float g[9] = {3, 4, 0, 0.1f, -0.2f, 0, 0.5f, 0, 1.2f};
+    ParamSet *a = small_set(dev, p, g), *b = small_set(dev, p, g);
+    AdamWConfig cfg = adamw_config_default();
+    cfg.weight_decay = 0.01;
+    AdamW *oa = adamw_new(a, &cfg), *ob = adamw_new(b, &cfg);
+    const Backend *be = backend_get(dev);
+    float *loss = be->alloc(2 * sizeof(float));
+    const float lv[2] = {0.75f, 1.5f};
+    be->copy(loss, lv, sizeof lv, COPY_H2D);
+    for (int t = 0; t < 5; t++) {
+        float gt[9];
+        for (int i = 0; i < 9; i++) gt[i] = g[i] * (t % 2 ? 0.05f : 1.0f);   // norm above, then below 1
+        be->copy(a->grad, gt, sizeof gt, COPY_H2D);
+        be->copy(b->grad, gt, sizeof gt, COPY_H2D);
+        OptimStats sa, sb;
+        cr_assert_eq(optim_step(oa, a, 1e-2 * (t + 1), &sa), OPTIM_OK);
+        cr_assert_eq(optim_step_async(ob, b, 1e-2 * (t + 1), loss, 2), OPTIM_OK);
+        cr_assert_eq(optim_guard_read(ob, &sb, NULL), OPTIM_OK);
+        cr_assert(sa.grad_norm == sb.grad_norm && sa.clip_coef == sb.clip_coef && sa.lr == sb.lr,
+                  "step %d: norm %.9g/%.9g coef %.9g/%.9g", t, sa.grad_norm, sb.grad_norm, (double)sa.clip_coef,
+                  (double)sb.clip_coef);
+        cr_assert_eq(oa->step, ob->step);
+    }
+    float pa[9], pb[9], ma[9], mb[9], va[9], vb[9];
+    be->copy(pa, a->data, sizeof pa, COPY_D2H);
+    be->copy(pb, b->data, sizeof pb, COPY_D2H);
+    be->copy(ma, oa->m, sizeof ma, COPY_D2H);
+    be->copy(mb, ob->m, sizeof mb, COPY_D2H);
+    be->copy(va, oa->v, sizeof va, COPY_D2H);
+    be->copy(vb, ob->v, sizeof vb, COPY_D2H);
+    cr_assert(!memcmp(pa, pb, sizeof pa) && !memcmp(ma, mb, sizeof ma) && !memcmp(va, vb, sizeof va),
+              "optim_step_async must give optim_step's parameters and moments bit for bit");
+    be->free(loss);
+    adamw_free(oa);
+    adamw_free(ob);
+    paramset_free(a);
+    paramset_free(b);
+}
+Test(optim, async_step_matches_sync) { check_async_matches(HYP_CPU); }
+Test(optim, async_step_matches_sync_cuda) {
+    RUN_ON_CUDA_OR_SKIP();
+    check_async_matches(HYP_CUDA);
+}
+
+// A non-finite gradient or loss seen on the device: that update and every later one are
+// skipped (the state latches), optim_guard_read reports the first one and puts o->step back.
+static void check_async_nonfinite(Device dev) {
+    float p[9] = {0.5f, -1, 2, 0.25f, -0.75f, 1.5f, 0.1f, -0.2f, 0.3f};
+    float g[9] = {0.1f, 0.2f, -0.3f, 0.4f, 0.5f, -0.6f, 0.7f, 0.8f, 0.9f};
+    const Backend *be = backend_get(dev);
+    for (int bad_loss = 0; bad_loss < 2; bad_loss++) {
+        ParamSet *ps = small_set(dev, p, g);
+        AdamWConfig cfg = adamw_config_default();
+        AdamW *o = adamw_new(ps, &cfg);
+        float *loss = be->alloc(3 * sizeof(float));
+        const float good[3] = {1, 2, 3}, nan_loss[3] = {1, NAN, 3};
+        be->copy(loss, good, sizeof good, COPY_H2D);
+        cr_assert_eq(optim_step_async(o, ps, 1e-3, loss, 3), OPTIM_OK);                  // step 1: applied
+        float before[9], m0[9], after[9], m1[9];
+        be->copy(before, ps->data, sizeof before, COPY_D2H);
+        be->copy(m0, o->m, sizeof m0, COPY_D2H);
+        float gb[9];
+        memcpy(gb, g, sizeof g);
+        if (bad_loss) be->copy(loss, nan_loss, sizeof nan_loss, COPY_H2D);
+        else gb[4] = INFINITY;
+        be->copy(ps->grad, gb, sizeof gb, COPY_H2D);
+        cr_assert_eq(optim_step_async(o, ps, 1e-3, loss, 3), OPTIM_OK);                  // step 2: bad
+        be->copy(loss, good, sizeof good, COPY_H2D);
+        be->copy(ps->grad, g, sizeof g, COPY_H2D);
+        cr_assert_eq(optim_step_async(o, ps, 1e-3, loss, 3), OPTIM_OK);                  // step 3: latched
+        cr_assert_eq(o->step, 3);
+        be->copy(after, ps->data, sizeof after, COPY_D2H);
+        be->copy(m1, o->m, sizeof m1, COPY_D2H);
+        cr_assert(!memcmp(before, after, sizeof after) && !memcmp(m0, m1, sizeof m1),
+                  "updates from the non-finite step on must not be applied (%s)", bad_loss ? "loss" : "gradient");
+        int64_t bad_step = 0;
+        OptimStats st;
+        cr_assert_eq(optim_guard_read(o, &st, &bad_step), OPTIM_NONFINITE);
+        cr_assert_eq(bad_step, 2, "the first non-finite update is reported: %ld", (long)bad_step);
+        cr_assert_eq(o->step, 1, "o->step is put back to the state's step");
+        // the latch is cleared: the next update applies and counts
+        cr_assert_eq(optim_step_async(o, ps, 1e-3, loss, 3), OPTIM_OK);
+        cr_assert_eq(optim_guard_read(o, &st, &bad_step), OPTIM_OK);
+        cr_assert_eq(o->step, 2);
+        be->copy(after, ps->data, sizeof after, COPY_D2H);
+        cr_assert(memcmp(before, after, sizeof after), "after the read, updates apply again");
+        cr_assert_eq(optim_step_async(o, ps, NAN, loss, 3), OPTIM_NONFINITE, "a NaN lr is reported at once");
+        cr_assert_eq(o->step, 2);
+        be->free(loss);
+        adamw_free(o);
+        paramset_free(ps);
+    }
+}
+Test(optim, async_nonfinite_latches) { check_async_nonfinite(HYP_CPU); }
+Test(optim, async_nonfinite_latches_cuda) {
+    RUN_ON_CUDA_OR_SKIP();
+    check_async_nonfinite(HYP_CUDA);
+}
+
 // ---------------------------------------------------------------- weight-decay groups
 Test(optim, hf_weight_decay_grouping) {
     const char *no[] = {"enc.bias", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.output.LayerNorm.bias",

@@ -1,6 +1,8 @@
 // optim.c: AdamW, global-norm clipping and LR schedules (see optim.h).
 #include "train/optim.h"
 #include "kernels/kernels.h"
+#include "kernels/elementwise.h"
+#include <limits.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -75,6 +77,8 @@ AdamW *adamw_new(const ParamSet *ps, const AdamWConfig *cfg) {
     be->memset0(o->m, bytes);
     be->memset0(o->v, bytes);
     o->norm_buf = be->alloc(sizeof(float));
+    o->guard = be->alloc(sizeof(HypClipState));
+    be->memset0(o->guard, sizeof(HypClipState));
     // Runs of consecutive parameters sharing a decay flag (one run without weight decay).
     o->run_off = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
     o->run_len = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
@@ -102,6 +106,7 @@ void adamw_free(AdamW *o) {
     be->free(o->m);
     be->free(o->v);
     be->free(o->norm_buf);
+    be->free(o->guard);
     free(o->run_off);
     free(o->run_len);
     free(o->run_decay);
@@ -109,10 +114,9 @@ void adamw_free(AdamW *o) {
 }
 
 float optim_clip_coef(double grad_norm, double max_norm) {
-    if (!(max_norm > 0)) return 1.0f;
-    // torch: clip_coef = max_norm / (total_norm + 1e-6) on an fp32 tensor, clamped to 1.
-    const float c = (float)max_norm / ((float)grad_norm + 1e-6f);
-    return c > 1.0f ? 1.0f : c;
+    // torch: clip_coef = max_norm / (total_norm + 1e-6) on an fp32 tensor, clamped to 1; the
+    // formula the device computes for optim_step_async (kernels/elementwise.h).
+    return hyp_clip_coef((float)grad_norm, max_norm);
 }
 
 double optim_grad_norm(const ParamSet *ps, float *scratch) {
@@ -145,4 +149,39 @@ OptimStatus optim_step(AdamW *o, ParamSet *ps, double lr, OptimStats *stats) {
     }
     o->step = t;
     return OPTIM_OK;
+}
+
+OptimStatus optim_step_async(AdamW *o, ParamSet *ps, double lr, const float *check, long n_check) {
+    HYP_CHECK(ps->numel == o->numel && ps->device == o->device,
+              "optim_step_async: the optimizer was made for another parameter set (%zu vs %zu floats)", o->numel, ps->numel);
+    if (!isfinite(lr)) return OPTIM_NONFINITE;
+    const Backend *be = backend_get(ps->device);
+    const int64_t t = o->step + 1;
+    KERNEL(be, sum_squares, "sum_squares")(o->norm_buf, ps->grad, (long)ps->numel);
+    KERNEL(be, clip_coef, "clip_coef")(o->guard, o->norm_buf, check, n_check, o->cfg.max_grad_norm,
+                                       t < INT32_MAX ? (int32_t)t : INT32_MAX, true);
+    const double bc1 = 1.0 - pow(o->cfg.beta1, (double)t), bc2 = 1.0 - pow(o->cfg.beta2, (double)t);
+    for (int r = 0; r < o->n_runs; r++) {
+        const size_t off = o->run_off[r];
+        KERNEL(be, adamw_step_dev, "adamw_step_dev")(ps->data + off, ps->grad + off, o->m + off, o->v + off,
+                                                     (long)o->run_len[r], lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                                                     o->run_decay[r] ? o->cfg.weight_decay : 0.0, bc1, bc2,
+                                                     &o->guard->coef);
+    }
+    o->step = t;
+    o->last_lr = lr;
+    return OPTIM_OK;
+}
+
+OptimStatus optim_guard_read(AdamW *o, OptimStats *stats, int64_t *bad_step) {
+    const Backend *be = backend_get(o->device);
+    HypClipState g;
+    be->synchronize();
+    be->copy(&g, o->guard, sizeof g, COPY_D2H);
+    if (stats) *stats = (OptimStats){.grad_norm = (double)g.norm, .clip_coef = g.coef, .lr = o->last_lr};
+    if (bad_step) *bad_step = g.bad_step;
+    if (g.bad_step == 0 && !isnan(g.coef)) return OPTIM_OK;
+    if (g.bad_step > 0) o->step = g.bad_step - 1;
+    be->memset0(o->guard, sizeof(HypClipState));   // clear the latch
+    return OPTIM_NONFINITE;
 }

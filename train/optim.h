@@ -13,9 +13,14 @@
 //   if (optim_step(opt, ps, lr, &st) == OPTIM_NONFINITE) -> stop (train.on_nonfinite=stop;
 //       nothing was changed, the last checkpoint is intact) or skip (zero the grads, go on).
 // optim_step never modifies ps->grad (the clipping coefficient is applied inside the update).
+//
+// On a GPU the same update can be decided on the device (optim_step_async): the norm, the
+// clipping coefficient and the non-finite guard stay in device memory, and the host reads them
+// (optim_guard_read) only when it needs them: a log line, a checkpoint, the end of the run.
 #ifndef HYP_OPTIM_H
 #define HYP_OPTIM_H
 #include "autograd/tensor.h"
+#include "kernels/kernels.h"
 
 // ---- learning-rate schedules (transformers.optimization)
 typedef enum {
@@ -63,6 +68,8 @@ typedef struct AdamW {
     size_t *run_off, *run_len;
     bool *run_decay;
     float *norm_buf;         // (1) device scratch for the sum of squares
+    HypClipState *guard;     // (1) device: clipping coefficient, last norm, first non-finite step
+    double last_lr;          // lr of the last optim_step_async (reported by optim_guard_read)
 } AdamW;
 
 // State zeroed, step 0, for the parameters of ps (finalized; names decide weight decay).
@@ -87,5 +94,20 @@ double optim_grad_norm(const ParamSet *ps, float *scratch /* 1-element device bu
 // gradient norm (or lr) is not finite, returns OPTIM_NONFINITE and changes nothing:
 // parameters, moments and o->step stay as they were. stats may be NULL.
 OptimStatus optim_step(AdamW *o, ParamSet *ps, double lr, OptimStats *stats);
+
+// The same update without a host round trip: the norm and the clipping coefficient are
+// computed into o->guard on the device and AdamW reads the coefficient there (bitwise the
+// same parameters and moments as optim_step). When the norm, or one of the n_check floats
+// at check (device memory: the step's losses; NULL when n_check is 0), is not finite, the
+// update is skipped on the device, and so is every later optim_step_async: the optimizer
+// latches its last good state until optim_guard_read reports it. o->step counts the calls.
+// Returns OPTIM_NONFINITE, changing nothing, only for a non-finite lr (known on the host).
+OptimStatus optim_step_async(AdamW *o, ParamSet *ps, double lr, const float *check, long n_check);
+// Reads the guard (one 16-byte device-to-host copy; synchronises). stats (may be NULL): the
+// norm and coefficient of the last optim_step_async and its lr. When an update since the last
+// read was skipped, returns OPTIM_NONFINITE with *bad_step (may be NULL) = the 1-based o->step
+// of that update, puts o->step back to *bad_step - 1 (the parameters and moments are those of
+// that step: nothing changed since) and clears the latch.
+OptimStatus optim_guard_read(AdamW *o, OptimStats *stats, int64_t *bad_step);
 
 #endif

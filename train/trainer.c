@@ -6,6 +6,10 @@
 // the lr schedule. Rank 0 logs, validates and writes checkpoints; everything a resume
 // needs (parameters, AdamW moments and step, Philox counter, loader cursor, best metric)
 // goes into each checkpoint, so N+M steps equal N steps, a stop, and M resumed steps.
+// On a GPU a step has no host round trip: its ids are validated on the host before the one
+// upload of the batch, position ids and in-batch targets are built on the device, and the
+// losses, gradient norm and non-finite guard stay there until a log line (train.log_steps),
+// validation, a checkpoint or the end of the run reads them (StepValues, settle()).
 #include "train/trainer.h"
 #include "train/checkpoint.h"
 #include "train/comm.h"
@@ -52,12 +56,51 @@ static Tensor *gather_positives(Ctx *c, Tensor *P, Comm *comm) {
     return op_concat(c, parts, W, 0);
 }
 
+// The batch's ids, checked on the host before the upload, with op_embedding's message (the
+// ops then skip their own device-side check: no copy back to the host).
+static void check_ids(const int32_t *ids, long n, int V) {
+    for (long i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            HYP_FATAL("op embedding: id %d at position %ld is outside the table [0, %d)", (int)ids[i], i, V);
+}
+
+// A batch on the device in one host-to-device copy: the four id/mask arrays and the
+// Margin-MSE constants, each 256-byte aligned (an upload from pageable memory waits for the
+// device's queue to drain, so one at the start of a micro-batch costs the least).
+typedef struct { Tensor *qi, *qm, *di, *dm; float *mmse_consts; } DeviceBatch;
+static DeviceBatch upload_batch(Ctx *c, const TrainBatch *b) {
+    int B = b->n_queries, n = b->n_items;
+    size_t qn = (size_t)B * b->q_len, dn = (size_t)B * n * b->d_len, cn = loss_margin_mse_consts_floats(B, n);
+    size_t qa = (qn + 63) & ~(size_t)63, da = (dn + 63) & ~(size_t)63, words = 2 * qa + 2 * da + cn;
+    HYP_CHECK(words < INT_MAX, "a batch of %zu words is too large for one tensor", words);
+    int32_t *h = hyp_calloc(words, sizeof(int32_t));
+    memcpy(h, b->q_ids, qn * sizeof(int32_t));
+    memcpy(h + qa, b->q_mask, qn * sizeof(int32_t));
+    memcpy(h + 2 * qa, b->d_ids, dn * sizeof(int32_t));
+    memcpy(h + 2 * qa + da, b->d_mask, dn * sizeof(int32_t));
+    loss_margin_mse_consts((float *)(void *)(h + 2 * qa + 2 * da), b->scores, B, n);
+    Tensor *all = tensor_new(c, HYP_I32, HYP_SHAPE((int)words));
+    tensor_from_host(all, h);
+    free(h);
+    int32_t *d = tensor_i32(all);
+    return (DeviceBatch){.qi = tensor_wrap(c, HYP_I32, d, HYP_SHAPE(B, b->q_len)),
+                         .qm = tensor_wrap(c, HYP_I32, d + qa, HYP_SHAPE(B, b->q_len)),
+                         .di = tensor_wrap(c, HYP_I32, d + 2 * qa, HYP_SHAPE(B * n, b->d_len)),
+                         .dm = tensor_wrap(c, HYP_I32, d + 2 * qa + da, HYP_SHAPE(B * n, b->d_len)),
+                         .mmse_consts = (float *)(void *)(d + 2 * qa + 2 * da)};
+}
+
 StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
                               Comm *comm, bool cross_device_negatives) {
     int B = b->n_queries, n = b->n_items;
     bool xdev = cross_device_negatives && comm && comm->world > 1;
-    Tensor *qi = upload_i32(c, b->q_ids, B, b->q_len), *qm = upload_i32(c, b->q_mask, B, b->q_len);
-    Tensor *di = upload_i32(c, b->d_ids, B * n, b->d_len), *dm = upload_i32(c, b->d_mask, B * n, b->d_len);
+    const Bert *qbert = m->hypencoder ? &m->hyp.query_bert : &m->be.query_bert;
+    const Bert *dbert = m->hypencoder ? m->hyp.doc_bert : m->be.doc_bert;
+    check_ids(b->q_ids, (long)B * b->q_len, qbert->word_emb->shape[0]);   // queries first, as the model reads them
+    check_ids(b->d_ids, (long)B * n * b->d_len, dbert->word_emb->shape[0]);
+    bool checks = op_set_device_index_checks(false);
+    DeviceBatch db = upload_batch(c, b);
+    Tensor *qi = db.qi, *qm = db.qm, *di = db.di, *dm = db.dm;
     Tensor *scores, *S;
     if (m->hypencoder) {
         QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
@@ -76,8 +119,9 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
         scores = biencoder_score(c, qv, Dn);
         S = biencoder_score_shared(c, qv, xdev ? gather_positives(c, P, comm) : P);
     }
+    op_set_device_index_checks(checks);
     StepLosses l;
-    l.mmse = loss_margin_mse(c, scores, b->scores);
+    l.mmse = loss_margin_mse_dev(c, scores, db.mmse_consts);
     l.ce = loss_inbatch_ce_offset(c, S, xdev ? comm->rank * B : 0);
     l.total = op_add(c, op_scale(c, l.mmse, w_mmse), op_scale(c, l.ce, w_ce));
     return l;
@@ -754,6 +798,68 @@ static int eval_and_select(Trainer *t) {
     return rc;
 }
 
+// ---------------------------------------------------------------- what a step leaves on the device
+// A step's losses stay on the device (each micro-batch's three loss scalars are copied into
+// one device buffer), and so do the gradient norm and the non-finite guard (optim_step_async,
+// train.on_nonfinite=stop). The host reads them only when it needs them: for a log line
+// (train.log_steps), before validation and checkpoints, at the end; on the CPU, where a read
+// is a memcpy, after every step. train.on_nonfinite=skip decides on the host before each
+// update, so it reads the losses and the norm every step (optim_step).
+typedef struct StepValues {
+    float *dev;          // (k, 3) device: total, mmse, ce of each micro-batch
+    int k;
+    double sums[3];      // their means over the micro-batches (and the ranks) once read
+    bool read;           // sums hold this step's values (and the guard has been checked)
+} StepValues;
+
+// The losses: one device-to-host copy; under several ranks their mean over the ranks.
+static int read_losses(Trainer *t, StepValues *v) {
+    const Backend *be = backend_get(t->dev);
+    float *h = hyp_malloc((size_t)v->k * 3 * sizeof(float));
+    be->synchronize();
+    be->copy(h, v->dev, (size_t)v->k * 3 * sizeof(float), COPY_D2H);
+    for (int i = 0; i < 3; i++) v->sums[i] = 0;
+    for (int micro = 0; micro < v->k; micro++)
+        for (int i = 0; i < 3; i++) v->sums[i] += h[micro * 3 + i] / v->k;
+    free(h);
+    v->read = true;
+    if (t->comm->world > 1)
+        for (int i = 0; i < 3; i++) {
+            double s;
+            if (comm_sum_f64(t->comm, v->sums[i], &s)) return -1;
+            v->sums[i] = s / t->comm->world;
+        }
+    return 0;
+}
+
+static void nonfinite_message(const Trainer *t, long bad_step, long seen_step, double loss) {
+    if (!t->root) return;
+    if (bad_step <= 0)
+        fprintf(stderr, "hyp train: step %ld: non-finite loss or gradient norm on another rank; stopping. ", seen_step);
+    else if (bad_step == seen_step)
+        fprintf(stderr, "hyp train: step %ld: non-finite loss (%g) or gradient norm; stopping. ", bad_step, loss);
+    else   // the guard is read when a log line, validation or a checkpoint needs the values
+        fprintf(stderr, "hyp train: step %ld: non-finite loss or gradient norm (seen after step %ld, when the values "
+                "were next read; no update from step %ld on was applied); stopping. ", bad_step, seen_step, bad_step);
+    fprintf(stderr, "The last checkpoint in %s is intact (resume with --resume auto; train.on_nonfinite=skip skips "
+            "such steps)\n", t->opt->out_dir);
+}
+
+// After an optim_step_async step: read the losses and the guard. 0: all finite; 2: a step since
+// the last read was not (message printed, t->st.step set back to the step before it: the model
+// in memory is that step's); -1: an all-reduce failed.
+static int settle(Trainer *t, StepValues *v, OptimStats *os) {
+    if (read_losses(t, v)) return -1;
+    int64_t offset = t->st.step - t->adam->step, bad_adam = 0;   // trainer step - optimizer step
+    bool bad = optim_guard_read(t->adam, os, &bad_adam) == OPTIM_NONFINITE, any_bad;
+    if (any_rank(t, bad, &any_bad)) return -1;
+    if (!any_bad) return 0;
+    long bad_step = bad ? (long)(bad_adam + offset) : 0;
+    nonfinite_message(t, bad_step, (long)t->st.step, v->sums[0]);
+    if (bad_step > 0) t->st.step = bad_step - 1;
+    return 2;
+}
+
 int train_run(const TrainOptions *o, TrainSummary *summary) {
     Trainer T = {0}, *t = &T;
     int status = 0;
@@ -762,18 +868,27 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     bool flushed = hyp_cpu_flush_denormals(cfg->train.flush_denormals);
     int k = cfg->train.grad_accum > 0 ? cfg->train.grad_accum : 1;
     long max_steps = cfg->train.max_steps, start = (long)t->st.step;
+    long log_every = cfg->train.log_steps > 0 ? cfg->train.log_steps : 1;
     int world = t->comm->world;
+    const Backend *be = backend_get(t->dev);
+    const bool skip_nonfinite = !strcmp(cfg->train.on_nonfinite, "skip");
+    StepValues sv = {.dev = be->alloc((size_t)k * 3 * sizeof(float)), .k = k};
     GradBuckets buckets;
     buckets_init(&buckets, t->m.ps, t->comm, t->dev, cfg->dist.bucket_mb);
-    double t_start = hyp_now(), step_time = 0;
+    double t_start = hyp_now(), step_time = 0, interval_time = 0;
+    long interval_steps = 0;
+    bool first_log = true;
     double last_loss = NAN;
     long skipped = 0;
     // Fault injection for the tests: HYP_TEST_KILL_RANK=r:step makes rank r die abruptly
-    // (SIGKILL) when it reaches that step, as a crashed node would.
+    // (SIGKILL) when it reaches that step, as a crashed node would; HYP_TEST_NONFINITE_STEP=s
+    // makes the loss of global step s (1-based) NaN.
     int kill_rank = -1;
-    long kill_step = -1;
+    long kill_step = -1, nan_step = -1;
     const char *kr = getenv("HYP_TEST_KILL_RANK");
     if (kr) sscanf(kr, "%d:%ld", &kill_rank, &kill_step);
+    const char *ns = getenv("HYP_TEST_NONFINITE_STEP");
+    if (ns) sscanf(ns, "%ld", &nan_step);
     bool bad_stop = false;   // a failed save that stops the run (set on rank 0)
     SavedSignals saved_signals;
     signals_catch(&saved_signals);
@@ -781,16 +896,15 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         if (t->comm->rank == kill_rank && step == kill_step) raise(SIGKILL);
         double t0 = hyp_now();
         paramset_zero_grad(t->m.ps);
-        double sums[3] = {0, 0, 0};
+        sv.read = false;
         for (int micro = 0; micro < k; micro++) {
             if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
             StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
                                               (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
-            float v[3];
-            tensor_to_host(l.total, &v[0]);
-            tensor_to_host(l.mmse, &v[1]);
-            tensor_to_host(l.ce, &v[2]);
-            for (int i = 0; i < 3; i++) sums[i] += v[i] / k;
+            if (step + 1 == nan_step) l.total = op_scale(t->ctx, l.total, NAN);
+            be->copy(sv.dev + micro * 3 + 0, l.total->data, sizeof(float), COPY_D2D);
+            be->copy(sv.dev + micro * 3 + 1, l.mmse->data, sizeof(float), COPY_D2D);
+            be->copy(sv.dev + micro * 3 + 2, l.ce->data, sizeof(float), COPY_D2D);
             Tensor *scaled = k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total;
             if (world > 1 && micro == k - 1) {   // average buckets as backward finishes them
                 buckets_plan(&buckets, t->ctx->tape);
@@ -806,50 +920,61 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             if (!buckets.failed && buckets.next != buckets.n)
                 hyp_set_error("internal: only %d of %d gradient buckets were started", buckets.next, buckets.n);
             if (buckets.failed || buckets.next != buckets.n || comm_wait(t->comm)) { status = fail("all-reduce"); goto done; }
-            for (int i = 0; i < 3; i++) {
-                double s;
-                if (comm_sum_f64(t->comm, sums[i], &s)) { status = fail("all-reduce"); goto done; }
-                sums[i] = s / world;
-            }
         }
         // Gradient all-reduce: bucket launches during backward (host engines reduce there) + the wait.
         double comm_ms = (hyp_now() - tc + (world > 1 ? buckets.seconds : 0)) * 1e3;
         double lr = lr_at(&t->sched, t->adam->step);
-        OptimStats os;
-        if (!isfinite(sums[0]) || optim_step(t->adam, t->m.ps, lr, &os) == OPTIM_NONFINITE) {
-            if (!strcmp(cfg->train.on_nonfinite, "skip")) {
+        OptimStats os = {0};
+        if (skip_nonfinite) {   // decided on the host, before the update
+            if (read_losses(t, &sv)) { status = fail("all-reduce"); goto done; }
+            if (!isfinite(sv.sums[0]) || optim_step(t->adam, t->m.ps, lr, &os) == OPTIM_NONFINITE) {
                 skipped++;
                 if (t->root) fprintf(stderr, "hyp train: step %ld: non-finite loss or gradient, step skipped\n", step + 1);
                 t->st.step = step + 1;
                 continue;
             }
-            if (t->root)
-                fprintf(stderr, "hyp train: step %ld: non-finite loss (%g) or gradient norm; stopping. The last "
-                        "checkpoint in %s is intact (resume with --resume auto; train.on_nonfinite=skip skips such steps)\n",
-                        step + 1, sums[0], o->out_dir);
+        } else if (optim_step_async(t->adam, t->m.ps, lr, sv.dev, 3L * k) == OPTIM_NONFINITE) {   // lr itself
+            int e = settle(t, &sv, &os);   // an earlier non-finite step not yet read is reported first
+            if (e < 0) { status = fail("all-reduce"); goto done; }
+            if (e == 0) nonfinite_message(t, step + 1, step + 1, sv.sums[0]);
             status = 2;
             goto done;
         }
         t->st.step = step + 1;
         t->st.lr = lr;
-        last_loss = sums[0];
-        double dt = hyp_now() - t0;
-        step_time = step == start ? dt : 0.9 * step_time + 0.1 * dt;
-        if (t->root && (t->st.step % (cfg->train.log_steps > 0 ? cfg->train.log_steps : 1) == 0 || t->st.step == max_steps)) {
-            char eta[32];
-            fmt_eta(eta, sizeof eta, step_time * (max_steps - t->st.step));
-            double qps = (double)cfg->train.batch_size * world * k / dt;
-            if (!o->quiet)
-                fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | eta %s\n",
-                        (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, qps, eta);
-            char js[512];
-            snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
-                     "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0],
-                     sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps);
-            log_metrics(t, js);
-        }
         bool last = t->st.step == max_steps;
-        if (cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last)) {
+        bool log_due = t->st.step % log_every == 0 || last;
+        bool eval_due = cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last);
+        if (!sv.read && (t->dev == HYP_CPU || log_due || eval_due)) {
+            int e = settle(t, &sv, &os);
+            if (e) { status = e > 0 ? 2 : fail("all-reduce"); goto done; }
+        }
+        if (sv.read) last_loss = sv.sums[0];
+        // Step times add up between log lines; the reads above wait for the device's work.
+        interval_time += hyp_now() - t0;
+        interval_steps++;
+        if (log_due) {
+            double dt = interval_time / interval_steps;
+            step_time = first_log ? dt : 0.9 * step_time + 0.1 * dt;
+            first_log = false;
+            interval_time = 0;
+            interval_steps = 0;
+            if (t->root) {
+                char eta[32];
+                fmt_eta(eta, sizeof eta, step_time * (max_steps - t->st.step));
+                double qps = (double)cfg->train.batch_size * world * k / dt;
+                const double *sums = sv.sums;
+                if (!o->quiet)
+                    fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | eta %s\n",
+                            (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, qps, eta);
+                char js[512];
+                snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
+                         "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0],
+                         sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps);
+                log_metrics(t, js);
+            }
+        }
+        if (eval_due) {
             int e = eval_and_select(t);
             if (e) { status = e == -2 ? 1 : fail("validation"); goto done; }
         }
@@ -858,6 +983,11 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         if (any_rank(t, g_stop_signal != 0, &stop)) { status = fail("all-reduce"); goto done; }
         stop = stop && !last;
         bool save_due = (cfg->train.save_steps > 0 && t->st.step % cfg->train.save_steps == 0) || last || stop;
+        if (save_due && !sv.read) {   // never checkpoint a model a non-finite step has touched
+            int e = settle(t, &sv, &os);
+            if (e) { status = e > 0 ? 2 : fail("all-reduce"); goto done; }
+            last_loss = sv.sums[0];
+        }
         if (save_due) {
             char *written = NULL;
             bool bad = t->root && save_checkpoint(t, &written) != 0, any_bad;
@@ -889,6 +1019,7 @@ done:
     signals_restore(&saved_signals);
     hyp_cpu_flush_denormals(flushed);
     buckets_free(&buckets);
+    be->free(sv.dev);
     if (summary) {
         summary->steps = (long)t->st.step;
         summary->last_loss = last_loss;

@@ -31,7 +31,12 @@ typedef struct TrainSummary {
 //   0  done: max_steps reached
 //   1  bad input (config, data, resume) or an output that could not be written (disk full,
 //      I/O error: the run folder is left as it was before that save), message printed
-//   2  stopped on a non-finite loss (the last checkpoint stays intact)
+//   2  stopped on a non-finite loss or gradient norm (the last checkpoint stays intact). With
+//      train.on_nonfinite=stop the check runs on the device: that step's update and all later
+//      ones are skipped there, and the host learns of it when it next reads the step's values
+//      (every step on the CPU; on a GPU at the next log line, validation, checkpoint or the
+//      end), stopping before anything is written. train.on_nonfinite=skip decides on the host
+//      before each update (one read of the losses and the norm per step).
 //   TRAIN_STOPPED (3)  stopped by SIGINT/SIGTERM after finishing the current step and
 //      writing its checkpoint; `--resume auto` continues exactly (a second signal ends the
 //      process at once, by that signal). Under several ranks all stop at the same step.

@@ -128,6 +128,7 @@ const Backend hyp_cpu_backend = {
     .dropout_bwd = cpu_dropout_bwd,
     .permute = cpu_permute,
     .block_copy = cpu_block_copy,
+    .arange_i32 = cpu_arange_i32,
     .sum = cpu_sum,
     .fill_grad = cpu_fill_grad,
     .cross_entropy_fwd = cpu_cross_entropy_fwd,
@@ -138,4 +139,6 @@ const Backend hyp_cpu_backend = {
     .bf16_to_f32 = cpu_bf16_to_f32,
     .adamw_step = cpu_adamw_step,
     .sum_squares = cpu_sum_squares,
+    .clip_coef = cpu_clip_coef,
+    .adamw_step_dev = cpu_adamw_step_dev,
 };

@@ -60,6 +60,7 @@ void cpu_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const f
 void cpu_permute(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);
 void cpu_block_copy(float *dst, int dst_dim, int dst_start, const float *src, int src_dim,
                     int src_start, long outer, int len, long inner, bool accumulate);
+void cpu_arange_i32(int32_t *y, int32_t start, int32_t step, long n);
 
 // cpu_reduce.c
 void cpu_sum(float *out, const float *x, long n);
@@ -75,5 +76,10 @@ void cpu_adamw_step(float *p, const float *g, float *m, float *v, long n, double
                     double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
                     float grad_scale);
 void cpu_sum_squares(float *out, const float *x, long n);
+void cpu_clip_coef(HypClipState *st, const float *sumsq, const float *check, long n_check, double max_norm,
+                   int32_t step, bool sticky);
+void cpu_adamw_step_dev(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
+                        const float *grad_scale);
 
 #endif

@@ -1,4 +1,4 @@
-// cpu_movement.c: data movement (permute, block copy). Semantics: kernels/kernels.h.
+// cpu_movement.c: data movement (permute, block copy) and integer sequences (arange). Semantics: kernels/kernels.h.
 #include "kernels/cpu/cpu_kernels.h"
 #include <string.h>
 
@@ -45,4 +45,9 @@ void cpu_block_copy(float *dst, int dst_dim, int dst_start, const float *src, in
         else if (run)
             memcpy(d, s, (size_t)run * sizeof(float));
     }
+}
+
+// y[i] = start + i * step.
+void cpu_arange_i32(int32_t *y, int32_t start, int32_t step, long n) {
+    for (long i = 0; i < n; i++) y[i] = (int32_t)(start + (int64_t)i * step);
 }

@@ -2,6 +2,7 @@
 // Semantics: kernels/kernels.h; the per-element AdamW formula is kernels/elementwise.h.
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/elementwise.h"
+#include <math.h>
 #include <stdlib.h>
 
 // p, g, m, v (n): one AdamW step over a contiguous buffer (see hyp_adamw_elem).
@@ -11,6 +12,28 @@ void cpu_adamw_step(float *p, const float *g, float *m, float *v, long n, double
     const HypAdamWCoef c = hyp_adamw_coef(lr, beta1, beta2, eps, weight_decay, bias_corr1, bias_corr2, grad_scale);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (long i = 0; i < n; i++) hyp_adamw_elem(&p[i], &m[i], &v[i], g[i], c);
+}
+
+// adamw_step with the coefficient in memory: a non-finite *grad_scale (clip_coef's "skip")
+// leaves p, m, v as they are.
+void cpu_adamw_step_dev(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
+                        const float *grad_scale) {
+    const float s = *grad_scale;
+    if (!isfinite(s)) return;
+    cpu_adamw_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_corr1, bias_corr2, s);
+}
+
+// The clipping coefficient from the sum of squares, and the non-finite guard of a step.
+void cpu_clip_coef(HypClipState *st, const float *sumsq, const float *check, long n_check, double max_norm,
+                   int32_t step, bool sticky) {
+    const float norm = (float)sqrt((double)sumsq[0]);   // torch's fp32 norm
+    bool bad = !isfinite(norm);
+    for (long i = 0; i < n_check; i++) bad = bad || !isfinite(check[i]);
+    const bool latched = sticky && isnan(st->coef);
+    st->norm = norm;
+    if (bad && st->bad_step == 0) st->bad_step = step;
+    st->coef = bad || latched ? NAN : hyp_clip_coef(norm, max_norm);
 }
 
 // out[0] = sum x^2, in double. Fixed chunks summed in order, so the result does not

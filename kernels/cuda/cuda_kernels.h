@@ -81,6 +81,7 @@ void hyp_cuda_dropout_bwd(float *gx, const float *gy, long n, float p, uint64_t 
 void hyp_cuda_permute(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);
 void hyp_cuda_block_copy(float *dst, int dst_dim, int dst_start, const float *src, int src_dim,
                          int src_start, long outer, int len, long inner, bool accumulate);
+void hyp_cuda_arange_i32(int32_t *y, int32_t start, int32_t step, long n);
 
 // ---- reductions and losses (reduce.cu): deterministic (fixed-order tree reductions).
 void hyp_cuda_sum(float *out, const float *x, long n);
@@ -101,6 +102,11 @@ void hyp_cuda_adamw_step(float *p, const float *g, float *m, float *v, long n, d
                          double beta2, double eps, double weight_decay, double bias_corr1,
                          double bias_corr2, float grad_scale);
 void hyp_cuda_sum_squares(float *out, const float *x, long n);
+void hyp_cuda_clip_coef(HypClipState *st, const float *sumsq, const float *check, long n_check, double max_norm,
+                        int32_t step, bool sticky);
+void hyp_cuda_adamw_step_dev(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
+                             double beta2, double eps, double weight_decay, double bias_corr1,
+                             double bias_corr2, const float *grad_scale);
 
 #ifdef __cplusplus
 }

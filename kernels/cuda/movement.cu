@@ -1,4 +1,4 @@
-// movement.cu: 4-D permute and strided block copy, both optionally accumulating.
+// movement.cu: 4-D permute and strided block copy, both optionally accumulating; arange.
 // When the innermost dimension moves as a whole and is a multiple of 4 floats, they
 // run on float4 units (16-byte accesses).
 #include "kernels/cuda/common.cuh"
@@ -107,4 +107,14 @@ extern "C" void hyp_cuda_block_copy(float *dst, int dst_dim, int dst_start, cons
                                   sp / 4, outer, w / 4, accumulate);
     else
         block_copy_launch<float>(d, dp, s, sp, outer, w, accumulate);
+}
+
+// ---------------------------------------------------------------- arange
+struct Arange {
+    int32_t *y; int32_t start, step;
+    __device__ void operator()(long i) const { y[i] = (int32_t)(start + (long long)i * step); }
+    __device__ void vec4(long q) const {}   // never called: hyp_map without vec
+};
+extern "C" void hyp_cuda_arange_i32(int32_t *y, int32_t start, int32_t step, long n) {
+    hyp_map(Arange{y, start, step}, n, false);
 }
