@@ -203,7 +203,9 @@ int h5_list(H5File *f, const char *group, char ***names) {
     if (!h5_exists(f, group)) { hyp_set_error("%s: group %s not found", f->path, group); return -1; }
     NameList l = {0};
     if (H5Literate_by_name(f->id, group, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &l, H5P_DEFAULT) < 0) {
-        hyp_set_error("%s: cannot list %s", f->path, group);
+        hyp_set_error("%s: cannot list %s (a damaged file?)", f->path, group);
+        for (int i = 0; i < l.n; i++) free(l.v[i]);   // the names listed before the damage
+        free(l.v);
         return -1;
     }
     *names = l.v;
