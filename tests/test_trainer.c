@@ -148,3 +148,33 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
     snprintf(p, sizeof p, "rm -rf %s", dir);
     cr_assert_eq(system(p), 0);
 }
+
+// With model.init_from the init file decides BERT's sizes: the resolved config (config.ini,
+// checkpoints) states them, not the bert_* keys the config happened to hold.
+Test(trainer, resolved_config_states_the_init_files_sizes) {
+    make_task();
+    cr_assert_eq(train("base", 2, NULL, "eval.every=2"), 0);
+    char init[160], p[200];
+    snprintf(init, sizeof init, "%s/base/best.h5", dir);
+    static char s[3][256];
+    snprintf(s[0], sizeof s[0], "data.train=%s/data/train.jsonl", dir);
+    snprintf(s[1], sizeof s[1], "model.init_from=%s", init);
+    snprintf(s[2], sizeof s[2], "model.bert_hidden=768");   // wrong on purpose: the file's 32 wins
+    char out_dir[128];
+    snprintf(out_dir, sizeof out_dir, "%s/from_init", dir);
+    const char *sets2[4] = {s[0], s[1], s[2], "train.max_steps=2"};
+    TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets2, .n_sets = 4, .out_dir = out_dir,
+                      .device = HYP_CPU, .quiet = true};
+    cr_assert_eq(train_run(&o, NULL), 0, "%s", hyp_last_error());
+    snprintf(p, sizeof p, "%s/config.ini", out_dir);
+    FILE *f = fopen(p, "r");
+    cr_assert(f);
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    cr_assert(strstr(buf, "bert_hidden = 32\n") && !strstr(buf, "bert_hidden = 768"), "config.ini: %s", buf);
+    cr_assert(strstr(buf, "sizes of the model.init_from file"), "the init-file note is missing");
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    cr_assert_eq(system(p), 0);
+}

@@ -389,6 +389,10 @@ char *config_resolved_text(const Config *c) {
     size_t cap = 4096, len = 0;
     char *out = hyp_malloc(cap), val[CONFIG_STR_MAX + 8];
     len += (size_t)snprintf(out, cap, "# hypencoder.c %s: resolved training config (every key)\n", HYP_VERSION);
+    if (c->model.init_from[0]) {   // (the path is not repeated here: it can be long)
+        out = hyp_realloc(out, cap = cap + 128);
+        len += (size_t)snprintf(out + len, cap - len, "# model.bert_* are the sizes of the model.init_from file\n");
+    }
     const char *cur = NULL;
     for (int i = 0; i < N_KEYS; i++) {
         format_value(c, order[i], val, sizeof val);

@@ -349,6 +349,13 @@ static int build_model(Trainer *t) {
     if (cfg->model.init_from[0]) {
         if (!(src = model_load(cfg->model.init_from, HYP_CPU))) return -1;
         if (model_bert_config(&src->mc, &bc, cfg->model.init_from)) { model_free(src); return -1; }
+        // The init file decides the sizes: the resolved config states them, not the bert_* keys given.
+        cfg->model.bert_layers = bc.layers;
+        cfg->model.bert_hidden = bc.hidden;
+        cfg->model.bert_heads = bc.heads;
+        cfg->model.bert_ffn = bc.ffn;
+        cfg->model.bert_vocab = bc.vocab_size;
+        cfg->model.bert_max_positions = bc.max_positions;
         if (src->vocab && !t->vocab) {
             t->vocab = hyp_malloc(src->n_vocab * sizeof(char *));
             for (int i = 0; i < src->n_vocab; i++) t->vocab[i] = hyp_strdup(src->vocab[i]);
@@ -680,15 +687,22 @@ static int setup(Trainer *t, const TrainOptions *o) {
         }
         // Leftovers of a killed run (ckpt-*.h5.tmp, best.h5.tmp, latest.tmp): ours to remove.
         if (checkpoint_clean_tmp(o->out_dir) < 0) { free(resume_path); return fail(NULL); }
+        char p[4096];
+        snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
+        t->metrics = fopen(p, "a");
+    }
+    if (read_vocab(t) || build_model(t)) { free(resume_path); return fail("model"); }
+    if (t->cfg.model.init_from[0]) {   // now with the init file's BERT sizes
+        free(t->cfg_text);
+        t->cfg_text = config_resolved_text(&t->cfg);
+    }
+    if (t->root) {
         if (!o->quiet) fprintf(stderr, "hyp train: resolved config\n%s", t->cfg_text);
         char p[4096];
         snprintf(p, sizeof p, "%s/config.ini", o->out_dir);
         FILE *f = fopen(p, "w");
         if (f) { fputs(t->cfg_text, f); fclose(f); }
-        snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
-        t->metrics = fopen(p, "a");
     }
-    if (read_vocab(t) || build_model(t)) { free(resume_path); return fail("model"); }
     if (t->vocab) {
         size_t len = 0;
         for (int i = 0; i < t->n_vocab; i++) len += strlen(t->vocab[i]) + 1;
