@@ -11,6 +11,8 @@
 static const char *canonical(const char *m) {
     if (!strcmp(m, "gnorm")) return "grad_norm";
     if (!strcmp(m, "q/s")) return "qps";
+    if (!strcmp(m, "tok/s")) return "tokens_per_s";
+    if (!strcmp(m, "MFU")) return "mfu";
     return m;
 }
 

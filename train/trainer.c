@@ -11,6 +11,7 @@
 // losses, gradient norm and non-finite guard stay there until a log line (train.log_steps),
 // validation, a checkpoint or the end of the run reads them (StepValues, settle()).
 #include "train/trainer.h"
+#include "train/flops.h"
 #include "train/checkpoint.h"
 #include "train/comm.h"
 #include "train/losses.h"
@@ -891,6 +892,12 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     buckets_init(&buckets, t->m.ps, t->comm, t->dev, cfg->dist.bucket_mb);
     double t_start = hyp_now(), step_time = 0, interval_time = 0;
     long interval_steps = 0;
+    // Throughput: padded tokens and model FLOPs (train/flops.h) since the last log line; MFU
+    // against the device's peak (CPU: its measured sgemm rate; GPUs: a table), per rank.
+    double interval_tokens = 0, interval_flops = 0;
+    char peak_what[320];
+    const double peak = device_peak_flops(t->dev, peak_what, sizeof peak_what);
+    if (t->root && !o->quiet) fprintf(stderr, "hyp train: MFU against %s\n", peak_what);
     bool first_log = true;
     double last_loss = NAN;
     long skipped = 0;
@@ -913,6 +920,11 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         sv.read = false;
         for (int micro = 0; micro < k; micro++) {
             if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
+            const StepShape shape = {t->mc.bert.num_hidden_layers, t->mc.bert.hidden_size, t->mc.bert.intermediate_size,
+                                     t->m.hypencoder ? cfg->model.qnet_layers : 0, t->batch.n_queries, t->batch.n_items,
+                                     t->batch.q_len, t->batch.d_len, cfg->train.ce_weight > 0};
+            interval_tokens += step_tokens(&shape);
+            interval_flops += step_flops(&shape);
             StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
                                               (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
             if (step + 1 == nan_step) l.total = op_scale(t->ctx, l.total, NAN);
@@ -969,6 +981,9 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         interval_steps++;
         if (log_due) {
             double dt = interval_time / interval_steps;
+            const double tps = interval_tokens * world / interval_time;   // all ranks
+            const double mfu = peak > 0 ? interval_flops / interval_time / peak : NAN;
+            interval_tokens = interval_flops = 0;
             step_time = first_log ? dt : 0.9 * step_time + 0.1 * dt;
             first_log = false;
             interval_time = 0;
@@ -978,13 +993,19 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
                 fmt_eta(eta, sizeof eta, step_time * (max_steps - t->st.step));
                 double qps = (double)cfg->train.batch_size * world * k / dt;
                 const double *sums = sv.sums;
+                char mfu_txt[32] = "";
+                if (isfinite(mfu)) snprintf(mfu_txt, sizeof mfu_txt, " | MFU %.1f%%", mfu * 100);
                 if (!o->quiet)
-                    fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | eta %s\n",
-                            (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, qps, eta);
-                char js[512];
+                    fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | "
+                            "%.0f tok/s%s | eta %s\n", (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm,
+                            dt * 1e3, qps, tps, mfu_txt, eta);
+                char js[640], mfu_js[32];
+                if (isfinite(mfu)) snprintf(mfu_js, sizeof mfu_js, "%.4f", mfu);
+                else snprintf(mfu_js, sizeof mfu_js, "null");
                 snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
-                         "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f}", (long)t->st.step, sums[0],
-                         sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps);
+                         "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f, \"tokens_per_s\": %.1f, "
+                         "\"mfu\": %s}", (long)t->st.step, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps,
+                         tps, mfu_js);
                 log_metrics(t, js);
             }
         }

@@ -23,6 +23,8 @@ extern "C" {
 int hyp_cuda_device_count(void);
 // Why no device is usable: no driver, a driver too old for this runtime, no visible device.
 void hyp_cuda_describe_no_device(char *buf, size_t n);
+// The current device's name ("NVIDIA H100 80GB HBM3"; the simulator's says so).
+void hyp_cuda_device_name(char *buf, size_t n);
 // After a kernel launch (CUDA_CHECK_LAUNCH): the launch error, if any, named by the launch's
 // file and line; with HYP_CUDA_SYNC=1 in the environment it also synchronises, so that an
 // asynchronous fault (an illegal address) is reported at the launch that caused it.

@@ -37,6 +37,17 @@ extern "C" void hyp_cuda_describe_no_device(char *buf, size_t n) {
         snprintf(buf, n, "the CUDA runtime cannot use the GPU: %s (%s)", cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
+extern "C" void hyp_cuda_device_name(char *buf, size_t n) {
+    int dev = 0;
+    cudaDeviceProp p;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(buf, n, "unknown CUDA device");
+        return;
+    }
+    snprintf(buf, n, "%s", p.name);
+}
+
 extern "C" void hyp_cuda_check_launch(const char *file, int line) {
     static int sync = -1;
     if (sync < 0) {

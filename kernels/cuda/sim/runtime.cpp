@@ -703,6 +703,18 @@ cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev
     }
     return cudaSuccess;
 }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
+    if (dev < 0 || dev >= sim_device_count()) return ret(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "hypencoder.c SIMT simulator");
+    p->totalGlobalMem = HYP_SIM_TOTAL_MEMORY;
+    cudaDeviceGetAttribute(&p->multiProcessorCount, cudaDevAttrMultiProcessorCount, dev);
+    p->major = 9;
+    p->minor = 0;
+    p->maxThreadsPerBlock = HYP_SIM_MAX_THREADS;
+    p->sharedMemPerBlock = HYP_SIM_SHARED_DEFAULT;
+    return cudaSuccess;
+}
 cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 

@@ -1,0 +1,76 @@
+#include "train/flops.h"
+#include "kernels/kernels.h"
+#include "autograd/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef HYP_HAVE_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+double step_tokens(const StepShape *s) {
+    return (double)s->queries * s->q_len + (double)s->queries * s->items * s->d_len;
+}
+
+double step_flops(const StepShape *s) {
+    const double h = s->hidden, L = s->bert_layers;
+    const double linear = 2.0 * (4.0 * h * h + 2.0 * h * s->ffn) * L;          // a token, forward
+    const double nq = s->queries, nd = (double)s->queries * s->items;
+    const double attn_q = 4.0 * s->q_len * h * L, attn_d = 4.0 * s->d_len * h * L;   // a token, forward
+    double fwd = nq * s->q_len * (linear + attn_q) + nd * s->d_len * (linear + attn_d);
+    if (s->qnet_layers > 0) {
+        const double pairs = s->in_batch ? nq * nd : nd;
+        fwd += pairs * (2.0 * h * h * s->qnet_layers + 2.0 * h);
+    } else {
+        fwd += (s->in_batch ? nq * nd : nd) * 2.0 * h;
+    }
+    return 3.0 * fwd;
+}
+
+static double cpu_sgemm_rate(void) {
+    static double rate = -1;
+    if (rate >= 0) return rate;
+    const int n = 1024;
+    float *a = hyp_malloc((size_t)n * n * sizeof(float)), *b = hyp_malloc((size_t)n * n * sizeof(float)),
+          *c = hyp_malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = hyp_now();
+        hyp_cpu_backend.gemm(false, false, n, n, n, 1.0f, a, 0, b, 0, 0.0f, c, 0, 1, HYP_MATMUL_F32);
+        const double dt = hyp_now() - t0;
+        if (dt < best) best = dt;
+    }
+    free(a); free(b); free(c);
+    rate = 2.0 * n * n * n / best;
+    return rate;
+}
+
+// Dense peaks (NVIDIA's data sheets, SXM parts): fp32 and the TF32 tensor-core rate.
+static const struct { const char *name; double fp32, tf32; } GPUS[] = {
+    {"H200", 67e12, 495e12}, {"H100", 67e12, 495e12}, {"A100", 19.5e12, 156e12}, {"L40S", 91.6e12, 183e12},
+};
+
+double device_peak_flops(Device d, char *what, size_t n) {
+    if (d == HYP_CPU) {
+        const double r = cpu_sgemm_rate();
+        snprintf(what, n, "cpu sgemm %.0f GFLOP/s measured", r / 1e9);
+        return r;
+    }
+#ifdef HYP_HAVE_CUDA
+    char name[256];
+    hyp_cuda_device_name(name, sizeof name);
+    const char *tf = getenv("HYP_CUDA_TF32");
+    const bool tf32 = tf && tf[0] && strcmp(tf, "0") != 0;
+    for (size_t i = 0; i < sizeof GPUS / sizeof GPUS[0]; i++)
+        if (strstr(name, GPUS[i].name)) {
+            const double p = tf32 ? GPUS[i].tf32 : GPUS[i].fp32;
+            snprintf(what, n, "%s %s %.1f TFLOP/s", name, tf32 ? "tf32" : "fp32", p / 1e12);
+            return p;
+        }
+    snprintf(what, n, "%s: not in the peak table", name);
+#else
+    snprintf(what, n, "no CUDA backend");
+#endif
+    return 0;
+}

@@ -1,0 +1,28 @@
+// flops.h: the step log's throughput figures (issue 18): FLOPs of a training step counted
+// from the model's shapes, and the peak the MFU is relative to.
+#ifndef HYP_FLOPS_H
+#define HYP_FLOPS_H
+#include "autograd/tensor.h"
+
+typedef struct StepShape {
+    int bert_layers, hidden, ffn;   // the (shared) BERT
+    int qnet_layers;                // 0 for BE-Base
+    int queries, items;             // B queries, each with `items` passages (1 + negatives)
+    int q_len, d_len;               // padded lengths of the batch
+    bool in_batch;                  // in-batch cross-entropy: every query scores every passage
+} StepShape;
+
+// Forward + backward FLOPs of one micro-batch: BERT's linear layers (2 in out a token) and
+// attention (QK^T and PV: 4 T h a token a layer) over every query and passage token, and
+// the q-net's layers (2 d^2 a layer) over every scored (query, passage) pair, all times 3
+// (backward is twice the forward). Not counted: embeddings, LayerNorm, softmax, the
+// hyperhead's attention (a few % of BERT's at the paper's sizes).
+double step_flops(const StepShape *s);
+// Tokens of one micro-batch as computed (padded): queries * q_len + queries * items * d_len.
+double step_tokens(const StepShape *s);
+
+// The peak FLOP/s MFU is measured against, and what it is ("cpu sgemm 285 GFLOP/s measured",
+// "NVIDIA H100 fp32 67 TFLOP/s"), or 0 when unknown (a GPU not in the table, the simulator).
+// The CPU's is the rate of a 1024^3 sgemm on this machine's threads, measured once.
+double device_peak_flops(Device d, char *what, size_t n);
+#endif
