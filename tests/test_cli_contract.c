@@ -106,7 +106,7 @@ static void expect_refused(const Snapshot *s, const char *args, const char *want
     expect_unchanged(s, args);
 }
 
-TestSuite(cli_contract, .init = setup_work, .fini = teardown_work, .timeout = 60);
+TestSuite(cli_contract, .init = setup_work, .fini = teardown_work);
 
 #define SEARCH "search --model m.h5 --docs docs.h5 --queries queries.tsv"
 

@@ -69,7 +69,7 @@ static PerStep per_step(const char *tag, long base, long extra, const char *e1, 
 // step: no copy to the host unless the step logs; then two (the micro-batches' losses, the
 // optimizer's 16-byte guard with the gradient norm). Before issue 16: 11 uploads and 11 copies
 // to the host per step with one micro-batch.
-Test(train_sync, copies_per_step_cuda, .timeout = 600) {
+Test(train_sync, copies_per_step_cuda) {
     RUN_ON_CUDA_OR_SKIP();
 #ifndef HYP_CUDA_SIM
     cr_skip_test("copy counting needs the simulator's counters (make CUDA=sim)");
@@ -151,8 +151,8 @@ static void nonfinite_stop(bool cuda) {
     free(log);
     remove_task();
 }
-Test(train_sync, nonfinite_stops_before_the_next_checkpoint, .timeout = 300) { nonfinite_stop(false); }
-Test(train_sync, nonfinite_stops_before_the_next_checkpoint_cuda, .timeout = 300) {
+Test(train_sync, nonfinite_stops_before_the_next_checkpoint) { nonfinite_stop(false); }
+Test(train_sync, nonfinite_stops_before_the_next_checkpoint_cuda) {
     RUN_ON_CUDA_OR_SKIP();
     nonfinite_stop(true);
 }
@@ -178,8 +178,8 @@ static void ids_checked(bool cuda) {
     free(log);
     remove_task();
 }
-Test(train_sync, batch_ids_checked_before_upload, .timeout = 300) { ids_checked(false); }
-Test(train_sync, batch_ids_checked_before_upload_cuda, .timeout = 300) {
+Test(train_sync, batch_ids_checked_before_upload) { ids_checked(false); }
+Test(train_sync, batch_ids_checked_before_upload_cuda) {
     RUN_ON_CUDA_OR_SKIP();
     ids_checked(true);
 }
