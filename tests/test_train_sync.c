@@ -26,6 +26,7 @@ static void remove_task(void) {
     cr_assert_eq(system(cmd), 0);
 }
 
+#ifdef HYP_CUDA_SIM   // (used by the copy count, which needs the simulator)
 static int train(Device dev, const char *out, long max_steps, const char *extra1, const char *extra2) {
     static char s[7][256];
     snprintf(s[0], sizeof s[0], "data.train=%s/data/train.jsonl", dir);
@@ -42,6 +43,7 @@ static int train(Device dev, const char *out, long max_steps, const char *extra1
                       .device = dev, .quiet = true};
     return train_run(&o, NULL);
 }
+#endif
 
 #ifdef HYP_CUDA_SIM
 typedef struct { double h2d, d2h, d2d, bytes_h2d; } PerStep;
