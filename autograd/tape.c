@@ -25,6 +25,12 @@ const OpDef hyp_ops[] = {
 };
 _Static_assert(sizeof hyp_ops / sizeof hyp_ops[0] == OP_COUNT, "every op needs a registry entry");
 
+int tape_registry_check(void) {
+    for (int i = 0; i < OP_COUNT; i++)
+        if (!hyp_ops[i].name || !hyp_ops[i].backward) return i;
+    return -1;
+}
+
 bool tape_wants(Ctx *c, Tensor **in, int n_in) {
     if (!grad_enabled(c)) return false;
     for (int i = 0; i < n_in; i++)

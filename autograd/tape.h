@@ -66,7 +66,11 @@ typedef struct OpDef {
     const char *name;
     void (*backward)(Ctx *c, Node *n);
 } OpDef;
-extern const OpDef hyp_ops[OP_COUNT];
+// Unsized here, so that tape.c's _Static_assert on its length really guards the table;
+// holes inside it (an op without an entry) are found by tape_registry_check().
+extern const OpDef hyp_ops[];
+// The first op whose entry has no name or no backward, or -1 when every op has both.
+int tape_registry_check(void);
 
 // True if any input requires grad and recording is on; then out->requires_grad is set.
 bool tape_wants(Ctx *c, Tensor **in, int n_in);

@@ -76,5 +76,7 @@ long trec_result_query(const TrecEvalResult *r, const char *qid);  // row or -1
 
 // Prints exactly as trec_eval: per-query blocks (if per_query), then the summary.
 void trec_result_print(const TrecEvalResult *r, FILE *out, bool per_query, bool summary);
+// The first measure family without a registry entry (name), or -1 when all have one (tested).
+int trec_families_check(void);
 
 #endif

@@ -172,3 +172,10 @@ Test(tensor, shape_helpers) {
     for (int i = 0; i < 10; i++) cr_assert_eq(tensor_f32(t)[i], 0.0f);
     ctx_free(c);
 }
+
+// Every op has a registry entry with a name and a backward (a hole would be a NULL call
+// during backward); the table's length is checked at compile time (tape.c).
+Test(autograd, every_op_has_a_name_and_a_backward) {
+    const int bad = tape_registry_check();
+    cr_assert_eq(bad, -1, "op %d has no registry entry (name and backward) in autograd/tape.c", bad);
+}

@@ -724,3 +724,8 @@ Test(trec_eval_reference, complete_num_rel_ignores_the_relevance_level) {
     pclose(p);
     cr_assert(strstr(line, "num_rel") && strstr(line, "\tall\t561"), "got: %s", line);
 }
+
+Test(trec_eval_reference, every_measure_family_has_a_registry_entry) {
+    const int bad = trec_families_check();
+    cr_assert_eq(bad, -1, "measure family %d has no entry in eval/metrics.c's FAMILIES", bad);
+}
