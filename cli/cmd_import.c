@@ -20,7 +20,8 @@ static const char *USAGE =
     "                       name is not bert-base-uncased\n"
     "  --vocab FILE         vocab.txt (default: next to the weights)\n"
     "  --allow-unknown      drop tensors that are not part of the model instead of failing\n"
-    "  --query-max-len N    tokenizer max length for queries (default 32)\n"
+    "  --query-max-len N    tokenizer max length for queries (default: 64 for a released Hypencoder,\n"
+    "                       as the authors' retrieval scripts; 32 otherwise, as the training configs)\n"
     "  --doc-max-len N      tokenizer max length for documents (default min(512, positions))\n"
     "  --lowercase 0|1      override the tokenizer's lowercasing (default: tokenizer_config.json)\n"
     "  -q, --quiet          no notes on stderr\n";

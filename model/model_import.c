@@ -458,6 +458,11 @@ static int tokenizer_lowercase(const char *dir) {
 #endif
 }
 
+int import_default_query_len(ModelKind kind, int max_positions) {
+    const int want = kind == MODEL_HYPENCODER ? 64 : 32;   // retrieve.py / approx_retrieve.py: 64
+    return want < max_positions ? want : max_positions;
+}
+
 int model_import(const ImportOptions *o) {
     if (!o->from || !o->out) { hyp_set_error("import: --from and --out are required"); return -1; }
     char *weights = NULL, *cfg_path = NULL, *vocab_path = NULL, *dir = NULL, *hf_text = NULL;
@@ -558,7 +563,11 @@ int model_import(const ImportOptions *o) {
         lc = !(strstr(nm, "cased") && !strstr(nm, "uncased"));
     }
     mf.lowercase = lc;
-    mf.query_max_len = o->query_max_len > 0 ? o->query_max_len : 32;
+    mf.query_max_len = o->query_max_len > 0 ? o->query_max_len
+                                            : import_default_query_len(mf.config.kind, mf.config.bert.max_position_embeddings);
+    if (o->query_max_len <= 0 && mf.config.kind == MODEL_HYPENCODER)
+        note(o->notes, "note: queries are tokenized to %d word pieces, as the authors' retrieval scripts do (training "
+             "configs use 32; --query-max-len changes it)", mf.query_max_len);
     mf.doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : (mf.config.bert.max_position_embeddings < 512 ? mf.config.bert.max_position_embeddings : 512);
     if (mf.query_max_len > mf.config.bert.max_position_embeddings || mf.doc_max_len > mf.config.bert.max_position_embeddings) {
         hyp_set_error("%s: max lengths (%d, %d) exceed max_position_embeddings %d", o->out, mf.query_max_len, mf.doc_max_len,

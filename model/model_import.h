@@ -11,13 +11,17 @@ typedef struct {
     const char *bert_config;    // BERT config.json of a Hypencoder's backbone when its name is unknown
     const char *vocab;          // vocab.txt (default: <dir>/vocab.txt or next to the weights file)
     bool allow_unknown;         // drop unknown tensors (with a note) instead of failing
-    int query_max_len, doc_max_len;   // 0: 32 and min(512, max_position_embeddings)
+    int query_max_len, doc_max_len;   // 0: import_default_query_len() and min(512, max_position_embeddings)
     int lowercase;              // -1: tokenizer_config.json do_lower_case, else from the name
     FILE *notes;                // progress/notes (stderr), NULL for quiet
 } ImportOptions;
 
 // 0 on success; -1 with "file: key: reason" in hyp_last_error() and no output file.
 int model_import(const ImportOptions *o);
+// The query max length an import records when --query-max-len is not given: 64 for a
+// released Hypencoder (the authors' retrieve.py / approx_retrieve.py default, so scores of
+// long queries match theirs), 32 otherwise (the training configs'), at most max_positions.
+int import_default_query_len(ModelKind kind, int max_positions);
 
 // The checking core, also used on its own: normalise names in place (strip "bert.", drop
 // "cls.*" heads and position_ids/token_type_ids buffers, LayerNorm gamma/beta -> weight/bias,

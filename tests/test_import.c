@@ -720,3 +720,11 @@ Test(bad_input, bom_in_small_text_files_is_dropped) {
     rm_rf(d);
     free(p); free(d);
 }
+
+// A released Hypencoder searches with the authors' retrieval query length (64), capped by the
+// model's positions; plain BERT imports keep the training configs' 32.
+Test(import, default_query_length_follows_the_authors_retrieval_scripts) {
+    cr_assert_eq(import_default_query_len(MODEL_HYPENCODER, 512), 64);
+    cr_assert_eq(import_default_query_len(MODEL_BERT, 512), 32);
+    cr_assert_eq(import_default_query_len(MODEL_HYPENCODER, 32), 32);   // the tiny fixture's table
+}
