@@ -1,7 +1,9 @@
 // hyp plot RUN_DIR [RUN_DIR ...] --out curves.svg [--metric loss|Rprec|nDCG@10|lr|gnorm|q/s|...]
 //          [--label NAME ...] [--title T] [--logy]
-// Training or validation curves of runs (their metrics.jsonl), overlaid with a legend, as
-// an SVG chart written in C (eval/plot.c).
+// hyp plot --table T.tsv --out chart.svg [--xlabel X] [--ylabel Y] [--title T] [--logy]
+// Training or validation curves of runs (their metrics.jsonl), overlaid with a legend, or
+// series from a table (lines "series<TAB>x<TAB>y[<TAB>error]", e.g. a metric against q-net
+// depth with error bars over seeds), as an SVG chart written in C (eval/plot.c).
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "eval/plot.h"
@@ -19,12 +21,79 @@ static int usage(FILE *f) {
                "  --metric M  loss (default), mmse, ce, lr, gnorm, q/s, ms, or a validation metric\n"
                "              of the run (Rprec, nDCG@10, RR@10, ...)\n"
                "  --label     legend text of each run in order (default: the run folder's path)\n"
-               "  --logy      log-scale y axis\n");
+               "  --logy      log-scale y axis\n"
+               "       hyp plot --table T.tsv --out chart.svg [--xlabel X] [--ylabel Y] [--title T] [--logy]\n"
+               "  T.tsv       lines series<TAB>x<TAB>y[<TAB>error] (error bars: e.g. std over seeds)\n");
     return f == stdout ? 0 : 1;
 }
 
+// Series of a table file: one a distinct first column, points in file order.
+static int plot_table(const char *table, const char *out, const PlotOptions *po) {
+    const CliPath in = CLI_FILE("--table", table);
+    if (cli_check_paths("plot", &in, 1, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
+    HypLines *r = hyp_lines_open(table, 0);
+    if (!r) { fprintf(stderr, "hyp plot: %s\n", hyp_last_error()); return 1; }
+    enum { MAXS = 32 };
+    PlotSeries s[MAXS];
+    char *names[MAXS];
+    double *x[MAXS], *y[MAXS], *e[MAXS];
+    int ns = 0, cap[MAXS], rc = 1;
+    bool any_err = false;
+    char *line;
+    size_t len;
+    int st;
+    while ((st = hyp_lines_next(r, &line, &len)) == 1) {
+        if (len == 0 || line[0] == '#') continue;
+        char *f[4] = {line, NULL, NULL, NULL};
+        int nf = 1;
+        for (char *p = line; *p && nf < 4; p++)
+            if (*p == '\t') { *p = 0; f[nf++] = p + 1; }
+        double vx, vy, ve = 0;
+        char what[64];
+        snprintf(what, sizeof what, "%s:%ld", table, hyp_lines_lineno(r));
+        if (nf < 3 || hyp_parse_f64(what, f[1], -1e300, 1e300, &vx) || hyp_parse_f64(what, f[2], -1e300, 1e300, &vy) ||
+            (nf == 4 && hyp_parse_f64(what, f[3], 0, 1e300, &ve))) {
+            fprintf(stderr, "hyp plot: %s\n", nf < 3 ? "expected series<TAB>x<TAB>y[<TAB>error]" : hyp_last_error());
+            goto done;
+        }
+        int k = 0;
+        while (k < ns && strcmp(names[k], f[0])) k++;
+        if (k == ns) {
+            if (ns == MAXS) { fprintf(stderr, "hyp plot: %s: more than %d series\n", table, MAXS); goto done; }
+            names[ns] = hyp_strdup(f[0]);
+            x[ns] = y[ns] = e[ns] = NULL;
+            cap[ns] = 0;
+            s[ns] = (PlotSeries){names[ns], NULL, NULL, NULL, 0};
+            ns++;
+        }
+        if (s[k].n == cap[k]) {
+            cap[k] = cap[k] ? 2 * cap[k] : 16;
+            x[k] = hyp_realloc(x[k], cap[k] * sizeof(double));
+            y[k] = hyp_realloc(y[k], cap[k] * sizeof(double));
+            e[k] = hyp_realloc(e[k], cap[k] * sizeof(double));
+        }
+        x[k][s[k].n] = vx; y[k][s[k].n] = vy; e[k][s[k].n] = ve;
+        any_err |= ve > 0;
+        s[k].n++;
+    }
+    if (st < 0) { fprintf(stderr, "hyp plot: %s\n", hyp_last_error()); goto done; }
+    for (int k = 0; k < ns; k++) { s[k].x = x[k]; s[k].y = y[k]; s[k].err = any_err ? e[k] : NULL; }
+    char *svg = ns ? plot_svg(s, ns, po) : NULL;
+    if (!svg) fprintf(stderr, "hyp plot: %s\n", ns ? hyp_last_error() : "the table has no rows");
+    else if (atomic_write_file(out, svg, strlen(svg))) fprintf(stderr, "hyp plot: %s\n", hyp_last_error());
+    else {
+        printf("{\"out\": \"%s\", \"table\": \"%s\", \"series\": %d}\n", out, table, ns);
+        rc = 0;
+    }
+    free(svg);
+done:
+    hyp_lines_close(r);
+    for (int k = 0; k < ns; k++) { free(names[k]); free(x[k]); free(y[k]); free(e[k]); }
+    return rc;
+}
+
 int cmd_plot(int argc, char **argv) {
-    const char *out = NULL, *metric = "loss", *title = NULL;
+    const char *out = NULL, *metric = "loss", *title = NULL, *table = NULL, *xlabel = NULL, *ylabel = NULL;
     bool logy = false;
     const char **runs = calloc((size_t)argc, sizeof(char *)), **labels = calloc((size_t)argc, sizeof(char *));
     int nr = 0, nl = 0, rc = 1;
@@ -35,10 +104,19 @@ int cmd_plot(int argc, char **argv) {
         else if (!strcmp(a, "--metric") && v) metric = argv[++i];
         else if (!strcmp(a, "--label") && v) labels[nl++] = argv[++i];
         else if (!strcmp(a, "--title") && v) title = argv[++i];
+        else if (!strcmp(a, "--table") && v) table = argv[++i];
+        else if (!strcmp(a, "--xlabel") && v) xlabel = argv[++i];
+        else if (!strcmp(a, "--ylabel") && v) ylabel = argv[++i];
         else if (!strcmp(a, "--logy")) logy = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(runs); free(labels); return usage(stdout); }
-        else if (a[0] == '-') { cli_bad_option("plot", a, "--out --metric --label --title"); goto done; }
+        else if (a[0] == '-') { cli_bad_option("plot", a, "--out --metric --label --title --table --xlabel --ylabel"); goto done; }
         else runs[nr++] = a;
+    }
+    if (table) {
+        if (!out || nr) { usage(stderr); goto done; }
+        PlotOptions po = {.title = title, .xlabel = xlabel, .ylabel = ylabel, .logy = logy, .markers = true};
+        rc = plot_table(table, out, &po);
+        goto done;
     }
     if (!out || nr == 0) { usage(stderr); goto done; }
     if (nl && nl != nr) { fprintf(stderr, "hyp plot: %d --label for %d runs: give one a run or none\n", nl, nr); goto done; }

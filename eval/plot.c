@@ -184,9 +184,25 @@ char *plot_svg(const PlotSeries *s, int ns, const PlotOptions *o) {
     double lw = 0;
     for (int i = 0; i < ns; i++) lw = fmax(lw, 7.0 * (double)strlen(s[i].label ? s[i].label : ""));
     lw = fmin(lw + 40, (R - L) * 0.6);
-    const double lx = R - lw - 8, ly = T + 8;
-    svg_add(&b, "<g class=\"legend\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"white\" "
-                "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", lx, ly, lw, 18 * ns + 8);
+    // the corner whose box covers the fewest points (top right first on ties)
+    const double lh = 18.0 * ns + 8;
+    const double cx[4] = {R - lw - 8, L + 8, R - lw - 8, L + 8}, cy[4] = {T + 8, T + 8, B - lh - 8, B - lh - 8};
+    int best = 0;
+    long best_n = -1;
+    for (int c = 0; c < 4; c++) {
+        long cnt = 0;
+        for (int i = 0; i < ns; i++)
+            for (int k = 0; k < s[i].n; k++) {
+                const double x = s[i].x[k], y = s[i].y[k];
+                if (!isfinite(x) || !isfinite(y) || (opt.logy && y <= 0)) continue;
+                const double px = PX(x), py = PY(y);
+                cnt += px >= cx[c] - 12 && px <= cx[c] + lw + 12 && py >= cy[c] - 12 && py <= cy[c] + lh + 12;
+            }
+        if (best_n < 0 || cnt < best_n) { best_n = cnt; best = c; }
+    }
+    const double lx = cx[best], ly = cy[best];
+    svg_add(&b, "<g class=\"legend\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" fill=\"white\" "
+                "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", lx, ly, lw, lh);
     for (int i = 0; i < ns; i++) {
         const char *col = COLOURS[i % NCOL];
         const double yy = ly + 16 + 18 * i;

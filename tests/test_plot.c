@@ -145,6 +145,26 @@ Test(plot, hyp_plot_command) {
     cr_assert_neq(system(cmd), 0, "out == input was accepted");
     snprintf(cmd, sizeof cmd, HYP_BIN " plot %s/run0 --metric MAP --out %s/m.svg 2>&1 | grep -q 'it has: loss, Rprec'", dir, dir);
     cr_assert_eq(system(cmd), 0, "the error lists the run's metrics");
+    // a table of series (a metric against depth, error bars over seeds)
+    snprintf(p, sizeof p, "%s/t.tsv", dir);
+    f = fopen(p, "w");
+    fputs("nDCG@10\t1\t0.5\t0.02\nnDCG@10\t2\t0.6\t0.03\nRR@10\t1\t0.4\t0.05\nRR@10\t2\t0.55\t0.02\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, HYP_BIN " plot --table %s/t.tsv --xlabel depth --out %s/d.svg >/dev/null 2>&1", dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(p, sizeof p, "%s/d.svg", dir);
+    f = fopen(p, "r");
+    n = fread(svg, 1, sizeof svg - 1, f);
+    svg[n] = 0;
+    fclose(f);
+    cr_assert(count(svg, "<polyline") == 2 && count(svg, "stroke-width=\"1.2\"") == 4 && strstr(svg, ">depth<"),
+              "two series with error bars");
+    snprintf(p, sizeof p, "%s/t.tsv", dir);
+    f = fopen(p, "a");
+    fputs("bad\t1\tx\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, HYP_BIN " plot --table %s/t.tsv --out %s/e.svg 2>&1 | grep -q 't.tsv:5'", dir, dir);
+    cr_assert_eq(system(cmd), 0, "a bad number names the file and line");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)system(cmd);
 }
