@@ -699,6 +699,7 @@ static int setup(Trainer *t, const TrainOptions *o) {
     }
     if (t->root) {
         if (!o->quiet) fprintf(stderr, "hyp train: resolved config\n%s", t->cfg_text);
+        if (!o->quiet) fprintf(stderr, "hyp train: model: %s, %zu parameters\n", t->cfg.model.kind, t->m.ps->numel);
         char p[4096];
         snprintf(p, sizeof p, "%s/config.ini", o->out_dir);
         FILE *f = fopen(p, "w");
