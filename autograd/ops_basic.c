@@ -15,6 +15,15 @@ bool op_set_device_index_checks(bool on) {
 }
 bool op_device_index_checks(void) { return g_device_index_checks; }
 
+const int32_t *op_host_indices(const Tensor *t, long n, int32_t **copy) {
+    *copy = NULL;
+    if (t->device == HYP_CPU) return t->data;
+    if (!op_device_index_checks()) return NULL;
+    *copy = hyp_malloc((size_t)n * sizeof(int32_t) + 1);
+    tensor_to_host(t, *copy);
+    return *copy;
+}
+
 // ---------------------------------------------------------------- embedding
 Tensor *op_embedding(Ctx *c, Tensor *table, Tensor *ids) { return op_embedding_pad(c, table, ids, -1); }
 
@@ -27,13 +36,8 @@ Tensor *op_embedding_pad(Ctx *c, Tensor *table, Tensor *ids, int padding_idx) {
     long n = numel_l(ids);
     // Range check on the host: an out-of-range id would read (and scatter) out of bounds.
     // On a device it costs a copy to the host, unless the caller vouches for the ids.
-    const int32_t *h = ids->device == HYP_CPU ? ids->data : NULL;
-    int32_t *copy = NULL;
-    if (!h && op_device_index_checks()) {
-        copy = hyp_malloc((size_t)n * sizeof(int32_t) + 1);
-        tensor_to_host(ids, copy);
-        h = copy;
-    }
+    int32_t *copy;
+    const int32_t *h = op_host_indices(ids, n, &copy);
     for (long i = 0; h && i < n; i++)
         if (h[i] < 0 || h[i] >= V) {
             int32_t bad = h[i];

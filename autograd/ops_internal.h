@@ -32,4 +32,9 @@ float *in_grad_for_gemm(Ctx *c, Node *n, int i, float *beta);
 // New f32 output tensor on the inputs' device.
 Tensor *out_like(Ctx *c, int ndim, const int *shape);
 
+// The int32 values of t (n of them) on the host for a range check: t's own data on the CPU,
+// a copy from a device (*copy, to free), or NULL when device checks are off
+// (op_set_device_index_checks).
+const int32_t *op_host_indices(const Tensor *t, long n, int32_t **copy);
+
 #endif

@@ -234,13 +234,8 @@ Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *targets) {
     int C = logits->shape[1];
     // Targets are checked on the host (a kernel reading out of range would not fail loudly);
     // on a device that costs a copy, unless the caller vouches for them.
-    const int32_t *h = targets->device == HYP_CPU ? targets->data : NULL;
-    int32_t *t = NULL;
-    if (!h && op_device_index_checks()) {
-        t = hyp_malloc((size_t)R * sizeof(int32_t) + 1);
-        tensor_to_host(targets, t);
-        h = t;
-    }
+    int32_t *t;
+    const int32_t *h = op_host_indices(targets, R, &t);
     for (long r = 0; h && r < R; r++)
         if (h[r] < 0 || h[r] >= C) {
             int bad = h[r];
