@@ -114,7 +114,7 @@ int cmd_plot(int argc, char **argv) {
     }
     if (table) {
         if (!out || nr) { usage(stderr); goto done; }
-        PlotOptions po = {.title = title, .xlabel = xlabel, .ylabel = ylabel, .logy = logy, .markers = true};
+        PlotOptions po = {.title = title, .xlabel = xlabel, .ylabel = ylabel, .logy = logy, .markers = true, .pad_x = true};
         rc = plot_table(table, out, &po);
         goto done;
     }

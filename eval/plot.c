@@ -46,11 +46,21 @@ int plot_ticks(double lo, double hi, int want, double *t, int max) {
     return n;
 }
 
-// A tick label: at most 4 significant digits, no trailing zeros; k/M for large steps.
-static void tick_label(char *buf, size_t n, double v) {
-    const double a = fabs(v);
-    if (a >= 1e6 && fmod(a, 1e5) == 0) snprintf(buf, n, "%gM", v / 1e6);
-    else if (a >= 1e4 && fmod(a, 100) == 0) snprintf(buf, n, "%gk", v / 1e3);
+// A tick label: at most 4 significant digits, no trailing zeros; one suffix for the whole
+// axis (k or M, chosen from its largest tick) so that 8000 and 10k never sit side by side.
+static double tick_unit(const double *t, int n) {
+    double mx = 0;
+    bool whole_k = true, whole_m = true;
+    for (int i = 0; i < n; i++) {
+        mx = fmax(mx, fabs(t[i]));
+        whole_k &= fmod(fabs(t[i]), 100) == 0;
+        whole_m &= fmod(fabs(t[i]), 1e5) == 0;
+    }
+    return mx >= 1e6 && whole_m ? 1e6 : mx >= 1e4 && whole_k ? 1e3 : 1;
+}
+static void tick_label(char *buf, size_t n, double v, double unit) {
+    if (unit == 1e6) snprintf(buf, n, "%gM", v / 1e6);
+    else if (unit == 1e3) snprintf(buf, n, "%gk", v / 1e3);
     else snprintf(buf, n, "%.4g", v);
 }
 
@@ -90,6 +100,7 @@ char *plot_svg(const PlotSeries *s, int ns, const PlotOptions *o) {
         return NULL;
     }
     if (x1 == x0) { x0 -= 0.5; x1 += 0.5; }
+    if (opt.pad_x) { const double px = (x1 - x0) * 0.05; x0 -= px; x1 += px; }
     if (y1 == y0) { const double d = fabs(y0) > 0 ? fabs(y0) * 0.05 : 0.5; y0 -= d; y1 += d; }
     const double pad = (y1 - y0) * 0.05;
     y0 -= pad; y1 += pad;
@@ -115,8 +126,9 @@ char *plot_svg(const PlotSeries *s, int ns, const PlotOptions *o) {
     svg_add(&b, "<g class=\"xticks\" stroke=\"#e5e5e5\">\n");
     for (int i = 0; i < nt; i++) svg_add(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(t[i]), T, PX(t[i]), B);
     svg_add(&b, "</g>\n<g text-anchor=\"middle\">\n");
+    const double xunit = tick_unit(t, nt);
     for (int i = 0; i < nt; i++) {
-        tick_label(lab, sizeof lab, t[i]);
+        tick_label(lab, sizeof lab, t[i], xunit);
         svg_add(&b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", PX(t[i]), B + 17, lab);
     }
     svg_add(&b, "</g>\n");
@@ -137,8 +149,9 @@ char *plot_svg(const PlotSeries *s, int ns, const PlotOptions *o) {
     svg_add(&b, "<g class=\"yticks\" stroke=\"#e5e5e5\">\n");
     for (int i = 0; i < nyt; i++) svg_add(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, PY(yt[i]), R, PY(yt[i]));
     svg_add(&b, "</g>\n<g text-anchor=\"end\">\n");
+    const double yunit = opt.logy ? 1 : tick_unit(yt, nyt);
     for (int i = 0; i < nyt; i++) {
-        tick_label(lab, sizeof lab, yt[i]);
+        tick_label(lab, sizeof lab, yt[i], yunit);
         svg_add(&b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", L - 6, PY(yt[i]) + 4, lab);
     }
     svg_add(&b, "</g>\n");

@@ -18,6 +18,7 @@ typedef struct PlotOptions {
     int width, height;          // pixels; 0: 760 x 460
     bool logy;                  // log-scale y (positive values only)
     bool markers;               // a marker at every point (always on when a series has <= 40 points)
+    bool pad_x;                 // 5% margin left and right (points and error bars clear of the axis)
 } PlotOptions;
 
 // The SVG document (malloc'd, NUL-terminated), or NULL with hyp_last_error() when there is
