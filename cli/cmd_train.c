@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "train/config.h"
+#include "data/train_data.h"
 #include "train/trainer.h"
 #include <dirent.h>
 #include <stdio.h>
@@ -38,18 +39,6 @@ static int usage(void) {
     return 1;
 }
 
-// The pretokenized cache a run makes of a JSONL data.train (data/train_data.c's files only).
-static int remove_shards(const char *dir) {
-    static const char *const files[] = {"meta.json", "queries.bin", "query_offsets.bin", "items.bin",
-                                        "item_offsets.bin", "row_items.bin", "scores.bin"};
-    char p[4300];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    return rmdir(dir);   // fails (and keeps the folder) when anything else is in it
-}
-
 // A run that fails before its first checkpoint (a bad config or data) leaves no folder behind
 // when it created the folder: only the resolved config.ini, an empty metrics.jsonl and the
 // shards/ it pretokenized are removed; anything else (a checkpoint, a log with lines) stays.
@@ -64,7 +53,7 @@ static void remove_unused_run_dir(const char *dir) {
         struct stat st;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (!strcmp(e->d_name, "metrics.jsonl") && stat(p, &st) == 0 && st.st_size == 0) continue;
-        if (!strcmp(e->d_name, "shards") && remove_shards(p) == 0) continue;
+        if (!strcmp(e->d_name, "shards") && shards_remove(p)) continue;   // the run's pretokenized data.train
         only_ours = false;
     }
     closedir(d);

@@ -304,8 +304,7 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-// Remove our files from dir and the dir itself; false if something else is in it.
-static bool remove_shard_dir(const char *dir) {
+bool shards_remove(const char *dir) {
     for (int i = 0; i <= F_N; i++) {
         char *p = path_join(dir, i < F_N ? FILE_NAMES[i] : "meta.json");
         unlink(p);
@@ -435,7 +434,7 @@ int pretokenize(const PretokOptions *o) {
     struct stat tsb;
     // Only an existing DIR.tmp is removed: on a read-only filesystem rmdir of a missing
     // directory fails with EROFS, which used to read as "holds other files".
-    if (lstat(tmp, &tsb) == 0 && !remove_shard_dir(tmp)) {
+    if (lstat(tmp, &tsb) == 0 && !shards_remove(tmp)) {
         if (errno == ENOTEMPTY || errno == EEXIST)
             hyp_set_error("%s: a stale temporary directory holds files other than a shard's; remove it", tmp);
         else if (errno == ENOTDIR)
@@ -607,7 +606,7 @@ done:
         free(sh.path[i]);
     }
     hyp_lines_close(in);
-    if (rc) remove_shard_dir(tmp);
+    if (rc) shards_remove(tmp);
     free(tmp);
     return rc;
 }

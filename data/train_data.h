@@ -151,6 +151,9 @@ typedef struct {
     size_t cap_q, cap_d, cap_n; // (internal) capacities in elements
 } TrainBatch;
 void train_batch_free(TrainBatch *b);
+// Remove a pretokenized shards folder: its files (and nothing else) and the folder; false
+// when something else is in it (the folder is then kept).
+bool shards_remove(const char *dir);
 
 // Cursor of the loader: plain uint64 fields, storable as a uint64[5] array.
 typedef struct {

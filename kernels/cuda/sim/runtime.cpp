@@ -245,6 +245,9 @@ static std::map<const void *, size_t> g_static_shared;   // kernel -> bytes of i
 SharedReg::SharedReg(void *p, size_t bytes, const char *name, const char *file, int line) {
     (void)name; (void)file; (void)line;
     g_shared.push_back(SharedVar{p, bytes});
+    // Counted for the kernel that reaches it first: a HYP_SHARED inside a __device__ helper
+    // that several kernels call would count (for the limit check) toward the first one only.
+    // Every registered variable is poisoned at every block start, whichever kernel runs.
     if (tls.kernel) g_static_shared[tls.kernel] += bytes;
     memset(p, 0xff, bytes);    // the first block that reaches it has not written it yet
 }
