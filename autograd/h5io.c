@@ -418,6 +418,39 @@ int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) 
     if (rc < 0) { hyp_set_error("%s: cannot read attribute %s", f->path, attr); return -1; }
     return 0;
 }
+int h5_read_attr_str(H5File *f, const char *obj, const char *attr, char *buf, size_t cap) {
+    if (H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) <= 0) {
+        hyp_set_error("%s: attribute %s on %s not found", f->path, attr, obj);
+        return -1;
+    }
+    hid_t a = H5Aopen_by_name(f->id, obj, attr, H5P_DEFAULT, H5P_DEFAULT), t = H5Aget_type(a);
+    int rc = -1;
+    if (H5Tget_class(t) != H5T_STRING) {
+        hyp_set_error("%s: attribute %s on %s is not a string", f->path, attr, obj);
+    } else if (H5Tis_variable_str(t) > 0) {   // h5py's default for str values
+        char *v = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));   // h5py writes UTF-8; HDF5 converts no character sets
+        if (H5Aread(a, mt, &v) >= 0 && v && strlen(v) < cap) { strcpy(buf, v); rc = 0; }
+        if (v) H5free_memory(v);
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(t);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n + 1);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        char *v = hyp_calloc(n + 2, 1);
+        if (H5Aread(a, mt, v) >= 0 && strlen(v) < cap) { strcpy(buf, v); rc = 0; }
+        free(v);
+        H5Tclose(mt);
+    }
+    if (rc && H5Tget_class(t) == H5T_STRING) hyp_set_error("%s: cannot read string attribute %s on %s (or longer than %zu)", f->path, attr, obj, cap - 1);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
 Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name) {
     int nd = 0, sh[HYP_MAX_DIMS];
     hid_t d = open_dataset(f, name);

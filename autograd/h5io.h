@@ -49,6 +49,8 @@ int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v);
 int h5_write_attr_i64(H5File *f, const char *obj, const char *attr, int64_t v);
 int h5_write_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t v);
 int h5_write_attr_str(H5File *f, const char *obj, const char *attr, const char *v);   // fixed-length
+// A string attribute (fixed or variable length) into buf (cap bytes incl. the NUL).
+int h5_read_attr_str(H5File *f, const char *obj, const char *attr, char *buf, size_t cap);
 
 // Every parameter of ps from "<group>/<name>" (shapes must match exactly); parameters
 // absent from the file are an error unless allow_missing. Returns 0 or -1.

@@ -38,6 +38,8 @@ Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
 Tensor *op_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 // LN(x + residual) in one pass (BERT's sub-layer output).
 Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps);
+// An activation of kernels/unary_ops.h (y = f(x), element-wise).
+Tensor *op_unary(Ctx *c, UnaryOp op, Tensor *x);
 Tensor *op_relu(Ctx *c, Tensor *x);
 Tensor *op_gelu(Ctx *c, Tensor *x);            // exact erf GELU
 // Softmax over the last dim. mask: int32 (B, cols) with 0 = padding, x (B, ..., cols);

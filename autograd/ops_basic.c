@@ -122,9 +122,10 @@ void bw_scale(Ctx *c, Node *n) {
     KERNEL(be, axpy, "scale")(numel_l(n->in[0]), n->p.scale.alpha, n->out->grad->data, gx);
 }
 
-// ---------------------------------------------------------------- relu, gelu
-static Tensor *unary(Ctx *c, UnaryOp op, Tensor *x) {
-    const char *name = op == UN_RELU ? "relu" : "gelu";
+// ---------------------------------------------------------------- unary activations
+Tensor *op_unary(Ctx *c, UnaryOp op, Tensor *x) {
+    const char *name = hyp_unary_name(op);
+    HYP_CHECK(name, "op unary: unknown activation %d", (int)op);
     Tensor *in[1] = {x};
     const Backend *be = op_backend(name, in, 1);
     if (x->dtype != HYP_F32) op_shape_error(name, "input must be f32", in, 1);
@@ -137,14 +138,14 @@ static Tensor *unary(Ctx *c, UnaryOp op, Tensor *x) {
     return y;
 }
 
-Tensor *op_relu(Ctx *c, Tensor *x) { return unary(c, UN_RELU, x); }
-Tensor *op_gelu(Ctx *c, Tensor *x) { return unary(c, UN_GELU, x); }
+Tensor *op_relu(Ctx *c, Tensor *x) { return op_unary(c, UN_RELU, x); }
+Tensor *op_gelu(Ctx *c, Tensor *x) { return op_unary(c, UN_GELU, x); }
 
 void bw_unary(Ctx *c, Node *n) {
     float *gx = in_grad(c, n, 0);
     if (!gx) return;
     const Backend *be = backend_get(n->out->device);
-    KERNEL(be, unary_bwd, n->p.unary.op == UN_RELU ? "relu" : "gelu")(
+    KERNEL(be, unary_bwd, hyp_unary_name(n->p.unary.op))(
         n->p.unary.op, gx, n->out->grad->data, n->in[0]->data, numel_l(n->in[0]));
 }
 

@@ -1,4 +1,5 @@
 #include "kernels/kernels.h"
+#include <string.h>
 #ifdef HYP_HAVE_CUDA
 #include "kernels/cuda/cuda_kernels.h"
 #endif
@@ -41,4 +42,19 @@ const char *hyp_backends_compiled(void) {
 #else
     return "cpu";
 #endif
+}
+
+#define HYP_UNARY_NAME(e, name, f, df) [e] = name,
+static const char *const UNARY_NAMES[] = {HYP_UNARY_OPS(HYP_UNARY_NAME)};
+#undef HYP_UNARY_NAME
+_Static_assert(sizeof UNARY_NAMES / sizeof *UNARY_NAMES == UN_COUNT, "a unary op without a name");
+
+const char *hyp_unary_name(UnaryOp op) {
+    return (int)op >= 0 && op < UN_COUNT ? UNARY_NAMES[op] : NULL;
+}
+
+int hyp_unary_from_name(const char *name) {
+    for (int i = 0; i < UN_COUNT; i++)
+        if (!strcmp(UNARY_NAMES[i], name)) return i;
+    return -1;
 }

@@ -70,6 +70,26 @@ HYP_HD float hyp_gelu_grad(float x) {
     float pdf, cdf = hyp_gelu_cdf(x, &pdf);
     return cdf + x * pdf;
 }
+// GELU with the tanh approximation (HF "gelu_new" / "gelu_pytorch_tanh", torch's
+// gelu(approximate="tanh")): x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+// tanh(u) = 1 - 2 / (e^{2u} + 1) through hyp_expf (its clamp makes large |u| give +-1).
+HYP_HD float hyp_tanhf(float u) { return 1.0f - 2.0f / (hyp_expf(2.0f * u) + 1.0f); }
+HYP_HD float hyp_gelu_tanh(float x) {
+    float u = 0.79788456080286536f * fmaf(0.044715f * x, x * x, x);
+    return 0.5f * x * (1.0f + hyp_tanhf(u));
+}
+HYP_HD float hyp_gelu_tanh_grad(float x) {
+    float x2 = x * x, u = 0.79788456080286536f * fmaf(0.044715f * x, x2, x), t = hyp_tanhf(u);
+    float du = 0.79788456080286536f * fmaf(3.0f * 0.044715f, x2, 1.0f);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+}
+// SiLU (swish): x * sigmoid(x); derivative sigmoid(x) (1 + x (1 - sigmoid(x))).
+HYP_HD float hyp_sigmoidf(float x) { return 1.0f / (1.0f + hyp_expf(-x)); }
+HYP_HD float hyp_silu(float x) { return x * hyp_sigmoidf(x); }
+HYP_HD float hyp_silu_grad(float x) {
+    float s = hyp_sigmoidf(x);
+    return s * fmaf(x, 1.0f - s, 1.0f);
+}
 
 // ---- bf16 (round to nearest even; NaN stays NaN)
 HYP_HD uint16_t hyp_f32_to_bf16(float f) {

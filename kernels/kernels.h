@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "autograd/tensor.h"
+#include "kernels/unary_ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,7 +17,13 @@ extern "C" {
 
 typedef enum { COPY_H2D = 0, COPY_D2H = 1, COPY_D2D = 2 } CopyKind;
 typedef enum { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2 } BinaryOp;
-typedef enum { UN_RELU = 0, UN_GELU = 1 } UnaryOp;
+#define HYP_UNARY_ENUM(e, name, f, df) e,
+typedef enum { HYP_UNARY_OPS(HYP_UNARY_ENUM) UN_COUNT } UnaryOp;   // rows of kernels/unary_ops.h
+#undef HYP_UNARY_ENUM
+// "gelu", "relu", ... for op in [0, UN_COUNT), else NULL.
+const char *hyp_unary_name(UnaryOp op);
+// The op named `name` (a unary_ops.h name), or -1.
+int hyp_unary_from_name(const char *name);
 
 // Device-side state of global-norm clipping (clip_coef, adamw_step_dev): 16 bytes, read by
 // the host only when it needs the values (a log line, a checkpoint).

@@ -9,7 +9,7 @@
 BertConfig bert_base_config(void) {
     return (BertConfig){.vocab_size = 30522, .hidden = 768, .layers = 12, .heads = 12, .ffn = 3072,
                         .max_positions = 512, .type_vocab_size = 2, .ln_eps = 1e-12f, .pad_token_id = 0,
-                        .dropout = 0.1f, .pooler = true};
+                        .dropout = 0.1f, .pooler = true, .act = UN_GELU};
 }
 
 static Tensor *reg(ParamSet *ps, const char *prefix, const char *name, int ndim, const int *shape) {
@@ -124,7 +124,7 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool c
         Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, Tq, H)
         Tensor *a = op_dropout(c, op_linear(c, ctxv, L->ao_w, L->ao_b), p);
         x = op_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps);
-        Tensor *h = op_gelu(c, op_linear(c, x, L->in_w, L->in_b));
+        Tensor *h = op_unary(c, cfg->act, op_linear(c, x, L->in_w, L->in_b));
         Tensor *o = op_dropout(c, op_linear(c, h, L->out_w, L->out_b), p);
         x = op_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps);
     }

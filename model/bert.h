@@ -16,6 +16,7 @@ typedef struct BertConfig {
     float dropout;           // hidden and attention-probability dropout, 0.1
     bool pooler;             // register pooler.dense (present in checkpoints; unused by Hypencoder)
     float init_std;          // bert_init's normal std (HF initializer_range); 0 means 0.02
+    UnaryOp act;             // feed-forward activation (HF hidden_act); UN_GELU (zero) for BERT
 } BertConfig;
 
 BertConfig bert_base_config(void);

@@ -35,10 +35,29 @@ int bert_config_validate(const HFBertConfig *b, const char *label) {
         return -1;
     }
     if (!(b->layer_norm_eps > 0 && b->layer_norm_eps < 1)) { hyp_set_error("%s: layer_norm_eps: %g out of range", label, b->layer_norm_eps); return -1; }
-    static const char *acts[] = {"gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish"};
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) if (!strcmp(b->hidden_act, acts[i])) return 0;
-    hyp_set_error("%s: hidden_act: unsupported activation \"%s\"", label, b->hidden_act);
+    UnaryOp act;
+    return hf_activation(b->hidden_act, &act, label);
+}
+
+// The first spelling of an op is the one hf_activation_name writes.
+static const struct { const char *hf; UnaryOp op; } HF_ACTS[] = {
+    {"gelu", UN_GELU}, {"relu", UN_RELU}, {"gelu_pytorch_tanh", UN_GELU_TANH}, {"gelu_new", UN_GELU_TANH},
+    {"silu", UN_SILU}, {"swish", UN_SILU},
+};
+
+int hf_activation(const char *hidden_act, UnaryOp *out, const char *label) {
+    if (!hidden_act[0]) { *out = UN_GELU; return 0; }
+    for (size_t i = 0; i < sizeof HF_ACTS / sizeof *HF_ACTS; i++)
+        if (!strcmp(hidden_act, HF_ACTS[i].hf)) { *out = HF_ACTS[i].op; return 0; }
+    hyp_set_error("%s: hidden_act: unsupported activation \"%s\" (supported: gelu, relu, gelu_new, "
+                  "gelu_pytorch_tanh, silu, swish)", label, hidden_act);
     return -1;
+}
+
+const char *hf_activation_name(UnaryOp op) {
+    for (size_t i = 0; i < sizeof HF_ACTS / sizeof *HF_ACTS; i++)
+        if (HF_ACTS[i].op == op) return HF_ACTS[i].hf;
+    return "gelu";
 }
 
 char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len) {

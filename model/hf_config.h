@@ -3,6 +3,7 @@
 #ifndef HYP_HF_CONFIG_H
 #define HYP_HF_CONFIG_H
 #include "autograd/util.h"
+#include "kernels/kernels.h"
 
 #define HYP_MAX_QNET_DIMS 34            // vector_dimensions entries: up to 32 hidden layers
 
@@ -55,5 +56,12 @@ char *model_config_to_hf_bert_json(const ModelConfig *c);
 // Read a whole small text file (malloc'd, NUL-terminated; a leading UTF-8 BOM dropped: config.json,
 // the INI config, vocab files). NULL + error (unreadable, larger than max_bytes).
 char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len);
+
+// HF `hidden_act` spellings -> our activation (kernels/unary_ops.h): "gelu" (exact erf),
+// "relu", "gelu_new" / "gelu_pytorch_tanh" (tanh approximation), "silu" / "swish". "" means
+// HF's default "gelu". 0, or -1 + error naming `label`.
+int hf_activation(const char *hidden_act, UnaryOp *out, const char *label);
+// The spelling we write for op in config files ("gelu", "relu", "gelu_pytorch_tanh", "silu").
+const char *hf_activation_name(UnaryOp op);
 
 #endif

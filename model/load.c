@@ -7,10 +7,8 @@
 
 int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label) {
     const HFBertConfig *h = &mc->bert;
-    if (strcmp(h->hidden_act, "gelu") && h->hidden_act[0]) {
-        hyp_set_error("%s: hidden_act \"%s\" is not implemented (only exact GELU, \"gelu\")", label, h->hidden_act);
-        return -1;
-    }
+    UnaryOp act;
+    if (hf_activation(h->hidden_act, &act, label)) return -1;
     if (h->hidden_size <= 0 || h->num_hidden_layers <= 0 || h->num_attention_heads <= 0 ||
         h->hidden_size % h->num_attention_heads) {
         hyp_set_error("%s: incomplete or inconsistent BERT config (hidden %d, layers %d, heads %d)", label,
@@ -21,7 +19,7 @@ int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label)
                         .heads = h->num_attention_heads, .ffn = h->intermediate_size,
                         .max_positions = h->max_position_embeddings, .type_vocab_size = h->type_vocab_size,
                         .ln_eps = (float)h->layer_norm_eps, .pad_token_id = h->pad_token_id,
-                        .dropout = 0.1f, .pooler = false};
+                        .dropout = 0.1f, .pooler = false, .act = act};
     return 0;
 }
 

@@ -2,19 +2,20 @@
 // last hidden states, CLS / masked-mean pooling and every parameter gradient.
 #include "tests/testlib.h"
 #include "model/bert.h"
+#include "model/hf_config.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static double attr(H5File *f, const char *name) {
+static double attr(H5File *f, const char *g, const char *name) {
     double v;
-    cr_assert(h5_read_attr_f64(f, "/bert", name, &v) == 0, "%s", hyp_last_error());
+    cr_assert(h5_read_attr_f64(f, g, name, &v) == 0, "%s", hyp_last_error());
     return v;
 }
 
-static BertConfig fixture_config(H5File *f) {
+static BertConfig fixture_config(H5File *f, const char *g) {
     BertConfig cfg = {0};
-#define ATTR(field) attr(f, #field)
+#define ATTR(field) attr(f, g, #field)
     cfg.vocab_size = (int)ATTR(vocab_size);
     cfg.hidden = (int)ATTR(hidden);
     cfg.layers = (int)ATTR(layers);
@@ -24,40 +25,46 @@ static BertConfig fixture_config(H5File *f) {
     cfg.type_vocab_size = (int)ATTR(type_vocab_size);
     cfg.ln_eps = (float)ATTR(ln_eps);
 #undef ATTR
+    char act[32];
+    cr_assert(h5_read_attr_str(f, g, "hidden_act", act, sizeof act) == 0, "%s", hyp_last_error());
+    cr_assert(hf_activation(act, &cfg.act, g) == 0, "%s", hyp_last_error());
     cfg.pooler = true;
     return cfg;
 }
 
-static void run_bert_parity(Device dev) {
+static void run_bert_parity(Device dev, const char *g) {
     H5File *f = fx_open("bert_tiny.h5");
-    BertConfig cfg = fixture_config(f);
+    BertConfig cfg = fixture_config(f, g);
+    char params[64], grads[64];
+    snprintf(params, sizeof params, "%s/params", g);
+    snprintf(grads, sizeof grads, "%s/grads", g);
     ParamSet *ps = paramset_new(dev);
     Bert bert;
     bert_register(&bert, ps, "", &cfg);
     paramset_finalize(ps);
-    cr_assert_eq(h5_load_params(f, "/bert/params", ps, false), 0, "%s", hyp_last_error());
+    cr_assert_eq(h5_load_params(f, params, ps, false), 0, "%s", hyp_last_error());
     Ctx *c = ctx_new(dev);
-    Tensor *ids = fx_tensor(c, f, "/bert", "ids", false), *mask = fx_tensor(c, f, "/bert", "mask", false);
+    Tensor *ids = fx_tensor(c, f, g, "ids", false), *mask = fx_tensor(c, f, g, "mask", false);
     Tensor *h = bert_forward(c, &bert, ids, mask);
-    expect_fixture(h, f, "/bert", "hidden", TOL_E2E);
-    expect_fixture(bert_pool_cls(c, h), f, "/bert", "cls", TOL_E2E);
-    expect_fixture(bert_pool_mean(c, h, mask), f, "/bert", "mean", TOL_E2E);
-    backward_from(c, h, fx_tensor(c, f, "/bert", "gy", false));
+    expect_fixture(h, f, g, "hidden", TOL_E2E);
+    expect_fixture(bert_pool_cls(c, h), f, g, "cls", TOL_E2E);
+    expect_fixture(bert_pool_mean(c, h, mask), f, g, "mean", TOL_E2E);
+    backward_from(c, h, fx_tensor(c, f, g, "gy", false));
     int checked = 0;
     for (int i = 0; i < ps->n; i++) {
         const char *name = ps->params[i]->name;
-        if (!fx_has(f, "/bert/grads", name)) continue;   // the pooler gets no gradient
+        if (!fx_has(f, grads, name)) continue;   // the pooler gets no gradient
         if (strstr(name, "attention.self.key.bias")) {
             // Softmax ignores a per-row constant, so this gradient is exactly 0 in exact
             // arithmetic; both sides hold only rounding noise. Check that it is noise-sized.
-            float *g = tensor_host_copy(ps->params[i]->grad);
+            float *gv = tensor_host_copy(ps->params[i]->grad);
             for (size_t j = 0; j < tensor_numel(ps->params[i]); j++)
-                cr_assert_lt(fabsf(g[j]), 1e-5f, "%s[%zu] = %g is not ~0", name, j, g[j]);
-            free(g);
+                cr_assert_lt(fabsf(gv[j]), 1e-5f, "%s %s[%zu] = %g is not ~0", g, name, j, gv[j]);
+            free(gv);
             checked++;
             continue;
         }
-        expect_fixture(ps->params[i]->grad, f, "/bert/grads", name, TOL_E2E);
+        expect_fixture(ps->params[i]->grad, f, grads, name, TOL_E2E);
         checked++;
     }
     cr_assert_eq(checked, ps->n - 2, "every parameter but the pooler's has a gradient fixture");
@@ -67,8 +74,10 @@ static void run_bert_parity(Device dev) {
     h5_close(f);
 }
 
-Test(bert, hf_parity_cpu) { run_bert_parity(HYP_CPU); }
-Test(bert, hf_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); run_bert_parity(HYP_CUDA); }
+// BERT's exact GELU and the activations of other BERT variants (HF gelu_new, silu).
+static const char *const GROUPS[] = {"/bert", "/bert_gelu_new", "/bert_silu"};
+Test(bert, hf_parity_cpu) { for (int i = 0; i < 3; i++) run_bert_parity(HYP_CPU, GROUPS[i]); }
+Test(bert, hf_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); for (int i = 0; i < 3; i++) run_bert_parity(HYP_CUDA, GROUPS[i]); }
 
 // Parameter names are HF's, with the prefix the Hypencoder checkpoints use.
 Test(bert, names_and_count) {

@@ -257,20 +257,23 @@ Test(cuda_backend, axpy_scale_fill) {
 Test(cuda_backend, unary) {
     BEGIN();
     const long sizes[] = {5, 1000, 40003};
-    for (int op = 0; op < 2; op++)
+    for (int op = 0; op < UN_COUNT; op++)   // every row of kernels/unary_ops.h
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
             for (int off = 0; off < 2; off++) {
                 long n = sizes[s];
-                float *x = hrand(n + off, -4, 4, 500 + s), *gy = hrand(n + off, -1, 1, 600 + s);
+                char what[64];
+                float *x = hrand(n + off, -12, 12, 500 + s), *gy = hrand(n + off, -1, 1, 600 + s);
                 float *gx = hrand(n + off, -1, 1, 700 + s), *y = hyp_malloc((n + off) * sizeof(float));
                 float *dx = up(x, (n + off) * sizeof(float)), *dgy = up(gy, (n + off) * sizeof(float));
                 float *dgx = up(gx, (n + off) * sizeof(float)), *dy = dnan(n + off);
                 CPU->unary_fwd((UnaryOp)op, y + off, x + off, n);
                 G->unary_fwd((UnaryOp)op, dy + off, dx + off, n);
-                expect_dev(op == UN_RELU ? "relu fwd" : "gelu fwd", dy + off, y + off, n, TOL_OP);
+                snprintf(what, sizeof what, "%s fwd", hyp_unary_name((UnaryOp)op));
+                expect_dev(what, dy + off, y + off, n, TOL_OP);
                 CPU->unary_bwd((UnaryOp)op, gx + off, gy + off, x + off, n);
                 G->unary_bwd((UnaryOp)op, dgx + off, dgy + off, dx + off, n);
-                expect_dev(op == UN_RELU ? "relu bwd" : "gelu bwd", dgx + off, gx + off, n, TOL_OP);
+                snprintf(what, sizeof what, "%s bwd", hyp_unary_name((UnaryOp)op));
+                expect_dev(what, dgx + off, gx + off, n, TOL_OP);
                 G->free(dx); G->free(dgy); G->free(dgx); G->free(dy);
                 free(x); free(gy); free(gx); free(y);
             }

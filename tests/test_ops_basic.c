@@ -79,9 +79,17 @@ static void case_scale(Ctx *c, H5File *f, const char *g) {
     expect_fixture(x->grad, f, g, "g_x", TOL_OP);
 }
 
+// Every activation of kernels/unary_ops.h has fixture cases (unary/<name>_*); attribute
+// "op" names the row.
+static int unary_cases_seen[UN_COUNT];
 static void case_unary(Ctx *c, H5File *f, const char *g) {
+    char name[64];
+    cr_assert(h5_read_attr_str(f, g, "op", name, sizeof name) == 0, "%s: %s", g, hyp_last_error());
+    int op = hyp_unary_from_name(name);
+    cr_assert(op >= 0, "%s: fixture names activation '%s', which kernels/unary_ops.h does not have", g, name);
+    unary_cases_seen[op]++;
     Tensor *x = fx_tensor(c, f, g, "x", true);
-    Tensor *y = (int)attr(f, g, "op") == UN_RELU ? op_relu(c, x) : op_gelu(c, x);
+    Tensor *y = op_unary(c, (UnaryOp)op, x);
     expect_fixture(y, f, g, "y", TOL_OP);
     backward_from(c, y, fx_tensor(c, f, g, "gy", false));
     expect_fixture(x->grad, f, g, "g_x", TOL_OP);
@@ -135,6 +143,13 @@ FIXTURE_TESTS(embedding, "embedding", case_embedding)
 FIXTURE_TESTS(binary, "binary", case_binary)
 FIXTURE_TESTS(scale, "scale", case_scale)
 FIXTURE_TESTS(unary, "unary", case_unary)
+// A row added to kernels/unary_ops.h without fixture cases fails here.
+Test(unary, every_activation_has_fixtures) {
+    for_each_case(HYP_CPU, "unary", case_unary);
+    for (int op = 0; op < UN_COUNT; op++)
+        cr_expect(unary_cases_seen[op] >= 3, "activation %s has %d fixture cases (fx_basic.py)", hyp_unary_name((UnaryOp)op),
+                  unary_cases_seen[op]);
+}
 FIXTURE_TESTS(layernorm, "layernorm", case_layernorm)
 FIXTURE_TESTS(add_layernorm, "add_layernorm", case_add_layernorm)
 FIXTURE_TESTS(softmax, "softmax", case_softmax)
@@ -209,7 +224,7 @@ Test(scale, gradcheck) {
     ctx_free(c);
 }
 
-static Tensor *unary_fn(Ctx *c, Tensor **in, void *u) { return u ? op_gelu(c, in[0]) : op_relu(c, in[0]); }
+static Tensor *unary_fn(Ctx *c, Tensor **in, void *u) { return op_unary(c, (UnaryOp)(intptr_t)u, in[0]); }
 Test(unary, gradcheck) {
     Ctx *c = ctx_new(HYP_CPU);
     Tensor *x = tensor_rand(c, HYP_SHAPE(4, 9), -2, 2, 4, true);
@@ -218,8 +233,8 @@ Test(unary, gradcheck) {
     for (int i = 0; i < 36; i++)
         if (fabsf(xd[i]) < 0.1f) xd[i] += xd[i] < 0 ? -0.1f : 0.1f;
     Tensor *in[1] = {x};
-    expect_gradcheck(unary_fn, in, 1, NULL, NULL, "relu");
-    expect_gradcheck(unary_fn, in, 1, (void *)1, NULL, "gelu");
+    for (int op = 0; op < UN_COUNT; op++)
+        expect_gradcheck(unary_fn, in, 1, (void *)(intptr_t)op, NULL, hyp_unary_name((UnaryOp)op));
     ctx_free(c);
 }
 

@@ -283,7 +283,7 @@ static void fill_model_config(Trainer *t, const BertConfig *bc) {
     h->type_vocab_size = bc->type_vocab_size;
     h->pad_token_id = bc->pad_token_id;
     h->layer_norm_eps = bc->ln_eps;
-    snprintf(h->hidden_act, sizeof h->hidden_act, "gelu");
+    snprintf(h->hidden_act, sizeof h->hidden_act, "%s", hf_activation_name(bc->act));
     snprintf(mc->bert_prefix, sizeof mc->bert_prefix, "query_encoder.transformer.");
     mc->shared_encoder = t->cfg.model.shared_encoder;
     if (t->m.hypencoder) {

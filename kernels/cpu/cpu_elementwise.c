@@ -106,25 +106,34 @@ void cpu_fill(float *y, float v, long n) {
 }
 
 // ---------------------------------------------------------------- activations
+// One loop per row of kernels/unary_ops.h.
 void cpu_unary_fwd(UnaryOp op, float *y, const float *x, long n) {
-    if (op == UN_RELU) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) y[i] = hyp_relu(x[i]);
-    } else {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) y[i] = hyp_gelu(x[i]);
+    switch (op) {
+#define CPU_UNARY_FWD(e, name, f, df)                                   \
+    case e:                                                            \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN / 8)") \
+        for (long i = 0; i < n; i++) y[i] = f(x[i]);                   \
+        return;
+    HYP_UNARY_OPS(CPU_UNARY_FWD)
+#undef CPU_UNARY_FWD
+    default: break;
     }
+    HYP_FATAL("unary_fwd: unknown op %d", (int)op);
 }
 
 // gx (n) += gy * f'(x)
 void cpu_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long n) {
-    if (op == UN_RELU) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) gx[i] += gy[i] * hyp_relu_grad(x[i]);
-    } else {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) gx[i] += gy[i] * hyp_gelu_grad(x[i]);
+    switch (op) {
+#define CPU_UNARY_BWD(e, name, f, df)                                   \
+    case e:                                                            \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN / 8)") \
+        for (long i = 0; i < n; i++) gx[i] += gy[i] * df(x[i]);        \
+        return;
+    HYP_UNARY_OPS(CPU_UNARY_BWD)
+#undef CPU_UNARY_BWD
+    default: break;
     }
+    HYP_FATAL("unary_bwd: unknown op %d", (int)op);
 }
 
 // ---------------------------------------------------------------- dropout

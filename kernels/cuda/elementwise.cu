@@ -153,10 +153,21 @@ extern "C" void hyp_cuda_fill(float *y, float v, long n) {
 }
 
 // ---------------------------------------------------------------- activations
+// act<OP> / act_grad<OP>: the formulas of row OP of kernels/unary_ops.h.
 template <int OP>
-__device__ __forceinline__ float act(float x) { return OP == UN_RELU ? hyp_relu(x) : hyp_gelu(x); }
+__device__ __forceinline__ float act(float x) {
+#define CUDA_UNARY_ACT(e, name, f, df) if (OP == e) return f(x);
+    HYP_UNARY_OPS(CUDA_UNARY_ACT)
+#undef CUDA_UNARY_ACT
+    return x;
+}
 template <int OP>
-__device__ __forceinline__ float act_grad(float x) { return OP == UN_RELU ? hyp_relu_grad(x) : hyp_gelu_grad(x); }
+__device__ __forceinline__ float act_grad(float x) {
+#define CUDA_UNARY_GRAD(e, name, f, df) if (OP == e) return df(x);
+    HYP_UNARY_OPS(CUDA_UNARY_GRAD)
+#undef CUDA_UNARY_GRAD
+    return 1.0f;
+}
 
 template <int OP>
 struct UnaryFwd {
@@ -183,16 +194,20 @@ struct UnaryBwd {
 extern "C" void hyp_cuda_unary_fwd(UnaryOp op, float *y, const float *x, long n) {
     const bool vec = hyp_aligned16(y, x);
     switch (op) {
-    case UN_RELU: hyp_map(UnaryFwd<UN_RELU>{y, x}, n, vec); break;
-    case UN_GELU: hyp_map(UnaryFwd<UN_GELU>{y, x}, n, vec); break;
-    default: hyp_fatal_at(__FILE__, __LINE__, "unary_fwd: bad op %d", (int)op);
+#define CUDA_UNARY_FWD(e, name, f, df) case e: hyp_map(UnaryFwd<e>{y, x}, n, vec); return;
+    HYP_UNARY_OPS(CUDA_UNARY_FWD)
+#undef CUDA_UNARY_FWD
+    default: break;
     }
+    hyp_fatal_at(__FILE__, __LINE__, "unary_fwd: bad op %d", (int)op);
 }
 extern "C" void hyp_cuda_unary_bwd(UnaryOp op, float *gx, const float *gy, const float *x, long n) {
     const bool vec = hyp_aligned16(gx, gy, x);
     switch (op) {
-    case UN_RELU: hyp_map(UnaryBwd<UN_RELU>{gx, gy, x}, n, vec); break;
-    case UN_GELU: hyp_map(UnaryBwd<UN_GELU>{gx, gy, x}, n, vec); break;
-    default: hyp_fatal_at(__FILE__, __LINE__, "unary_bwd: bad op %d", (int)op);
+#define CUDA_UNARY_BWD(e, name, f, df) case e: hyp_map(UnaryBwd<e>{gx, gy, x}, n, vec); return;
+    HYP_UNARY_OPS(CUDA_UNARY_BWD)
+#undef CUDA_UNARY_BWD
+    default: break;
     }
+    hyp_fatal_at(__FILE__, __LINE__, "unary_bwd: bad op %d", (int)op);
 }
