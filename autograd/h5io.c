@@ -174,7 +174,6 @@ int h5_commit(H5File *f) {
     free_file(f);
     return rc;
 }
-const char *h5_path(const H5File *f) { return f->path; }
 
 bool h5_exists(H5File *f, const char *name) {
     // H5Lexists needs each intermediate link to exist, so walk the path.
@@ -498,16 +497,3 @@ int h5_load_params(H5File *f, const char *group, ParamSet *ps, bool allow_missin
     return 0;
 }
 
-int h5_save_params(H5File *f, const char *group, const ParamSet *ps) {
-    for (int i = 0; i < ps->n; i++) {
-        Tensor *t = ps->params[i];
-        char name[512];
-        snprintf(name, sizeof name, "%s/%s", group, t->name);
-        float *host = t->device == HYP_CPU ? t->data : hyp_malloc(tensor_bytes(t));
-        if (t->device != HYP_CPU) tensor_to_host(t, host);
-        int rc = h5_write_f32(f, name, host, t->ndim, t->shape);
-        if (t->device != HYP_CPU) free(host);
-        if (rc) return -1;
-    }
-    return 0;
-}

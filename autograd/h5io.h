@@ -23,7 +23,6 @@ int h5_close(H5File *f);
 H5File *h5_begin(const char *path);
 int h5_commit(H5File *f);
 void h5_abort(H5File *f);                          // NULL is fine; keeps hyp_last_error()
-const char *h5_path(const H5File *f);
 bool h5_exists(H5File *f, const char *name);       // dataset or group, e.g. "/linear/case0/x"
 // Names of the members of a group in creation/alphabetical order (caller frees each and the
 // array); returns the count or -1.
@@ -55,8 +54,6 @@ int h5_read_attr_str(H5File *f, const char *obj, const char *attr, char *buf, si
 // Every parameter of ps from "<group>/<name>" (shapes must match exactly); parameters
 // absent from the file are an error unless allow_missing. Returns 0 or -1.
 int h5_load_params(H5File *f, const char *group, ParamSet *ps, bool allow_missing);
-// Every parameter of ps to "<group>/<name>" (device tensors are copied to the host).
-int h5_save_params(H5File *f, const char *group, const ParamSet *ps);
 
 // A dataset as a tensor on the context's device (f32 or i32 as stored).
 Tensor *h5_read_tensor(Ctx *c, H5File *f, const char *name);

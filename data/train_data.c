@@ -263,8 +263,6 @@ int train_reader_next(TrainReader *r, TrainRow *row) {
     return got;
 }
 
-uint64_t train_reader_bytes(const TrainReader *r) { return hyp_lines_bytes(r->in); }
-
 void train_reader_close(TrainReader *r) {
     if (!r) return;
     hyp_lines_close(r->in);

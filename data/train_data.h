@@ -88,7 +88,6 @@ TrainReader *train_reader_open(const char *path, const Tokenizer *tok, int query
                                unsigned flags);
 // 1: a row (blank lines skipped), 0: end of file, -1: error (hyp_last_error: file:line).
 int train_reader_next(TrainReader *r, TrainRow *row);
-uint64_t train_reader_bytes(const TrainReader *r);  // bytes consumed so far
 void train_reader_close(TrainReader *r);
 
 // FNV-1a 64 over the vocab tokens in id order (each followed by '\n'), stored in
