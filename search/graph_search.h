@@ -73,6 +73,29 @@ typedef struct QNetStoreScorer {
 GraphScorer qnet_store_scorer(QNetStoreScorer *ctx, DocStore *s, const QNetHost *q);
 void qnet_store_scorer_free(QNetStoreScorer *ctx);
 
+// The q-net scorer on a device: documents resident there (docstore_device, cached in the store),
+// each frontier (candidate indices) uploaded, gathered and scored on the device in one batched
+// pass; only its n scores come back (the heap and visited set stay on the host). q's tensors may
+// live on any device (uploaded when they are not on dev). dev HYP_CPU: the host scorer over
+// qnet_host_from(q). Read errors set ctx->status = -1 (hyp_last_error) and score -inf.
+typedef struct QNetDevScorer {
+    DocStore *s;
+    Device dev;
+    StoreDType resident;
+    int B, layers, dim;
+    float eps;
+    const float *W[QNET_MAX_LAYERS + 1], *b[QNET_MAX_LAYERS];   // on dev (see qnet layout)
+    float *own;             // uploaded weights (NULL when q already lived on dev)
+    QNetHost host;          // HYP_CPU only
+    QNetStoreScorer cpu;    // HYP_CPU only
+    int32_t *d_idx;         // (cap) device scratch
+    float *d_x, *d_z0, *d_z1, *d_sc;   // (cap, dim) x3, (cap)
+    long cap;
+    int status;
+} QNetDevScorer;
+GraphScorer qnet_store_scorer_dev(QNetDevScorer *ctx, DocStore *s, const QNet *q, Device dev, StoreDType resident);
+void qnet_dev_scorer_free(QNetDevScorer *ctx);
+
 typedef struct GraphSearcher GraphSearcher;
 // NULL + error when options and graph disagree (hyp+ without centroids, N mismatch, ...).
 GraphSearcher *graph_searcher_new(const Graph *g, long n_docs, int dim, const GraphSearchOptions *o);
