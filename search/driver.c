@@ -21,9 +21,9 @@ int search_check(const SearchModel *sm, const DocStore *s, const SearchOptions *
         return -1;
     }
     if (o->graph && sm->kind != SEARCH_HYPENCODER) {
-        hyp_set_error("%s is a %s model: graph search scores documents with a Hypencoder's q-nets; a %s model "
-                      "searches exhaustively (leave out --graph)", sm->label, search_kind_name(sm->kind),
-                      search_kind_name(sm->kind));
+        hyp_set_error("%s is a %s model: graph search is for Hypencoders (it scores documents with q-nets); a %s "
+                      "model is searched exhaustively by inner product (leave out --graph)", sm->label,
+                      search_kind_name(sm->kind), search_kind_name(sm->kind));
         return -1;
     }
     if (o->graph && o->shard.world > 1) {
@@ -32,7 +32,8 @@ int search_check(const SearchModel *sm, const DocStore *s, const SearchOptions *
     }
     int qpos = sm->query_bert->cfg.max_positions;
     if (o->query_max_len > qpos) {
-        hyp_set_error("query length %d exceeds the model's %d positions: expected 2 to %d", o->query_max_len, qpos, qpos);
+        hyp_set_error("--query-max-len %d exceeds the model's %d positions: expected 2 to %d", o->query_max_len, qpos,
+                      qpos);
         return -1;
     }
     if (o->device == HYP_CUDA && !hyp_cuda_available()) {
@@ -43,10 +44,12 @@ int search_check(const SearchModel *sm, const DocStore *s, const SearchOptions *
 }
 
 // ---------------------------------------------------------------- dense top-k
-// Exact inner-product (or cosine) top-k of B query vectors Q (B, d) over store rows
+// Host stand-in for exhaustive_search_dense (devsearch) until its implementation lands:
+// exact inner-product (or cosine) top-k of B query vectors Q (B, d) over store rows
 // [doc_begin, doc_end): one GEMM per block of rows for all queries, then a heap per query.
-static int dense_search(DocStore *s, const float *Q, int B, bool cosine, const char *const *qids,
+static int dense_search(DocStore *s, const float *Q, int B, DenseMetric metric, const char *const *qids,
                         const ExhaustiveOptions *o, SearchResult *out) {
+    bool cosine = metric == DENSE_COSINE;
     long N = docstore_n(s);
     int d = docstore_dim(s);
     long lo = o->doc_end > 0 ? o->doc_begin : 0, hi = o->doc_end > 0 ? o->doc_end : N;
@@ -215,7 +218,7 @@ int search_run(const SearchModel *sm, const Tokenizer *tok, DocStore *s, const c
             }
             qnet_host_free(&qh);
         } else {
-            rc = dense_search(s, Qv + (size_t)q0 * d, B, sm->normalize, qids + q0, &eo, res);
+            rc = dense_search(s, Qv + (size_t)q0 * d, B, sm->normalize ? DENSE_COSINE : DENSE_DOT, qids + q0, &eo, res);
         }
         if (!rc && !gs && opt.shard.world > 1) rc = shard_merge(&opt.shard, opt.k, N, res, B);
         for (int b = 0; b < B && !rc; b++) {
