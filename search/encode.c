@@ -34,25 +34,25 @@ bool search_model_normalize(const Model *m) {
     return false;
 }
 
+SearchModel search_model_hypencoder(const Hypencoder *h, Device dev) {
+    return (SearchModel){.kind = SEARCH_HYPENCODER, .hyp = h, .query_bert = &h->query_bert, .doc_bert = h->doc_bert,
+                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+}
+SearchModel search_model_biencoder(const BiEncoder *be, Device dev) {
+    return (SearchModel){.kind = SEARCH_BIENCODER, .query_bert = &be->query_bert, .doc_bert = be->doc_bert,
+                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+}
+
 SearchModel search_model_of(const Model *m) {
-    SearchModel sm = {.pooling = search_model_pooling(m), .normalize = search_model_normalize(m), .device = m->device,
-                      .query_max_len = m->query_max_len, .doc_max_len = m->doc_max_len, .label = m->path};
-    switch (m->mc.kind) {
-    case MODEL_HYPENCODER:
-        sm.kind = SEARCH_HYPENCODER;
-        sm.hyp = &m->hyp;
-        sm.query_bert = &m->hyp.query_bert;
-        break;
-    case MODEL_BIENCODER:
-        sm.kind = SEARCH_BIENCODER;
-        sm.query_bert = &m->be.query_bert;
-        break;
-    default:
-        sm.kind = SEARCH_BERT;
-        sm.query_bert = &m->bert;
-        break;
-    }
-    sm.doc_bert = model_doc_bert(m);
+    SearchModel sm;
+    if (m->mc.kind == MODEL_HYPENCODER) sm = search_model_hypencoder(&m->hyp, m->device);
+    else if (m->mc.kind == MODEL_BIENCODER) sm = search_model_biencoder(&m->be, m->device);
+    else sm = (SearchModel){.kind = SEARCH_BERT, .query_bert = &m->bert, .doc_bert = &m->bert, .device = m->device};
+    sm.pooling = search_model_pooling(m);
+    sm.normalize = search_model_normalize(m);
+    sm.query_max_len = m->query_max_len;
+    sm.doc_max_len = m->doc_max_len;
+    sm.label = m->path;
     return sm;
 }
 

@@ -33,6 +33,10 @@ typedef enum { SIDE_QUERY = 0, SIDE_DOCUMENT = 1 } EncodeSide;
 Pooling search_model_pooling(const Model *m);
 bool search_model_normalize(const Model *m);
 SearchModel search_model_of(const Model *m);
+// Views of in-memory models (the trainer's): CLS pooling, no normalisation, label "(model)",
+// lengths 0 (set query_max_len / doc_max_len and label as needed).
+SearchModel search_model_hypencoder(const Hypencoder *h, Device dev);
+SearchModel search_model_biencoder(const BiEncoder *be, Device dev);
 // "Hypencoder", "BE-Base bi-encoder", "plain BERT": for messages.
 const char *search_kind_name(SearchKind k);
 const Bert *search_model_bert(const SearchModel *sm, EncodeSide side);
