@@ -180,7 +180,8 @@ typedef struct Backend {
     void (*topk_rows)(uint64_t *kout, const uint64_t *kin, const float *scores, long rows, long n, long ld,
                       int k, int32_t base, const int32_t *skip, int32_t *bad);
     // Dense score epilogue in place on G (rows, n): mode 0 (L2): G = -(rv[i] + cv[j] - 2 G)
-    // (negated squared distance from squared norms); mode 1 (column scale): G = G * cv[j].
+    // (hyp_l2_score: negated squared distance from squared norms); mode 1 (cosine):
+    // G = G * hyp_inv_norm(cv[j]) (cv: the rows' sums of squares; rv unused).
     void (*dense_epilogue)(int mode, float *G, const float *rv, const float *cv, long rows, long n);
     // out[i] = sum_j x[i,j]^2 (fp32), x (n, D).
     void (*row_sumsq)(float *out, const float *x, long n, int D);

@@ -33,6 +33,7 @@
 #define HYP_SEARCH_GRAPH_SEARCH_H
 #include "search/exhaustive.h"
 #include "search/graph.h"
+#include "search/dense.h"
 
 typedef enum { ALGO_PAPER = 0, ALGO_HYPPLUS = 1 } GraphAlgo;
 
@@ -77,23 +78,22 @@ void qnet_store_scorer_free(QNetStoreScorer *ctx);
 // each frontier (candidate indices) uploaded, gathered and scored on the device in one batched
 // pass; only its n scores come back (the heap and visited set stay on the host). q's tensors may
 // live on any device (uploaded when they are not on dev). dev HYP_CPU: the host scorer over
-// qnet_host_from(q). Read errors set ctx->status = -1 (hyp_last_error) and score -inf.
+// qnet_host_from(q). Read errors score -inf and make qnet_dev_scorer_status -1 (hyp_last_error).
 typedef struct QNetDevScorer {
     DocStore *s;
     Device dev;
     StoreDType resident;
-    int B, layers, dim;
-    float eps;
-    const float *W[QNET_MAX_LAYERS + 1], *b[QNET_MAX_LAYERS];   // on dev (see qnet layout)
-    float *own;             // uploaded weights (NULL when q already lived on dev)
-    QNetHost host;          // HYP_CPU only
-    QNetStoreScorer cpu;    // HYP_CPU only
-    int32_t *d_idx;         // (cap) device scratch
-    float *d_x, *d_z0, *d_z1, *d_sc;   // (cap, dim) x3, (cap)
+    QNetDevWeights w;       // the q-nets on dev
+    QNetDev net;            // one query at a time (net.z grown to cap rows)
+    int32_t *d_idx;         // (cap) frontier indices on dev
+    float *d_x, *d_sc;      // (cap, dim) gathered rows, (cap) scores
     long cap;
+    QNetHost host;          // HYP_CPU: qnet_host_from(q) and the host scorer
+    QNetStoreScorer cpu;
     int status;
 } QNetDevScorer;
 GraphScorer qnet_store_scorer_dev(QNetDevScorer *ctx, DocStore *s, const QNet *q, Device dev, StoreDType resident);
+int qnet_dev_scorer_status(const QNetDevScorer *ctx);   // 0, or -1 after a read error
 void qnet_dev_scorer_free(QNetDevScorer *ctx);
 
 typedef struct GraphSearcher GraphSearcher;
