@@ -1,6 +1,7 @@
 // cli_util.c: strict flag values and the output checks shared by every command (cli_util.h).
 #include "cli/cli_util.h"
 #include "data/tokenizer.h"
+#include "kernels/kernels.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +25,20 @@ int cli_u64(const char *cmd, const char *flag, const char *text, uint64_t *out) 
 }
 int cli_double(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out) {
     return hyp_parse_f64(flag, text, lo, hi, out) ? flag_error(cmd) : 0;
+}
+
+int cli_device(const char *cmd, const char *flag, const char *text, Device *out) {
+    if (!strcmp(text, "cpu")) *out = HYP_CPU;
+    else if (!strcmp(text, "cuda")) *out = HYP_CUDA;
+    else {
+        fprintf(stderr, "hyp %s: %s: expected cpu or cuda, got \"%s\"\n", cmd, flag, text);
+        return -1;
+    }
+    if (*out == HYP_CUDA && !hyp_cuda_available()) {
+        fprintf(stderr, "hyp %s: %s cuda, but no GPU is usable: %s\n", cmd, flag, hyp_cuda_why_unavailable());
+        return -1;
+    }
+    return 0;
 }
 
 void cli_bad_option(const char *cmd, const char *arg, const char *value_flags) {

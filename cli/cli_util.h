@@ -3,6 +3,7 @@
 #ifndef HYP_CLI_UTIL_H
 #define HYP_CLI_UTIL_H
 #include "autograd/util.h"
+#include "autograd/tensor.h"
 
 // A flag's value through the strict parser (autograd/util.h); on error prints
 // "hyp CMD: FLAG: expected ..., got ..." and returns -1.
@@ -10,6 +11,10 @@ int cli_int(const char *cmd, const char *flag, const char *text, int lo, int hi,
 int cli_long(const char *cmd, const char *flag, const char *text, long lo, long hi, long *out);
 int cli_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 int cli_double(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out);
+
+// --device cpu|cuda (and --cuda, its alias, as "cuda"): -1 after printing for another
+// value or for cuda without a usable GPU (the reason given).
+int cli_device(const char *cmd, const char *flag, const char *text, Device *out);
 
 // The message for an argument a command's loop did not take: "ARG needs a value" when ARG
 // is one of value_flags (space-separated, e.g. "--model --out") and nothing follows it,

@@ -1,5 +1,6 @@
 // hyp index --docs DOCS.h5 --neighbors 100 --out GRAPH.h5 [--approx] [--centroids N]
 //           [--kmeans-iters N] [--recall-sample N] [--iters N] [--block-rows N] [--seed N]
+//           [--device cpu|cuda]
 // The document neighbour graph for `hyp search --graph`: exact squared-L2 k-NN by blocked
 // GEMM, or NN-descent (--approx) with its recall@k against exact k-NN measured on a sample
 // of rows; optionally k-means centroids for `hyp search --algo hyp+`. Written to
@@ -16,8 +17,10 @@ static int usage(void) {
     fprintf(stderr,
             "usage: hyp index --docs DOCS.h5 --neighbors K --out GRAPH.h5 [--approx] [--centroids N]\n"
             "                 [--kmeans-iters N] [--recall-sample N] [--iters N] [--block-rows N] [--seed N]\n"
+            "                 [--device cpu|cuda]\n"
             "  --approx          NN-descent instead of exact k-NN (recall@k measured on --recall-sample rows, default 1000)\n"
-            "  --centroids N     k-means centroids for `hyp search --algo hyp+` (e.g. sqrt(N) to 4*sqrt(N))\n");
+            "  --centroids N     k-means centroids for `hyp search --algo hyp+` (e.g. sqrt(N) to 4*sqrt(N))\n"
+            "  --device D        where the exact k-NN runs (cpu or cuda)\n");
     return 1;
 }
 
@@ -40,10 +43,12 @@ int cmd_index(int argc, char **argv) {
         else if (!strcmp(a, "--iters") && v) { if (cli_int(C, a, argv[++i], 0, 1 << 20, &o.iters)) return 1; }
         else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &o.block_rows)) return 1; }
         else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &o.seed)) return 1; }
+        else if (!strcmp(a, "--device") && v) { if (cli_device(C, a, argv[++i], &o.device)) return 1; }
+        else if (!strcmp(a, "--cuda")) { if (cli_device(C, "--cuda", "cuda", &o.device)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else {
             cli_bad_option(C, a, "--docs --out --neighbors --k --centroids --kmeans-iters --recall-sample --iters "
-                                 "--block-rows --seed");
+                                 "--block-rows --seed --device");
             return usage();
         }
     }

@@ -1,8 +1,9 @@
 // hyp score --model M.h5 --queries Q --corpus C [--vocab V] [--query-max-len N]
-//           [--doc-max-len N] [--batch N]
-// Prints "qid docid score" for every (query, document) pair: the Hypencoder's q-net score,
-// or the inner product of [CLS] vectors for a plain BERT model (bi-encoder). For small
-// inputs: inspection and parity checks.
+//           [--doc-max-len N] [--batch N] [--device cpu|cuda]
+// Prints "qid docid score" for every (query, document) pair: the Hypencoder's q-net score;
+// for BE-Base (query encoder for queries, document encoder for documents) and plain BERT
+// models the inner product of their pooled vectors (the cosine when the model normalises).
+// For small inputs: inspection, parity checks, and the reference ranking of `hyp search`.
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "search/encode.h"
@@ -13,13 +14,15 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv [--vocab V] [--query-max-len N]\n"
-                    "                 [--doc-max-len N] [--batch N]\n");
+                    "                 [--doc-max-len N] [--batch N] [--device cpu|cuda]\n"
+                    "  Hypencoder: q-net scores; BE-Base and plain BERT: inner products (cosine when normalised)\n");
     return 1;
 }
 
 int cmd_score(int argc, char **argv) {
     const char *model = NULL, *queries = NULL, *corpus = NULL, *vocab = NULL;
     int qmax = 0, dmax = 0, batch = 16;
+    Device dev = HYP_CPU;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool v = i + 1 < argc;
@@ -30,16 +33,17 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(a, "--query-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &qmax)) return 1; }
         else if (!strcmp(a, "--doc-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &dmax)) return 1; }
         else if (!strcmp(a, "--batch") && v) { if (cli_int("score", a, argv[++i], 1, 1 << 16, &batch)) return 1; }
+        else if (!strcmp(a, "--device") && v) { if (cli_device("score", a, argv[++i], &dev)) return 1; }
+        else if (!strcmp(a, "--cuda")) { if (cli_device("score", "--cuda", "cuda", &dev)) return 1; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { cli_bad_option("score", a, "--model --queries --corpus --vocab --query-max-len --doc-max-len --batch"); return usage(); }
+        else { cli_bad_option("score", a, "--model --queries --corpus --vocab --query-max-len --doc-max-len --batch --device"); return usage(); }
     }
     if (!model || !queries || !corpus) return usage();
-    Model *m = model_load(model, HYP_CPU);
+    Model *m = model_load(model, dev);
     if (!m) { fprintf(stderr, "hyp score: %s\n", hyp_last_error()); return 1; }
+    SearchModel sm = search_model_of(m);
     // Lengths and vocabulary against the model before reading any text.
-    const Bert *qbert = m->mc.kind == MODEL_HYPENCODER ? &m->hyp.query_bert
-                      : m->mc.kind == MODEL_BIENCODER ? &m->be.query_bert : &m->bert;
-    int qpos = qbert->cfg.max_positions, dpos = model_doc_bert(m)->cfg.max_positions;
+    int qpos = sm.query_bert->cfg.max_positions, dpos = sm.doc_bert->cfg.max_positions;
     if (qmax > qpos || dmax > dpos) {
         fprintf(stderr, "hyp score: --%s-max-len %d exceeds the model's %d positions: expected 2 to %d\n",
                 qmax > qpos ? "query" : "doc", qmax > qpos ? qmax : dmax, qmax > qpos ? qpos : dpos,
@@ -61,36 +65,39 @@ int cmd_score(int argc, char **argv) {
         return 1;
     }
     if (!qmax) qmax = m->query_max_len;
-    EncodeOptions eo = {.max_len = dmax, .batch = batch, .pooling = POOL_CLS, .ids = (const char *const *)c->ids,
-                        .nonfinite_null = true};
-    const Bert *db = model_doc_bert(m);
-    int d = db->cfg.hidden;
-    float *docs = encode_texts(m, tok, (const char *const *)c->texts, c->n, &eo);
-    if (!docs) {
+    EncodeOptions eo = {.max_len = dmax, .batch = batch, .ids = (const char *const *)c->ids, .nonfinite_null = true};
+    int d = sm.doc_bert->cfg.hidden;
+    float *docs = encode_side(&sm, SIDE_DOCUMENT, tok, (const char *const *)c->texts, c->n, &eo);
+    // Dense models: every query vector at once (normalised like the documents when the model says so).
+    EncodeOptions qo = {.max_len = qmax, .batch = batch, .ids = (const char *const *)q->ids, .nonfinite_null = true};
+    float *qv = docs && sm.kind != SEARCH_HYPENCODER
+                    ? encode_side(&sm, SIDE_QUERY, tok, (const char *const *)q->texts, q->n, &qo) : NULL;
+    if (!docs || (sm.kind != SEARCH_HYPENCODER && !qv)) {
         fprintf(stderr, "hyp score: %s\n", hyp_last_error());
-        corpus_free(c); corpus_free(q); tok_free(tok); model_free(m);
+        free(docs); corpus_free(c); corpus_free(q); tok_free(tok); model_free(m);
         return 1;
     }
     int rc = 0;
-    Ctx *ctx = ctx_new(HYP_CPU);
+    Ctx *ctx = ctx_new(sm.kind == SEARCH_HYPENCODER ? dev : HYP_CPU);
     no_grad_begin(ctx);
     TokBatch tb = {0};
     float *scores = hyp_malloc((size_t)batch * (c->n ? c->n : 1) * sizeof(float));
     for (int s = 0; s < q->n; s += batch) {
         int b = q->n - s < batch ? q->n - s : batch;
-        tok_encode_batch(tok, (const char *const *)q->texts + s, NULL, b, qmax, &tb);
-        Tensor *ids = tensor_new(ctx, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(ctx, HYP_I32, HYP_SHAPE(b, tb.len));
-        tensor_from_host(ids, tb.ids);
-        tensor_from_host(mask, tb.mask);
-        Tensor *X = tensor_wrap(ctx, HYP_F32, docs, HYP_SHAPE(c->n, d));
         Tensor *S;
-        if (m->mc.kind == MODEL_HYPENCODER) {
-            QNet qn = hypencoder_queries(ctx, &m->hyp, ids, mask);
-            S = qnet_score_shared(ctx, &qn, X);                           // (b, N)
+        if (sm.kind == SEARCH_HYPENCODER) {
+            tok_encode_batch(tok, (const char *const *)q->texts + s, NULL, b, qmax, &tb);
+            Tensor *ids = tensor_new(ctx, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(ctx, HYP_I32, HYP_SHAPE(b, tb.len));
+            tensor_from_host(ids, tb.ids);
+            tensor_from_host(mask, tb.mask);
+            Tensor *Xd = tensor_new(ctx, HYP_F32, HYP_SHAPE(c->n, d));
+            tensor_from_host(Xd, docs);
+            QNet qn = hypencoder_queries(ctx, sm.hyp, ids, mask);
+            S = qnet_score_shared(ctx, &qn, Xd);                          // (b, N)
         } else {
-            const Bert *qb = m->mc.kind == MODEL_BIENCODER ? &m->be.query_bert : &m->bert;
-            Tensor *qv = bert_forward_cls(ctx, qb, ids, mask);
-            S = op_matmul(ctx, qv, X, false, true);                       // (b, N)
+            Tensor *Q = tensor_wrap(ctx, HYP_F32, qv + (size_t)s * d, HYP_SHAPE(b, d));
+            Tensor *X = tensor_wrap(ctx, HYP_F32, docs, HYP_SHAPE(c->n, d));
+            S = op_matmul(ctx, Q, X, false, true);                        // (b, N)
         }
         tensor_to_host(S, scores);
         const size_t bad = hyp_find_nonfinite(scores, (size_t)b * c->n, NULL);
@@ -111,6 +118,7 @@ int cmd_score(int argc, char **argv) {
     ctx_free(ctx);
     tok_batch_free(&tb);
     free(scores);
+    free(qv);
     free(docs);
     corpus_free(c);
     corpus_free(q);

@@ -46,6 +46,12 @@ const Backend hyp_cuda_backend = {
     .sum_squares = hyp_cuda_sum_squares,
     .clip_coef = hyp_cuda_clip_coef,
     .adamw_step_dev = hyp_cuda_adamw_step_dev,
+    // search
+    .qnet_out_dot = hyp_cuda_qnet_out_dot,
+    .topk_rows = hyp_cuda_topk_rows,
+    .dense_epilogue = hyp_cuda_dense_epilogue,
+    .row_sumsq = hyp_cuda_row_sumsq,
+    .gather_bf16_rows = hyp_cuda_gather_bf16_rows,
 };
 
 #else

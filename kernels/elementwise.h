@@ -203,4 +203,27 @@ HYP_HD void hyp_adamw_elem(float *p, float *m, float *v, float g, const HypAdamW
     *p = HYP_FADD_RN(pd, HYP_FMUL_RN(c.neg_step, mn) / denom);
 }
 
+// ---- search (topk_rows, dense_epilogue)
+// Ranking key of a hit: the unsigned order of the keys is the ranking order (score desc, then
+// index asc). NaN ranks as -inf and -0 as +0 (hit_better finds them equal); idx in [0, 2^31), so
+// a real key is never 0, the empty slot.
+HYP_HD uint64_t hyp_search_key(float s, int32_t idx) {
+    union hyp_fbits u;
+    u.f = s != s ? -INFINITY : s == 0.0f ? 0.0f : s;
+    uint32_t b = (uint32_t)u.i;
+    b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);   // floats as ordered unsigned integers
+    return ((uint64_t)b << 32) | (uint64_t)(0xFFFFFFFFu - (uint32_t)idx);
+}
+HYP_HD float hyp_search_key_score(uint64_t key) {
+    uint32_t b = (uint32_t)(key >> 32);
+    union hyp_fbits u;
+    u.i = (int32_t)((b & 0x80000000u) ? (b & 0x7FFFFFFFu) : ~b);
+    return u.f;
+}
+HYP_HD int32_t hyp_search_key_idx(uint64_t key) { return (int32_t)(0xFFFFFFFFu - (uint32_t)key); }
+// Negated squared L2 distance from the squared norms and the dot product (exact k-NN).
+HYP_HD float hyp_l2_score(float rn, float cn, float dot) { return -(rn + cn - 2.0f * dot); }
+// 1 / |x| from sum x^2, the norm floored at 1e-12 (torch.nn.functional.normalize's eps).
+HYP_HD float hyp_inv_norm(float sumsq) { return 1.0f / fmaxf(sqrtf(sumsq), 1e-12f); }
+
 #endif

@@ -172,6 +172,28 @@ typedef struct Backend {
     void (*adamw_step_dev)(float *p, const float *g, float *m, float *v, long n, double lr, double beta1,
                            double beta2, double eps, double weight_decay, double bias_corr1,
                            double bias_corr2, const float *grad_scale);
+
+    // ---- search (search/exhaustive.c, search/graph.c; CPU spec in kernels/cpu/cpu_search.c)
+    // Fused last q-net layer: rows r = o*mid + m, s[r] = LN(ReLU(z[r] + b[o])) . w[o] (LN without
+    // affine, eps). z (outer*mid, D), b, w (outer, D), s (outer*mid).
+    void (*qnet_out_dot)(float *s, const float *z, const float *b, const float *w, long outer, long mid,
+                         int D, float eps);
+    // Running per-row top-k over streamed score blocks, as uint64 keys (search_key: unsigned order
+    // = ranking order, score desc then index asc, NaN as -inf; 0 = empty slot). For each row
+    // r < rows: kout[r] (k) = the k largest of kin[r] (k) and the keys of (scores[r*ld + j],
+    // base + j) for j < n, j + base != skip[r] (skip NULL: none); order within kout unspecified
+    // (callers sort the final k). kin and kout must not overlap; kin's keys and the block's indices
+    // are distinct. bad (rows) or NULL: bad[r] = min(bad[r], base + j) over non-finite scores.
+    void (*topk_rows)(uint64_t *kout, const uint64_t *kin, const float *scores, long rows, long n, long ld,
+                      int k, int32_t base, const int32_t *skip, int32_t *bad);
+    // Dense score epilogue in place on G (rows, n): mode 0 (L2): G = -(rv[i] + cv[j] - 2 G)
+    // (hyp_l2_score: negated squared distance from squared norms); mode 1 (cosine):
+    // G = G * hyp_inv_norm(cv[j]) (cv: the rows' sums of squares; rv unused).
+    void (*dense_epilogue)(int mode, float *G, const float *rv, const float *cv, long rows, long n);
+    // out[i] = sum_j x[i,j]^2 (fp32), x (n, D).
+    void (*row_sumsq)(float *out, const float *x, long n, int D);
+    // y (n, D) fp32 = bf16 rows table[ids[i]] (bf16 bits); gather of fp32 rows is embedding_fwd.
+    void (*gather_bf16_rows)(float *y, const uint16_t *table, const int32_t *ids, long n, int D);
 } Backend;
 
 extern const Backend hyp_cpu_backend;

@@ -1,4 +1,5 @@
 #include "search/encode.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,49 @@ Tokenizer *model_tokenizer(const Model *m) {
     return t;
 }
 
+// ---------------------------------------------------------------- the model view
+Pooling search_model_pooling(const Model *m) {
+    if (m->mc.kind == MODEL_HYPENCODER && !strcmp(m->mc.passage_pooling, "mean")) return POOL_MEAN;
+    return POOL_CLS;
+}
+bool search_model_normalize(const Model *m) {
+    (void)m;   // model files do not record a Normalize module yet
+    return false;
+}
+
+SearchModel search_model_hypencoder(const Hypencoder *h, Device dev) {
+    return (SearchModel){.kind = SEARCH_HYPENCODER, .hyp = h, .query_bert = &h->query_bert, .doc_bert = h->doc_bert,
+                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+}
+SearchModel search_model_biencoder(const BiEncoder *be, Device dev) {
+    return (SearchModel){.kind = SEARCH_BIENCODER, .query_bert = &be->query_bert, .doc_bert = be->doc_bert,
+                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+}
+
+SearchModel search_model_of(const Model *m) {
+    SearchModel sm;
+    if (m->mc.kind == MODEL_HYPENCODER) sm = search_model_hypencoder(&m->hyp, m->device);
+    else if (m->mc.kind == MODEL_BIENCODER) sm = search_model_biencoder(&m->be, m->device);
+    else sm = (SearchModel){.kind = SEARCH_BERT, .query_bert = &m->bert, .doc_bert = &m->bert, .device = m->device};
+    sm.pooling = search_model_pooling(m);
+    sm.normalize = search_model_normalize(m);
+    sm.query_max_len = m->query_max_len;
+    sm.doc_max_len = m->doc_max_len;
+    sm.label = m->path;
+    return sm;
+}
+
+const char *search_kind_name(SearchKind k) {
+    return k == SEARCH_HYPENCODER ? "Hypencoder" : k == SEARCH_BIENCODER ? "BE-Base bi-encoder" : "plain BERT";
+}
+const Bert *search_model_bert(const SearchModel *sm, EncodeSide side) {
+    return side == SIDE_QUERY ? sm->query_bert : sm->doc_bert;
+}
+int search_model_dim(const SearchModel *sm) {
+    return sm->kind == SEARCH_HYPENCODER ? sm->hyp->head.dim : sm->doc_bert->cfg.hidden;
+}
+
+// ---------------------------------------------------------------- encoding
 typedef struct { size_t len; int idx; } LenIdx;
 static int by_len_desc(const void *a, const void *b) {
     const LenIdx *x = a, *y = b;
@@ -30,14 +74,25 @@ static int by_len_desc(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *texts, int n,
-                    const EncodeOptions *o) {
-    EncodeOptions opt = o ? *o : (EncodeOptions){0};
-    if (opt.max_len <= 0) opt.max_len = m->doc_max_len;
+// v (n, d) /= max(||v||, 1e-12) per row (torch.nn.functional.normalize, sentence-transformers' Normalize).
+static void l2_normalize_rows(float *v, int n, int d) {
+    for (int i = 0; i < n; i++) {
+        float *r = v + (size_t)i * d;
+        double s = 0;
+        for (int j = 0; j < d; j++) s += (double)r[j] * r[j];
+        double nrm = sqrt(s);
+        float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12));
+        for (int j = 0; j < d; j++) r[j] *= inv;
+    }
+}
+
+// One BERT's pooled vectors (the body of encode_side and encode_texts).
+static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool normalize, const char *label,
+                          const Tokenizer *tok, const char *const *texts, int n, EncodeOptions opt) {
+    int d = bert->cfg.hidden;
     if (opt.batch <= 0) opt.batch = 64;
     if (!opt.what) opt.what = "documents";
-    const Bert *bert = model_doc_bert(m);
-    int d = bert->cfg.hidden;
+    const char *one = !strcmp(opt.what, "documents") ? "document" : !strcmp(opt.what, "queries") ? "query" : opt.what;
     float *out = hyp_malloc((size_t)(n ? n : 1) * d * sizeof(float));
     // Longest first by byte length, a good proxy for token count: batches pad little.
     LenIdx *order = hyp_malloc((size_t)(n ? n : 1) * sizeof(LenIdx));
@@ -45,7 +100,7 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
     qsort(order, (size_t)n, sizeof *order, by_len_desc);
     const char **bt = hyp_malloc((size_t)opt.batch * sizeof(char *));
     TokBatch tb = {0};
-    Ctx *c = ctx_new(m->device);
+    Ctx *c = ctx_new(dev);
     no_grad_begin(c);
     float *host = hyp_malloc((size_t)opt.batch * d * sizeof(float));
     double t0 = hyp_now(), last = t0;
@@ -56,8 +111,8 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
         Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len));
         tensor_from_host(ids, tb.ids);
         tensor_from_host(mask, tb.mask);
-        Tensor *v = opt.pooling == POOL_MEAN ? bert_pool_mean(c, bert_forward(c, bert, ids, mask), mask)
-                                              : bert_forward_cls(c, bert, ids, mask);
+        Tensor *v = pooling == POOL_MEAN ? bert_pool_mean(c, bert_forward(c, bert, ids, mask), mask)
+                                         : bert_forward_cls(c, bert, ids, mask);
         tensor_to_host(v, host);
         size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);
         if (bad < (size_t)b * d) {
@@ -66,13 +121,14 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
             if (opt.ids) snprintf(name, sizeof name, "'%.120s' (row %d)", opt.ids[row], row);
             else snprintf(name, sizeof name, "%d", row);
             hyp_set_error("%s: the model produced a non-finite vector for %s %s (%g at dimension %zu); expected "
-                          "finite vectors (the model's weights or a too-long input overflow?)", m->path,
-                          !strcmp(opt.what, "documents") ? "document" : opt.what, name, host[bad], bad % (size_t)d);
+                          "finite vectors (the model's weights or a too-long input overflow?)", label, one, name,
+                          host[bad], bad % (size_t)d);
             ctx_reset(c);
             free(out);
             out = NULL;
             break;
         }
+        if (normalize) l2_normalize_rows(host, b, d);
         for (int k = 0; k < b; k++) memcpy(out + (size_t)order[s + k].idx * d, host + (size_t)k * d, d * sizeof(float));
         ctx_reset(c);
         double now = hyp_now();
@@ -92,4 +148,24 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
     free(order);
     if (!out && !opt.nonfinite_null) HYP_FATAL("%s", hyp_last_error());
     return out;
+}
+
+float *encode_side(const SearchModel *sm, EncodeSide side, const Tokenizer *tok, const char *const *texts, int n,
+                   const EncodeOptions *o) {
+    if (side == SIDE_QUERY && sm->kind == SEARCH_HYPENCODER) {
+        hyp_set_error("%s: a Hypencoder encodes queries as q-nets, not vectors (encode its documents)", sm->label);
+        return NULL;
+    }
+    EncodeOptions opt = o ? *o : (EncodeOptions){0};
+    const Bert *bert = search_model_bert(sm, side);
+    if (opt.max_len <= 0) opt.max_len = side == SIDE_QUERY ? sm->query_max_len : sm->doc_max_len;
+    if (opt.max_len <= 0) opt.max_len = side == SIDE_QUERY ? 64 : bert->cfg.max_positions;
+    if (!opt.what) opt.what = side == SIDE_QUERY ? "queries" : "documents";
+    return encode_bert(bert, sm->device, sm->pooling, sm->normalize, sm->label, tok, texts, n, opt);
+}
+
+float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *texts, int n, const EncodeOptions *o) {
+    EncodeOptions opt = o ? *o : (EncodeOptions){0};
+    if (opt.max_len <= 0) opt.max_len = m->doc_max_len;
+    return encode_bert(model_doc_bert(m), m->device, opt.pooling, false, m->path, tok, texts, n, opt);
 }

@@ -1,6 +1,8 @@
 // exhaustive.c: top-k heap, host q-nets and their direct scorer, exact search (exhaustive.h).
 #include "search/exhaustive.h"
 #include "kernels/kernels.h"
+#include "kernels/elementwise.h"   // hyp_search_key, hyp_inv_norm
+#include "search/dense.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +201,20 @@ void qnet_host_score(const QNetHost *q, int b, const float *X, long n, float *sc
 }
 
 // ---------------------------------------------------------------- exhaustive search
+// The documents [lo, hi) of a shard (all of them when doc_end is 0).
+static int doc_range(const ExhaustiveOptions *o, long N, long *lo, long *hi) {
+    *lo = 0;
+    *hi = N;
+    if (o->doc_end <= 0) return 0;
+    if (o->doc_begin < 0 || o->doc_begin > o->doc_end || o->doc_end > N) {
+        hyp_set_error("exhaustive_search: document range [%ld, %ld) outside [0, %ld)", o->doc_begin, o->doc_end, N);
+        return -1;
+    }
+    *lo = o->doc_begin;
+    *hi = o->doc_end;
+    return 0;
+}
+
 int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, const ExhaustiveOptions *o,
                       SearchResult *out) {
     ExhaustiveOptions opt = o ? *o : (ExhaustiveOptions){0};
@@ -215,17 +231,12 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
     for (int b = 0; b < B; b++) self[b] = opt.ignore_same_id ? docstore_find(s, qids[b]) : -1;
     TopK *heaps = hyp_malloc((size_t)(B ? B : 1) * sizeof(TopK));
     for (int b = 0; b < B; b++) topk_init(&heaps[b], opt.k);
-    long lo = 0, hi = N;
-    if (opt.doc_end > 0) {
-        if (opt.doc_begin < 0 || opt.doc_begin > opt.doc_end || opt.doc_end > N) {
-            hyp_set_error("exhaustive_search: document range [%ld, %ld) outside [0, %ld)", opt.doc_begin, opt.doc_end, N);
-            for (int b = 0; b < B; b++) topk_free(&heaps[b]);
-            free(heaps);
-            free(self);
-            return -1;
-        }
-        lo = opt.doc_begin;
-        hi = opt.doc_end;
+    long lo, hi;
+    if (doc_range(&opt, N, &lo, &hi)) {
+        for (int b = 0; b < B; b++) topk_free(&heaps[b]);
+        free(heaps);
+        free(self);
+        return -1;
     }
     long rows = opt.block_rows < N ? opt.block_rows : (N > 0 ? N : 1);
     const float *direct = docstore_f32(s);
@@ -287,5 +298,182 @@ int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, c
     free(self);
     free(xbuf);
     free(sc);
+    return rc;
+}
+
+// ---------------------------------------------------------------- device search
+uint64_t search_key(float score, int32_t idx) { return hyp_search_key(score, idx); }
+Hit search_key_hit(uint64_t key) { return (Hit){hyp_search_key_score(key), hyp_search_key_idx(key)}; }
+int search_keys_hits(const uint64_t *keys, int k, Hit *out) {
+    int n = 0;
+    for (int i = 0; i < k; i++)
+        if (keys[i]) out[n++] = search_key_hit(keys[i]);
+    hits_sort(out, n);
+    return n;
+}
+
+// Options with defaults, the shard and the per-query skipped index (ignore_same_id) for the
+// device searches. skip (B) malloc'd. 0 or -1 + error.
+static int device_prepare(DocStore *s, const char *const *qids, int B, const ExhaustiveOptions *o,
+                          ExhaustiveOptions *opt, long *lo, long *hi, int32_t **skip) {
+    *opt = o ? *o : (ExhaustiveOptions){0};
+    if (opt->k <= 0) opt->k = 1000;
+    if (opt->block_rows <= 0) opt->block_rows = 16384;
+    *skip = NULL;
+    if (opt->ignore_same_id && !qids) { hyp_set_error("exhaustive_search: ignore_same_id needs query ids"); return -1; }
+    if (doc_range(opt, docstore_n(s), lo, hi)) return -1;
+    *skip = hyp_malloc((size_t)(B ? B : 1) * sizeof(int32_t));
+    for (int b = 0; b < B; b++) (*skip)[b] = opt->ignore_same_id ? (int32_t)docstore_find(s, qids[b]) : -1;
+    return 0;
+}
+
+// Keys of queries [b0, b0+nb) into their results.
+static void device_results(const uint64_t *keys, int nb, int k, long scored, double seconds, SearchResult *out) {
+    for (int b = 0; b < nb; b++) {
+        out[b].hits = hyp_malloc((size_t)(k ? k : 1) * sizeof(Hit));
+        out[b].n = search_keys_hits(keys + (size_t)b * k, k, out[b].hits);
+        out[b].scored = scored;
+        out[b].seconds = seconds;
+        out[b].iterations = 0;
+    }
+}
+
+int exhaustive_search_qnet(DocStore *s, const QNet *q, const char *const *qids, const ExhaustiveOptions *o,
+                           SearchResult *out) {
+    Device dev = o ? o->device : HYP_CPU;
+    if (dev == HYP_CPU) {
+        QNetHost h = qnet_host_from(q);
+        int rc = exhaustive_search(s, &h, qids, o, out);
+        qnet_host_free(&h);
+        return rc;
+    }
+    int d = docstore_dim(s), B = q->B, L = q->layers;
+    if (d != q->dim) {
+        hyp_set_error("%s: documents have dimension %d but the model's q-net expects %d", docstore_path(s), d, q->dim);
+        return -1;
+    }
+    ExhaustiveOptions opt;
+    long lo, hi;
+    int32_t *skip;
+    if (device_prepare(s, qids, B, o, &opt, &lo, &hi, &skip)) return -1;
+    const Backend *be = backend_get(dev);
+    QNetDevWeights wts;
+    qnet_dev_weights(&wts, q, dev);
+    long span = hi - lo, rows = opt.block_rows < span ? opt.block_rows : (span > 0 ? span : 1);
+    // Queries per group: activations (2 x nb x rows x d floats) within ~1 GiB.
+    int G = opt.query_batch > 0 ? opt.query_batch : (int)((1L << 27) / ((long)rows * d));
+    if (opt.query_batch <= 0 && G > 64) G = 64;
+    if (G < 1) G = 1;
+    if (G > B) G = B > 0 ? B : 1;
+    QNetDev qd = {.be = be, .layers = L, .d = d, .eps = q->eps};
+    qd.z[0] = be->alloc((size_t)G * rows * d * sizeof(float));
+    qd.z[1] = L > 1 ? be->alloc((size_t)G * rows * d * sizeof(float)) : NULL;
+    uint64_t *keys = hyp_malloc((size_t)G * opt.k * sizeof(uint64_t));   // (G, k)
+    int32_t *bad = hyp_malloc((size_t)G * sizeof(int32_t));
+    int rc = 0;
+    double t0 = hyp_now();
+    for (int b0 = 0; b0 < B && !rc; b0 += G) {
+        int nb = B - b0 < G ? B - b0 : G;
+        qnet_dev_group(&qd, &wts, b0, nb);
+        DeviceScan sc = {.dev = dev, .resident = opt.resident, .B = nb, .k = opt.k, .lo = lo, .hi = hi,
+                         .block_rows = rows, .skip = skip + b0, .check_bad = true, .progress = opt.progress,
+                         .what = "exhaustive (gpu)", .score = qnet_dev_block, .user = &qd};
+        if ((rc = device_scan(s, &sc, keys, bad))) break;
+        for (int b = 0; b < nb; b++) {
+            if (bad[b] == INT32_MAX) continue;
+            // NaN would rank last and inf first, silently: refuse, naming query and document.
+            char qn[160];
+            if (qids) snprintf(qn, sizeof qn, "'%.120s'", qids[b0 + b]);
+            else snprintf(qn, sizeof qn, "%d", b0 + b);
+            hyp_set_error("%s: query %s: the q-net scored document '%s' as non-finite; expected finite scores "
+                          "(non-finite q-net weights from the query encoder?)", docstore_path(s), qn,
+                          docstore_id(s, bad[b]));
+            rc = -1;
+            for (int c = 0; c < b0; c++) search_result_free(&out[c]);
+            break;
+        }
+        if (!rc) device_results(keys, nb, opt.k, span, (hyp_now() - t0) / (b0 + nb), out + b0);
+    }
+    // Every query's time is the mean over the whole run.
+    double dt = hyp_now() - t0;
+    for (int b = 0; b < B && !rc; b++) out[b].seconds = B ? dt / B : 0;
+    free(keys);
+    free(bad);
+    be->free(qd.z[0]);
+    if (qd.z[1]) be->free(qd.z[1]);
+    qnet_dev_weights_free(&wts);
+    free(skip);
+    return rc;
+}
+
+// Dense scores of a block: S (B, n) = Q X^T, cosine scaled by the documents' inverse norms.
+typedef struct DenseDev {
+    const Backend *be;
+    const float *Q;   // (B, d) on the device (cosine: already normalised)
+    int B, d;
+    DenseMetric metric;
+    float *xs;        // (rows) document sums of squares
+} DenseDev;
+
+static void dense_dev_block(void *user, const float *X, long n, float *S) {
+    DenseDev *q = user;
+    q->be->gemm(false, true, q->B, (int)n, q->d, 1.0f, q->Q, 0, X, 0, 0.0f, S, 0, 1, HYP_MATMUL_F32);
+    if (q->metric == DENSE_COSINE) {
+        KERNEL(q->be, row_sumsq, "row_sumsq")(q->xs, X, n, q->d);
+        KERNEL(q->be, dense_epilogue, "dense_epilogue")(1, S, NULL, q->xs, q->B, n);
+    }
+}
+
+int exhaustive_search_dense(DocStore *s, const float *Q, int B, DenseMetric metric, const char *const *qids,
+                            const ExhaustiveOptions *o, SearchResult *out) {
+    int d = docstore_dim(s);
+    ExhaustiveOptions opt;
+    long lo, hi;
+    int32_t *skip;
+    if (device_prepare(s, qids, B, o, &opt, &lo, &hi, &skip)) return -1;
+    if (B <= 0) { free(skip); return 0; }
+    Device dev = opt.device;
+    const Backend *be = backend_get(dev);
+    long span = hi - lo, rows = opt.block_rows < span ? opt.block_rows : (span > 0 ? span : 1);
+    // Queries per group: the score block (G, rows) within ~1 GiB.
+    int G = opt.query_batch > 0 ? opt.query_batch : (int)((1L << 28) / rows);
+    if (G < 1) G = 1;
+    if (G > B) G = B;
+    float *qh = hyp_malloc((size_t)G * d * sizeof(float));   // (G, d) host, normalised for cosine
+    DenseDev dd = {.be = be, .d = d, .metric = metric};
+    float *Qd = be->alloc((size_t)G * d * sizeof(float));
+    dd.Q = Qd;
+    dd.xs = metric == DENSE_COSINE ? be->alloc((size_t)rows * sizeof(float)) : NULL;
+    uint64_t *keys = hyp_malloc((size_t)G * opt.k * sizeof(uint64_t));   // (G, k)
+    int rc = 0;
+    double t0 = hyp_now();
+    for (int b0 = 0; b0 < B; b0 += G) {
+        int nb = B - b0 < G ? B - b0 : G;
+        for (int b = 0; b < nb; b++) {
+            const float *x = Q + (size_t)(b0 + b) * d;
+            float *y = qh + (size_t)b * d;
+            float ss = 0.0f;
+            for (int i = 0; i < d; i++) ss += x[i] * x[i];
+            float r = metric == DENSE_COSINE ? hyp_inv_norm(ss) : 1.0f;
+            for (int i = 0; i < d; i++) y[i] = metric == DENSE_COSINE ? x[i] * r : x[i];
+        }
+        be->copy(Qd, qh, (size_t)nb * d * sizeof(float), COPY_H2D);
+        dd.B = nb;
+        DeviceScan sc = {.dev = dev, .resident = opt.resident, .B = nb, .k = opt.k, .lo = lo, .hi = hi,
+                         .block_rows = rows, .skip = skip + b0, .progress = opt.progress, .what = "exhaustive (dense)",
+                         .score = dense_dev_block, .user = &dd};
+        if ((rc = device_scan(s, &sc, keys, NULL))) {
+            for (int c = 0; c < b0; c++) search_result_free(&out[c]);
+            break;
+        }
+        device_results(keys, nb, opt.k, span, 0, out + b0);
+    }
+    double dt = hyp_now() - t0;
+    for (int b = 0; b < B && !rc; b++) out[b].seconds = dt / B;
+    free(qh);
+    free(keys);
+    be->free(Qd);
+    if (dd.xs) be->free(dd.xs);
+    free(skip);
     return rc;
 }

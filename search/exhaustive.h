@@ -59,6 +59,11 @@ typedef struct ExhaustiveOptions {
     bool ignore_same_id;    // drop the document whose id equals the query id
     bool progress;          // docs/s on stderr
     long doc_begin, doc_end;  // search only documents [doc_begin, doc_end) (a rank's shard); 0, 0: all
+    Device device;          // where scoring and top-k run (HYP_CPU default, zero-init)
+    StoreDType resident;    // CUDA: storage of the device-resident documents (STORE_F32 default,
+                            // STORE_BF16; scored in fp32 after conversion). Ignored on the CPU.
+    int query_batch;        // CUDA: queries scored together per document block (0: as many as fit
+                            // in ~1 GiB of activations, at most 64)
 } ExhaustiveOptions;
 
 typedef struct SearchResult {
@@ -74,5 +79,30 @@ void search_result_free(SearchResult *r);
 // qids (B) or NULL (needed for ignore_same_id). out (B). 0 or -1 + error (dims, reads).
 int exhaustive_search(DocStore *s, const QNetHost *q, const char *const *qids, const ExhaustiveOptions *o,
                       SearchResult *out);
+
+// Q-nets whose tensors live on any device (as hypencoder_queries produced them). On CUDA the
+// documents are uploaded once per DocStore (docstore_device: cached in the store, reused by later
+// calls and validation sweeps), scored by the fused q-net pass (one batched GEMM per layer for
+// several queries per document block, qnet_act_fwd, qnet_out_dot) with a device top-k
+// (topk_rows); only the k hits per query come back to the host. On the CPU: the same results as
+// qnet_host_from + exhaustive_search. Same options, ranking order, sharding, ignore_same_id and
+// non-finite refusal as exhaustive_search. out (q->B). 0 or -1 + error.
+int exhaustive_search_qnet(DocStore *s, const QNet *q, const char *const *qids, const ExhaustiveOptions *o,
+                           SearchResult *out);
+
+// Dense retrieval (BE-Base, plain BERT): Q (B, d) host vectors. DENSE_DOT: score = q . x;
+// DENSE_COSINE: score = (q / |q|) . x * (1 / |x|) (hyp_inv_norm: norms floored at 1e-12).
+// Exact top-k by blocked GEMM + topk_rows on o->device (documents resident there on CUDA,
+// as for exhaustive_search_qnet). NaN scores rank as -inf. out (B). 0 or -1 + error.
+typedef enum { DENSE_DOT = 0, DENSE_COSINE = 1 } DenseMetric;
+int exhaustive_search_dense(DocStore *s, const float *Q, int B, DenseMetric metric, const char *const *qids,
+                            const ExhaustiveOptions *o, SearchResult *out);
+
+// Device top-k keys (topk_rows): a (score, index) pair as one uint64 whose unsigned order is the
+// ranking order (score desc, index asc; NaN as -inf); key 0 is an empty slot.
+uint64_t search_key(float score, int32_t idx);
+Hit search_key_hit(uint64_t key);
+// The non-empty keys (k) as hits in ranking order into out; returns their count.
+int search_keys_hits(const uint64_t *keys, int k, Hit *out);
 
 #endif

@@ -1,6 +1,7 @@
 // graph.c: exact and NN-descent k-NN graphs, k-means centroids, graph files (graph.h).
 #include "search/graph.h"
 #include "search/exhaustive.h"     // TopK
+#include "search/dense.h"
 #include "autograd/h5io.h"
 #include "kernels/kernels.h"
 #include "kernels/elementwise.h"   // hyp_philox4x32
@@ -73,7 +74,7 @@ static int knn_scan(DocStore *s, const float *Q, const float *qn, const long *q_
             long self = q_index ? q_index[i] : -1;
             for (long j = 0; j < m; j++) {
                 if (j0 + j == self) continue;   // the global index, in every block
-                float sc = -(qn[i] + xn[j] - 2.0f * g[j]);
+                float sc = hyp_l2_score(qn[i], xn[j], g[j]);
                 if (t->n == t->k && sc < t->h[0].score) continue;
                 topk_offer(t, sc, (int32_t)(j0 + j));
             }
@@ -103,6 +104,58 @@ int knn_exact_rows(DocStore *s, const float *Q, const long *q_index, long nq, in
     free(tmp);
     free(heaps);
     free(qn);
+    return rc;
+}
+
+// Squared-L2 scores of a block on the device: S = Q X^T, then -(|q|^2 + |x|^2 - 2 q.x).
+typedef struct KnnDev {
+    const Backend *be;
+    const float *Q, *qn;   // (nq, d), (nq) on the device
+    float *xn;             // (rows)
+    int nq, d;
+} KnnDev;
+static void knn_dev_block(void *user, const float *X, long n, float *S) {
+    KnnDev *c = user;
+    c->be->gemm(false, true, c->nq, (int)n, c->d, 1.0f, c->Q, 0, X, 0, 0.0f, S, 0, 1, HYP_MATMUL_F32);
+    KERNEL(c->be, row_sumsq, "row_sumsq")(c->xn, X, n, c->d);
+    KERNEL(c->be, dense_epilogue, "dense_epilogue")(0, S, c->qn, c->xn, c->nq, n);
+}
+
+int knn_exact_rows_dev(DocStore *s, const float *Q, const long *q_index, long nq, int k, long block_rows, Device dev,
+                       int32_t *out) {
+    if (dev == HYP_CPU) return knn_exact_rows(s, Q, q_index, nq, k, block_rows, out);
+    if (block_rows <= 0) block_rows = 4096;
+    if (nq <= 0) return 0;
+    HYP_CHECK(nq <= INT32_MAX, "knn_exact_rows_dev: %ld query rows", nq);
+    const Backend *be = backend_get(dev);
+    int d = docstore_dim(s);
+    long N = docstore_n(s), rows = block_rows < N ? block_rows : (N ? N : 1);
+    KnnDev c = {.be = be, .nq = (int)nq, .d = d};
+    float *Qd = be->alloc((size_t)nq * d * sizeof(float)), *qn = be->alloc((size_t)nq * sizeof(float));
+    be->copy(Qd, Q, (size_t)nq * d * sizeof(float), COPY_H2D);
+    KERNEL(be, row_sumsq, "row_sumsq")(qn, Qd, nq, d);
+    c.Q = Qd;
+    c.qn = qn;
+    c.xn = be->alloc((size_t)rows * sizeof(float));
+    int32_t *skip = q_index ? hyp_malloc((size_t)nq * sizeof(int32_t)) : NULL;   // (nq)
+    for (long i = 0; skip && i < nq; i++) skip[i] = (int32_t)q_index[i];
+    uint64_t *keys = hyp_malloc((size_t)nq * (k ? k : 1) * sizeof(uint64_t));   // (nq, k)
+    DeviceScan sc = {.dev = dev, .resident = STORE_F32, .B = (int)nq, .k = k, .lo = 0, .hi = N, .block_rows = rows,
+                     .skip = skip, .score = knn_dev_block, .user = &c};
+    int rc = device_scan(s, &sc, keys, NULL);
+    if (!rc) {
+        Hit *tmp = hyp_malloc((size_t)(k ? k : 1) * sizeof(Hit));
+        for (long i = 0; i < nq; i++) {
+            int n = search_keys_hits(keys + (size_t)i * k, k, tmp);
+            for (int j = 0; j < k; j++) out[(size_t)i * k + j] = j < n ? tmp[j].idx : -1;
+        }
+        free(tmp);
+    }
+    free(keys);
+    free(skip);
+    be->free(Qd);
+    be->free(qn);
+    be->free(c.xn);
     return rc;
 }
 
@@ -147,7 +200,7 @@ int graph_build_exact(DocStore *s, const GraphBuildOptions *o, Graph *g) {
         long m = N - i0 < bq ? N - i0 : bq;
         if (docstore_rows(s, i0, m, Q)) { rc = -1; break; }
         for (long i = 0; i < m; i++) qi[i] = i0 + i;
-        if (knn_exact_rows(s, Q, qi, m, k, opt.block_rows, g->nbr + (size_t)i0 * k)) { rc = -1; break; }
+        if (knn_exact_rows_dev(s, Q, qi, m, k, opt.block_rows, opt.device, g->nbr + (size_t)i0 * k)) { rc = -1; break; }
         if (opt.progress) progress_line("index (exact)", i0 + m, N, t0, &last);
     }
     free(Q);

@@ -38,6 +38,7 @@ typedef struct GraphBuildOptions {
     int max_candidates;        // per node and iteration (default min(60, k))
     double delta;              // stop when updates < delta * n * k (default 0.001)
     uint64_t seed;
+    Device device;             // exact k-NN (graph_build_exact): blocked GEMM + top-k there (HYP_CPU default)
 } GraphBuildOptions;
 
 int graph_build_exact(DocStore *s, const GraphBuildOptions *o, Graph *g);
@@ -57,6 +58,11 @@ void graph_free(Graph *g);
 // (nq) are the queries' own indices in the store (excluded), or NULL. out (nq, k).
 int knn_exact_rows(DocStore *s, const float *Q, const long *q_index, long nq, int k, long block_rows,
                    int32_t *out);
+
+// knn_exact_rows on device dev (HYP_CUDA: store resident in fp32 there, GEMM + topk_rows on the
+// device, only the k neighbours per query copied back). Same neighbours as the CPU (ties by index).
+int knn_exact_rows_dev(DocStore *s, const float *Q, const long *q_index, long nq, int k, long block_rows, Device dev,
+                       int32_t *out);
 
 // Philox-based uniform integers in [0, n) for element i of stream seed.
 uint64_t search_rand_u64(uint64_t seed, uint64_t stream, uint64_t i);

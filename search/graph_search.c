@@ -49,6 +49,92 @@ void qnet_store_scorer_free(QNetStoreScorer *ctx) {
     memset(ctx, 0, sizeof *ctx);
 }
 
+// ---------------------------------------------------------------- q-net scorer on a device
+static void dev_release(QNetDevScorer *c) {
+    const Backend *be = c->w.be;
+    if (!c->cap) return;
+    be->free(c->d_idx);
+    be->free(c->d_x);
+    be->free(c->d_sc);
+    be->free(c->net.z[0]);
+    if (c->net.z[1]) be->free(c->net.z[1]);
+    c->cap = 0;
+}
+static void dev_reserve(QNetDevScorer *c, long n) {
+    if (n <= c->cap) return;
+    const Backend *be = c->w.be;
+    size_t d = (size_t)docstore_dim(c->s);
+    dev_release(c);
+    c->d_idx = be->alloc((size_t)n * sizeof(int32_t));
+    c->d_x = be->alloc((size_t)n * d * sizeof(float));
+    c->d_sc = be->alloc((size_t)n * sizeof(float));
+    c->net.z[0] = be->alloc((size_t)n * d * sizeof(float));
+    c->net.z[1] = c->net.layers > 1 ? be->alloc((size_t)n * d * sizeof(float)) : NULL;
+    c->cap = n;
+}
+
+// Scores (n) to the host of query q over rows X (n, dim) already on the device.
+static void dev_score_rows(QNetDevScorer *c, int q, const float *X, long n, float *out) {
+    qnet_dev_group(&c->net, &c->w, q, 1);
+    qnet_dev_block(&c->net, X, n, c->d_sc);
+    c->w.be->copy(out, c->d_sc, (size_t)n * sizeof(float), COPY_D2H);
+}
+
+static void dev_docs(void *user, int q, const int32_t *idx, long n, float *out) {
+    QNetDevScorer *c = user;
+    if (n <= 0) return;
+    const Backend *be = c->w.be;
+    int d = docstore_dim(c->s);
+    const void *docs = docstore_device(c->s, c->dev, c->resident);
+    if (!docs) {
+        c->status = -1;
+        for (long i = 0; i < n; i++) out[i] = -INFINITY;
+        return;
+    }
+    dev_reserve(c, n);
+    be->copy(c->d_idx, idx, (size_t)n * sizeof(int32_t), COPY_H2D);
+    if (c->resident == STORE_BF16) KERNEL(be, gather_bf16_rows, "gather_bf16_rows")(c->d_x, docs, c->d_idx, n, d);
+    else be->embedding_fwd(c->d_x, docs, c->d_idx, n, d);   // a gather of fp32 rows
+    dev_score_rows(c, q, c->d_x, n, out);
+}
+
+static void dev_vecs(void *user, int q, const float *X, long n, float *out) {
+    QNetDevScorer *c = user;
+    if (n <= 0) return;
+    dev_reserve(c, n);
+    c->w.be->copy(c->d_x, X, (size_t)n * docstore_dim(c->s) * sizeof(float), COPY_H2D);
+    dev_score_rows(c, q, c->d_x, n, out);
+}
+
+GraphScorer qnet_store_scorer_dev(QNetDevScorer *ctx, DocStore *s, const QNet *q, Device dev, StoreDType resident) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->s = s;
+    ctx->dev = dev;
+    ctx->resident = resident;
+    if (dev == HYP_CPU) {
+        ctx->host = qnet_host_from(q);
+        return qnet_store_scorer(&ctx->cpu, s, &ctx->host);
+    }
+    HYP_CHECK(q->dim == docstore_dim(s), "%s: documents have dimension %d but the q-net expects %d", docstore_path(s),
+              docstore_dim(s), q->dim);
+    qnet_dev_weights(&ctx->w, q, dev);
+    ctx->net = (QNetDev){.be = ctx->w.be, .nb = 1, .layers = q->layers, .d = q->dim, .eps = q->eps};
+    return (GraphScorer){.user = ctx, .docs = dev_docs, .vecs = dev_vecs};
+}
+
+int qnet_dev_scorer_status(const QNetDevScorer *ctx) { return ctx->dev == HYP_CPU ? ctx->cpu.status : ctx->status; }
+
+void qnet_dev_scorer_free(QNetDevScorer *ctx) {
+    if (ctx->dev == HYP_CPU) {
+        qnet_store_scorer_free(&ctx->cpu);
+        qnet_host_free(&ctx->host);
+    } else {
+        dev_release(ctx);
+        qnet_dev_weights_free(&ctx->w);
+    }
+    memset(ctx, 0, sizeof *ctx);
+}
+
 // ---------------------------------------------------------------- searcher
 struct GraphSearcher {
     const Graph *g;

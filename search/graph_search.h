@@ -33,6 +33,7 @@
 #define HYP_SEARCH_GRAPH_SEARCH_H
 #include "search/exhaustive.h"
 #include "search/graph.h"
+#include "search/dense.h"
 
 typedef enum { ALGO_PAPER = 0, ALGO_HYPPLUS = 1 } GraphAlgo;
 
@@ -72,6 +73,28 @@ typedef struct QNetStoreScorer {
 } QNetStoreScorer;
 GraphScorer qnet_store_scorer(QNetStoreScorer *ctx, DocStore *s, const QNetHost *q);
 void qnet_store_scorer_free(QNetStoreScorer *ctx);
+
+// The q-net scorer on a device: documents resident there (docstore_device, cached in the store),
+// each frontier (candidate indices) uploaded, gathered and scored on the device in one batched
+// pass; only its n scores come back (the heap and visited set stay on the host). q's tensors may
+// live on any device (uploaded when they are not on dev). dev HYP_CPU: the host scorer over
+// qnet_host_from(q). Read errors score -inf and make qnet_dev_scorer_status -1 (hyp_last_error).
+typedef struct QNetDevScorer {
+    DocStore *s;
+    Device dev;
+    StoreDType resident;
+    QNetDevWeights w;       // the q-nets on dev
+    QNetDev net;            // one query at a time (net.z grown to cap rows)
+    int32_t *d_idx;         // (cap) frontier indices on dev
+    float *d_x, *d_sc;      // (cap, dim) gathered rows, (cap) scores
+    long cap;
+    QNetHost host;          // HYP_CPU: qnet_host_from(q) and the host scorer
+    QNetStoreScorer cpu;
+    int status;
+} QNetDevScorer;
+GraphScorer qnet_store_scorer_dev(QNetDevScorer *ctx, DocStore *s, const QNet *q, Device dev, StoreDType resident);
+int qnet_dev_scorer_status(const QNetDevScorer *ctx);   // 0, or -1 after a read error
+void qnet_dev_scorer_free(QNetDevScorer *ctx);
 
 typedef struct GraphSearcher GraphSearcher;
 // NULL + error when options and graph disagree (hyp+ without centroids, N mismatch, ...).

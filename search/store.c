@@ -3,6 +3,7 @@
 #include "autograd/h5io.h"
 #include "model/h5_strings.h"
 #include "kernels/elementwise.h"   // hyp_f32_to_bf16 / hyp_bf16_to_f32
+#include "kernels/kernels.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@ struct DocStore {
     hid_t file, dset;      // streaming only
     long *slots;           // id hash: open addressing, index or -1
     long nslots;
+    void *dev;             // (n, dim) resident copy on dev_device in dev_dtype, or NULL
+    Device dev_device;
+    StoreDType dev_dtype;
 };
 
 // ---------------------------------------------------------------- fp16
@@ -272,6 +276,7 @@ void docstore_free(DocStore *s) {
     if (s->dset >= 0 && s->dset) H5Dclose(s->dset);
     if (s->file >= 0 && s->file) H5Fclose(s->file);
     if (s->ids) h5s_free_strings(s->ids, (size_t)s->n);
+    docstore_device_free(s);
     free(s->data);
     free(s->slots);
     free(s->path);
@@ -347,4 +352,49 @@ int docstore_write(const char *path, const float *x, long n, int dim, const char
     h5_write_strings(f, "/ids", ids, (size_t)n);
     if (own) h5s_free_strings(own, (size_t)n);
     return h5_commit(f);
+}
+
+// ---------------------------------------------------------------- device residency
+void docstore_device_free(DocStore *s) {
+    if (s && s->dev) backend_get(s->dev_device)->free(s->dev);
+    if (s) s->dev = NULL;
+}
+
+const void *docstore_device(DocStore *s, Device dev, StoreDType dt) {
+    if (dev == HYP_CPU) return docstore_f32(s);
+    if (dt != STORE_F32 && dt != STORE_BF16) {
+        hyp_set_error("%s: documents can be resident on the GPU as fp32 or bf16, not %s", s->path, store_dtype_name(dt));
+        return NULL;
+    }
+    if (s->dev && s->dev_device == dev && s->dev_dtype == dt) return s->dev;
+    docstore_device_free(s);
+    const Backend *be = backend_get(dev);
+    size_t es = dt == STORE_F32 ? sizeof(float) : sizeof(uint16_t), d = (size_t)s->dim;
+    void *m = be->alloc((size_t)(s->n ? s->n : 1) * d * es);
+    if (!s->streaming && s->dtype == dt) {   // the same bits as in memory: one copy
+        be->copy(m, s->data, (size_t)s->n * d * es, COPY_H2D);
+    } else {
+        // Blocks as fp32 through a host buffer; bf16 rounds on the device (f32_to_bf16, RNE as the store).
+        long rows = s->n < 16384 ? (s->n ? s->n : 1) : 16384;
+        float *h = hyp_malloc((size_t)rows * d * sizeof(float));   // (rows, dim)
+        float *stage = dt == STORE_BF16 ? be->alloc((size_t)rows * d * sizeof(float)) : NULL;
+        int rc = 0;
+        for (long r = 0; r < s->n && !rc; r += rows) {
+            long n = s->n - r < rows ? s->n - r : rows;
+            if ((rc = docstore_rows(s, r, n, h))) break;
+            if (dt == STORE_F32) {
+                be->copy((float *)m + (size_t)r * d, h, (size_t)n * d * sizeof(float), COPY_H2D);
+            } else {
+                be->copy(stage, h, (size_t)n * d * sizeof(float), COPY_H2D);
+                be->f32_to_bf16((uint16_t *)m + (size_t)r * d, stage, (long)((size_t)n * d));
+            }
+        }
+        free(h);
+        if (stage) be->free(stage);
+        if (rc) { be->free(m); return NULL; }
+    }
+    s->dev = m;
+    s->dev_device = dev;
+    s->dev_dtype = dt;
+    return m;
 }

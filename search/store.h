@@ -12,6 +12,7 @@
 #ifndef HYP_SEARCH_STORE_H
 #define HYP_SEARCH_STORE_H
 #include "autograd/util.h"
+#include "autograd/tensor.h"   // Device
 
 typedef enum { STORE_F32 = 0, STORE_F16 = 1, STORE_BF16 = 2 } StoreDType;
 
@@ -45,6 +46,15 @@ int docstore_rows(DocStore *s, long start, long n, float *dst);
 int docstore_gather(DocStore *s, const int32_t *idx, long n, float *dst);
 // fp32 view of the whole matrix when the store is in memory as fp32, else NULL.
 const float *docstore_f32(const DocStore *s);
+
+// The whole matrix resident on device dev (HYP_CUDA) in storage dt (STORE_F32 or STORE_BF16):
+// uploaded in blocks on the first call and cached in the store; later calls with the same device
+// and dtype return the same pointer (another dtype replaces the copy). (n, dim) float or uint16
+// bf16 bits. HYP_CPU: docstore_f32(s) when the store is fp32 in memory, else NULL. NULL + error
+// on a read failure or an unsupported dtype. docstore_free frees the copy.
+const void *docstore_device(DocStore *s, Device dev, StoreDType dt);
+// Frees the device copy (if any) now, keeping the store.
+void docstore_device_free(DocStore *s);
 
 // Write x (n, dim) and ids as `hyp encode` does (tests, tools, synthetic corpora):
 // PATH.tmp then rename. ids NULL: "0", "1", ...

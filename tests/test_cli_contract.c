@@ -200,6 +200,16 @@ Test(cli_contract, numbers_are_strict) {
     expect_refused(&s, "encode --model m.h5 --out d.h5 --corpus", "--corpus needs a value", NULL);
     expect_refused(&s, SEARCH " --out r --no-such", "unknown option '--no-such'", NULL);
     expect_refused(&s, SEARCH " --out r --dtype fp8", "--dtype: expected fp32, fp16 or bf16, got \"fp8\"", NULL);
+    expect_refused(&s, SEARCH " --out r --device gpu", "--device: expected cpu or cuda, got \"gpu\"", NULL);
+    expect_refused(&s, "score --model m.h5 --queries queries.tsv --corpus passages.tsv --device tpu", "--device",
+                   "got \"tpu\"");
+    expect_refused(&s, "index --docs docs.h5 --out g2.h5 --device 1", "--device: expected cpu or cuda", NULL);
+    expect_refused(&s, "encode --model m.h5 --corpus passages.tsv --out d.h5 --side both",
+                   "--side: expected document or query, got \"both\"", NULL);
+    expect_refused(&s, "encode --model m.h5 --corpus queries.tsv --out d.h5 --side query", "m.h5 is a Hypencoder",
+                   "--side query is for BE-Base and plain BERT models");
+    if (!hyp_cuda_available())   // the build or the machine has no GPU: said before any work
+        expect_refused(&s, SEARCH " --out r --device cuda", "--device cuda, but no GPU is usable", NULL);
     expect_refused(&s, "demo --steps 0", "--steps: 0 is out of range", NULL);
     expect_refused(&s, "demo --steps abc", "--steps: expected an integer", "got \"abc\"");
     expect_refused(&s, "eval -m recall.1e3 imp/vocab.txt imp/vocab.txt", "cutoff \"1e3\"", "expected a whole number");

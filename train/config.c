@@ -89,6 +89,7 @@ static const Key KEYS[] = {
     S(eval, qrels, "", "validation judgments (TREC qrels)"),
     S(eval, metric, "Rprec", "model-selection metric (ir_measures name, e.g. Rprec, nDCG@10, RR@10)"),
     I(eval, k, "1000", 1, INT_MAX, "validation run depth (documents retrieved per query)"),
+    E(eval, device, "auto", "auto|cpu|cuda", "where validation scores documents (auto: the training device; encoding runs where the weights are)"),
 
     E(dist, backend, "auto", "auto|none|mpi|tcp|nccl", "data-parallel engine (auto: mpirun -> mpi, torchrun env -> tcp, GPU -> nccl)"),
     B(dist, cross_device_negatives, "false", "in-batch negatives from every rank (false: per rank, as released)"),

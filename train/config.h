@@ -59,6 +59,7 @@ typedef struct Config {
         char corpus[CONFIG_STR_MAX], queries[CONFIG_STR_MAX], qrels[CONFIG_STR_MAX];
         char metric[32];             // Rprec (selection metric, ir_measures name)
         int k;                       // 1000: run depth
+        char device[8];              // auto (the training device) | cpu | cuda: where validation searches
     } eval;
     struct {
         char backend[8];             // auto (mpirun -> mpi, torchrun env -> tcp, GPU -> nccl) | none | mpi | tcp | nccl

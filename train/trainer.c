@@ -16,8 +16,7 @@
 #include "train/comm.h"
 #include "train/losses.h"
 #include "train/optim.h"
-#include "search/encode.h"
-#include "search/exhaustive.h"
+#include "search/driver.h"
 #include "eval/metrics.h"
 #include "data/corpus.h"
 #include "model/load.h"
@@ -31,12 +30,6 @@
 #include <unistd.h>
 
 // ---------------------------------------------------------------- the objective
-static Tensor *upload_i32(Ctx *c, const int32_t *h, int rows, int cols) {
-    Tensor *t = tensor_new(c, HYP_I32, HYP_SHAPE(rows, cols));
-    tensor_from_host(t, h);
-    return t;
-}
-
 // Every rank's positives (B, d) as one (B * world, d) tensor: ours keeps its gradient,
 // the others are constants.
 static Tensor *gather_positives(Ctx *c, Tensor *P, Comm *comm) {
@@ -445,11 +438,22 @@ static int open_loader(Trainer *t) {
     return t->loader ? 0 : -1;
 }
 
+// Where validation scores documents: eval.device, "auto" = the training device.
+static Device validation_device(const Trainer *t) {
+    const char *d = t->cfg.eval.device;
+    return !strcmp(d, "cpu") ? HYP_CPU : !strcmp(d, "cuda") ? HYP_CUDA : t->dev;
+}
+
 static int open_validation(Trainer *t) {
     const Config *c = &t->cfg;
     if (c->eval.every <= 0 || !c->eval.corpus[0]) return 0;
     if (!c->eval.queries[0] || !c->eval.qrels[0]) { hyp_set_error("eval.corpus is set: eval.queries and eval.qrels are needed too"); return -1; }
     if (!t->tok) { hyp_set_error("validation needs a vocab (data.vocab or model.init_from)"); return -1; }
+    if (validation_device(t) == HYP_CUDA && !hyp_cuda_available()) {
+        hyp_set_error("eval.device = %s: validation on cuda, but no GPU is usable: %s", c->eval.device,
+                      hyp_cuda_why_unavailable());
+        return -1;
+    }
     if (!(t->val_corpus = corpus_read(c->eval.corpus))) return -1;
     if (!(t->val_queries = corpus_read(c->eval.queries))) return -1;
     if (!(t->qrels = trec_qrels_read(c->eval.qrels))) return -1;
@@ -457,78 +461,43 @@ static int open_validation(Trainer *t) {
 }
 
 // ---------------------------------------------------------------- validation
-// Encode the validation corpus with the current model, search it exhaustively for every
-// validation query, evaluate: out[0] = selection metric, [1] nDCG@10, [2] RR@10.
-static int validate(Trainer *t, double out[3]) {
+// The selection metric eval.metric, then the metrics every validation reports.
+#define VAL_METRICS 3
+static void validation_metrics(const Trainer *t, const char *names[VAL_METRICS]) {
+    names[0] = t->cfg.eval.metric;
+    names[1] = "nDCG@10";
+    names[2] = "RR@10";
+}
+
+// Encode the validation corpus with the current model (where its weights are), search it
+// exhaustively for every validation query with the search driver on eval.device (the store
+// goes to that device once per sweep), evaluate with eval/: out = the validation_metrics.
+static int validate(Trainer *t, double out[VAL_METRICS]) {
     double t0 = hyp_now();
-    Model view = {0};
-    view.mc = t->mc;
-    view.device = t->dev;
-    view.ps = t->m.ps;
-    view.hyp = t->m.hyp;
-    view.be = t->m.be;
-    view.doc_max_len = t->cfg.data.doc_max_len;
-    view.query_max_len = t->cfg.data.query_max_len;
-    view.path = (char *)"(training)";
+    SearchModel sm = t->m.hypencoder ? search_model_hypencoder(&t->m.hyp, t->dev) : search_model_biencoder(&t->m.be, t->dev);
+    sm.query_max_len = t->cfg.data.query_max_len;
+    sm.doc_max_len = t->cfg.data.doc_max_len;
+    sm.label = "(training)";
     Corpus *cc = t->val_corpus, *qq = t->val_queries;
-    EncodeOptions eo = {.batch = 64, .pooling = POOL_CLS, .max_len = t->cfg.data.doc_max_len, .progress = false};
-    float *D = encode_texts(&view, t->tok, (const char *const *)cc->texts, cc->n, &eo);
-    int d = model_doc_bert(&view)->cfg.hidden, k = t->cfg.eval.k;
-    TrecRun *run = trec_run_new("hyp-val");
-    DocStore *store = t->m.hypencoder ? docstore_from_memory(D, cc->n, d, (const char *const *)cc->ids, STORE_F32) : NULL;
-    Ctx *c = ctx_new(t->dev);
-    no_grad_begin(c);
-    TokBatch tb = {0};
-    float *qs = NULL;
-    Hit *hits = hyp_malloc((size_t)(k > 0 ? k : 1) * sizeof(Hit));
-    int rc = 0;
-    for (int s = 0; s < qq->n && !rc; s += 32) {
-        int b = qq->n - s < 32 ? qq->n - s : 32;
-        tok_encode_batch(t->tok, (const char *const *)qq->texts + s, NULL, b, t->cfg.data.query_max_len, &tb);
-        Tensor *ids = upload_i32(c, tb.ids, b, tb.len), *mask = upload_i32(c, tb.mask, b, tb.len);
-        if (t->m.hypencoder) {
-            QNet q = hypencoder_queries(c, &t->m.hyp, ids, mask);
-            QNetHost qh = qnet_host_from(&q);
-            SearchResult *res = hyp_calloc(b, sizeof(SearchResult));
-            ExhaustiveOptions xo = {.k = k, .block_rows = 16384};
-            rc = exhaustive_search(store, &qh, (const char *const *)qq->ids + s, &xo, res);
-            for (int i = 0; i < b && !rc; i++) {
-                for (int j = 0; j < res[i].n; j++)
-                    trec_run_add(run, qq->ids[s + i], cc->ids[res[i].hits[j].idx], res[i].hits[j].score);
-                search_result_free(&res[i]);
-            }
-            free(res);
-            qnet_host_free(&qh);
-        } else {
-            Tensor *qv = biencoder_queries(c, &t->m.be, ids, mask);              // (b, d)
-            Tensor *Dt = tensor_new(c, HYP_F32, HYP_SHAPE(cc->n, d));
-            tensor_from_host(Dt, D);
-            Tensor *S = op_matmul(c, qv, Dt, false, true);                      // (b, N)
-            qs = hyp_realloc(qs, (size_t)b * cc->n * sizeof(float));
-            tensor_to_host(S, qs);
-            TopK top;
-            topk_init(&top, k);
-            for (int i = 0; i < b; i++) {
-                topk_clear(&top);
-                for (int j = 0; j < cc->n; j++) topk_offer(&top, qs[(size_t)i * cc->n + j], j);
-                int nh = topk_sorted(&top, hits);
-                for (int j = 0; j < nh; j++) trec_run_add(run, qq->ids[s + i], cc->ids[hits[j].idx], hits[j].score);
-            }
-            topk_free(&top);
-        }
-        ctx_reset(c);
-    }
-    no_grad_end(c);
-    ctx_free(c);
-    tok_batch_free(&tb);
-    free(qs);
-    free(hits);
-    docstore_free(store);
+    EncodeOptions eo = {.batch = 64, .max_len = t->cfg.data.doc_max_len};
+    float *D = encode_side(&sm, SIDE_DOCUMENT, t->tok, (const char *const *)cc->texts, cc->n, &eo);   // (N, d)
+    DocStore *store = docstore_from_memory(D, cc->n, sm.doc_bert->cfg.hidden, (const char *const *)cc->ids, STORE_F32);
     free(D);
+    TrecRun *run = trec_run_new("hyp-val");
+    SearchOptions so = search_options_default();
+    so.k = t->cfg.eval.k;
+    so.batch = 32;
+    so.query_max_len = t->cfg.data.query_max_len;
+    so.device = validation_device(t);
+    SearchRunSink sink = {run, (const char *const *)qq->ids, store};
+    int rc = search_run(&sm, t->tok, store, (const char *const *)qq->ids, (const char *const *)qq->texts, qq->n, &so,
+                        search_emit_run, &sink, NULL);
+    docstore_free(store);
     if (rc) { trec_run_free(run); return -1; }
     TrecMeasureSet *ms = trec_measures_new();
-    const char *names[3] = {t->cfg.eval.metric, "nDCG@10", "RR@10"};
-    for (int i = 0; i < 3; i++)
+    const char *names[VAL_METRICS];
+    validation_metrics(t, names);
+    for (int i = 0; i < VAL_METRICS; i++)
         if (trec_measures_add(ms, names[i])) { trec_measures_free(ms); trec_run_free(run); return -1; }
     TrecEvalOptions eopt = trec_eval_default_options();
     eopt.complete = true;   // a query the run misses counts 0
@@ -536,11 +505,11 @@ static int validate(Trainer *t, double out[3]) {
     trec_measures_free(ms);
     trec_run_free(run);
     if (!r) return -1;
-    for (int i = 0; i < 3; i++) out[i] = trec_result_summary(r, names[i]);
+    for (int i = 0; i < VAL_METRICS; i++) out[i] = trec_result_summary(r, names[i]);
     trec_result_free(r);
     if (!t->opt->quiet)
-        fprintf(stderr, "eval step %ld | %s %.4f | nDCG@10 %.4f | RR@10 %.4f | %d queries x %d docs | %.1f s\n",
-                (long)t->st.step, names[0], out[0], out[1], out[2], qq->n, cc->n, hyp_now() - t0);
+        fprintf(stderr, "eval step %ld | %s %.4f | %s %.4f | %s %.4f | %d queries x %d docs | %.1f s\n",
+                (long)t->st.step, names[0], out[0], names[1], out[1], names[2], out[2], qq->n, cc->n, hyp_now() - t0);
     return 0;
 }
 
@@ -777,7 +746,7 @@ static void teardown(Trainer *t) {
 
 // Validate, log, and keep best.h5 (best selection metric among steps <= select_within).
 static int eval_and_select(Trainer *t) {
-    double v[3] = {NAN, NAN, NAN};
+    double v[VAL_METRICS] = {NAN, NAN, NAN};
     int rc = 0;
     if (t->root) {
         rc = validate(t, v);
@@ -799,10 +768,12 @@ static int eval_and_select(Trainer *t) {
                     if (!save_failed(t, "best.h5", t->st.step == t->cfg.train.max_steps)) rc = -2;
                 }
             }
+            const char *names[VAL_METRICS];
+            validation_metrics(t, names);
             char js[512];
-            snprintf(js, sizeof js, "{\"step\": %ld, \"eval\": {\"%s\": %.6f, \"nDCG@10\": %.6f, \"RR@10\": %.6f}, "
-                     "\"best_step\": %ld, \"best\": %.6f}", (long)t->st.step, t->cfg.eval.metric, v[0], v[1], v[2],
-                     (long)t->st.best_step, t->st.best_metric);
+            snprintf(js, sizeof js, "{\"step\": %ld, \"eval\": {\"%s\": %.6f, \"%s\": %.6f, \"%s\": %.6f}, "
+                     "\"best_step\": %ld, \"best\": %.6f}", (long)t->st.step, names[0], v[0], names[1], v[1], names[2],
+                     v[2], (long)t->st.best_step, t->st.best_metric);
             log_metrics(t, js);
         }
     }

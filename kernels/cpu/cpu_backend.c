@@ -141,4 +141,10 @@ const Backend hyp_cpu_backend = {
     .sum_squares = cpu_sum_squares,
     .clip_coef = cpu_clip_coef,
     .adamw_step_dev = cpu_adamw_step_dev,
+    // search
+    .qnet_out_dot = cpu_qnet_out_dot,
+    .topk_rows = cpu_topk_rows,
+    .dense_epilogue = cpu_dense_epilogue,
+    .row_sumsq = cpu_row_sumsq,
+    .gather_bf16_rows = cpu_gather_bf16_rows,
 };

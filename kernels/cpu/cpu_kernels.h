@@ -82,4 +82,12 @@ void cpu_adamw_step_dev(float *p, const float *g, float *m, float *v, long n, do
                         double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
                         const float *grad_scale);
 
+// cpu_search.c
+void cpu_qnet_out_dot(float *s, const float *z, const float *b, const float *w, long outer, long mid, int D, float eps);
+void cpu_topk_rows(uint64_t *kout, const uint64_t *kin, const float *scores, long rows, long n, long ld, int k,
+                   int32_t base, const int32_t *skip, int32_t *bad);
+void cpu_dense_epilogue(int mode, float *G, const float *rv, const float *cv, long rows, long n);
+void cpu_row_sumsq(float *out, const float *x, long n, int D);
+void cpu_gather_bf16_rows(float *y, const uint16_t *table, const int32_t *ids, long n, int D);
+
 #endif
