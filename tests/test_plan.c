@@ -34,7 +34,17 @@ static void plan_matches_real(Device d) {
     cr_assert_eq(backend_meta_for(d), NULL, "the meta backend is off after the plan");
 }
 
-Test(plan, cpu_plan_matches_the_real_step) { plan_matches_real(HYP_CPU); }
+Test(plan, cpu_plan_matches_the_real_step) {
+    plan_matches_real(HYP_CPU);
+    // A step that outgrows the arena's first 64 MiB block mid-step: the first step's peak
+    // holds several blocks (and their unused tails), later steps one block of the high-water mark.
+    const char *big[] = {"model.dropout=0.1", "train.batch_size=64", "data.num_negatives=15", "data.doc_max_len=14"};
+    PlanReport meta = plan(HYP_CPU, false, big, 4), real = plan(HYP_CPU, true, big, 4);
+    cr_assert_gt(real.act_steady, (size_t)64 << 20, "the step should need more than one block");
+    cr_assert_gt(real.act_peak, real.act_steady);
+    expect_within(meta.act_peak, real.act_peak, 0.05, "activation arena, most bytes held (several blocks)");
+    expect_within(meta.act_steady, real.act_steady, 0.05, "activation arena, bytes handed out per step");
+}
 
 Test(plan, cuda_plan_matches_the_real_step) {
     RUN_ON_CUDA_OR_SKIP();
