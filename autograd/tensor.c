@@ -51,10 +51,12 @@ struct ArenaBlock {
 };
 #define ARENA_ALIGN 256
 
-static ArenaBlock *block_new(Device dev, size_t cap) {
+static ArenaBlock *block_new(Arena *a, size_t cap) {
     ArenaBlock *b = hyp_calloc(1, sizeof *b);
-    b->base = backend_get(dev)->alloc(cap);
+    b->base = a->host ? hyp_malloc(cap) : backend_get(a->device)->alloc(cap);
     b->cap = cap;
+    a->held += cap;
+    if (a->held > a->peak_held) a->peak_held = a->held;
     return b;
 }
 
@@ -71,7 +73,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
     ArenaBlock *b = a->head;
     if (!b || b->used + need > b->cap) {
         size_t cap = need > a->block_size ? need : a->block_size;
-        ArenaBlock *nb = block_new(a->device, cap);
+        ArenaBlock *nb = block_new(a, cap);
         nb->prev = b;
         a->head = b = nb;
     }
@@ -82,10 +84,12 @@ void *arena_alloc(Arena *a, size_t bytes) {
     return p;
 }
 
-static void blocks_free(Device dev, ArenaBlock *b) {
+static void blocks_free(Arena *a, ArenaBlock *b) {
     while (b) {
         ArenaBlock *prev = b->prev;
-        backend_get(dev)->free(b->base);
+        if (a->host) free(b->base);
+        else backend_get(a->device)->free(b->base);
+        a->held -= b->cap;
         free(b);
         b = prev;
     }
@@ -95,7 +99,7 @@ void arena_reset(Arena *a) {
     // Several blocks mean the step outgrew the block size: replace them by one
     // block that holds the whole high-water mark.
     if (a->head && a->head->prev) {
-        blocks_free(a->device, a->head);
+        blocks_free(a, a->head);
         a->head = NULL;
         if (a->high_water > a->block_size) a->block_size = a->high_water;
     }
@@ -109,9 +113,15 @@ int arena_blocks(const Arena *a) {
     return n;
 }
 
+size_t arena_peak(const Arena *a, size_t *handed, size_t *held) {
+    if (handed) *handed = a->high_water;
+    if (held) *held = a->peak_held;
+    return a->peak_held;
+}
+
 void arena_free(Arena *a) {
     if (!a) return;
-    blocks_free(a->device, a->head);
+    blocks_free(a, a->head);
     free(a);
 }
 
@@ -121,6 +131,7 @@ Ctx *ctx_new(Device device) {
     c->device = device;
     c->act = arena_new(device, 0);
     c->hdr = arena_new(HYP_CPU, 1 << 20);
+    c->hdr->host = true;   // headers are read by the host, also when the planner's meta backend runs
     c->tape = hyp_calloc(1, sizeof(Tape));
     c->seed = 42;
     return c;
@@ -182,11 +193,14 @@ Tensor *tensor_to_ctx(Ctx *c, const Tensor *t) {
     backend_get(src == HYP_CPU ? dst : src)->copy(o->data, t->data, tensor_bytes(t), kind);
     return o;
 }
+// On the meta backend (the planner) buffers hold no data: nothing to copy.
 void tensor_from_host(Tensor *t, const void *host) {
+    if (backend_get(t->device)->meta) return;
     if (t->device == HYP_CPU) memcpy(t->data, host, tensor_bytes(t));
     else backend_get(t->device)->copy(t->data, host, tensor_bytes(t), COPY_H2D);
 }
 void tensor_to_host(const Tensor *t, void *host) {
+    if (backend_get(t->device)->meta) { memset(host, 0, tensor_bytes(t)); return; }
     if (t->device == HYP_CPU) memcpy(host, t->data, tensor_bytes(t));
     else backend_get(t->device)->copy(host, t->data, tensor_bytes(t), COPY_D2H);
 }

@@ -42,15 +42,21 @@ size_t dims_prod(const Tensor *t, int from, int to);
 typedef struct ArenaBlock ArenaBlock;
 typedef struct Arena {
     Device device;
+    bool host;              // host memory from malloc, never the device's backend (tensor headers)
     ArenaBlock *head;       // current block (linked to older blocks)
     size_t block_size;
     size_t used_total;      // bytes handed out since reset
-    size_t high_water;
+    size_t high_water;      // most bytes handed out between two resets
+    size_t held, peak_held; // bytes of blocks allocated now / at most (what the device holds)
 } Arena;
 Arena *arena_new(Device device, size_t block_size);
 void *arena_alloc(Arena *a, size_t bytes);   // 256-byte aligned, uninitialised
 void arena_reset(Arena *a);
 int arena_blocks(const Arena *a);              // blocks currently held
+// Peak accounting since creation: *handed = most bytes handed out between resets (the
+// steady-state block size), *held = most bytes of blocks held at once (the first step's
+// blocks outgrown mid-step included). Either may be NULL. Returns *held.
+size_t arena_peak(const Arena *a, size_t *handed, size_t *held);
 void arena_free(Arena *a);
 
 // ---- the tape (autograd/tape.h has the node type)

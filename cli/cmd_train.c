@@ -1,9 +1,11 @@
 // hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH] [--cuda] [--quiet]
+// hyp train --config FILE [--set ...] --plan [--cuda]   peak device memory per rank (train/plan.h)
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "train/config.h"
 #include "data/train_data.h"
 #include "train/trainer.h"
+#include "train/plan.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
             "                 [--cuda] [--quiet]\n"
+            "       hyp train --config FILE [--set ...] --plan [--cuda]   will it fit? (no GPU, no data)\n"
             "       hyp train --help-config [--markdown]      every configuration key\n"
             "\n"
             "  --config FILE  INI file ([model] [data] [train] [eval] [dist]); configs/ has the paper's\n"
@@ -26,6 +29,10 @@ static int usage(void) {
             "  --resume       auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5\n"
             "  --cuda         train on the GPU (CUDA backend)\n"
             "  --quiet        no per-step log lines\n"
+            "  --plan         print the peak device memory per rank of one training step at the\n"
+            "                 config's shapes (parameters, gradients, AdamW state, activations,\n"
+            "                 workspace) and exit; the step runs through the real op code with\n"
+            "                 no arithmetic, so no GPU and no data files are needed\n"
             "\n"
             "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
             "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
@@ -67,6 +74,7 @@ static void remove_unused_run_dir(const char *dir) {
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {.device = HYP_CPU};
+    bool plan = false;
     const char **sets = calloc((size_t)argc, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -78,6 +86,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--resume") && v) o.resume = argv[++i];
         else if (!strcmp(a, "--cuda")) o.device = HYP_CUDA;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
+        else if (!strcmp(a, "--plan")) plan = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(sets); usage(); return 0; }
         else if (!strcmp(a, "--help-config")) {
             const bool md = i + 1 < argc && !strcmp(argv[i + 1], "--markdown");
@@ -90,6 +99,17 @@ int cmd_train(int argc, char **argv) {
         else { cli_bad_option("train", a, "--config --set --out --resume"); free(sets); return usage(); }
     }
     o.sets = sets;
+    if (plan) {   // shapes come from the config alone: no --out, no data, no GPU
+        PlanReport r;
+        const PlanOptions po = {.config_path = o.config_path, .sets = o.sets, .n_sets = o.n_sets, .device = o.device};
+        const bool bad = !o.config_path || cli_check_paths("train", &(CliPath)CLI_FILE("--config", o.config_path), 1, NULL, 0);
+        int rc = bad ? 1 : plan_run(&po, &r) ? 1 : 0;
+        if (rc && !bad) fprintf(stderr, "hyp train --plan: %s\n", hyp_last_error());
+        if (!o.config_path) usage();
+        if (!rc) plan_print(stdout, &r);
+        free(sets);
+        return rc;
+    }
     if (!o.out_dir || (!o.config_path && !o.resume)) { free(sets); return usage(); }
     // The run folder may not be (or replace) the config, the checkpoint resumed from, or the
     // training data (a pretokenized shards folder given as data.train).

@@ -36,6 +36,9 @@ typedef struct HypClipState {
 
 typedef struct Backend {
     const char *name;
+    // Capability: the planner's meta backend (kernels/meta_backend.c). Kernels do no work and
+    // buffers hold no data: host code must not read or write device memory (it skips instead).
+    bool meta;
 
     // ---- memory
     void *(*alloc)(size_t bytes);
@@ -216,6 +219,20 @@ bool hyp_cuda_available(void);
 const char *hyp_cuda_why_unavailable(void);
 // "cpu" or "cpu cuda".
 const char *hyp_backends_compiled(void);
+
+// ---- the memory planner's meta backend (kernels/meta_backend.c). While enabled for a
+// target device, backend_get(target) returns a table with the target's slots (NULL where it
+// has none, so ops take the same paths) that does no arithmetic and allocates fake addresses
+// while counting bytes. Not thread-safe: one planner per process at a time.
+typedef struct MetaMemory {
+    size_t live, peak;       // bytes allocated through the table now / at most
+    size_t workspace;        // modelled CUDA workspace: cuBLASLt workspace + scratch slots (0 on the CPU)
+    long allocs;             // allocations made
+} MetaMemory;
+void backend_meta_enable(Device target);
+void backend_meta_disable(void);
+const Backend *backend_meta_for(Device d);    // the meta table when enabled for d, else NULL
+MetaMemory backend_meta_memory(void);
 
 // Name a kernel slot for "op X is not implemented on <backend>" errors.
 #define KERNEL(be, slot, opname) \

@@ -146,6 +146,12 @@ PY
 
 step_bench() {
   "$bin/gpu_probes" gemm ${probe_args:-}
+  # training step vs the PyTorch twin (authors' settings) on the same GPU: bert-base Hypencoder,
+  # 6-layer q-net, 16 queries x 9 passages of 32/196 tokens (the paper's 64 needs the planner's
+  # fit: hyp train --plan --cuda), each precision; HYP_PYTHON or .venv-oracles finds torch
+  for prec in fp32 tf32 bf16; do
+    "$bin/bench_train" 12 768 12 3072 6 16 9 32 196 5 --cuda --precision $prec || return 1
+  done
   local d="$work/bench"
   mkdir -p "$d"
   "$bin/hyp" demo --steps 1 --out "$d/demo" >/dev/null 2>&1

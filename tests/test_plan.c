@@ -1,0 +1,94 @@
+// The memory planner (train/plan.h, kernels/meta_backend.c): the plan made on the meta
+// backend agrees with the arena high-water marks of the same steps run for real, on the CPU
+// and on the CUDA backend (the simulator in CI), and `hyp train --plan` prints its line.
+#include "tests/testlib.h"
+#include "train/plan.h"
+#include "kernels/kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// A small config: tiny.ini with dropout on, two micro-batches, a padded tail in each row.
+static const char *SETS[] = {"model.dropout=0.1", "train.batch_size=4", "train.grad_accum=2", "data.doc_max_len=12"};
+
+static PlanReport plan(Device d, bool real, const char *const *sets, int n) {
+    PlanOptions o = {.config_path = "configs/tiny.ini", .sets = sets, .n_sets = n, .device = d, .real = real};
+    PlanReport r;
+    cr_assert_eq(plan_run(&o, &r), 0, "plan_run (%s, %s): %s", device_name(d), real ? "real" : "meta", hyp_last_error());
+    return r;
+}
+
+static void expect_within(size_t got, size_t want, double tol, const char *what) {
+    cr_assert_gt(want, 0, "%s: the real run measured 0 bytes", what);
+    double rel = ((double)got - (double)want) / (double)want;
+    cr_assert(rel <= tol && rel >= -tol, "%s: plan %zu bytes, real %zu bytes (%.2f%%)", what, got, want, 100 * rel);
+}
+
+static void plan_matches_real(Device d) {
+    PlanReport meta = plan(d, false, SETS, 4), real = plan(d, true, SETS, 4);
+    expect_within(meta.act_peak, real.act_peak, 0.05, "activation arena, most bytes held");
+    expect_within(meta.act_steady, real.act_steady, 0.05, "activation arena, bytes handed out per step");
+    cr_assert_eq(meta.n_params, real.n_params);
+    cr_assert_eq(meta.optim, 2 * meta.params);
+    cr_assert_geq(meta.peak, meta.params + meta.grads + meta.optim + meta.act_peak, "the peak holds its parts");
+    cr_assert_eq(backend_meta_for(d), NULL, "the meta backend is off after the plan");
+}
+
+Test(plan, cpu_plan_matches_the_real_step) {
+    plan_matches_real(HYP_CPU);
+    // A step that outgrows the arena's first 64 MiB block mid-step: the first step's peak
+    // holds several blocks (and their unused tails), later steps one block of the high-water mark.
+    const char *big[] = {"model.dropout=0.1", "train.batch_size=64", "data.num_negatives=15", "data.doc_max_len=14"};
+    PlanReport meta = plan(HYP_CPU, false, big, 4), real = plan(HYP_CPU, true, big, 4);
+    cr_assert_gt(real.act_steady, (size_t)64 << 20, "the step should need more than one block");
+    cr_assert_gt(real.act_peak, real.act_steady);
+    expect_within(meta.act_peak, real.act_peak, 0.05, "activation arena, most bytes held (several blocks)");
+    expect_within(meta.act_steady, real.act_steady, 0.05, "activation arena, bytes handed out per step");
+}
+
+Test(plan, cuda_plan_matches_the_real_step) {
+    RUN_ON_CUDA_OR_SKIP();
+    plan_matches_real(HYP_CUDA);
+    // CUDA composes attention from permuted copies where the CPU fuses it: the meta table
+    // mirrors the target's slots, so the two plans differ as the two real runs do.
+    PlanReport cpu = plan(HYP_CPU, false, SETS, 4), cuda = plan(HYP_CUDA, false, SETS, 4);
+    cr_assert_gt(cuda.act_steady, cpu.act_steady);
+    cr_assert_gt(cuda.workspace, 0, "the cuBLASLt workspace is counted");
+}
+
+// The plan follows the shapes: more passages per query, more activations; the parameters
+// stay. Also the bi-encoder.
+Test(plan, plan_scales_with_the_batch) {
+    const char *more[] = {"model.dropout=0.1", "train.batch_size=4", "train.grad_accum=2", "data.doc_max_len=12",
+                          "data.num_negatives=15"};
+    PlanReport a = plan(HYP_CPU, false, SETS, 4), b = plan(HYP_CPU, false, more, 5);
+    cr_assert_eq(a.params, b.params);
+    cr_assert_gt(b.act_steady, a.act_steady + a.act_steady / 2, "16 items instead of 8: %zu vs %zu", b.act_steady,
+                 a.act_steady);
+    const char *be[] = {"model.kind=biencoder", "train.batch_size=4"};
+    PlanReport m = plan(HYP_CPU, false, be, 2), r = plan(HYP_CPU, true, be, 2);
+    expect_within(m.act_peak, r.act_peak, 0.05, "bi-encoder activations");
+}
+
+Test(plan, cli_prints_the_plan_line_without_data) {
+    FILE *p = popen(HYP_BIN " train --config configs/hypencoder-6.ini --plan --set train.batch_size=2 2>&1", "r");
+    cr_assert(p);
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof line, p)) snprintf(last, sizeof last, "%s", line);
+    cr_assert_eq(pclose(p), 0, "hyp train --plan failed: %s", last);
+    double gib;
+    char dev[16], prec[16];
+    int b, n, q, d;
+    cr_assert_eq(sscanf(last, "plan: peak %lf GiB per rank (device %15[a-z], precision %15[a-z0-9], batch %dx%d, "
+                        "query %d, passage %d)", &gib, dev, prec, &b, &n, &q, &d), 7, "last line: %s", last);
+    cr_assert(gib > 2 && !strcmp(dev, "cpu") && b == 2 && n == 9 && q == 32 && d == 196, "%s", last);
+}
+
+Test(plan, cli_bad_config_is_one_clear_error) {
+    FILE *p = popen(HYP_BIN " train --config configs/tiny.ini --plan --set model.qnet_layers=x 2>&1", "r");
+    char buf[1024] = "";
+    size_t k = fread(buf, 1, sizeof buf - 1, p);
+    buf[k] = 0;
+    cr_assert_neq(pclose(p), 0);
+    cr_assert(strstr(buf, "model.qnet_layers") && !strstr(buf, "plan: peak"), "%s", buf);
+}
