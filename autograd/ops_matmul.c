@@ -1,6 +1,27 @@
 // ops_matmul.c: matmul (batched, transposes, broadcast) and linear.
 #include "autograd/ops_internal.h"
 
+// A GEMM operand as the backend reads it: under bf16 precision a parameter (or a slice of
+// one) comes from the parameters' bf16 copy, made once per optimizer step (paramset_bf16)
+// instead of being rounded on every call; anything else is the fp32 data itself.
+typedef struct { const void *p; bool bf16; } GemmIn;
+static GemmIn gemm_in(const Ctx *c, const void *data) {
+    if (c->matmul_precision == HYP_MATMUL_BF16 && c->params && c->params->device == c->device) {
+        const uint16_t *h = paramset_bf16_of(c->params, data);
+        if (h) return (GemmIn){h, true};
+    }
+    return (GemmIn){data, false};
+}
+
+// C = alpha op(A) op(B) + beta C through gemm_ex with A and B as gemm_in reads them.
+static void gemm_op(const Ctx *c, const Backend *be, const char *op, bool ta, bool tb, int M, int N, int K,
+                    float alpha, const float *A, long long sA, const float *B, long long sB, float beta, float *C,
+                    long long sC, int batch) {
+    GemmIn a = gemm_in(c, A), b = gemm_in(c, B);
+    KERNEL(be, gemm_ex, op)(ta, tb, M, N, K, alpha, a.p, a.bf16, sA, b.p, b.bf16, sB, beta, C, sC, batch,
+                            c->matmul_precision);
+}
+
 // Leading ("batch") element count of a tensor used as a matrix operand.
 static int batch_of(const Tensor *t) { return (int)dims_prod(t, 0, t->ndim - 2); }
 
@@ -27,9 +48,8 @@ Tensor *op_matmul(Ctx *c, Tensor *a, Tensor *b, bool ta, bool tb) {
     shape[lead->ndim - 2] = M;
     shape[lead->ndim - 1] = N;
     Tensor *y = out_like(c, lead->ndim, shape);
-    KERNEL(be, gemm, "matmul")(ta, tb, M, N, K, 1.0f, a->data, ba ? (long long)M * K : 0,
-                               b->data, bb ? (long long)K * N : 0, 0.0f, y->data,
-                               (long long)M * N, batch, c->matmul_precision);
+    gemm_op(c, be, "matmul", ta, tb, M, N, K, 1.0f, a->data, ba ? (long long)M * K : 0, b->data,
+            bb ? (long long)K * N : 0, 0.0f, y->data, (long long)M * N, batch);
     if (tape_wants(c, in, 2)) {
         Node *n = tape_push(c, OP_MATMUL, in, 2, y);
         n->p.matmul.ta = ta;
@@ -52,7 +72,6 @@ void bw_matmul(Ctx *c, Node *n) {
     long long sA = (long long)M * K, sB = (long long)K * N, sC = (long long)M * N;
     const float *A = a->data, *B = b->data, *G = y->grad->data;
     float *gA = in_grad(c, n, 0), *gB = in_grad(c, n, 1);
-    MatmulPrecision prec = c->matmul_precision;
     // A 2-D operand broadcast over the batch accumulates one GEMM per batch element
     // (a batched GEMM writing one output would race on the GPU).
     if (gA) {
@@ -61,9 +80,9 @@ void bw_matmul(Ctx *c, Node *n) {
             const float *Gz = G + z * sC, *Bz = B + (bb ? z * sB : 0);
             long long sG = ba ? sC : 0, sBz = ba && bb ? sB : 0;
             if (!ta)   // dA (M,K) += dC op(B)^T
-                be->gemm(false, !tb, M, K, N, 1.0f, Gz, sG, Bz, sBz, 1.0f, gA, ba ? sA : 0, bz, prec);
+                gemm_op(c, be, "matmul", false, !tb, M, K, N, 1.0f, Gz, sG, Bz, sBz, 1.0f, gA, ba ? sA : 0, bz);
             else       // dA (K,M) += op(B) dC^T
-                be->gemm(tb, true, K, M, N, 1.0f, Bz, sBz, Gz, sG, 1.0f, gA, ba ? sA : 0, bz, prec);
+                gemm_op(c, be, "matmul", tb, true, K, M, N, 1.0f, Bz, sBz, Gz, sG, 1.0f, gA, ba ? sA : 0, bz);
         }
     }
     if (gB) {
@@ -72,9 +91,9 @@ void bw_matmul(Ctx *c, Node *n) {
             const float *Gz = G + z * sC, *Az = A + (ba ? z * sA : 0);
             long long sG = bb ? sC : 0, sAz = bb && ba ? sA : 0;
             if (!tb)   // dB (K,N) += op(A)^T dC
-                be->gemm(!ta, false, K, N, M, 1.0f, Az, sAz, Gz, sG, 1.0f, gB, bb ? sB : 0, bz, prec);
+                gemm_op(c, be, "matmul", !ta, false, K, N, M, 1.0f, Az, sAz, Gz, sG, 1.0f, gB, bb ? sB : 0, bz);
             else       // dB (N,K) += dC^T op(A)
-                be->gemm(true, ta, N, K, M, 1.0f, Gz, sG, Az, sAz, 1.0f, gB, bb ? sB : 0, bz, prec);
+                gemm_op(c, be, "matmul", true, ta, N, K, M, 1.0f, Gz, sG, Az, sAz, 1.0f, gB, bb ? sB : 0, bz);
         }
     }
 }
@@ -91,8 +110,7 @@ Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = dout;
     Tensor *y = out_like(c, x->ndim, shape);
-    KERNEL(be, gemm, "linear")(false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0,
-                               0.0f, y->data, 0, 1, c->matmul_precision);
+    gemm_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0, 0.0f, y->data, 0, 1);
     if (b) be->binary_fwd(BIN_ADD, y->data, y->data, b->data, rows * dout, dout);
     if (tape_wants(c, in, b ? 3 : 2)) tape_push(c, OP_LINEAR, in, b ? 3 : 2, y);
     return y;
@@ -107,8 +125,8 @@ void bw_linear(Ctx *c, Node *n) {
     float bx;
     float *gx = in_grad_for_gemm(c, n, 0, &bx), *gw = in_grad(c, n, 1);
     float *gb = n->n_in > 2 ? in_grad(c, n, 2) : NULL;
-    if (gx) be->gemm(false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, bx, gx, 0, 1, c->matmul_precision);
-    if (gw) be->gemm(true, false, dout, din, rows, 1.0f, G, 0, x->data, 0, 1.0f, gw, 0, 1, c->matmul_precision);
+    if (gx) gemm_op(c, be, "linear", false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, bx, gx, 0, 1);
+    if (gw) gemm_op(c, be, "linear", true, false, dout, din, rows, 1.0f, G, 0, x->data, 0, 1.0f, gw, 0, 1);
     // The bias gradient is the column sum of dY: binary_bwd of an add reduces over rows
     // (the a/b operands only matter for mul; pass valid buffers of the right sizes).
     if (gb) be->binary_bwd(BIN_ADD, NULL, gb, G, G, n->in[2]->data, (long)rows * dout, dout);

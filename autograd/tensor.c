@@ -275,10 +275,30 @@ Tensor *paramset_get(const ParamSet *ps, const char *name) {
 void paramset_zero_grad(ParamSet *ps) {
     backend_get(ps->device)->memset0(ps->grad, ps->numel * sizeof(float));
 }
+const uint16_t *paramset_bf16(ParamSet *ps) {
+    HYP_CHECK(ps->finalized, "paramset_bf16 before finalize");
+    const Backend *be = backend_get(ps->device);
+    if (!ps->bf16) {
+        ps->bf16 = be->alloc(ps->numel * sizeof(uint16_t));
+        ps->bf16_version = ps->version - 1;   // stale
+    }
+    if (ps->bf16_version != ps->version) {
+        be->f32_to_bf16(ps->bf16, ps->data, (long)ps->numel);
+        ps->bf16_version = ps->version;
+    }
+    return ps->bf16;
+}
+const uint16_t *paramset_bf16_of(ParamSet *ps, const void *p) {
+    if (!ps || !ps->finalized || ps->numel == 0) return NULL;
+    const float *f = p;
+    if (f < ps->data || f >= ps->data + ps->numel) return NULL;
+    return paramset_bf16(ps) + (f - ps->data);
+}
 void paramset_free(ParamSet *ps) {
     if (!ps) return;
     const Backend *be = backend_get(ps->device);
     if (ps->finalized) { be->free(ps->data); be->free(ps->grad); }
+    if (ps->bf16) be->free(ps->bf16);
     for (int i = 0; i < ps->n; i++) {
         free((char *)ps->params[i]->name);
         free(ps->params[i]->grad);

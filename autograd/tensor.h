@@ -63,7 +63,13 @@ void arena_free(Arena *a);
 struct Tape;
 
 // ---- execution context: where new tensors go, whether ops are recorded.
-typedef enum { HYP_MATMUL_F32 = 0, HYP_MATMUL_BF16 = 1 } MatmulPrecision;
+// GEMM precision (train.precision; docs/precision.md says what is rounded where).
+// F32: fp32 operands and accumulation. BF16: operands rounded to bf16, fp32 accumulation,
+// the product rounded to bf16 (PyTorch autocast's bf16 outputs). TF32: operands rounded to
+// tf32 (10 mantissa bits), fp32 accumulation and output. The CPU emulates BF16 and TF32
+// with the same roundings, so they are specified and tested there.
+typedef enum { HYP_MATMUL_F32 = 0, HYP_MATMUL_BF16 = 1, HYP_MATMUL_TF32 = 2 } MatmulPrecision;
+struct ParamSet;
 typedef struct Ctx {
     Device device;
     Arena *act;             // activations and their gradients; reset per step
@@ -73,7 +79,10 @@ typedef struct Ctx {
     bool training;          // dropout active
     uint64_t seed;          // Philox key for dropout
     uint64_t rng_offset;    // Philox counter base; advanced by every random op
-    MatmulPrecision matmul_precision;  // CUDA only; CPU is always fp32
+    MatmulPrecision matmul_precision;  // every backend (the CPU emulates bf16/tf32); default F32
+    // Parameters whose bf16 copy (paramset_bf16, made once per optimizer step) BF16 GEMMs read
+    // instead of rounding the weight on every call; NULL: operands are rounded per call.
+    struct ParamSet *params;
     // Called after each tape node's backward (node index, descending) when set: lets the
     // trainer start all-reducing gradient buckets that are already final.
     void (*after_backward_node)(struct Ctx *c, int node_index, void *user);
@@ -118,6 +127,10 @@ typedef struct ParamSet {
     float *data;            // (numel,) all parameters, in registration order
     float *grad;            // (numel,)
     bool finalized;
+    // bf16 copy of data for BF16 GEMMs: remade by paramset_bf16 when version moved on.
+    uint64_t version;       // bumped by every update of data (paramset_touch: the optimizer step)
+    uint64_t bf16_version;  // version bf16 was made from
+    uint16_t *bf16;         // (numel,) on device; NULL until first asked for
 } ParamSet;
 ParamSet *paramset_new(Device device);
 // Register a parameter (before finalize). Returns its tensor (data valid after finalize).
@@ -126,6 +139,15 @@ void paramset_finalize(ParamSet *ps);           // allocates data (zeroed) and g
 Tensor *paramset_get(const ParamSet *ps, const char *name);  // NULL if absent
 void paramset_zero_grad(ParamSet *ps);
 void paramset_free(ParamSet *ps);
+// data changed (an optimizer step): the bf16 copy is stale. Whoever writes parameters while
+// a Ctx with c->params = ps is in use calls it (train/optim.c does for every step).
+static inline void paramset_touch(ParamSet *ps) { ps->version++; }
+// The bf16 copy of all parameters (round to nearest even), converted when stale: one
+// conversion per optimizer step however many GEMMs read it.
+const uint16_t *paramset_bf16(ParamSet *ps);
+// The bf16 copy of the parameter (or view of one) whose data is p, or NULL when p is not
+// inside ps's parameter buffer.
+const uint16_t *paramset_bf16_of(ParamSet *ps, const void *p);
 
 #ifdef __cplusplus
 }

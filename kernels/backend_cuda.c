@@ -12,6 +12,7 @@ const Backend hyp_cuda_backend = {
     .copy = hyp_cuda_copy,
     .synchronize = hyp_cuda_synchronize,
     .gemm = hyp_cuda_gemm,
+    .gemm_ex = hyp_cuda_gemm_ex,
     .binary_fwd = hyp_cuda_binary_fwd,
     .binary_bwd = hyp_cuda_binary_bwd,
     .add_rows_fwd = hyp_cuda_add_rows_fwd,

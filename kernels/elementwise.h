@@ -104,6 +104,20 @@ HYP_HD float hyp_bf16_to_f32(uint16_t h) {
     v.u = (uint32_t)h << 16;
     return v.f;
 }
+// x rounded to the nearest bf16 (an fp32 holding a bf16 value): what a bf16 GEMM operand
+// or output holds under train.precision = bf16.
+HYP_HD float hyp_round_bf16(float x) { return hyp_bf16_to_f32(hyp_f32_to_bf16(x)); }
+// x rounded to the nearest tf32 (10 explicit mantissa bits, ties to even; inf and NaN kept):
+// a tensor-core operand under train.precision = tf32.
+HYP_HD float hyp_round_tf32(float x) {
+    union { float f; uint32_t u; } v;
+    v.f = x;
+    if ((v.u & 0x7f800000u) != 0x7f800000u) {
+        v.u += 0xfffu + ((v.u >> 13) & 1u);
+        v.u &= ~0x1fffu;
+    }
+    return v.f;
+}
 
 // ---- Philox4x32-10 (Salmon et al. 2011): counter-based, so element i of a random op
 // depends only on (seed, counter) and CPU and GPU draw identical numbers.

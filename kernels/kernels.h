@@ -52,11 +52,24 @@ typedef struct Backend {
     // op(A[z]) is (M,K), op(B[z]) is (K,N), C[z] is (M,N); A[z] = A + z*strideA
     // (stride 0 broadcasts one matrix over the batch). Leading dims are the
     // contiguous ones: lda = ta ? M : K, ldb = tb ? K : N, ldc = N.
-    // prec selects bf16 inputs with fp32 accumulation on CUDA; the CPU ignores it.
     // beta == 0 means C is not read (it may hold garbage, even NaN).
+    // prec (MatmulPrecision, autograd/tensor.h), the same on every backend (the CPU emulates):
+    //   F32:  C = alpha op(A) op(B) + beta C in fp32.
+    //   TF32: A and B rounded to tf32 (hyp_round_tf32), fp32 accumulation and output.
+    //   BF16: A and B rounded to bf16 (hyp_round_bf16), fp32 accumulation, P = alpha op(A) op(B)
+    //         rounded to bf16, then C = P + beta C in fp32 (autocast's bf16 output, accumulated
+    //         into fp32 gradients as autocast's casts do).
+    // Backends agree bitwise up to the fp32 accumulation order of their BLAS.
     void (*gemm)(bool ta, bool tb, int M, int N, int K, float alpha,
                  const float *A, long long strideA, const float *B, long long strideB,
                  float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
+    // gemm with A and/or B given in bf16 (a_bf16 / b_bf16: the buffer holds uint16_t bf16
+    // values and the strides count them, e.g. the parameters' copy from paramset_bf16). A bf16
+    // operand is read exactly, so with prec BF16 the result equals gemm on its fp32 original.
+    // bf16 operands need prec == HYP_MATMUL_BF16.
+    void (*gemm_ex)(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
+                    long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
+                    float *C, long long strideC, int batch, MatmulPrecision prec);
 
     // ---- element-wise. b broadcasts over leading dims: b index = i % nb (nb divides n).
     void (*binary_fwd)(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);

@@ -65,6 +65,7 @@ static const Key KEYS[] = {
     D(train, lr, "2e-5", 0, 1e3, "peak learning rate (AdamW)"),
     L(train, warmup_steps, "6000", 0, BIG, "linear warm-up steps"),
     E(train, schedule, "constant_with_warmup", "constant_with_warmup|linear|constant", "learning-rate schedule after warm-up (HF's names)"),
+    E(train, precision, "auto", "auto|fp32|tf32|bf16", "GEMM precision (docs/precision.md): bf16 = PyTorch autocast's (bf16 operands and products, fp32 accumulation, master weights, norms and losses); tf32 = operands rounded to tf32; auto: bf16 on CUDA, fp32 on the CPU"),
     L(train, max_steps, "1000000", 1, BIG, "training steps"),
     L(train, save_steps, "2500", 0, BIG, "a checkpoint every this many steps (0: only at the end)"),
     I(train, keep_last, "3", 0, INT_MAX, "checkpoints kept besides best.h5 (0: keep all)"),
@@ -480,4 +481,11 @@ char *config_help_text(bool markdown) {
     }
 #undef PUT
     return out;
+}
+
+MatmulPrecision config_precision(const Config *c, Device d) {
+    const char *p = c->train.precision;
+    if (!strcmp(p, "bf16") || (!strcmp(p, "auto") && d == HYP_CUDA)) return HYP_MATMUL_BF16;
+    if (!strcmp(p, "tf32")) return HYP_MATMUL_TF32;
+    return HYP_MATMUL_F32;
 }

@@ -13,6 +13,7 @@
 #ifndef HYP_CONFIG_H
 #define HYP_CONFIG_H
 #include "autograd/util.h"
+#include "autograd/tensor.h"
 
 #define CONFIG_STR_MAX 1024   // longest string value (paths), including the NUL
 
@@ -38,6 +39,7 @@ typedef struct Config {
         double lr;                   // 2e-5
         long warmup_steps;           // 6000
         char schedule[32];           // constant_with_warmup | linear | constant
+        char precision[8];           // auto (bf16 on CUDA, fp32 on the CPU) | fp32 | tf32 | bf16
         long max_steps;              // 1000000
         long save_steps;             // 2500 (0: only at the end)
         int keep_last;               // 3 checkpoints kept besides best.h5 (0: keep all)
@@ -87,5 +89,7 @@ char *config_get(const Config *c, const char *dotted_key);
 // Every key with its type, default, range and meaning (malloc'd): plain text for
 // `hyp train --help-config`, or Markdown (docs/config.md is exactly that text).
 char *config_help_text(bool markdown);
+// train.precision for a run on device d ("auto": bf16 on CUDA, fp32 on the CPU).
+MatmulPrecision config_precision(const Config *c, Device d);
 
 #endif

@@ -148,6 +148,7 @@ OptimStatus optim_step(AdamW *o, ParamSet *ps, double lr, OptimStats *stats) {
                                              o->run_decay[r] ? o->cfg.weight_decay : 0.0, bc1, bc2, coef);
     }
     o->step = t;
+    paramset_touch(ps);   // the parameters' bf16 copy is remade before the next bf16 GEMM
     return OPTIM_OK;
 }
 
@@ -170,6 +171,7 @@ OptimStatus optim_step_async(AdamW *o, ParamSet *ps, double lr, const float *che
     }
     o->step = t;
     o->last_lr = lr;
+    paramset_touch(ps);
     return OPTIM_OK;
 }
 

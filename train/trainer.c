@@ -696,6 +696,8 @@ static int setup(Trainer *t, const TrainOptions *o) {
                             .max_steps = t->cfg.train.max_steps};
     t->ctx = ctx_new(t->dev);
     t->ctx->training = true;
+    t->ctx->matmul_precision = config_precision(&t->cfg, t->dev);   // train.precision
+    t->ctx->params = t->m.ps;   // bf16 GEMMs read its per-step bf16 copy
     t->ctx->seed = (uint64_t)t->cfg.train.seed;
     if (open_loader(t) || open_validation(t)) { free(resume_path); return fail("data"); }
     if (resume_path) {

@@ -1,5 +1,4 @@
 #include "kernels/cpu/cpu_kernels.h"
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,38 +64,6 @@ void cpu_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
 }
 void cpu_synchronize(void) {}
 
-void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, long long strideA,
-              const float *B, long long strideB, float beta, float *C, long long strideC, int batch,
-              MatmulPrecision prec) {
-    (void)prec;   // the CPU is the fp32 specification
-    if (M == 0 || N == 0) return;
-    int lda = ta ? M : K, ldb = tb ? K : N;
-    if (K == 0) {   // BLAS leaves C untouched for K = 0 only when beta is 1
-        for (int z = 0; z < batch; z++)
-            for (long i = 0; i < (long)M * N; i++) C[z * strideC + i] = beta == 0.0f ? 0.0f : beta * C[z * strideC + i];
-        return;
-    }
-    // A broadcast 2-D B with a batched A folds into one tall GEMM (better blocking).
-    if (batch > 1 && strideB == 0 && !ta && strideA == (long long)M * K && strideC == (long long)M * N) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M * batch, N, K,
-                    alpha, A, lda, B, ldb, beta, C, N);
-        return;
-    }
-    // Many small matrices (attention heads, per-query q-nets): one thread per matrix.
-    // OpenBLAS's OpenMP build runs single-threaded inside a parallel region, so this
-    // replaces a fork/join per tiny GEMM with one for the whole batch.
-    if (strideC != 0 && (batch >= 2 * omp_get_max_threads() || (batch > 1 && (double)M * N * K < 64.0 * 64 * 64))) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int z = 0; z < batch; z++)
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                        M, N, K, alpha, A + z * strideA, lda, B + z * strideB, ldb, beta, C + z * strideC, N);
-        return;
-    }
-    for (int z = 0; z < batch; z++)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    M, N, K, alpha, A + z * strideA, lda, B + z * strideB, ldb, beta, C + z * strideC, N);
-}
-
 const Backend hyp_cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -105,6 +72,7 @@ const Backend hyp_cpu_backend = {
     .copy = cpu_copy,
     .synchronize = cpu_synchronize,
     .gemm = cpu_gemm,
+    .gemm_ex = cpu_gemm_ex,
     .binary_fwd = cpu_binary_fwd,
     .binary_bwd = cpu_binary_bwd,
     .add_rows_fwd = cpu_add_rows_fwd,

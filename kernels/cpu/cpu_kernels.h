@@ -4,15 +4,20 @@
 #define HYP_CPU_KERNELS_H
 #include "kernels/kernels.h"
 
-// cpu_backend.c: memory, gemm, the backend table
+// cpu_backend.c: memory, the backend table
 void *cpu_alloc(size_t bytes);
 void cpu_free(void *p);
 void cpu_memset0(void *p, size_t bytes);
 void cpu_copy(void *dst, const void *src, size_t bytes, CopyKind kind);
 void cpu_synchronize(void);
+
+// cpu_gemm.c: OpenBLAS sgemm; bf16 / tf32 emulated by rounding (docs/precision.md)
 void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, long long strideA,
               const float *B, long long strideB, float beta, float *C, long long strideC, int batch,
               MatmulPrecision prec);
+void cpu_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
+                 long long strideA, const void *B, bool b_bf16, long long strideB, float beta, float *C,
+                 long long strideC, int batch, MatmulPrecision prec);
 
 // cpu_elementwise.c
 void cpu_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);

@@ -52,7 +52,7 @@ static inline unsigned hyp_grid(long n, int threads) {
 // several at once). Reusing them across launches is safe because every launcher
 // enqueues on the same stream. Growing synchronises the device (cudaFree).
 enum { HYP_SCRATCH_GEMM_A = 0, HYP_SCRATCH_GEMM_B = 1, HYP_SCRATCH_REDUCE = 2,
-       HYP_SCRATCH_ROWS = 3, HYP_SCRATCH_SORT = 4, HYP_SCRATCH_COUNT = 5 };
+       HYP_SCRATCH_ROWS = 3, HYP_SCRATCH_SORT = 4, HYP_SCRATCH_GEMM_C = 5, HYP_SCRATCH_COUNT = 6 };
 void *hyp_cuda_scratch(int slot, size_t bytes);
 
 // True when p is aligned to `bytes` (a power of two).

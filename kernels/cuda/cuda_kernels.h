@@ -37,11 +37,14 @@ void hyp_cuda_memset0(void *p, size_t bytes);
 void hyp_cuda_copy(void *dst, const void *src, size_t bytes, CopyKind kind);
 void hyp_cuda_synchronize(void);
 
-// ---- matmul (gemm.cu): cuBLASLt, fp32 or bf16 inputs with fp32 accumulation.
-// Set HYP_CUDA_TF32=1 in the environment to let fp32 products use TF32 tensor cores.
+// ---- matmul (gemm.cu): cuBLASLt, fp32 / tf32 / bf16 inputs with fp32 accumulation.
+// HYP_CUDA_TF32=1 in the environment also lets HYP_MATMUL_F32 products use TF32.
 void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha,
                    const float *A, long long strideA, const float *B, long long strideB,
                    float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
+void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
+                      long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
+                      float *C, long long strideC, int batch, MatmulPrecision prec);
 
 // ---- element-wise (elementwise.cu)
 void hyp_cuda_binary_fwd(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);

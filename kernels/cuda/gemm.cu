@@ -6,10 +6,12 @@
 // cuBLAS the B buffer as its "A" and the A buffer as its "B", keep the transpose
 // flags, and swap M and N.
 //
-// fp32 inputs run with CUBLAS_COMPUTE_32F (no TF32 unless HYP_CUDA_TF32=1). With
-// prec == HYP_MATMUL_BF16, A and B are first rounded to bf16 (round to nearest even,
-// the same hyp_f32_to_bf16 the CPU uses) in scratch buffers; the product accumulates
-// and is written in fp32.
+// Precision (kernels.h; the CPU backend emulates the same roundings, cpu_gemm.c):
+// HYP_MATMUL_F32 runs CUBLAS_COMPUTE_32F (TF32 only if HYP_CUDA_TF32=1), HYP_MATMUL_TF32
+// CUBLAS_COMPUTE_32F_FAST_TF32. HYP_MATMUL_BF16 hands cuBLASLt bf16 A and B (an operand
+// already in bf16, the parameters' per-step copy, is used as it is; fp32 ones are rounded
+// with hyp_f32_to_bf16 into scratch), accumulates in fp32 (CUBLAS_COMPUTE_32F), and rounds
+// the product to bf16 before beta C is added (autocast's bf16 outputs).
 //
 // Matmul plans (descriptors + the heuristic's algorithm) are cached per problem
 // shape and pointer-alignment class; a batch whose A or B has stride 0 (broadcast)
@@ -68,6 +70,11 @@ static void gemm_init(void) {
     G.init = true;
 }
 
+static cublasComputeType_t compute_type(int prec) {
+    if (prec == HYP_MATMUL_TF32 || (prec == HYP_MATMUL_F32 && G.tf32)) return CUBLAS_COMPUTE_32F_FAST_TF32;
+    return CUBLAS_COMPUTE_32F;
+}
+
 // Largest power of two (<= 256) dividing the address and, for a batch, the stride in bytes.
 static unsigned align_class(const void *p, long long stride, size_t elt, int batch) {
     uintptr_t a = (uintptr_t)p;
@@ -113,7 +120,7 @@ static void plan_build(Plan *p, const PlanKey *k) {
     p->key = *k;
     const bool bf16 = k->prec == HYP_MATMUL_BF16;
     const cudaDataType tin = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    const cublasComputeType_t ct = (!bf16 && G.tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const cublasComputeType_t ct = compute_type(k->prec);
     // column-major problem: C^T (N x M) = opB'(N x K) * opA'(K x M)
     const cublasOperation_t opa = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N;   // applies to our B
     const cublasOperation_t opb = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N;   // applies to our A
@@ -175,6 +182,19 @@ __global__ void gemm_scale_c_kernel(float *C, long long strideC, long mn, int ba
     }
 }
 
+// BF16 output: C[z] = bf16(P[z]) + beta * C[z], or bf16(P[z]) when beta == 0 (C not read).
+// P may be C itself (beta == 0, rounding in place).
+__global__ void gemm_round_bf16_kernel(float *C, long long strideC, const float *P, long long strideP, long mn,
+                                       int batch, float beta) {
+    const long total = mn * (long)batch;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        long z = i / mn, e = i - z * mn;
+        float *c = C + z * strideC + e;
+        const float r = hyp_round_bf16(P[z * strideP + e]);
+        *c = beta == 0.0f ? r : r + beta * *c;
+    }
+}
+
 // Elements from the first to the last one a strided batch touches.
 static size_t span_elems(long long stride, size_t mat, int batch) {
     return batch > 1 ? (size_t)stride * (size_t)(batch - 1) + mat : mat;
@@ -182,9 +202,8 @@ static size_t span_elems(long long stride, size_t mat, int batch) {
 
 static void gemm_fallback(const PlanKey *k, float alpha, const void *A, const void *B, float beta,
                           float *C) {
-    const bool bf16 = k->prec == HYP_MATMUL_BF16;
-    const cudaDataType tin = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    const cublasComputeType_t ct = (!bf16 && G.tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const cudaDataType tin = k->prec == HYP_MATMUL_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    const cublasComputeType_t ct = compute_type(k->prec);
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         G.blas, k->tb ? CUBLAS_OP_T : CUBLAS_OP_N, k->ta ? CUBLAS_OP_T : CUBLAS_OP_N,
         k->N, k->M, k->K, &alpha,
@@ -193,17 +212,53 @@ static void gemm_fallback(const PlanKey *k, float alpha, const void *A, const vo
         &beta, C, CUDA_R_32F, k->N, k->sC, k->batch, ct, CUBLAS_GEMM_DEFAULT));
 }
 
-extern "C" void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha,
-                              const float *A, long long strideA, const float *B, long long strideB,
-                              float beta, float *C, long long strideC, int batch,
-                              MatmulPrecision prec) {
+// One cuBLASLt (or cuBLAS) call: C = alpha op(A) op(B) + beta C with A, B already in the
+// plan's input type; the caller has folded broadcasts and zeroed the strides of one matrix.
+static void gemm_call(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, long long strideA,
+                      const void *B, long long strideB, float beta, float *C, long long strideC, int batch,
+                      MatmulPrecision prec) {
+    const size_t elt = prec == HYP_MATMUL_BF16 ? 2 : 4;
+    PlanKey k;
+    memset(&k, 0, sizeof k);                // padding bytes take part in hashing/compare
+    k.ta = ta; k.tb = tb; k.M = M; k.N = N; k.K = K; k.batch = batch; k.prec = (int)prec;
+    k.sA = strideA; k.sB = strideB; k.sC = strideC;
+    k.alA = align_class(A, strideA, elt, batch);
+    k.alB = align_class(B, strideB, elt, batch);
+    k.alC = align_class(C, strideC, sizeof(float), batch);
+
+    // Lt's handling of a zero batch stride is not documented: broadcasts go to cuBLAS.
+    const bool broadcast = batch > 1 && (strideA == 0 || strideB == 0);
+    if (!broadcast) {
+        Plan tmp;
+        Plan *p = plan_get(&k, &tmp);
+        bool done = false;
+        if (p->use_lt) {
+            cublasStatus_t st = cublasLtMatmul(G.lt, p->desc, &alpha, B, p->la, A, p->lb, &beta,
+                                               C, p->lc, C, p->lc, &p->algo, G.ws, GEMM_WORKSPACE_BYTES,
+                                               hyp_cuda_stream());
+            if (st == CUBLAS_STATUS_SUCCESS) done = true;
+            else p->use_lt = false;         // remember: use cuBLAS for this shape from now on
+        }
+        if (p == &tmp) plan_destroy(&tmp);
+        if (done) return;
+    }
+    gemm_fallback(&k, alpha, A, B, beta, C);
+}
+
+extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
+                                 long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
+                                 float *C, long long strideC, int batch, MatmulPrecision prec) {
     if (M < 0 || N < 0 || K < 0 || batch < 0 || strideA < 0 || strideB < 0 || strideC < 0)
         hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: negative size (M=%d N=%d K=%d batch=%d)",
                      M, N, K, batch);
+    if (prec != HYP_MATMUL_F32 && prec != HYP_MATMUL_BF16 && prec != HYP_MATMUL_TF32)
+        hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: unknown precision %d", (int)prec);
+    if ((a_bf16 || b_bf16) && prec != HYP_MATMUL_BF16)
+        hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: a bf16 operand needs bf16 precision");
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch > 1 && strideC == 0)
         hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: strideC = 0 with batch %d", batch);
-    if (K == 0) {                           // empty sum: C = beta * C
+    if (K == 0) {                           // empty sum: C = beta * C (bf16(0) = 0)
         long mn = (long)M * N;
         HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_scale_c_kernel)(
             C, strideC, mn, batch, beta);
@@ -219,42 +274,41 @@ extern "C" void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha
     }
     if (batch == 1) strideA = strideB = strideC = 0;
 
-    const bool bf16 = prec == HYP_MATMUL_BF16;
-    const void *Ause = A, *Buse = B;
-    if (bf16) {
+    if (prec != HYP_MATMUL_BF16) {
+        gemm_call(ta, tb, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC, batch, prec);
+        return;
+    }
+    const void *A16 = A, *B16 = B;         // bf16 operands: given, or rounded into scratch
+    if (!a_bf16) {
         size_t na = span_elems(strideA, (size_t)M * K, batch);
-        size_t nb = span_elems(strideB, (size_t)K * N, batch);
         uint16_t *a16 = (uint16_t *)hyp_cuda_scratch(HYP_SCRATCH_GEMM_A, na * sizeof(uint16_t));
+        hyp_cuda_f32_to_bf16(a16, (const float *)A, (long)na);
+        A16 = a16;
+    }
+    if (!b_bf16) {
+        size_t nb = span_elems(strideB, (size_t)K * N, batch);
         uint16_t *b16 = (uint16_t *)hyp_cuda_scratch(HYP_SCRATCH_GEMM_B, nb * sizeof(uint16_t));
-        hyp_cuda_f32_to_bf16(a16, A, (long)na);
-        hyp_cuda_f32_to_bf16(b16, B, (long)nb);
-        Ause = a16;
-        Buse = b16;
+        hyp_cuda_f32_to_bf16(b16, (const float *)B, (long)nb);
+        B16 = b16;
     }
-    const size_t elt = bf16 ? 2 : 4;
-    PlanKey k;
-    memset(&k, 0, sizeof k);                // padding bytes take part in hashing/compare
-    k.ta = ta; k.tb = tb; k.M = M; k.N = N; k.K = K; k.batch = batch; k.prec = bf16 ? 1 : 0;
-    k.sA = strideA; k.sB = strideB; k.sC = strideC;
-    k.alA = align_class(Ause, strideA, elt, batch);
-    k.alB = align_class(Buse, strideB, elt, batch);
-    k.alC = align_class(C, strideC, sizeof(float), batch);
+    // The product P = alpha op(A) op(B) in fp32, then C = bf16(P) (+ beta C): in place when
+    // C is not read, else through a scratch P (batch, M, N).
+    const long mn = (long)M * N;
+    float *P = C;
+    long long strideP = strideC;
+    if (beta != 0.0f) {
+        P = (float *)hyp_cuda_scratch(HYP_SCRATCH_GEMM_C, (size_t)mn * batch * sizeof(float));
+        strideP = batch > 1 ? mn : 0;
+    }
+    gemm_call(ta, tb, M, N, K, alpha, A16, strideA, B16, strideB, 0.0f, P, strideP, batch, prec);
+    HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_round_bf16_kernel)(
+        C, strideC, P, strideP, mn, batch, beta);
+    CUDA_CHECK_LAUNCH();
+}
 
-    // Lt's handling of a zero batch stride is not documented: broadcasts go to cuBLAS.
-    const bool broadcast = batch > 1 && (strideA == 0 || strideB == 0);
-    if (!broadcast) {
-        Plan tmp;
-        Plan *p = plan_get(&k, &tmp);
-        bool done = false;
-        if (p->use_lt) {
-            cublasStatus_t st = cublasLtMatmul(G.lt, p->desc, &alpha, Buse, p->la, Ause, p->lb, &beta,
-                                               C, p->lc, C, p->lc, &p->algo, G.ws, GEMM_WORKSPACE_BYTES,
-                                               hyp_cuda_stream());
-            if (st == CUBLAS_STATUS_SUCCESS) done = true;
-            else p->use_lt = false;         // remember: use cuBLAS for this shape from now on
-        }
-        if (p == &tmp) plan_destroy(&tmp);
-        if (done) return;
-    }
-    gemm_fallback(&k, alpha, Ause, Buse, beta, C);
+extern "C" void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha,
+                              const float *A, long long strideA, const float *B, long long strideB,
+                              float beta, float *C, long long strideC, int batch,
+                              MatmulPrecision prec) {
+    hyp_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, false, strideA, B, false, strideB, beta, C, strideC, batch, prec);
 }

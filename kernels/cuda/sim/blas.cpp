@@ -12,6 +12,7 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include "kernels/cuda/sim/hyp_sim.h"
+#include "kernels/elementwise.h"
 #include <cblas.h>
 #include <cstdio>
 #include <cstdlib>
@@ -72,32 +73,8 @@ bool combo_supported(cudaDataType ab, cudaDataType c, cublasComputeType_t comput
     return false;
 }
 
-float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-float round_tf32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) != 0x7f800000u) {   // finite: round to nearest even at bit 13
-        u += 0xfffu + ((u >> 13) & 1u);
-        u &= ~0x1fffu;
-    }
-    memcpy(&f, &u, 4);
-    return f;
-}
-float round_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return f;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
+// The roundings are kernels/elementwise.h's, so the simulator rounds exactly as the CPU
+// backend's bf16 / tf32 emulation (kernels/cpu/cpu_gemm.c) does.
 struct Mat {
     const void *p;
     cudaDataType type;
@@ -122,9 +99,9 @@ const float *operand(const Mat &m, int z, cublasComputeType_t compute, std::vect
         return (const float *)base;
     tmp.resize(e);
     for (size_t i = 0; i < e; i++) {
-        if (m.type == CUDA_R_16BF) tmp[i] = bf16_to_f32(((const uint16_t *)base)[i]);
-        else if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) tmp[i] = round_tf32(((const float *)base)[i]);
-        else tmp[i] = round_bf16(((const float *)base)[i]);
+        if (m.type == CUDA_R_16BF) tmp[i] = hyp_bf16_to_f32(((const uint16_t *)base)[i]);
+        else if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) tmp[i] = hyp_round_tf32(((const float *)base)[i]);
+        else tmp[i] = hyp_round_bf16(((const float *)base)[i]);
     }
     return tmp.data();
 }
