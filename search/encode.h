@@ -4,7 +4,7 @@
 #include "model/load.h"
 #include "data/tokenizer.h"
 
-typedef enum { POOL_CLS = 0, POOL_MEAN = 1 } Pooling;
+// Pooling (POOL_CLS, POOL_MEAN, POOL_MAX): model/bert.h, via model/load.h.
 
 typedef struct EncodeOptions {
     int max_len;          // tokens incl. [CLS]/[SEP]; 0: the model's doc_max_len
