@@ -56,8 +56,8 @@ float *encode_texts(const Model *m, const Tokenizer *tok, const char *const *tex
         Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len));
         tensor_from_host(ids, tb.ids);
         tensor_from_host(mask, tb.mask);
-        Tensor *v = opt.pooling == POOL_MEAN ? bert_pool_mean(c, bert_forward(c, bert, ids, mask), mask)
-                                              : bert_forward_cls(c, bert, ids, mask);
+        Tensor *v = opt.pooling != POOL_CLS ? bert_pool(c, bert_forward(c, bert, ids, mask), mask, opt.pooling)
+                                             : bert_forward_cls(c, bert, ids, mask);
         tensor_to_host(v, host);
         size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);
         if (bad < (size_t)b * d) {
