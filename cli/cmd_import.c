@@ -24,6 +24,10 @@ static const char *USAGE =
     "                       as the authors' retrieval scripts; 32 otherwise, as the training configs)\n"
     "  --doc-max-len N      tokenizer max length for documents (default min(512, positions))\n"
     "  --lowercase 0|1      override the tokenizer's lowercasing (default: tokenizer_config.json)\n"
+    "  --pooling cls|mean|max  the vector every command makes by default (default: a sentence-\n"
+    "                       transformers directory's Pooling module (modules.json), else cls)\n"
+    "  --normalize 0|1      L2-normalise vectors (default: a Normalize module in modules.json)\n"
+    "                       (sentence_bert_config.json's max_seq_length sets both max lengths)\n"
     "  -q, --quiet          no notes on stderr\n";
 
 static int usage_error(const char *msg, const char *arg) {
@@ -35,7 +39,8 @@ static int usage_error(const char *msg, const char *arg) {
 // or the directory of --from FILE), the files the importer looks for there.
 static int check_paths(const ImportOptions *o) {
     static const char *const NAMES[] = {"model.safetensors", "pytorch_model.bin", "config.json", "vocab.txt",
-                                        "tokenizer.json", "tokenizer_config.json"};
+                                        "tokenizer.json", "tokenizer_config.json", "modules.json",
+                                        "sentence_bert_config.json"};
     enum { N_NAMES = sizeof NAMES / sizeof NAMES[0] };
     struct stat st;
     bool is_dir = stat(o->from, &st) == 0 && S_ISDIR(st.st_mode);
@@ -72,6 +77,15 @@ int cmd_import(int argc, char **argv) {
         else if (!strcmp(a, "--query-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.query_max_len)) return 1; }
         else if (!strcmp(a, "--doc-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.doc_max_len)) return 1; }
         else if (!strcmp(a, "--lowercase")) { if (cli_int("import", a, v, 0, 1, &o.lowercase)) return 1; }
+        else if (!strcmp(a, "--pooling")) {
+            Pooling p;
+            if (pooling_parse(v, &p)) return usage_error("--pooling: expected cls, mean or max, got ", v);
+            o.pooling = v;
+        } else if (!strcmp(a, "--normalize")) {
+            int nz;
+            if (cli_int("import", a, v, 0, 1, &nz)) return 1;
+            o.normalize = nz ? IMPORT_ON : IMPORT_OFF;
+        }
         else return usage_error("unknown option ", a);
     }
     if (!o.from || !o.out) return usage_error("--from and --out are required", NULL);

@@ -15,4 +15,5 @@ int cmd_search(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_label(int argc, char **argv);
 #endif

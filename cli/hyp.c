@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"search", cmd_search, "q-net retrieval, exhaustive or graph: hyp search --model M.h5 --docs DOCS.h5 --queries Q.tsv [--graph G.h5 --preset efficient1] --out RUN"},
     {"index", cmd_index, "document neighbour graph: hyp index --docs DOCS.h5 --neighbors 100 --out GRAPH.h5"},
     {"score", cmd_score, "score query/document pairs: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv"},
+    {"label", cmd_label, "training data from a teacher: hyp label --teacher T.h5 --queries Q --corpus C --candidates RUN --negatives 7 --out train.jsonl"},
     {"pretokenize", cmd_pretokenize, "training JSONL to memory-mapped shards: hyp pretokenize --vocab V --in train.jsonl --out DIR"},
     {"tokenize", cmd_tokenize, "text lines to BERT WordPiece ids: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] < lines > ids"},
     {"plot", cmd_plot, "training/validation curves of runs as SVG: hyp plot RUN_DIR... --out curves.svg [--metric Rprec]"},

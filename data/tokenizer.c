@@ -407,6 +407,20 @@ void tok_ids_free(TokIds *v) {
     v->n = v->cap = 0;
 }
 
+// HF tokenizers' longest_first for a pair of n1 and n2 pieces in `room` (see the header).
+static void pair_truncation(size_t n1, size_t n2, size_t room, size_t *k1, size_t *k2) {
+    if (n1 + n2 <= room) { *k1 = n1, *k2 = n2; return; }
+    bool swap = n1 > n2;
+    size_t s = swap ? n2 : n1, l = swap ? n1 : n2;
+    size_t keep_l = s > room ? s : (s > room - s ? s : room - s);
+    size_t keep_s = s;
+    if (keep_s + keep_l > room) keep_s = room / 2, keep_l = keep_s + room % 2;
+    if (keep_l > l) keep_l = l;
+    if (keep_s > s) keep_s = s;
+    *k1 = swap ? keep_l : keep_s;
+    *k2 = swap ? keep_s : keep_l;
+}
+
 void tok_encode_batch(const Tokenizer *t, const char *const *texts, const size_t *lens, int n,
                       int max_len, TokBatch *out) {
     HYP_CHECK(n >= 0, "tok_encode_batch: n = %d", n);
@@ -444,10 +458,53 @@ void tok_encode_batch(const Tokenizer *t, const char *const *texts, const size_t
     tok_ids_free(&one);
 }
 
+void tok_encode_pair_batch(const Tokenizer *t, const char *const *a, const char *const *b, int n,
+                           int max_len, TokBatch *out) {
+    HYP_CHECK(n >= 0 && (max_len == 0 || max_len >= 4), "tok_encode_pair_batch: n = %d, max_len %d", n, max_len);
+    // Whole texts are split (the truncation rule compares their full lengths), then cut.
+    TokIds all = {0};
+    size_t *off = hyp_malloc((2 * (size_t)n + 1) * sizeof *off);   // (2n + 1) piece offsets: a_i at 2i, b_i at 2i + 1
+    size_t *keep = hyp_malloc((2 * (size_t)n + 1) * sizeof *keep); // (2n) pieces kept
+    size_t room = max_len ? (size_t)max_len - 3 : 0, longest = 0;
+    for (int i = 0; i < n; i++) {
+        off[2 * i] = all.n;
+        size_t na = tok_wordpieces(t, a[i], strlen(a[i]), 0, &all);
+        off[2 * i + 1] = all.n;
+        size_t nb = tok_wordpieces(t, b[i], strlen(b[i]), 0, &all);
+        keep[2 * i] = na, keep[2 * i + 1] = nb;
+        if (max_len) pair_truncation(na, nb, room, &keep[2 * i], &keep[2 * i + 1]);
+        if (keep[2 * i] + keep[2 * i + 1] + 3 > longest) longest = keep[2 * i] + keep[2 * i + 1] + 3;
+    }
+    size_t cells = (size_t)n * longest;
+    free(out->ids);
+    free(out->mask);
+    free(out->types);
+    out->ids = hyp_malloc((cells ? cells : 1) * sizeof *out->ids);
+    out->mask = hyp_malloc((cells ? cells : 1) * sizeof *out->mask);
+    out->types = hyp_malloc((cells ? cells : 1) * sizeof *out->types);
+    out->batch = n;
+    out->len = (int)longest;
+    for (int i = 0; i < n; i++) {
+        int32_t *row = out->ids + (size_t)i * longest, *mrow = out->mask + (size_t)i * longest, *trow = out->types + (size_t)i * longest;
+        size_t k = 0;
+        row[k] = t->special[TOK_CLS], trow[k++] = 0;
+        for (int part = 0; part < 2; part++) {
+            for (size_t j = 0; j < keep[2 * i + part]; j++) row[k] = all.ids[off[2 * i + part] + j], trow[k++] = part;
+            row[k] = t->special[TOK_SEP], trow[k++] = part;
+        }
+        for (size_t j = 0; j < longest; j++) mrow[j] = j < k;
+        for (; k < longest; k++) row[k] = t->special[TOK_PAD], trow[k] = 0;
+    }
+    free(off);
+    free(keep);
+    tok_ids_free(&all);
+}
+
 void tok_batch_free(TokBatch *b) {
     free(b->ids);
     free(b->mask);
-    b->ids = b->mask = NULL;
+    free(b->types);
+    b->ids = b->mask = b->types = NULL;
     b->batch = b->len = 0;
 }
 

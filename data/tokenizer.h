@@ -111,6 +111,7 @@ size_t tok_encode(const Tokenizer *t, const char *text, size_t len, int max_len,
 typedef struct {
     int32_t *ids;   // (batch, len): [CLS] pieces [SEP] then [PAD]
     int32_t *mask;  // (batch, len): 1 for real tokens, 0 for padding
+    int32_t *types; // (batch, len): token types of tok_encode_pair_batch (0 first text, 1 second; pads 0), else NULL
     int batch, len; // len = longest encoded text in the batch (HF padding="longest")
 } TokBatch;
 // Encode n texts (lens[i] bytes each; lens NULL: NUL-terminated) with truncation to
@@ -118,6 +119,14 @@ typedef struct {
 // are reused when large enough).
 void tok_encode_batch(const Tokenizer *t, const char *const *texts, const size_t *lens, int n,
                       int max_len, TokBatch *out);
+// Sentence pairs as BERT reads them (a cross-encoder): [CLS] a [SEP] b [SEP], types 0 for
+// [CLS] a [SEP] and 1 for b [SEP], padded to the longest pair. With max_len (>= 4; 0: none)
+// the pair is cut to fit as HF's truncation="longest_first" does: with room R = max_len - 3
+// and the shorter text's n1 pieces, the longer keeps max(n1, R - n1); when that still does
+// not fit, the shorter keeps R/2 and the longer R - R/2 (on a tie in length the second
+// text is the longer).
+void tok_encode_pair_batch(const Tokenizer *t, const char *const *a, const char *const *b, int n,
+                           int max_len, TokBatch *out);
 void tok_batch_free(TokBatch *b);
 
 // The `hyp tokenize` loop, in the library so the command stays thin: every line of `in`

@@ -408,6 +408,12 @@ bool trec_qrels_rel_hashed(const TrecQrels *q, size_t qi, const char *docid, uin
     }
 }
 
+bool trec_qrels_lookup(const TrecQrels *q, const char *qid, const char *docid, long *rel) {
+    long qi = trec_qrels_query_index(q, qid);
+    if (qi < 0) return false;
+    return trec_qrels_rel_hashed(q, (size_t)qi, docid, trec_hash_str(docid), rel);
+}
+
 long trec_qrels_num_positive(const TrecQrels *cq) {
     TrecQrels *q = qrels_ready(cq);
     long n = 0;

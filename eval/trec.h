@@ -30,6 +30,8 @@ void trec_qrels_free(TrecQrels *q);
 
 size_t trec_qrels_num_queries(const TrecQrels *q);   // finalizes a built set first
 const char *trec_qrels_qid(const TrecQrels *q, size_t i); // queries in strcmp order of qid
+// Relevance of (qid, docid): returns true and sets *rel when judged.
+bool trec_qrels_lookup(const TrecQrels *q, const char *qid, const char *docid, long *rel);
 
 typedef struct {
     const char *docid;

@@ -16,7 +16,7 @@
 #include <string.h>
 
 // A new Backend slot needs its no-op here (and a mirror line in meta_table_for).
-_Static_assert(sizeof(Backend) == (2 + 42) * sizeof(void *),   // name, meta, 42 slots
+_Static_assert(sizeof(Backend) == (2 + 48) * sizeof(void *),   // name, meta, 48 slots
                "Backend changed: give the new slot a meta no-op in kernels/meta_backend.c");
 
 // ---------------------------------------------------------------- counting allocator
@@ -153,6 +153,22 @@ static void m_adamw_step_dev(float *p, const float *g, float *m, float *v, long 
                              double beta2, double eps, double weight_decay, double bias_corr1, double bias_corr2,
                              const float *grad_scale) {}
 
+// gemm_ex is modelled as gemm (an upper bound: bf16 operands need no converted copy).
+static void m_gemm_ex(bool ta, bool tb, int Mm, int N, int K, float alpha, const void *A, bool a_bf16,
+                      long long sA, const void *B, bool b_bf16, long long sB, float beta, float *C, long long sC,
+                      int batch, MatmulPrecision prec) {
+    m_gemm(ta, tb, Mm, N, K, alpha, (const float *)A, sA, (const float *)B, sB, beta, C, sC, batch, prec);
+}
+
+// search slots (not part of a training step; mirrored so the table stays complete)
+static void m_qnet_out_dot(float *s, const float *z, const float *b, const float *w, long outer, long mid, int D,
+                           float eps) {}
+static void m_topk_rows(uint64_t *kout, const uint64_t *kin, const float *scores, long rows, long n, long ld, int k,
+                        int32_t base, const int32_t *skip, int32_t *bad) {}
+static void m_dense_epilogue(int mode, float *G, const float *rv, const float *cv, long rows, long n) {}
+static void m_row_sumsq(float *out, const float *x, long n, int D) {}
+static void m_gather_bf16_rows(float *y, const uint16_t *table, const int32_t *ids, long n, int D) {}
+
 // The target's table with every present slot replaced by its no-op.
 #define MIRROR(slot) t.slot = src->slot ? m_##slot : NULL
 static Backend meta_table_for(const Backend *src) {
@@ -167,6 +183,7 @@ static Backend meta_table_for(const Backend *src) {
     MIRROR(cross_entropy_fwd); MIRROR(cross_entropy_bwd); MIRROR(mse_fwd); MIRROR(mse_bwd);
     MIRROR(f32_to_bf16); MIRROR(bf16_to_f32); MIRROR(adamw_step); MIRROR(sum_squares);
     MIRROR(clip_coef); MIRROR(adamw_step_dev);
+    MIRROR(gemm_ex); MIRROR(qnet_out_dot); MIRROR(topk_rows); MIRROR(dense_epilogue); MIRROR(row_sumsq); MIRROR(gather_bf16_rows);
     return t;
 }
 #undef MIRROR

@@ -92,10 +92,12 @@ void bert_free(Bert *b) {
 // token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
 // (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
 // (B, T, H), or (B, H) with cls_only.
-static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool cls_only) {
+// types: int32 (B, T) token types, or NULL for type 0 everywhere.
+static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tensor *mask, bool cls_only) {
     const BertConfig *cfg = &b->cfg;
     HYP_CHECK(ids->ndim == 2 && ids->dtype == HYP_I32, "bert_forward: ids must be int32 (B, T)");
     HYP_CHECK(mask && same_shape(ids, mask) && mask->dtype == HYP_I32, "bert_forward: mask must be int32 (B, T) like ids");
+    HYP_CHECK(!types || (same_shape(ids, types) && types->dtype == HYP_I32), "bert_forward: types must be int32 (B, T) like ids");
     int B = ids->shape[0], T = ids->shape[1];
     HYP_CHECK(T <= cfg->max_positions, "bert_forward: sequence length %d exceeds max positions %d", T, cfg->max_positions);
     float p = cfg->dropout, eps = cfg->ln_eps;
@@ -109,8 +111,9 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool c
     Tensor *x = op_embedding_pad(c, b->word_emb, ids, cfg->pad_token_id);  // (B, T, H)
     bool checks = op_set_device_index_checks(false);
     x = op_add(c, x, op_embedding(c, b->pos_emb, op_arange(c, T, 0, 1)));    // + (T, H)
-    x = op_add(c, x, op_embedding(c, b->type_emb, op_arange(c, T, 0, 0)));   // + (T, H)
+    if (!types) x = op_add(c, x, op_embedding(c, b->type_emb, op_arange(c, T, 0, 0)));   // + (T, H)
     op_set_device_index_checks(checks);
+    if (types) x = op_add(c, x, op_embedding(c, b->type_emb, types));       // + (B, T, H), range-checked
     x = op_dropout(c, op_layernorm(c, x, b->emb_ln_w, b->emb_ln_b, eps), p);
 
     float scale = 1.0f / sqrtf((float)(cfg->hidden / cfg->heads));
@@ -133,9 +136,23 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, bool c
     return op_reshape(c, x, HYP_SHAPE(B, x->shape[2]));
 }
 
-Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, mask, false); }
+Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, NULL, mask, false); }
 
-Tensor *bert_forward_cls(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, mask, true); }
+Tensor *bert_forward_cls(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask) { return bert_run(c, b, ids, NULL, mask, true); }
+
+Tensor *bert_forward_cls_typed(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tensor *mask) {
+    return bert_run(c, b, ids, types, mask, true);
+}
+
+static const char *const POOL_NAMES[POOL_COUNT] = {"cls", "mean", "max"};
+
+const char *pooling_name(Pooling p) { return (unsigned)p < POOL_COUNT ? POOL_NAMES[p] : "?"; }
+
+int pooling_parse(const char *s, Pooling *out) {
+    for (int i = 0; i < POOL_COUNT; i++)
+        if (!strcmp(s, POOL_NAMES[i])) { *out = (Pooling)i; return 0; }
+    return -1;
+}
 
 Tensor *bert_pool_cls(Ctx *c, Tensor *hidden) {
     Tensor *cls = op_slice(c, hidden, 1, 0, 1);                     // (B, 1, H)
@@ -158,4 +175,61 @@ Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask) {
     free(m);
     free(w);
     return op_reshape(c, op_matmul(c, wt, hidden, false, false), HYP_SHAPE(B, H));
+}
+
+Tensor *bert_pool_max(Ctx *c, Tensor *hidden, Tensor *mask) {
+    HYP_CHECK(!grad_enabled(c), "bert_pool_max: inference only (call it under no_grad)");
+    int B = hidden->shape[0], T = hidden->shape[1], H = hidden->shape[2];
+    float *h = hyp_malloc((size_t)B * T * H * sizeof(float));    // (B, T, H)
+    int32_t *m = hyp_malloc((size_t)B * T * sizeof(int32_t));   // (B, T)
+    float *o = hyp_malloc((size_t)B * H * sizeof(float));       // (B, H)
+    tensor_to_host(hidden, h);
+    tensor_to_host(mask, m);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < H; j++) {
+            float best = -INFINITY;
+            for (int t = 0; t < T; t++) {
+                float v = m[i * T + t] ? h[((size_t)i * T + t) * H + j] : -1e9f;   // sentence-transformers' fill
+                if (v > best) best = v;
+            }
+            o[(size_t)i * H + j] = best;
+        }
+    Tensor *out = tensor_new(c, HYP_F32, HYP_SHAPE(B, H));
+    tensor_from_host(out, o);
+    free(h);
+    free(m);
+    free(o);
+    return out;
+}
+
+Tensor *bert_pool(Ctx *c, Tensor *hidden, Tensor *mask, Pooling p) {
+    switch (p) {
+    case POOL_MEAN: return bert_pool_mean(c, hidden, mask);
+    case POOL_MAX: return bert_pool_max(c, hidden, mask);
+    default: return bert_pool_cls(c, hidden);
+    }
+}
+
+void l2_normalize_host(float *x, size_t n, int d) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = x + i * (size_t)d;
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += (double)r[j] * r[j];
+        float norm = (float)sqrt(ss);
+        float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);   // F.normalize: x / max(||x||, eps)
+        for (int j = 0; j < d; j++) r[j] *= inv;
+    }
+}
+
+Tensor *l2_normalize_rows(Ctx *c, Tensor *x) {
+    HYP_CHECK(!grad_enabled(c), "l2_normalize_rows: inference only (call it under no_grad)");
+    HYP_CHECK(x->ndim == 2 && x->dtype == HYP_F32, "l2_normalize_rows: x must be f32 (B, H)");
+    size_t n = tensor_numel(x);
+    float *h = hyp_malloc(n * sizeof(float));
+    tensor_to_host(x, h);
+    l2_normalize_host(h, (size_t)x->shape[0], x->shape[1]);
+    Tensor *out = tensor_new(c, HYP_F32, HYP_SHAPE(x->shape[0], x->shape[1]));
+    tensor_from_host(out, h);
+    free(h);
+    return out;
 }

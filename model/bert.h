@@ -49,8 +49,29 @@ void bert_free(Bert *b);
 Tensor *bert_forward(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask);
 // bert_pool_cls(bert_forward(...)) without the last layer's other rows: (B, H).
 Tensor *bert_forward_cls(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask);
-// Pooling used for retrieval (differentiable):
-Tensor *bert_pool_cls(Ctx *c, Tensor *hidden);                 // (B, H) = hidden[:, 0]
-Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask);  // masked mean (B, H)
+// The same with token types (int32 (B, T), each < type_vocab_size; NULL: all 0), for
+// sentence pairs ([CLS] a [SEP] b [SEP], types 0 then 1) as a cross-encoder reads them.
+Tensor *bert_forward_cls_typed(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tensor *mask);
+
+// How token states become one vector (sentence-transformers' Pooling module modes).
+// Stored in model files by value: never renumber.
+typedef enum { POOL_CLS = 0, POOL_MEAN = 1, POOL_MAX = 2 } Pooling;
+#define POOL_COUNT 3
+const char *pooling_name(Pooling p);                    // "cls", "mean", "max"
+int pooling_parse(const char *s, Pooling *out);         // 0, or -1 for another name
+
+// Pooling used for retrieval:
+Tensor *bert_pool_cls(Ctx *c, Tensor *hidden);                 // (B, H) = hidden[:, 0]   (differentiable)
+Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask);  // masked mean (B, H)      (differentiable)
+// Masked max over tokens (B, H): padding counts as -1e9, as sentence-transformers does.
+// Inference only (no_grad): computed on the host, so it has no backward.
+Tensor *bert_pool_max(Ctx *c, Tensor *hidden, Tensor *mask);
+// One of the three.
+Tensor *bert_pool(Ctx *c, Tensor *hidden, Tensor *mask, Pooling p);
+// Rows divided by their L2 norm (at least 1e-12: torch.nn.functional.normalize), (B, H).
+// Inference only (no_grad), on the host.
+Tensor *l2_normalize_rows(Ctx *c, Tensor *x);
+// The same on host vectors in place: x (n, d).
+void l2_normalize_host(float *x, size_t n, int d);
 
 #endif

@@ -141,6 +141,15 @@ static bool is_hypencoder(json_t *root) {
     return json_object_get(root, "query_encoder_kwargs") != NULL;
 }
 
+static bool is_sequence_classifier(json_t *root) {
+    json_t *ar = json_object_get(root, "architectures");
+    size_t i;
+    json_t *v;
+    json_array_foreach(ar, i, v)
+        if (json_is_string(v) && strstr(json_string_value(v), "ForSequenceClassification")) return true;
+    return false;
+}
+
 static int parse_root(json_t *root, const char *label, ModelConfig *out) {
     memset(out, 0, sizeof *out);
     if (!json_is_object(root)) { hyp_set_error("%s: not a JSON object", label); return -1; }
@@ -148,6 +157,17 @@ static int parse_root(json_t *root, const char *label, ModelConfig *out) {
         const char *mt = json_string_value(json_object_get(root, "model_type"));
         if (mt && strcmp(mt, "bert")) { hyp_set_error("%s: model_type: \"%s\" is not supported (bert or a Hypencoder)", label, mt); return -1; }
         out->kind = MODEL_BERT;
+        if (is_sequence_classifier(root)) {
+            out->kind = MODEL_CROSS_ENCODER;
+            // HF PretrainedConfig: num_labels = len(id2label), 2 without one.
+            json_t *id2 = json_object_get(root, "id2label");
+            out->num_labels = json_is_object(id2) ? (int)json_object_size(id2) : 2;
+            if (get_int(root, "num_labels", &out->num_labels, false, label)) return -1;
+            if (out->num_labels < 1 || out->num_labels > 1 << 16) {
+                hyp_set_error("%s: num_labels: %d is out of range", label, out->num_labels);
+                return -1;
+            }
+        }
         return parse_bert(root, label, &out->bert);
     }
     out->kind = MODEL_HYPENCODER;
@@ -237,9 +257,18 @@ static json_t *bert_json(const HFBertConfig *b) {
     return o;
 }
 
+static const char *const KIND_NAMES[] = {"bert", "hypencoder", "biencoder", "cross_encoder"};
+
+const char *model_kind_name(ModelKind k) { return (unsigned)k < 4 ? KIND_NAMES[k] : "?"; }
+
 char *model_config_to_json(const ModelConfig *c) {
     json_t *o = json_object();
-    json_object_set_new(o, "kind", json_string(c->kind == MODEL_HYPENCODER ? "hypencoder" : c->kind == MODEL_BIENCODER ? "biencoder" : "bert"));
+    json_object_set_new(o, "kind", json_string(model_kind_name(c->kind)));
+    if (c->kind == MODEL_CROSS_ENCODER) {
+        json_t *h = json_object();
+        json_object_set_new(h, "num_labels", json_integer(c->num_labels));
+        json_object_set_new(o, "cross_encoder", h);
+    }
     if (c->kind == MODEL_BIENCODER) {
         json_t *h = json_object();
         json_object_set_new(h, "shared_encoder", json_boolean(c->shared_encoder));
@@ -269,11 +298,21 @@ int model_config_from_json(const char *text, const char *label, ModelConfig *c) 
     int rc = -1;
     memset(c, 0, sizeof *c);
     const char *kind = json_string_value(json_object_get(root, "kind"));
-    if (!kind || (strcmp(kind, "bert") && strcmp(kind, "hypencoder") && strcmp(kind, "biencoder"))) {
-        hyp_set_error("%s: kind: expected \"bert\", \"hypencoder\" or \"biencoder\"", label);
+    int k = 0;
+    while (kind && k < 4 && strcmp(kind, KIND_NAMES[k])) k++;
+    if (!kind || k == 4) {
+        hyp_set_error("%s: kind: expected \"bert\", \"hypencoder\", \"biencoder\" or \"cross_encoder\"", label);
         goto out;
     }
-    c->kind = !strcmp(kind, "hypencoder") ? MODEL_HYPENCODER : !strcmp(kind, "biencoder") ? MODEL_BIENCODER : MODEL_BERT;
+    c->kind = (ModelKind)k;
+    if (c->kind == MODEL_CROSS_ENCODER) {
+        json_t *ce = json_object_get(root, "cross_encoder");
+        if (!json_is_object(ce) || get_int(ce, "num_labels", &c->num_labels, true, label)) {
+            if (!json_is_object(ce)) hyp_set_error("%s: cross_encoder: missing", label);
+            goto out;
+        }
+        if (c->num_labels < 1 || c->num_labels > 1 << 16) { hyp_set_error("%s: cross_encoder.num_labels: %d out of range", label, c->num_labels); goto out; }
+    }
     if (c->kind == MODEL_BIENCODER) c->shared_encoder = json_is_true(json_object_get(json_object_get(root, "biencoder"), "shared_encoder"));
     json_t *b = json_object_get(root, "bert");
     if (!json_is_object(b) || parse_bert(b, label, &c->bert)) { if (!json_is_object(b)) hyp_set_error("%s: bert: missing", label); goto out; }

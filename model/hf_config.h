@@ -7,7 +7,8 @@
 
 #define HYP_MAX_QNET_DIMS 34            // vector_dimensions entries: up to 32 hidden layers
 
-typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1, MODEL_BIENCODER = 2 } ModelKind;   // BIENCODER: BE-Base, trained here
+// BIENCODER: BE-Base, trained here; CROSS_ENCODER: BertForSequenceClassification (a teacher).
+typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1, MODEL_BIENCODER = 2, MODEL_CROSS_ENCODER = 3 } ModelKind;
 
 typedef struct {
     int hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
@@ -26,6 +27,7 @@ typedef struct {
     bool shared_encoder;                // passage encoder = query encoder's BERT
     char model_name_or_path[256];       // backbone name in the HF config
     char passage_pooling[16];           // "cls" (default) or "mean"
+    int num_labels;                     // cross-encoder only: classifier outputs (1: a relevance logit)
     // Parameter-name prefix of the BERT backbone in the weight set:
     // "" for a plain BERT, "query_encoder.transformer." for a Hypencoder.
     char bert_prefix[64];
@@ -39,7 +41,8 @@ bool bert_config_known(const char *name, HFBertConfig *b);
 int bert_config_validate(const HFBertConfig *b, const char *label);
 
 // Parse HF config.json text. kind from "architectures"/"model_type": BERT-family models
-// (BertModel, BertForMaskedLM, ...) -> MODEL_BERT; HypencoderDualEncoder (or a config with
+// (BertModel, BertForMaskedLM, ...) -> MODEL_BERT; BertForSequenceClassification ->
+// MODEL_CROSS_ENCODER (num_labels from id2label, HF's rule; 2 when absent); HypencoderDualEncoder (or a config with
 // query_encoder_kwargs) -> MODEL_HYPENCODER, whose BERT dims come from the known-name table
 // (or stay 0 when unknown: fill them from a backbone config or the weights).
 int hf_config_parse(const char *text, size_t len, const char *label, ModelConfig *out);
@@ -50,6 +53,8 @@ int hf_bert_config_read(const char *path, HFBertConfig *b);
 // The resolved config as JSON (malloc'd) and back.
 char *model_config_to_json(const ModelConfig *c);
 int model_config_from_json(const char *text, const char *label, ModelConfig *c);
+// "bert", "hypencoder", "biencoder", "cross_encoder" (the /config "kind").
+const char *model_kind_name(ModelKind k);
 // An HF BertModel config.json for `hyp export --config-out` (malloc'd).
 char *model_config_to_hf_bert_json(const ModelConfig *c);
 

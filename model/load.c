@@ -52,7 +52,34 @@ int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const 
 }
 
 const Bert *model_doc_bert(const Model *m) {
-    return m->mc.kind == MODEL_HYPENCODER ? m->hyp.doc_bert : m->mc.kind == MODEL_BIENCODER ? m->be.doc_bert : &m->bert;
+    switch (m->mc.kind) {
+    case MODEL_HYPENCODER: return m->hyp.doc_bert;
+    case MODEL_BIENCODER: return m->be.doc_bert;
+    case MODEL_CROSS_ENCODER: return &m->ce.bert;
+    default: return &m->bert;
+    }
+}
+
+const Bert *model_query_bert(const Model *m) {
+    switch (m->mc.kind) {
+    case MODEL_HYPENCODER: return &m->hyp.query_bert;
+    case MODEL_BIENCODER: return &m->be.query_bert;
+    case MODEL_CROSS_ENCODER: return &m->ce.bert;
+    default: return &m->bert;
+    }
+}
+
+Tensor *model_pool(Ctx *c, const Model *m, Tensor *H, Tensor *mask, Pooling p, bool normalize) {
+    (void)m;
+    Tensor *v = bert_pool(c, H, mask, p);
+    return normalize ? l2_normalize_rows(c, v) : v;
+}
+
+Tensor *model_embed(Ctx *c, const Model *m, bool query, Tensor *ids, Tensor *mask) {
+    const Bert *b = query ? model_query_bert(m) : model_doc_bert(m);
+    Tensor *v = m->pooling == POOL_CLS ? bert_forward_cls(c, b, ids, mask)
+                                       : bert_pool(c, bert_forward(c, b, ids, mask), mask, m->pooling);
+    return m->normalize ? l2_normalize_rows(c, v) : v;
 }
 
 int model_check_finite(const ParamSet *ps, const char *label) {
@@ -84,6 +111,7 @@ void model_free(Model *m) {
     if (!m) return;
     if (m->mc.kind == MODEL_HYPENCODER) hypencoder_free(&m->hyp);
     else if (m->mc.kind == MODEL_BIENCODER) biencoder_free(&m->be);
+    else if (m->mc.kind == MODEL_CROSS_ENCODER) cross_encoder_free(&m->ce);
     else bert_free(&m->bert);
     paramset_free(m->ps);
     h5s_free_strings(m->vocab, (size_t)m->n_vocab);
@@ -119,6 +147,17 @@ Model *model_load(const char *path, Device dev) {
         if (model_bert_config(&m->mc, &bc, path)) goto fail;
         bc.pooler = pooler;
         biencoder_register(&m->be, m->ps, &bc, m->mc.shared_encoder);
+    } else if (m->mc.kind == MODEL_CROSS_ENCODER) {
+        BertConfig bc;
+        if (model_bert_config(&m->mc, &bc, path)) goto fail;
+        if (!pooler) { hyp_set_error("%s: a cross-encoder needs /params/pooler.dense.weight (its classifier reads the pooled [CLS])", path); goto fail; }
+        if (m->mc.num_labels != 1) {
+            hyp_set_error("%s: a cross-encoder with %d labels: only one relevance logit (num_labels 1, the MS MARCO "
+                          "cross-encoders) is supported", path, m->mc.num_labels);
+            goto fail;
+        }
+        bc.pooler = true;
+        cross_encoder_register(&m->ce, m->ps, &bc, m->mc.num_labels);
     } else {
         BertConfig bc;
         if (model_bert_config(&m->mc, &bc, path)) goto fail;
@@ -130,7 +169,8 @@ Model *model_load(const char *path, Device dev) {
     if (!f || h5_load_params(f, "/params", m->ps, false)) { h5_close(f); goto fail; }
     h5_close(f);
     if (model_check_finite(m->ps, path)) goto fail;
-    if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
+    if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len) ||
+        model_file_read_pooling(path, &m->pooling, &m->normalize))
         goto fail;
     return m;
 fail:

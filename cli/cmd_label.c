@@ -1,0 +1,122 @@
+// hyp label --teacher T.h5 --queries Q --corpus C (--candidates RUN | --qrels QRELS) --negatives K --out train.jsonl
+// Training data from a teacher (train/label.h): each query's candidates scored by the teacher,
+// written as the authors' JSONL (positive first, K sampled negatives, every item with its score).
+#include "cli/commands.h"
+#include "cli/cli_util.h"
+#include "train/label.h"
+#include "search/encode.h"
+#include "autograd/atomic.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: hyp label --teacher T.h5 --queries Q.tsv --corpus C.tsv (--candidates RUN | --qrels QRELS)\n"
+    "                 --negatives K --out train.jsonl [options]\n"
+    "  --teacher T.h5     the teacher (hyp import): a BERT or BE-Base bi-encoder (inner product of its own\n"
+    "                     pooled vectors), a Hypencoder, or a cross-encoder (needs --candidates)\n"
+    "  --candidates RUN   a TREC run: each query's candidate documents (e.g. BM25's top 100)\n"
+    "  --depth N          candidates taken per query from the run, by its scores (default: all)\n"
+    "  --qrels QRELS      the positive is the relevant document (highest grade; teacher breaks ties),\n"
+    "                     relevant documents are never negatives; without --teacher the grades are the scores\n"
+    "                     and without --candidates the judged documents are the candidates\n"
+    "  --negatives K      negatives per query, sampled from the other candidates (fewer when short)\n"
+    "  --seed N           sampling seed (default 0)\n"
+    "  --cosine           bi-encoder teachers: normalise vectors before the inner product\n"
+    "  --batch N          texts or pairs per forward pass (default 64)\n"
+    "  --cuda             run the teacher on the GPU\n"
+    "  -q, --quiet        no progress on stderr\n"
+    "  (--top N, a first-stage search with the teacher, comes with the search driver)\n";
+
+int cmd_label(int argc, char **argv) {
+    const char *teacher = NULL, *queries = NULL, *corpus = NULL, *cands = NULL, *qrels = NULL, *out = NULL;
+    LabelOptions o = {.negatives = 0, .progress = true};
+    Device dev = HYP_CPU;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool v = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
+        else if (!strcmp(a, "--teacher") && v) teacher = argv[++i];
+        else if (!strcmp(a, "--queries") && v) queries = argv[++i];
+        else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
+        else if (!strcmp(a, "--candidates") && v) cands = argv[++i];
+        else if (!strcmp(a, "--qrels") && v) qrels = argv[++i];
+        else if (!strcmp(a, "--out") && v) out = argv[++i];
+        else if (!strcmp(a, "--negatives") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 20, &o.negatives)) return 1; }
+        else if (!strcmp(a, "--depth") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 30, &o.depth)) return 1; }
+        else if (!strcmp(a, "--batch") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 16, &o.batch)) return 1; }
+        else if (!strcmp(a, "--seed") && v) { if (cli_u64("label", a, argv[++i], &o.seed)) return 1; }
+        else if (!strcmp(a, "--cosine")) o.cosine = true;
+        else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.progress = false;
+        else if (!strcmp(a, "--top")) {
+            fprintf(stderr, "hyp label: --top needs a first-stage search with the teacher, not in this build yet: "
+                            "pass --candidates RUN (e.g. from hyp search or BM25)\n");
+            return 1;
+        } else {
+            cli_bad_option("label", a, "--teacher --queries --corpus --candidates --qrels --out --negatives --depth --batch --seed");
+            fputs(USAGE, stderr);
+            return 1;
+        }
+    }
+    if (!queries || !corpus || !out || !o.negatives || (!cands && !qrels) || (!teacher && !qrels)) {
+        fprintf(stderr, "hyp label: --queries, --corpus, --out, --negatives and --candidates or --qrels are required "
+                        "(--teacher, or --qrels whose grades are the scores)\n%s", USAGE);
+        return 1;
+    }
+    const CliPath in[] = {CLI_FILE("--teacher", teacher), CLI_FILE("--queries", queries), CLI_FILE("--corpus", corpus),
+                          CLI_FILE("--candidates", cands), CLI_FILE("--qrels", qrels)};
+    if (cli_check_paths("label", in, 5, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
+    if (dev == HYP_CUDA && !hyp_cuda_available()) {
+        fprintf(stderr, "hyp label: --cuda but no GPU is usable: %s\n", hyp_cuda_why_unavailable());
+        return 1;
+    }
+    Model *m = NULL;
+    Tokenizer *tok = NULL;
+    Corpus *qs = NULL, *co = NULL;
+    TrecRun *run = NULL;
+    TrecQrels *qr = NULL;
+    int rc = 1;
+    if (teacher) {
+        if (!(m = model_load(teacher, dev)) || !(tok = model_tokenizer(m))) goto fail;
+        if (m->mc.kind == MODEL_CROSS_ENCODER && !cands) {
+            hyp_set_error("%s: a cross-encoder teacher scores given candidates only: pass --candidates RUN "
+                          "(e.g. BM25's or a bi-encoder's top 100)", teacher);
+            goto fail;
+        }
+        if (cli_check_vocab("label", tok, NULL, model_doc_bert(m)->cfg.vocab_size)) { rc = 1; goto out; }
+    }
+    if (!(qs = corpus_read(queries)) || !(co = corpus_read(corpus))) goto fail;
+    if (cands && !(run = trec_run_read(cands))) goto fail;
+    if (qrels && !(qr = trec_qrels_read(qrels))) goto fail;
+    o.teacher = m, o.tok = tok, o.queries = qs, o.corpus = co, o.candidates = run, o.qrels = qr;
+    char *tmp = atomic_tmp_path(out);
+    FILE *f = atomic_tmp_clear(tmp) == 0 ? fopen(tmp, "w") : NULL;
+    if (!f) {
+        if (!*hyp_last_error()) hyp_set_error("%s: cannot create", tmp);
+        free(tmp);
+        goto fail;
+    }
+    LabelStats st;
+    int lr = label_write(&o, f, out, &st);
+    bool bad = ferror(f);
+    if (fclose(f) != 0 || bad) { if (!lr) hyp_set_error("%s: write error", tmp); lr = -1; }
+    if (lr || atomic_commit(tmp, out)) { remove(tmp); free(tmp); goto fail; }
+    free(tmp);
+    fprintf(stderr, "hyp label: wrote %s: %ld rows; %ld queries without candidates, %ld without a relevant candidate, "
+                    "%ld rows with fewer than %d negatives; %ld documents encoded, %ld pairs scored\n", out, st.queries,
+            st.no_candidates, st.no_positive, st.few_negatives, o.negatives, st.docs_encoded, st.pairs_scored);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "hyp label: error: %s\n", hyp_last_error());
+    rc = 1;
+out:
+    trec_qrels_free(qr);
+    trec_run_free(run);
+    corpus_free(qs);
+    corpus_free(co);
+    tok_free(tok);
+    model_free(m);
+    return rc;
+}
