@@ -9,12 +9,17 @@
 //     are well separated, so this is the exact graph up to rare cross-cluster neighbours;
 //     building an exact 1M x 1M graph takes hours on 2 cores). Exhaustive latency on the full
 //     corpus is extrapolated from the measured throughput for N > --exhaustive-max.
-// Usage: bench_search [--quick] [--docs N] [--dim 768] [--layers 6] [--queries Q]
+//  --cuda: the same on the GPU instead (documents resident on the device): exhaustive q-net
+//     search in documents/s per query with fp32 and bf16 residency (the one-time upload timed
+//     apart), dense dot-product search, graph search at Efficient 1 (paper, hyp+) in ms/query
+//     with overlap against the GPU's exhaustive results, and exact k-NN (index) rows/s.
+// Usage: bench_search [--quick] [--cuda] [--docs N] [--dim 768] [--layers 6] [--queries Q]
 //                     [--clusters C] [--exhaustive-max N]
 #include "search/exhaustive.h"
 #include "search/graph.h"
 #include "search/graph_search.h"
 #include "autograd/gradcheck.h"
+#include "kernels/kernels.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -37,6 +42,20 @@ static QNetHost random_qnet(int B, int d, int L, uint64_t seed) {
     return q;
 }
 
+// The host q-nets as tensors on ctx c (what hypencoder_queries hands the search).
+static QNet qnet_tensors(Ctx *c, const QNetHost *h) {
+    QNet q = {.B = h->B, .layers = h->layers, .dim = h->dim, .eps = h->eps};
+    for (int j = 0; j <= h->layers; j++) {
+        q.W[j] = tensor_new(c, HYP_F32, HYP_SHAPE(h->B, j < h->layers ? h->dim : 1, h->dim));
+        tensor_from_host(q.W[j], h->W[j]);
+        if (j < h->layers) {
+            q.b[j] = tensor_new(c, HYP_F32, HYP_SHAPE(h->B, h->dim));
+            tensor_from_host(q.b[j], h->b[j]);
+        }
+    }
+    return q;
+}
+
 static double overlap(const SearchResult *a, const SearchResult *ex, int k) {
     int m = ex->n < k ? ex->n : k, hit = 0;
     for (int i = 0; i < m; i++)
@@ -44,19 +63,136 @@ static double overlap(const SearchResult *a, const SearchResult *ex, int k) {
     return m ? (double)hit / m : 1;
 }
 
+// ---- --cuda: the GPU rates.
+static int bench_cuda(float *X, long N, int d, int L, int Q, bool quick) {
+    if (!hyp_cuda_available()) { fprintf(stderr, "bench_search --cuda: %s\n", hyp_cuda_why_unavailable()); return 1; }
+    QNetHost qh = random_qnet(Q, d, L, 11);
+    Ctx *c = ctx_new(HYP_CUDA);
+    QNet q = qnet_tensors(c, &qh);   // on the GPU, as the query encoder leaves them
+    DocStore *s = docstore_from_memory(X, N, d, NULL, STORE_F32);
+    const Backend *be = backend_get(HYP_CUDA);
+    double macs = L * (double)d * d + d;
+    SearchResult *ex = hyp_calloc((size_t)Q, sizeof(SearchResult)), *r = hyp_calloc((size_t)Q, sizeof(SearchResult));
+    for (int dt = 0; dt < 2; dt++) {
+        StoreDType res = dt ? STORE_BF16 : STORE_F32;
+        double t0 = hyp_now();
+        if (!docstore_device(s, HYP_CUDA, res)) { fprintf(stderr, "%s\n", hyp_last_error()); return 1; }
+        be->synchronize();
+        double up = hyp_now() - t0;
+        ExhaustiveOptions o = {.k = 1000, .device = HYP_CUDA, .resident = res};
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {   // best of 3; the first also warms cuBLASLt plans
+            SearchResult *out = dt == 0 && rep == 0 ? ex : r;
+            double t1 = hyp_now();
+            if (exhaustive_search_qnet(s, &q, NULL, &o, out)) { fprintf(stderr, "%s\n", hyp_last_error()); return 1; }
+            double t = hyp_now() - t1;
+            if (t < best) best = t;
+            if (out == r) for (int b = 0; b < Q; b++) search_result_free(&r[b]);
+        }
+        double rate = (double)N * Q / best;
+        printf("cuda exhaustive %s resident (%ld docs, upload %.2f s), %d queries, k=1000: %.0f docs/s per query "
+               "(%.2f ms/query, %.1f TFLOP/s)\n", store_dtype_name(res), N, up, Q, rate, 1e3 * best / Q,
+               rate * 2 * macs / 1e12);
+    }
+    docstore_device(s, HYP_CUDA, STORE_F32);
+    {   // dense dot product (BE-Base) with the same documents, the q-nets' first rows as queries
+        float *Qv = hyp_malloc((size_t)Q * d * sizeof(float));
+        for (int b = 0; b < Q; b++) memcpy(Qv + (size_t)b * d, qh.W[0] + (size_t)b * d * d, (size_t)d * sizeof(float));
+        ExhaustiveOptions o = {.k = 1000, .device = HYP_CUDA};
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t1 = hyp_now();
+            exhaustive_search_dense(s, Qv, Q, DENSE_DOT, NULL, &o, r);
+            double t = hyp_now() - t1;
+            if (t < best) best = t;
+            for (int b = 0; b < Q; b++) search_result_free(&r[b]);
+        }
+        printf("cuda dense dot %ld docs, %d queries, k=1000: %.0f docs/s per query (%.2f ms/query)\n", N, Q,
+               (double)N / (best / Q), 1e3 * best / Q);
+        free(Qv);
+    }
+    {   // exact k-NN (hyp index) rows/s on a sample of rows
+        long nq = quick ? 1024 : 4096;
+        if (nq > N) nq = N;
+        long *qi = hyp_malloc((size_t)nq * sizeof(long));
+        int32_t *nb = hyp_malloc((size_t)nq * 100 * sizeof(int32_t));
+        for (long i = 0; i < nq; i++) qi[i] = i;
+        knn_exact_rows_dev(s, X, qi, nq, 100, 16384, HYP_CUDA, nb);   // warm-up
+        double t1 = hyp_now();
+        knn_exact_rows_dev(s, X, qi, nq, 100, 16384, HYP_CUDA, nb);
+        double t = hyp_now() - t1;
+        printf("cuda exact k-NN (k=100) against %ld docs: %.0f rows/s (full graph ~%.0f s)\n", N, nq / t, N / (nq / t));
+        free(qi);
+        free(nb);
+    }
+    {   // graph search on a k-NN graph built on the GPU (a sample of the corpus for the full run)
+        long Ng = quick ? N : (N < 200000 ? N : 200000);
+        DocStore *gsx = Ng == N ? s : docstore_from_memory(X, Ng, d, NULL, STORE_F32);
+        Graph g;
+        double t0 = hyp_now();
+        graph_build_exact(gsx, &(GraphBuildOptions){.k = 100, .block_rows = 16384, .device = HYP_CUDA}, &g);
+        double tg = hyp_now() - t0;
+        graph_kmeans(gsx, (int)(2 * sqrt((double)Ng)), 6, 50000, 3, false, &g);
+        SearchResult *gex = ex;
+        if (gsx != s) {   // exhaustive on the sample for the overlap
+            gex = hyp_calloc((size_t)Q, sizeof(SearchResult));
+            exhaustive_search_qnet(gsx, &q, NULL, &(ExhaustiveOptions){.k = 1000, .device = HYP_CUDA}, gex);
+        }
+        printf("cuda graph: exact k=100 over %ld docs in %.1f s\n", Ng, tg);
+        QNetDevScorer dc;
+        GraphScorer sc = qnet_store_scorer_dev(&dc, gsx, &q, HYP_CUDA, STORE_F32);
+        for (int algo = 0; algo < 2; algo++) {
+            GraphSearchOptions o = graph_search_defaults();
+            graph_search_preset("efficient1", &o);
+            o.algo = algo;
+            if (algo == ALGO_HYPPLUS) o.entry_points = 2000;
+            GraphSearcher *gs = graph_searcher_new(&g, Ng, d, &o);
+            double lat = 0, scored = 0, o10 = 0, o1k = 0;
+            for (int b = 0; b < Q; b++) {
+                SearchResult h = {0};
+                graph_search(gs, &sc, b, -1, &h);
+                lat += h.seconds;
+                scored += h.scored;
+                o10 += overlap(&h, &gex[b], 10);
+                o1k += overlap(&h, &gex[b], 1000);
+                search_result_free(&h);
+            }
+            printf("cuda graph %-5s E=%d/%d/%d: %.0f docs scored/query, %.2f ms/query, overlap@10 %.3f, overlap@1000 %.3f\n",
+                   algo ? "hyp+" : "paper", o.entry_points, o.candidates, o.max_iter, scored / Q, 1e3 * lat / Q, o10 / Q,
+                   o1k / Q);
+            graph_searcher_free(gs);
+        }
+        qnet_dev_scorer_free(&dc);
+        if (gex != ex) {
+            for (int b = 0; b < Q; b++) search_result_free(&gex[b]);
+            free(gex);
+        }
+        if (gsx != s) docstore_free(gsx);
+        graph_free(&g);
+    }
+    for (int b = 0; b < Q; b++) search_result_free(&ex[b]);
+    free(ex);
+    free(r);
+    docstore_free(s);
+    ctx_free(c);
+    qnet_host_free(&qh);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long N = 1000000, ex_max = 65536;
     int d = 768, L = 6, Q = 4, ncl = 1000;
-    bool quick = false;
+    bool quick = false, cuda = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--cuda")) cuda = true;
         else if (!strcmp(argv[i], "--docs") && i + 1 < argc) N = atol(argv[++i]);
         else if (!strcmp(argv[i], "--dim") && i + 1 < argc) d = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) L = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--queries") && i + 1 < argc) Q = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--clusters") && i + 1 < argc) ncl = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--exhaustive-max") && i + 1 < argc) ex_max = atol(argv[++i]);
-        else { fprintf(stderr, "usage: bench_search [--quick] [--docs N] [--dim D] [--layers L] [--queries Q] [--clusters C] [--exhaustive-max N]\n"); return 1; }
+        else { fprintf(stderr, "usage: bench_search [--quick] [--cuda] [--docs N] [--dim D] [--layers L] [--queries Q] [--clusters C] [--exhaustive-max N]\n"); return 1; }
     }
     if (quick) { N = 100000; ex_max = 16384; Q = 2; ncl = 200; }
     printf("bench_search: %d threads, q-net d=%d L=%d (%.2f M MACs/doc)\n", omp_get_max_threads(), d, L,
@@ -79,6 +215,12 @@ int main(int argc, char **argv) {
         for (int j = 0; j < d; j++) X[(size_t)i * d + j] += cent[(size_t)cl[i] * d + j];
     }
     free(cent);
+    if (cuda) {
+        free(cl);
+        int rc = bench_cuda(X, N, d, L, Q, quick);
+        free(X);
+        return rc;
+    }
     QNetHost q = random_qnet(Q, d, L, 11);
     DocStore *sub = docstore_from_memory(X, ne, d, NULL, STORE_F32);
     float *Cb = hyp_malloc((size_t)blk * d * sizeof(float));
