@@ -43,64 +43,6 @@ int search_check(const SearchModel *sm, const DocStore *s, const SearchOptions *
     return 0;
 }
 
-// ---------------------------------------------------------------- dense top-k
-// Host stand-in for exhaustive_search_dense (devsearch) until its implementation lands:
-// exact inner-product (or cosine) top-k of B query vectors Q (B, d) over store rows
-// [doc_begin, doc_end): one GEMM per block of rows for all queries, then a heap per query.
-static int dense_search(DocStore *s, const float *Q, int B, DenseMetric metric, const char *const *qids,
-                        const ExhaustiveOptions *o, SearchResult *out) {
-    bool cosine = metric == DENSE_COSINE;
-    long N = docstore_n(s);
-    int d = docstore_dim(s);
-    long lo = o->doc_end > 0 ? o->doc_begin : 0, hi = o->doc_end > 0 ? o->doc_end : N;
-    long rows = o->block_rows > 0 ? o->block_rows : 16384;
-    if (rows > hi - lo) rows = hi - lo > 0 ? hi - lo : 1;
-    long *self = hyp_malloc((size_t)(B ? B : 1) * sizeof(long));
-    TopK *heaps = hyp_malloc((size_t)(B ? B : 1) * sizeof(TopK));
-    for (int b = 0; b < B; b++) {
-        self[b] = o->ignore_same_id ? docstore_find(s, qids[b]) : -1;
-        topk_init(&heaps[b], o->k);
-    }
-    float *X = hyp_malloc((size_t)rows * d * sizeof(float));   // (rows, d)
-    float *S = hyp_malloc((size_t)rows * (B ? B : 1) * sizeof(float));   // (B, rows)
-    double t0 = hyp_now();
-    int rc = 0;
-    for (long r0 = lo; r0 < hi && !rc; r0 += rows) {
-        long n = hi - r0 < rows ? hi - r0 : rows;
-        if (docstore_rows(s, r0, n, X)) { rc = -1; break; }
-        if (cosine) {   // unit documents, so the inner product with unit queries is the cosine
-            for (long i = 0; i < n; i++) {
-                float *r = X + (size_t)i * d;
-                double ss = 0;
-                for (int j = 0; j < d; j++) ss += (double)r[j] * r[j];
-                float inv = (float)(1.0 / (sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12));
-                for (int j = 0; j < d; j++) r[j] *= inv;
-            }
-        }
-        if (B) hyp_cpu_backend.gemm(false, true, B, (int)n, d, 1.0f, Q, 0, X, 0, 0.0f, S, 0, 1, HYP_MATMUL_F32);
-        for (int b = 0; b < B; b++) {
-            const float *sc = S + (size_t)b * n;
-            for (long i = 0; i < n; i++)
-                if (r0 + i != self[b]) topk_offer(&heaps[b], sc[i], (int32_t)(r0 + i));
-        }
-    }
-    double dt = hyp_now() - t0;
-    for (int b = 0; b < B; b++) {
-        if (!rc) {
-            out[b].hits = hyp_malloc((size_t)(heaps[b].n ? heaps[b].n : 1) * sizeof(Hit));
-            out[b].n = topk_sorted(&heaps[b], out[b].hits);
-            out[b].scored = hi - lo;
-            out[b].seconds = dt / B;
-        }
-        topk_free(&heaps[b]);
-    }
-    free(heaps);
-    free(self);
-    free(X);
-    free(S);
-    return rc;
-}
-
 // ---------------------------------------------------------------- the sharded merge
 // Every rank's k best per query (padded with idx -1) gathered; each query keeps the k best
 // of all ranks. res[b].scored becomes the whole corpus.
@@ -162,7 +104,8 @@ int search_run(const SearchModel *sm, const Tokenizer *tok, DocStore *s, const c
     if (search_check(sm, s, &opt)) return -1;
     long N = docstore_n(s);
     int d = docstore_dim(s);
-    ExhaustiveOptions eo = {.k = opt.k, .block_rows = opt.block_rows, .ignore_same_id = opt.ignore_same_id};
+    ExhaustiveOptions eo = {.k = opt.k, .block_rows = opt.block_rows, .ignore_same_id = opt.ignore_same_id,
+                            .device = opt.device, .resident = opt.resident};
     if (opt.shard.world > 1) {
         eo.doc_begin = N * opt.shard.rank / opt.shard.world;
         eo.doc_end = N * (opt.shard.rank + 1) / opt.shard.world;
@@ -200,25 +143,26 @@ int search_run(const SearchModel *sm, const Tokenizer *tok, DocStore *s, const c
             Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len));
             tensor_from_host(ids, tb.ids);
             tensor_from_host(mask, tb.mask);
+            // The q-nets stay where the encoder made them; the search moves them if it runs elsewhere.
             QNet qn = hypencoder_queries(c, sm->hyp, ids, mask);
-            QNetHost qh = qnet_host_from(&qn);
-            ctx_reset(c);
+            backend_get(sm->device)->synchronize();   // the encoding time is the encoding's
             enc = (hyp_now() - te) / B;
             if (!gs) {
-                rc = exhaustive_search(s, &qh, qids + q0, &eo, res);
+                rc = exhaustive_search_qnet(s, &qn, qids + q0, &eo, res);
             } else {
-                QNetStoreScorer sctx;
-                GraphScorer sc = qnet_store_scorer(&sctx, s, &qh);
+                QNetDevScorer sctx;
+                GraphScorer sc = qnet_store_scorer_dev(&sctx, s, &qn, opt.device, opt.resident);
                 for (int b = 0; b < B && !rc; b++) {
                     long skip = opt.ignore_same_id ? docstore_find(s, qids[q0 + b]) : -1;
                     rc = graph_search(gs, &sc, b, skip, &res[b]);
                 }
                 if (sctx.status) rc = -1;
-                qnet_store_scorer_free(&sctx);
+                qnet_dev_scorer_free(&sctx);
             }
-            qnet_host_free(&qh);
+            ctx_reset(c);
         } else {
-            rc = dense_search(s, Qv + (size_t)q0 * d, B, sm->normalize ? DENSE_COSINE : DENSE_DOT, qids + q0, &eo, res);
+            rc = exhaustive_search_dense(s, Qv + (size_t)q0 * d, B, sm->normalize ? DENSE_COSINE : DENSE_DOT, qids + q0,
+                                         &eo, res);
         }
         if (!rc && !gs && opt.shard.world > 1) rc = shard_merge(&opt.shard, opt.k, N, res, B);
         for (int b = 0; b < B && !rc; b++) {

@@ -29,7 +29,8 @@ typedef struct SearchOptions {
     int k;                  // hits per query (default 1000)
     int batch;              // queries encoded and searched together (default 8: a q-net is L*d*d floats)
     int query_max_len;      // tokens incl. [CLS]/[SEP]; 0: the model's, else 64
-    Device device;          // where documents are scored (the store is moved there once)
+    Device device;          // where documents are scored (the store is moved there once and kept)
+    StoreDType resident;    // CUDA: the resident documents' storage (STORE_F32, or STORE_BF16)
     bool ignore_same_id;    // drop the document whose id equals the query id
     long block_rows;        // exhaustive: documents per block (0: 16384)
     bool progress;          // queries/s and ETA on stderr

@@ -248,6 +248,11 @@ Test(cli_contract, options_checked_against_the_model) {
     cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " index --docs docs.h5 --neighbors 50 --out g50.h5", W, ROOT), 0,
                  "%s", out);
     cr_assert(strstr(out, "only 1 other documents") && strstr(out, "\"k\": 1,"), "%s", out);
+    // Entry points that cover the corpus (the default 10000 here, 2 documents): the graph
+    // search is exhaustive, and hyp search says so and by how much.
+    cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " " SEARCH " --graph g.h5 --out rg --k 2", W, ROOT), 0, "%s", out);
+    cr_assert(strstr(out, "the 10000 entry points cover all 2 documents (5000.0x the corpus)") &&
+              strstr(out, "exhaustive search") && strstr(out, "\"entries_cover_corpus\": true"), "%s", out);
     // A query longer than --query-max-len is truncated, not an error.
     cr_assert_eq(run(out, sizeof out, "cd %s && %s/" HYP_BIN " " SEARCH " --out r --query-max-len 3 --k 2", W,
                      ROOT), 0, "%s", out);

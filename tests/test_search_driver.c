@@ -385,3 +385,45 @@ Test(driver_cuda, hypencoder_exhaustive) { cuda_equals_cpu(SEARCH_HYPENCODER, fa
 Test(driver_cuda, hypencoder_graph) { cuda_equals_cpu(SEARCH_HYPENCODER, true); }
 Test(driver_cuda, biencoder_dense) { cuda_equals_cpu(SEARCH_BIENCODER, false); }
 Test(driver_cuda, plain_bert_cosine) { cuda_equals_cpu(SEARCH_BERT, false); }
+
+// ---------------------------------------------------------------- validation on CUDA = CPU
+// A short training run validates twice; with eval.device=cuda (the training on the CPU) the
+// validation metrics equal those with eval.device=cpu, for both model kinds.
+#include "train/trainer.h"
+static void validation_cuda_equals_cpu(const char *kind) {
+    RUN_ON_CUDA_OR_SKIP();
+    char dir[64];
+    make_synth_task(dir, sizeof dir, "/tmp/hyp_valdev", 200, 80, 4);
+    TrainSummary sum[2];
+    const char *devs[2] = {"cpu", "cuda"};
+    for (int r = 0; r < 2; r++) {
+        char s[9][256];
+        snprintf(s[0], sizeof s[0], "data.train=%s/data/train.jsonl", dir);
+        snprintf(s[1], sizeof s[1], "data.vocab=%s/data/vocab.txt", dir);
+        snprintf(s[2], sizeof s[2], "eval.corpus=%s/data/corpus.tsv", dir);
+        snprintf(s[3], sizeof s[3], "eval.queries=%s/data/val_queries.tsv", dir);
+        snprintf(s[4], sizeof s[4], "eval.qrels=%s/data/val_qrels.txt", dir);
+        snprintf(s[5], sizeof s[5], "train.max_steps=4");
+        snprintf(s[6], sizeof s[6], "eval.every=2");
+        snprintf(s[7], sizeof s[7], "eval.device=%s", devs[r]);
+        snprintf(s[8], sizeof s[8], "model.kind=%s", kind);
+        const char *sets[9] = {s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]};
+        char out[128];
+        snprintf(out, sizeof out, "%s/run_%s", dir, devs[r]);
+        TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets, .n_sets = 9, .out_dir = out,
+                          .device = HYP_CPU, .quiet = true};
+        cr_assert_eq(train_run(&o, &sum[r]), 0, "eval.device=%s: %s", devs[r], hyp_last_error());
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert(!isnan(sum[0].final_metric[i]), "metric %d not computed", i);
+        cr_assert(fabs(sum[1].final_metric[i] - sum[0].final_metric[i]) <= 1e-9, "%s metric %d: cuda %.9f, cpu %.9f",
+                  kind, i, sum[1].final_metric[i], sum[0].final_metric[i]);
+    }
+    cr_assert_gt(sum[0].final_metric[1], 0, "nDCG@10 is 0: the comparison would hold for any ranking");
+    cr_assert_eq(sum[1].best_step, sum[0].best_step);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+Test(driver_cuda, validation_hypencoder) { validation_cuda_equals_cpu("hypencoder"); }
+Test(driver_cuda, validation_biencoder) { validation_cuda_equals_cpu("biencoder"); }
