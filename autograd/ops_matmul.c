@@ -13,13 +13,19 @@ static GemmIn gemm_in(const Ctx *c, const void *data) {
     return (GemmIn){data, false};
 }
 
-// C = alpha op(A) op(B) + beta C through gemm_ex with A and B as gemm_in reads them.
+// C = alpha op(A) op(B) (+ bias, before the bf16 rounding) + beta C through gemm_ex with A
+// and B as gemm_in reads them.
+static void gemm_bias_op(const Ctx *c, const Backend *be, const char *op, bool ta, bool tb, int M, int N, int K,
+                         float alpha, const float *A, long long sA, const float *B, long long sB, const float *bias,
+                         float beta, float *C, long long sC, int batch) {
+    GemmIn a = gemm_in(c, A), b = gemm_in(c, B);
+    KERNEL(be, gemm_ex, op)(ta, tb, M, N, K, alpha, a.p, a.bf16, sA, b.p, b.bf16, sB, bias, beta, C, sC, batch,
+                            c->matmul_precision);
+}
 static void gemm_op(const Ctx *c, const Backend *be, const char *op, bool ta, bool tb, int M, int N, int K,
                     float alpha, const float *A, long long sA, const float *B, long long sB, float beta, float *C,
                     long long sC, int batch) {
-    GemmIn a = gemm_in(c, A), b = gemm_in(c, B);
-    KERNEL(be, gemm_ex, op)(ta, tb, M, N, K, alpha, a.p, a.bf16, sA, b.p, b.bf16, sB, beta, C, sC, batch,
-                            c->matmul_precision);
+    gemm_bias_op(c, be, op, ta, tb, M, N, K, alpha, A, sA, B, sB, NULL, beta, C, sC, batch);
 }
 
 // Leading ("batch") element count of a tensor used as a matrix operand.
@@ -110,8 +116,13 @@ Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = dout;
     Tensor *y = out_like(c, x->ndim, shape);
-    gemm_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0, 0.0f, y->data, 0, 1);
-    if (b) be->binary_fwd(BIN_ADD, y->data, y->data, b->data, rows * dout, dout);
+    if (c->matmul_precision == HYP_MATMUL_BF16) {   // autocast's addmm: one rounding, after the bias
+        gemm_bias_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0,
+                     b ? b->data : NULL, 0.0f, y->data, 0, 1);
+    } else {
+        gemm_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0, 0.0f, y->data, 0, 1);
+        if (b) be->binary_fwd(BIN_ADD, y->data, y->data, b->data, rows * dout, dout);
+    }
     if (tape_wants(c, in, b ? 3 : 2)) tape_push(c, OP_LINEAR, in, b ? 3 : 2, y);
     return y;
 }

@@ -66,10 +66,12 @@ typedef struct Backend {
     // gemm with A and/or B given in bf16 (a_bf16 / b_bf16: the buffer holds uint16_t bf16
     // values and the strides count them, e.g. the parameters' copy from paramset_bf16). A bf16
     // operand is read exactly, so with prec BF16 the result equals gemm on its fp32 original.
-    // bf16 operands need prec == HYP_MATMUL_BF16.
+    // bf16 operands need prec == HYP_MATMUL_BF16. bias (N) or NULL is added to every row of
+    // the product before the bf16 rounding: C = bf16(alpha op(A) op(B) + bias) + beta C, as
+    // autocast's linear (addmm) rounds once after its bias; fp32/tf32: C = P + beta C + bias.
     void (*gemm_ex)(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
-                    long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
-                    float *C, long long strideC, int batch, MatmulPrecision prec);
+                    long long strideA, const void *B, bool b_bf16, long long strideB, const float *bias,
+                    float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
 
     // ---- element-wise. b broadcasts over leading dims: b index = i % nb (nb divides n).
     void (*binary_fwd)(BinaryOp op, float *y, const float *a, const float *b, long n, long nb);

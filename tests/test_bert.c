@@ -31,53 +31,65 @@ static BertConfig fixture_config(H5File *f, const char *g) {
     cfg.pooler = true;
     return cfg;
 }
-
-static void run_bert_parity(Device dev, const char *g) {
+// prec F32: group g of bert_tiny.h5 at fp32 tolerance; BF16 (group /bert only): the same
+// parameters and batch against PyTorch's CPU autocast (autocast.h5, fx_autocast.py: attention
+// in fp32 there) at bf16 tolerance.
+static void run_bert_parity(Device dev, const char *g, MatmulPrecision prec) {
     H5File *f = fx_open("bert_tiny.h5");
+    const bool bf16 = prec == HYP_MATMUL_BF16;
+    H5File *want = bf16 ? fx_open("autocast.h5") : f;
+    const double tol = bf16 ? TOL_BF16 : TOL_E2E;
     BertConfig cfg = fixture_config(f, g);
     char params[64], grads[64];
     snprintf(params, sizeof params, "%s/params", g);
-    snprintf(grads, sizeof grads, "%s/grads", g);
+    snprintf(grads, sizeof grads, "%s/grads", bf16 ? "/bert" : g);
     ParamSet *ps = paramset_new(dev);
     Bert bert;
     bert_register(&bert, ps, "", &cfg);
     paramset_finalize(ps);
     cr_assert_eq(h5_load_params(f, params, ps, false), 0, "%s", hyp_last_error());
     Ctx *c = ctx_new(dev);
+    c->matmul_precision = prec;
+    c->params = ps;
     Tensor *ids = fx_tensor(c, f, g, "ids", false), *mask = fx_tensor(c, f, g, "mask", false);
     Tensor *h = bert_forward(c, &bert, ids, mask);
-    expect_fixture(h, f, g, "hidden", TOL_E2E);
-    expect_fixture(bert_pool_cls(c, h), f, g, "cls", TOL_E2E);
-    expect_fixture(bert_pool_mean(c, h, mask), f, g, "mean", TOL_E2E);
+    expect_fixture(h, want, bf16 ? "/bert" : g, "hidden", tol);
+    if (!bf16) {
+        expect_fixture(bert_pool_cls(c, h), f, g, "cls", TOL_E2E);
+        expect_fixture(bert_pool_mean(c, h, mask), f, g, "mean", TOL_E2E);
+    }
     backward_from(c, h, fx_tensor(c, f, g, "gy", false));
     int checked = 0;
     for (int i = 0; i < ps->n; i++) {
         const char *name = ps->params[i]->name;
-        if (!fx_has(f, grads, name)) continue;   // the pooler gets no gradient
+        if (!fx_has(want, grads, name)) continue;   // the pooler gets no gradient
         if (strstr(name, "attention.self.key.bias")) {
             // Softmax ignores a per-row constant, so this gradient is exactly 0 in exact
             // arithmetic; both sides hold only rounding noise. Check that it is noise-sized.
             float *gv = tensor_host_copy(ps->params[i]->grad);
             for (size_t j = 0; j < tensor_numel(ps->params[i]); j++)
-                cr_assert_lt(fabsf(gv[j]), 1e-5f, "%s %s[%zu] = %g is not ~0", g, name, j, gv[j]);
+                cr_assert_lt(fabsf(gv[j]), bf16 ? 1e-3f : 1e-5f, "%s %s[%zu] = %g is not ~0", g, name, j, gv[j]);
             free(gv);
             checked++;
             continue;
         }
-        expect_fixture(ps->params[i]->grad, f, grads, name, TOL_E2E);
+        expect_fixture(ps->params[i]->grad, want, grads, name, tol);
         checked++;
     }
     cr_assert_eq(checked, ps->n - 2, "every parameter but the pooler's has a gradient fixture");
     ctx_free(c);
     bert_free(&bert);
     paramset_free(ps);
+    if (want != f) h5_close(want);
     h5_close(f);
 }
 
 // BERT's exact GELU and the activations of other BERT variants (HF gelu_new, silu).
 static const char *const GROUPS[] = {"/bert", "/bert_gelu_new", "/bert_silu"};
-Test(bert, hf_parity_cpu) { for (int i = 0; i < 3; i++) run_bert_parity(HYP_CPU, GROUPS[i]); }
-Test(bert, hf_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); for (int i = 0; i < 3; i++) run_bert_parity(HYP_CUDA, GROUPS[i]); }
+Test(bert, hf_parity_cpu) { for (int i = 0; i < 3; i++) run_bert_parity(HYP_CPU, GROUPS[i], HYP_MATMUL_F32); }
+Test(bert, hf_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); for (int i = 0; i < 3; i++) run_bert_parity(HYP_CUDA, GROUPS[i], HYP_MATMUL_F32); }
+Test(bert, autocast_bf16_cpu) { run_bert_parity(HYP_CPU, "/bert", HYP_MATMUL_BF16); }
+Test(bert, autocast_bf16_cuda) { RUN_ON_CUDA_OR_SKIP(); run_bert_parity(HYP_CUDA, "/bert", HYP_MATMUL_BF16); }
 
 // Parameter names are HF's, with the prefix the Hypencoder checkpoints use.
 Test(bert, names_and_count) {

@@ -1,6 +1,7 @@
 // Ten training steps of a tiny Hypencoder (dropout off, the twin's batches, AdamW, global-norm
 // clipping, HF constant-with-warmup) give the PyTorch twin's losses within 1e-4 relative at
-// every step (tests/fixtures/fx_train10.py).
+// every step (tests/fixtures/fx_train10.py); with train.precision = bf16, the losses of the
+// same steps under PyTorch's CPU autocast within 1e-2 (fx_autocast.py).
 #include "tests/testlib.h"
 #include "train/trainer.h"
 #include "train/optim.h"
@@ -25,7 +26,7 @@ static int32_t *ids(H5File *f, int s, const char *name, int *rows, int *cols) {
     return v;
 }
 
-static void run_train10(Device dev) {
+static void run_train10(Device dev, MatmulPrecision prec) {
     H5File *f = fx_open("train10.h5");
     BertConfig bc = bert_base_config();
     bc.vocab_size = (int)attr(f, "vocab");
@@ -48,10 +49,20 @@ static void run_train10(Device dev) {
     LRSchedule sched = {.kind = SCHED_CONSTANT_WITH_WARMUP, .lr = attr(f, "lr"), .warmup_steps = (long)attr(f, "warmup"),
                         .max_steps = 10};
     int nd, sh[4];
-    float *want = h5_read_f32(f, "/train10/losses", &nd, sh);
+    const bool bf16 = prec == HYP_MATMUL_BF16;
+    H5File *fw = bf16 ? fx_open("autocast.h5") : f;
+    float *want = h5_read_f32(fw, "/train10/losses", &nd, sh);
+    float *fp32 = h5_read_f32(f, "/train10/losses", &nd, sh);   // the fp32 twin's
+    cr_assert(want && fp32, "%s", hyp_last_error());
+    double off_ours = 0, off_fp32 = 0;   // bf16: summed distance to autocast, ours and fp32's
+    double first_ours = 0, first_fp32 = 0;   // the same for the first step (no training yet)
+    if (fw != f) h5_close(fw);
+    const double tol = bf16 ? TOL_BF16 : TOL_E2E;
     int steps = (int)attr(f, "steps");
     Ctx *c = ctx_new(dev);
     c->training = true;
+    c->matmul_precision = prec;
+    c->params = m.ps;   // as the trainer does: bf16 GEMMs read the per-step weight copy
     for (int s = 0; s < steps; s++) {
         TrainBatch b = {0};
         int rows, cols;
@@ -70,15 +81,27 @@ static void run_train10(Device dev) {
         tensor_to_host(l.mmse, &got[1]);
         tensor_to_host(l.ce, &got[2]);
         for (int k = 0; k < 3; k++)
-            cr_assert(fabs(got[k] - want[s * 3 + k]) <= TOL_E2E * fabs(want[s * 3 + k]),
+            cr_assert(fabs(got[k] - want[s * 3 + k]) <= tol * fabs(want[s * 3 + k]),
                       "step %d loss %d on %s: %.7g vs twin %.7g", s + 1, k, device_name(dev), got[k], want[s * 3 + k]);
+        if (s == 0) first_ours = fabs(got[0] - want[0]), first_fp32 = fabs(fp32[0] - want[0]);
+        off_ours += fabs(got[0] - want[s * 3]);
+        off_fp32 += fabs(fp32[s * 3] - want[s * 3]);
         backward(c, l.total);
         OptimStats st;
         cr_assert_eq(optim_step(opt, m.ps, lr_at(&sched, opt->step), &st), OPTIM_OK);
         ctx_reset(c);
         free(b.q_ids); free(b.q_mask); free(b.d_ids); free(b.d_mask); free(b.scores);
     }
+    // The emulation rounds what autocast rounds: its losses follow autocast's, not fp32's.
+    fprintf(stderr, "train10 %s %s: total-loss distance to the oracle, step 1 %.4g (fp32 twin %.4g), all steps %.4g "
+            "(fp32 twin %.4g)\n", device_name(dev), bf16 ? "bf16" : "fp32", first_ours, first_fp32, off_ours, off_fp32);
+    if (bf16) {
+        cr_assert_lt(first_ours, 0.5 * first_fp32, "step 1: bf16 loss %.3g from autocast's, fp32's %.3g", first_ours,
+                     first_fp32);
+        cr_assert_lt(off_ours, off_fp32, "bf16 losses are %.3g from autocast's, fp32's %.3g", off_ours, off_fp32);
+    }
     free(want);
+    free(fp32);
     ctx_free(c);
     adamw_free(opt);
     hypencoder_free(&m.hyp);
@@ -86,5 +109,7 @@ static void run_train10(Device dev) {
     h5_close(f);
 }
 
-Test(train10, losses_match_twin_cpu) { run_train10(HYP_CPU); }
-Test(train10, losses_match_twin_cuda) { RUN_ON_CUDA_OR_SKIP(); run_train10(HYP_CUDA); }
+Test(train10, losses_match_twin_cpu) { run_train10(HYP_CPU, HYP_MATMUL_F32); }
+Test(train10, losses_match_twin_cuda) { RUN_ON_CUDA_OR_SKIP(); run_train10(HYP_CUDA, HYP_MATMUL_F32); }
+Test(train10, autocast_bf16_cpu) { run_train10(HYP_CPU, HYP_MATMUL_BF16); }
+Test(train10, autocast_bf16_cuda) { RUN_ON_CUDA_OR_SKIP(); run_train10(HYP_CUDA, HYP_MATMUL_BF16); }

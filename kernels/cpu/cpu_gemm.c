@@ -68,38 +68,52 @@ static float *operand_copy(const void *x, bool is_bf16, size_t n, MatmulPrecisio
     return y;
 }
 
+// C[z] (M, N) += bias (N) on every row.
+static void add_bias(float *C, long long strideC, const float *bias, int M, int N, int batch) {
+    for (int z = 0; z < batch; z++)
+#pragma omp parallel for schedule(static) if ((long)M * N > ROUND_PAR_MIN)
+        for (int i = 0; i < M; i++) {
+            float *row = C + z * strideC + (long)i * N;
+            for (int j = 0; j < N; j++) row[j] += bias[j];
+        }
+}
+
 void cpu_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
-                 long long strideA, const void *B, bool b_bf16, long long strideB, float beta, float *C,
-                 long long strideC, int batch, MatmulPrecision prec) {
+                 long long strideA, const void *B, bool b_bf16, long long strideB, const float *bias, float beta,
+                 float *C, long long strideC, int batch, MatmulPrecision prec) {
     HYP_CHECK(prec == HYP_MATMUL_BF16 || (!a_bf16 && !b_bf16), "gemm: a bf16 operand needs bf16 precision");
+    if (M == 0 || N == 0 || batch == 0) return;
     if (prec == HYP_MATMUL_F32) {
         sgemm_batched(ta, tb, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC, batch);
+        if (bias) add_bias(C, strideC, bias, M, N, batch);
         return;
     }
-    if (M == 0 || N == 0 || batch == 0) return;
     float *a = operand_copy(A, a_bf16, span_elems(strideA, (size_t)M * K, batch), prec);   // A rounded
     float *b = operand_copy(B, b_bf16, span_elems(strideB, (size_t)K * N, batch), prec);   // B rounded
-    const long mn = (long)M * N;
     if (prec == HYP_MATMUL_TF32) {
         sgemm_batched(ta, tb, M, N, K, alpha, a, strideA, b, strideB, beta, C, strideC, batch);
-    } else if (beta == 0.0f) {   // C = bf16(alpha op(A) op(B)), rounded in place
-        sgemm_batched(ta, tb, M, N, K, alpha, a, strideA, b, strideB, 0.0f, C, strideC, batch);
+        if (bias) add_bias(C, strideC, bias, M, N, batch);
+    } else {   // BF16: C = bf16(alpha op(A) op(B) + bias) (+ beta C)
+        float *p = C;   // the fp32 product: in place when C is not read, else (batch, M, N) scratch
+        long long strideP = strideC;
+        if (beta != 0.0f) {
+            p = malloc((size_t)M * N * batch * sizeof(float));
+            HYP_CHECK(p, "out of host memory for a %ld-element GEMM product", (long)M * N * batch);
+            strideP = (long long)M * N;
+        }
+        sgemm_batched(ta, tb, M, N, K, alpha, a, strideA, b, strideB, 0.0f, p, strideP, batch);
         for (int z = 0; z < batch; z++) {
             float *cz = C + z * strideC;
-#pragma omp parallel for schedule(static) if (mn > ROUND_PAR_MIN)
-            for (long i = 0; i < mn; i++) cz[i] = hyp_round_bf16(cz[i]);
+            const float *pz = p + z * strideP;
+#pragma omp parallel for schedule(static) if ((long)M * N > ROUND_PAR_MIN)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    const long e = (long)i * N + j;
+                    const float r = hyp_round_bf16(bias ? pz[e] + bias[j] : pz[e]);
+                    cz[e] = beta == 0.0f ? r : r + beta * cz[e];
+                }
         }
-    } else {                     // C = bf16(alpha op(A) op(B)) + beta C
-        float *p = malloc((size_t)mn * batch * sizeof(float));   // (batch, M, N)
-        HYP_CHECK(p, "out of host memory for a %ld-element GEMM product", mn * batch);
-        sgemm_batched(ta, tb, M, N, K, alpha, a, strideA, b, strideB, 0.0f, p, mn, batch);
-        for (int z = 0; z < batch; z++) {
-            float *cz = C + z * strideC;
-            const float *pz = p + z * mn;
-#pragma omp parallel for schedule(static) if (mn > ROUND_PAR_MIN)
-            for (long i = 0; i < mn; i++) cz[i] = hyp_round_bf16(pz[i]) + beta * cz[i];
-        }
-        free(p);
+        if (p != C) free(p);
     }
     free(a);
     free(b);
@@ -108,5 +122,5 @@ void cpu_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void 
 void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, long long strideA,
               const float *B, long long strideB, float beta, float *C, long long strideC, int batch,
               MatmulPrecision prec) {
-    cpu_gemm_ex(ta, tb, M, N, K, alpha, A, false, strideA, B, false, strideB, beta, C, strideC, batch, prec);
+    cpu_gemm_ex(ta, tb, M, N, K, alpha, A, false, strideA, B, false, strideB, NULL, beta, C, strideC, batch, prec);
 }

@@ -16,7 +16,7 @@ void cpu_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
               const float *B, long long strideB, float beta, float *C, long long strideC, int batch,
               MatmulPrecision prec);
 void cpu_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
-                 long long strideA, const void *B, bool b_bf16, long long strideB, float beta, float *C,
+                 long long strideA, const void *B, bool b_bf16, long long strideB, const float *bias, float beta, float *C,
                  long long strideC, int batch, MatmulPrecision prec);
 
 // cpu_elementwise.c

@@ -43,7 +43,7 @@ void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha,
                    const float *A, long long strideA, const float *B, long long strideB,
                    float beta, float *C, long long strideC, int batch, MatmulPrecision prec);
 void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
-                      long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
+                      long long strideA, const void *B, bool b_bf16, long long strideB, const float *bias, float beta,
                       float *C, long long strideC, int batch, MatmulPrecision prec);
 
 // ---- element-wise (elementwise.cu)

@@ -182,15 +182,18 @@ __global__ void gemm_scale_c_kernel(float *C, long long strideC, long mn, int ba
     }
 }
 
-// BF16 output: C[z] = bf16(P[z]) + beta * C[z], or bf16(P[z]) when beta == 0 (C not read).
-// P may be C itself (beta == 0, rounding in place).
-__global__ void gemm_round_bf16_kernel(float *C, long long strideC, const float *P, long long strideP, long mn,
-                                       int batch, float beta) {
+// The epilogue: C[z] = bf16(P[z] + bias) + beta C[z] (round), or C[z] = P[z] + bias with P
+// = C (no round: fp32 / tf32 with a bias). beta == 0: C is not read; bias (N) may be NULL.
+__global__ void gemm_epilogue_kernel(float *C, long long strideC, const float *P, long long strideP,
+                                     const float *bias, int N, long mn, int batch, float beta, bool round) {
     const long total = mn * (long)batch;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         long z = i / mn, e = i - z * mn;
         float *c = C + z * strideC + e;
-        const float r = hyp_round_bf16(P[z * strideP + e]);
+        const float p = P[z * strideP + e];
+        const float v = bias ? p + bias[e % N] : p;
+        if (!round) { *c = v; continue; }
+        const float r = hyp_round_bf16(v);
         *c = beta == 0.0f ? r : r + beta * *c;
     }
 }
@@ -246,8 +249,8 @@ static void gemm_call(bool ta, bool tb, int M, int N, int K, float alpha, const 
 }
 
 extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, bool a_bf16,
-                                 long long strideA, const void *B, bool b_bf16, long long strideB, float beta,
-                                 float *C, long long strideC, int batch, MatmulPrecision prec) {
+                                 long long strideA, const void *B, bool b_bf16, long long strideB, const float *bias,
+                                 float beta, float *C, long long strideC, int batch, MatmulPrecision prec) {
     if (M < 0 || N < 0 || K < 0 || batch < 0 || strideA < 0 || strideB < 0 || strideC < 0)
         hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: negative size (M=%d N=%d K=%d batch=%d)",
                      M, N, K, batch);
@@ -258,10 +261,20 @@ extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float al
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch > 1 && strideC == 0)
         hyp_fatal_at(__FILE__, __LINE__, "hyp_cuda_gemm: strideC = 0 with batch %d", batch);
-    if (K == 0) {                           // empty sum: C = beta * C (bf16(0) = 0)
-        long mn = (long)M * N;
+    if (K == 0) {                           // empty sum: C = beta * C, then the bias as below
+        const long mn = (long)M * N;
         HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_scale_c_kernel)(
             C, strideC, mn, batch, beta);
+        CUDA_CHECK_LAUNCH();
+        if (!bias) return;                  // bf16(0) = 0
+        const bool round = prec == HYP_MATMUL_BF16;
+        float *P = C;                       // fp32: C += bias; bf16: C = bf16(0 + bias) + C
+        if (round) {
+            P = (float *)hyp_cuda_scratch(HYP_SCRATCH_GEMM_C, (size_t)mn * batch * sizeof(float));
+            hyp_cuda_memset0(P, (size_t)mn * batch * sizeof(float));
+        }
+        HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_epilogue_kernel)(
+            C, strideC, P, round ? mn : strideC, bias, N, mn, batch, round ? 1.0f : 0.0f, round);
         CUDA_CHECK_LAUNCH();
         return;
     }
@@ -276,6 +289,12 @@ extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float al
 
     if (prec != HYP_MATMUL_BF16) {
         gemm_call(ta, tb, M, N, K, alpha, A, strideA, B, strideB, beta, C, strideC, batch, prec);
+        if (bias) {
+            const long mn = (long)M * N;
+            HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_epilogue_kernel)(
+                C, strideC, C, strideC, bias, N, mn, batch, 0.0f, false);
+            CUDA_CHECK_LAUNCH();
+        }
         return;
     }
     const void *A16 = A, *B16 = B;         // bf16 operands: given, or rounded into scratch
@@ -291,7 +310,7 @@ extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float al
         hyp_cuda_f32_to_bf16(b16, (const float *)B, (long)nb);
         B16 = b16;
     }
-    // The product P = alpha op(A) op(B) in fp32, then C = bf16(P) (+ beta C): in place when
+    // The product P = alpha op(A) op(B) in fp32, then C = bf16(P + bias) (+ beta C): in place when
     // C is not read, else through a scratch P (batch, M, N).
     const long mn = (long)M * N;
     float *P = C;
@@ -301,8 +320,8 @@ extern "C" void hyp_cuda_gemm_ex(bool ta, bool tb, int M, int N, int K, float al
         strideP = batch > 1 ? mn : 0;
     }
     gemm_call(ta, tb, M, N, K, alpha, A16, strideA, B16, strideB, 0.0f, P, strideP, batch, prec);
-    HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_round_bf16_kernel)(
-        C, strideC, P, strideP, mn, batch, beta);
+    HYP_LAUNCH(hyp_grid(mn * batch, HYP_THREADS), HYP_THREADS, 0, hyp_cuda_stream(), gemm_epilogue_kernel)(
+        C, strideC, P, strideP, bias, N, mn, batch, beta, true);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -310,5 +329,5 @@ extern "C" void hyp_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha
                               const float *A, long long strideA, const float *B, long long strideB,
                               float beta, float *C, long long strideC, int batch,
                               MatmulPrecision prec) {
-    hyp_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, false, strideA, B, false, strideB, beta, C, strideC, batch, prec);
+    hyp_cuda_gemm_ex(ta, tb, M, N, K, alpha, A, false, strideA, B, false, strideB, NULL, beta, C, strideC, batch, prec);
 }
