@@ -13,8 +13,9 @@ static char dir[64];
 
 static void make_task(void) { make_synth_task(dir, sizeof dir, "/tmp/hyp_trainer", 300, 120, 4); }
 
+// extra: "key=value" settings separated by ';' (at most 5).
 static int train(const char *out, long max_steps, const char *resume, const char *extra) {
-    static char s[8][256];
+    static char s[12][256];
     snprintf(s[0], sizeof s[0], "data.train=%s/data/train.jsonl", dir);
     snprintf(s[1], sizeof s[1], "data.vocab=%s/data/vocab.txt", dir);
     snprintf(s[2], sizeof s[2], "eval.corpus=%s/data/corpus.tsv", dir);
@@ -22,11 +23,18 @@ static int train(const char *out, long max_steps, const char *resume, const char
     snprintf(s[4], sizeof s[4], "eval.qrels=%s/data/val_qrels.txt", dir);
     snprintf(s[5], sizeof s[5], "train.max_steps=%ld", max_steps);
     snprintf(s[6], sizeof s[6], "%s", "model.dropout=0.1");   // exercises the Philox state on resume
-    snprintf(s[7], sizeof s[7], "%s", extra ? extra : "train.log_steps=1");
-    const char *sets[8] = {s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]};
+    int n = 7;
+    const char *e = extra ? extra : "train.log_steps=1";
+    while (*e && n < 12) {
+        size_t len = strcspn(e, ";");
+        snprintf(s[n++], sizeof s[0], "%.*s", (int)len, e);
+        e += len + (e[len] == ';');
+    }
+    const char *sets[12];
+    for (int i = 0; i < n; i++) sets[i] = s[i];
     char out_dir[128];
     snprintf(out_dir, sizeof out_dir, "%s/%s", dir, out);
-    TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets, .n_sets = 8, .out_dir = out_dir,
+    TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets, .n_sets = n, .out_dir = out_dir,
                       .resume = resume, .device = HYP_CPU, .quiet = true};
     return train_run(&o, NULL);
 }
@@ -177,4 +185,83 @@ Test(trainer, resolved_config_states_the_init_files_sizes) {
     cr_assert(strstr(buf, "sizes of the model.init_from file"), "the init-file note is missing");
     snprintf(p, sizeof p, "rm -rf %s", dir);
     cr_assert_eq(system(p), 0);
+}
+
+// One parameter of a checkpoint (malloc'd, *n floats).
+static float *ckpt_param(const char *run, long step, const char *group, const char *name, size_t *n) {
+    char p[256], ds[256];
+    snprintf(p, sizeof p, "%s/%s/ckpt-%08ld.h5", dir, run, step);
+    snprintf(ds, sizeof ds, "%s/%s", group, name);
+    H5File *f = h5_open(p);
+    cr_assert_not_null(f, "%s", hyp_last_error());
+    int nd, sh[4];
+    float *x = h5_read_f32(f, ds, &nd, sh);
+    cr_assert_not_null(x, "%s", hyp_last_error());
+    h5_close(f);
+    *n = 1;
+    for (int i = 0; i < nd; i++) *n *= (size_t)sh[i];
+    return x;
+}
+static bool same(const char *ra, long sa, const char *rb, long sb, const char *group, const char *name) {
+    size_t na, nb;
+    float *a = ckpt_param(ra, sa, group, name, &na), *b = ckpt_param(rb, sb, group, name, &nb);
+    bool eq = na == nb && !memcmp(a, b, na * sizeof(float));
+    free(a);
+    free(b);
+    return eq;
+}
+#define BERT_W "query_encoder.transformer.encoder.layer.0.attention.self.query.weight"
+#define HEAD_W "query_encoder.hyper_base_matrices.0"
+
+// model.freeze_encoder: BERT never changes and has no AdamW state, the hyperhead trains; the
+// document-vector cache is exact: a resumed run (empty cache: the second epoch's batches 21-24
+// encode afresh what the straight run took from its cache) ends bitwise where the straight run does.
+Test(trainer, frozen_encoder_keeps_bert_and_its_cache_is_exact) {
+    make_task();
+    // 300 training rows, 16 a batch: an epoch is 18 steps, so steps 19-24 reuse documents.
+    const char *fz = "model.freeze_encoder=true;train.save_steps=4;train.warmup_steps=0";
+    cr_assert_eq(train("fz", 24, NULL, fz), 0);
+    cr_assert_eq(train("fz2", 20, NULL, fz), 0);
+    cr_assert_eq(train("fz2", 24, "auto", fz), 0);
+    cr_assert(same("fz", 20, "fz", 24, "/params", BERT_W), "a frozen BERT weight changed");
+    cr_assert(!same("fz", 20, "fz", 24, "/params", HEAD_W), "the hyperhead did not train");
+    size_t n;
+    float *m = ckpt_param("fz", 24, "/optim/m", BERT_W, &n);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(m[i], 0.0f, "AdamW moment of a frozen weight: %g", m[i]);
+    free(m);
+    size_t na, nb;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/fz/ckpt-00000024.h5", dir);
+    snprintf(b, sizeof b, "%s/fz2/ckpt-00000024.h5", dir);
+    float *pa = read_all_params(a, &na), *pb = read_all_params(b, &nb);
+    cr_assert(na == nb && !memcmp(pa, pb, na * sizeof(float)), "frozen: straight 24 steps differ from 20 + resume + 4 (the cache is not exact)");
+    free(pa);
+    free(pb);
+    // A BE-Base is all BERT: freezing it is refused.
+    cr_assert_neq(train("fzbe", 2, NULL, "model.kind=biencoder;model.freeze_encoder=true"), 0);
+    cr_expect(strstr(hyp_last_error(), "freeze_encoder"), "%s", hyp_last_error());
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_assert_eq(system(a), 0);
+}
+
+// train.head_lr: after the first update (warmup 0) the BERT weights are the same as with the
+// default (their gradient does not depend on the head's lr) and the head's differ; head_lr = lr
+// is the default, bitwise.
+Test(trainer, head_lr_moves_only_the_head) {
+    make_task();
+    cr_assert_eq(train("base", 1, NULL, "train.save_steps=1;train.warmup_steps=0"), 0);
+    cr_assert_eq(train("same", 1, NULL, "train.save_steps=1;train.warmup_steps=0;train.head_lr=3e-4"), 0);
+    cr_assert_eq(train("fast", 1, NULL, "train.save_steps=1;train.warmup_steps=0;train.head_lr=3e-3"), 0);
+    cr_assert(same("base", 1, "fast", 1, "/params", BERT_W), "head_lr changed a BERT weight's first update");
+    cr_assert(!same("base", 1, "fast", 1, "/params", HEAD_W), "head_lr changed nothing in the head");
+    size_t na, nb;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/base/ckpt-00000001.h5", dir);
+    snprintf(b, sizeof b, "%s/same/ckpt-00000001.h5", dir);
+    float *pa = read_all_params(a, &na), *pb = read_all_params(b, &nb);
+    cr_assert(na == nb && !memcmp(pa, pb, na * sizeof(float)), "head_lr = lr differs from the default");
+    free(pa);
+    free(pb);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_assert_eq(system(a), 0);
 }

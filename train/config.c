@@ -54,6 +54,7 @@ static const Key KEYS[] = {
     I(model, bert_max_positions, "512", 1, 1 << 20, "BERT position embeddings when not init_from"),
     D(model, dropout, "0.1", 0, 0.999999, "BERT hidden and attention-probability dropout"),
     D(model, init_std, "0.02", 1e-6, 10, "BERT init standard deviation when not init_from (HF initializer_range)"),
+    B(model, freeze_encoder, "false", "BERT weights fixed (the authors' freeze_transformer): no BERT backward or update; document vectors computed once and cached"),
 
     S(data, train, "", "training data: pretokenized shards (hyp pretokenize) or the authors' JSONL (pretokenized into RUN/shards)"),
     S(data, vocab, "", "WordPiece vocab.txt for JSONL data (\"\": the init_from model file's)"),
@@ -63,6 +64,7 @@ static const Key KEYS[] = {
 
     I(train, batch_size, "64", 1, 1 << 24, "queries per rank and step"),
     D(train, lr, "2e-5", 0, 1e3, "peak learning rate (AdamW)"),
+    D(train, head_lr, "0", 0, 1e3, "peak learning rate of the hyperhead (the q-net's generator), which starts from random while BERT is pretrained; 0: train.lr"),
     L(train, warmup_steps, "6000", 0, BIG, "linear warm-up steps"),
     E(train, schedule, "constant_with_warmup", "constant_with_warmup|linear|constant", "learning-rate schedule after warm-up (HF's names)"),
     E(train, precision, "auto", "auto|fp32|tf32|bf16", "GEMM precision (docs/precision.md): bf16 = PyTorch autocast's (bf16 operands and products, fp32 accumulation, master weights, norms and losses); tf32 = operands rounded to tf32; auto: bf16 on CUDA, fp32 on the CPU"),

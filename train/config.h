@@ -26,6 +26,8 @@ typedef struct Config {
         int bert_layers, bert_hidden, bert_heads, bert_ffn, bert_vocab, bert_max_positions;
         double dropout;              // 0.1: BERT hidden and attention dropout
         double init_std;             // 0.02: BERT init std when not init_from (HF initializer_range)
+        bool freeze_encoder;         // false; true: BERT weights fixed (the authors' freeze_transformer): no BERT
+                                     // backward or update, document vectors computed once and cached
     } model;
     struct {
         char train[CONFIG_STR_MAX];  // pre-tokenized shards (hyp pretokenize) or the authors' JSONL
@@ -37,6 +39,7 @@ typedef struct Config {
     struct {
         int batch_size;              // 64 queries per rank
         double lr;                   // 2e-5
+        double head_lr;              // 0: lr; else the peak lr of the hyperhead (and q-net), same schedule shape
         long warmup_steps;           // 6000
         char schedule[32];           // constant_with_warmup | linear | constant
         char precision[8];           // auto (bf16 on CUDA, fp32 on the CPU) | fp32 | tf32 | bf16

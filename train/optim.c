@@ -64,6 +64,12 @@ bool adamw_param_decays(const char *name) {
     return !nodecay;
 }
 
+bool adamw_param_is_encoder(const char *name) {
+    // Hypencoder / BE-Base: "query_encoder.transformer.*", "passage_encoder.transformer.*";
+    // the hyperhead is "query_encoder.<anything else>"; a plain BERT has neither prefix.
+    return strstr(name, "transformer.") != NULL || strncmp(name, "query_encoder.", 14) != 0;
+}
+
 AdamW *adamw_new(const ParamSet *ps, const AdamWConfig *cfg) {
     HYP_CHECK(ps->finalized, "adamw_new: the parameter set is not finalized");
     const Backend *be = backend_get(ps->device);
@@ -83,15 +89,24 @@ AdamW *adamw_new(const ParamSet *ps, const AdamWConfig *cfg) {
     o->run_off = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
     o->run_len = hyp_malloc((size_t)(ps->n + 1) * sizeof(size_t));
     o->run_decay = hyp_malloc((size_t)(ps->n + 1) * sizeof(bool));
+    o->run_lr_mult = hyp_malloc((size_t)(ps->n + 1) * sizeof(double));
+    o->run_frozen = hyp_malloc((size_t)(ps->n + 1) * sizeof(bool));
+    const double head = cfg->head_lr_mult > 0 ? cfg->head_lr_mult : 1.0;
     size_t off = 0;
     for (int i = 0; i < ps->n; i++) {
-        const size_t len = tensor_numel(ps->params[i]);
-        const bool d = cfg->decay_all || adamw_param_decays(ps->params[i]->name);
-        if (o->n_runs > 0 && o->run_decay[o->n_runs - 1] == d) o->run_len[o->n_runs - 1] += len;
+        const Tensor *p = ps->params[i];
+        const size_t len = tensor_numel(p);
+        const bool d = cfg->decay_all || adamw_param_decays(p->name);
+        const double mult = adamw_param_is_encoder(p->name) ? 1.0 : head;
+        const bool frozen = !p->requires_grad;
+        const int r = o->n_runs - 1;
+        if (r >= 0 && o->run_decay[r] == d && o->run_lr_mult[r] == mult && o->run_frozen[r] == frozen) o->run_len[r] += len;
         else {
             o->run_off[o->n_runs] = off;
             o->run_len[o->n_runs] = len;
             o->run_decay[o->n_runs] = d;
+            o->run_lr_mult[o->n_runs] = mult;
+            o->run_frozen[o->n_runs] = frozen;
             o->n_runs++;
         }
         off += len;
@@ -110,6 +125,8 @@ void adamw_free(AdamW *o) {
     free(o->run_off);
     free(o->run_len);
     free(o->run_decay);
+    free(o->run_lr_mult);
+    free(o->run_frozen);
     free(o);
 }
 
@@ -142,9 +159,10 @@ OptimStatus optim_step(AdamW *o, ParamSet *ps, double lr, OptimStats *stats) {
     const int64_t t = o->step + 1;
     const double bc1 = 1.0 - pow(o->cfg.beta1, (double)t), bc2 = 1.0 - pow(o->cfg.beta2, (double)t);
     for (int r = 0; r < o->n_runs; r++) {
+        if (o->run_frozen[r]) continue;   // fixed weights: no update, moments stay 0
         const size_t off = o->run_off[r];
         KERNEL(be, adamw_step, "adamw_step")(ps->data + off, ps->grad + off, o->m + off, o->v + off,
-                                             (long)o->run_len[r], lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                                             (long)o->run_len[r], lr * o->run_lr_mult[r], o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                                              o->run_decay[r] ? o->cfg.weight_decay : 0.0, bc1, bc2, coef);
     }
     o->step = t;
@@ -163,9 +181,10 @@ OptimStatus optim_step_async(AdamW *o, ParamSet *ps, double lr, const float *che
                                        t < INT32_MAX ? (int32_t)t : INT32_MAX, true);
     const double bc1 = 1.0 - pow(o->cfg.beta1, (double)t), bc2 = 1.0 - pow(o->cfg.beta2, (double)t);
     for (int r = 0; r < o->n_runs; r++) {
+        if (o->run_frozen[r]) continue;
         const size_t off = o->run_off[r];
         KERNEL(be, adamw_step_dev, "adamw_step_dev")(ps->data + off, ps->grad + off, o->m + off, o->v + off,
-                                                     (long)o->run_len[r], lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                                                     (long)o->run_len[r], lr * o->run_lr_mult[r], o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                                                      o->run_decay[r] ? o->cfg.weight_decay : 0.0, bc1, bc2,
                                                      &o->guard->coef);
     }

@@ -54,6 +54,8 @@ typedef struct AdamWConfig {
     double max_grad_norm;         // clip the global L2 norm to this; <= 0: no clipping
     bool decay_all;               // false (HF Trainer): no weight decay for biases and LayerNorm
                                   // parameters (adamw_param_decays); true: every parameter
+    double head_lr_mult;          // lr multiplier of the non-BERT parameters (adamw_param_is_encoder false:
+                                  // the hyperhead); 0 or 1: the same lr (train.head_lr / train.lr)
 } AdamWConfig;
 AdamWConfig adamw_config_default(void);   // torch/HF defaults: 0.9, 0.999, 1e-8, wd 0, clip 1.0
 
@@ -67,6 +69,8 @@ typedef struct AdamW {
     int n_runs;
     size_t *run_off, *run_len;
     bool *run_decay;
+    double *run_lr_mult;     // per run: 1, or cfg.head_lr_mult for the hyperhead
+    bool *run_frozen;        // per run: parameters that do not require grad (model.freeze_encoder): not updated
     float *norm_buf;         // (1) device scratch for the sum of squares
     HypClipState *guard;     // (1) device: clipping coefficient, last norm, first non-finite step
     double last_lr;          // lr of the last optim_step_async (reported by optim_guard_read)
@@ -77,6 +81,9 @@ AdamW *adamw_new(const ParamSet *ps, const AdamWConfig *cfg);
 void adamw_free(AdamW *o);
 // HF Trainer's rule (get_decay_parameter_names): biases and LayerNorm parameters get no decay.
 bool adamw_param_decays(const char *name);
+// A BERT parameter ("...transformer.*" of a Hypencoder or BE-Base, or a plain BERT's names)
+// rather than the hyperhead ("query_encoder.<head>", which train.head_lr addresses).
+bool adamw_param_is_encoder(const char *name);
 
 typedef enum { OPTIM_OK = 0, OPTIM_NONFINITE = 1 } OptimStatus;
 typedef struct OptimStats {

@@ -84,6 +84,117 @@ static DeviceBatch upload_batch(Ctx *c, const TrainBatch *b) {
                          .mmse_consts = (float *)(void *)(d + 2 * qa + 2 * da)};
 }
 
+// ---------------------------------------------------------------- frozen-encoder document cache
+// With model.freeze_encoder the document encoder is a constant function: each document's
+// [CLS] vector is computed once (without dropout) and kept, keyed by its exact token ids (a
+// document is the same tokens in every row and epoch that holds it). Batches then encode
+// only documents never seen before and upload the rest as constants.
+typedef struct DocCache {
+    int d;                 // vector width
+    long n, cap;
+    float *vecs;           // (cap, d)
+    int32_t *ids;          // token ids of every entry, concatenated
+    size_t *off;           // (cap + 1) entry i's ids = ids[off[i] .. off[i + 1])
+    size_t ids_cap;
+    long *slots, nslots;   // open addressing on the ids' hash: entry index or -1
+    long hits, misses;
+} DocCache;
+
+static uint64_t ids_hash(const int32_t *x, int n) {
+    uint64_t h = 1469598103934665603ull;   // FNV-1a over the ids' bytes
+    for (int i = 0; i < n; i++) for (int k = 0; k < 4; k++) h = (h ^ (uint8_t)((uint32_t)x[i] >> (8 * k))) * 1099511628211ull;
+    return h;
+}
+static long *cache_slot(DocCache *dc, const int32_t *x, int n) {
+    for (uint64_t h = ids_hash(x, n) & (uint64_t)(dc->nslots - 1);; h = (h + 1) & (uint64_t)(dc->nslots - 1)) {
+        long e = dc->slots[h];
+        if (e < 0 || ((long)(dc->off[e + 1] - dc->off[e]) == n && !memcmp(dc->ids + dc->off[e], x, (size_t)n * sizeof *x)))
+            return &dc->slots[h];
+    }
+}
+static void cache_grow(DocCache *dc) {
+    long ns = dc->nslots ? 2 * dc->nslots : 1024;
+    free(dc->slots);
+    dc->slots = hyp_malloc((size_t)ns * sizeof *dc->slots);
+    dc->nslots = ns;
+    for (long i = 0; i < ns; i++) dc->slots[i] = -1;
+    for (long e = 0; e < dc->n; e++) *cache_slot(dc, dc->ids + dc->off[e], (int)(dc->off[e + 1] - dc->off[e])) = e;
+}
+static long cache_add(DocCache *dc, const int32_t *x, int n) {
+    if (dc->n == dc->cap) {
+        dc->cap = dc->cap ? 2 * dc->cap : 1024;
+        dc->vecs = hyp_realloc(dc->vecs, (size_t)dc->cap * dc->d * sizeof(float));
+        dc->off = hyp_realloc(dc->off, (size_t)(dc->cap + 1) * sizeof *dc->off);
+    }
+    if (!dc->n) dc->off[0] = 0;
+    size_t at = dc->off[dc->n];
+    if (at + (size_t)n > dc->ids_cap) {
+        while (at + (size_t)n > dc->ids_cap) dc->ids_cap = dc->ids_cap ? 2 * dc->ids_cap : 65536;
+        dc->ids = hyp_realloc(dc->ids, dc->ids_cap * sizeof *dc->ids);
+    }
+    memcpy(dc->ids + at, x, (size_t)n * sizeof *x);
+    dc->off[dc->n + 1] = at + (size_t)n;
+    return dc->n++;
+}
+
+static DocCache *doc_cache_new(int d) {
+    DocCache *dc = hyp_calloc(1, sizeof *dc);
+    dc->d = d;
+    cache_grow(dc);
+    return dc;
+}
+static void doc_cache_free(DocCache *dc) {
+    if (!dc) return;
+    free(dc->vecs); free(dc->ids); free(dc->off); free(dc->slots);
+    free(dc);
+}
+
+// The batch's document vectors (rows, d) as a constant: cached ones copied, new ones encoded
+// (one no-grad, no-dropout forward over the new documents only) and added.
+static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, const TrainBatch *b) {
+    int rows = b->n_queries * b->n_items, L = b->d_len, d = dc->d;
+    long *entry = hyp_malloc((size_t)rows * sizeof *entry);   // (rows) cache entry of each row
+    int *miss = hyp_malloc((size_t)rows * sizeof *miss), n_miss = 0;
+    for (int r = 0; r < rows; r++) {
+        const int32_t *x = b->d_ids + (size_t)r * L, *mk = b->d_mask + (size_t)r * L;
+        int n = 0;
+        while (n < L && mk[n]) n++;
+        if (2 * (dc->n + 1) > dc->nslots) cache_grow(dc);
+        long *slot = cache_slot(dc, x, n);
+        if (*slot < 0) {   // new: reserve the entry now (a document twice in a batch is encoded once)
+            *slot = cache_add(dc, x, n);
+            miss[n_miss++] = r;
+            dc->misses++;
+        } else dc->hits++;
+        entry[r] = *slot;
+    }
+    if (n_miss) {
+        int32_t *ids = hyp_malloc((size_t)n_miss * L * sizeof *ids), *mk = hyp_malloc((size_t)n_miss * L * sizeof *mk);
+        for (int i = 0; i < n_miss; i++) {
+            memcpy(ids + (size_t)i * L, b->d_ids + (size_t)miss[i] * L, (size_t)L * sizeof *ids);
+            memcpy(mk + (size_t)i * L, b->d_mask + (size_t)miss[i] * L, (size_t)L * sizeof *mk);
+        }
+        bool training = c->training;
+        c->training = false;
+        no_grad_begin(c);
+        Tensor *ti = tensor_new(c, HYP_I32, HYP_SHAPE(n_miss, L)), *tm = tensor_new(c, HYP_I32, HYP_SHAPE(n_miss, L));
+        tensor_from_host(ti, ids);
+        tensor_from_host(tm, mk);
+        float *v = hyp_malloc((size_t)n_miss * d * sizeof(float));   // (n_miss, d)
+        tensor_to_host(bert_forward_cls(c, dbert, ti, tm), v);
+        no_grad_end(c);
+        c->training = training;
+        for (int i = 0; i < n_miss; i++) memcpy(dc->vecs + (size_t)entry[miss[i]] * d, v + (size_t)i * d, (size_t)d * sizeof(float));
+        free(v); free(ids); free(mk);
+    }
+    float *h = hyp_malloc((size_t)rows * d * sizeof(float));   // (rows, d)
+    for (int r = 0; r < rows; r++) memcpy(h + (size_t)r * d, dc->vecs + (size_t)entry[r] * d, (size_t)d * sizeof(float));
+    Tensor *D = tensor_new(c, HYP_F32, HYP_SHAPE(rows, d));
+    tensor_from_host(D, h);
+    free(h); free(entry); free(miss);
+    return D;
+}
+
 StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
                               Comm *comm, bool cross_device_negatives) {
     int B = b->n_queries, n = b->n_items;
@@ -98,7 +209,8 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
     Tensor *scores, *S;
     if (m->hypencoder) {
         QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
-        Tensor *D = hypencoder_docs(c, &m->hyp, di, dm);                   // (B*n, d)
+        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, b)
+                                 : hypencoder_docs(c, &m->hyp, di, dm);   // (B*n, d)
         int d = D->shape[1];
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
         Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));   // the positives
@@ -106,7 +218,7 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
         S = qnet_score_shared(c, &q, xdev ? gather_positives(c, P, comm) : P);   // (B, B [* world])
     } else {
         Tensor *qv = biencoder_queries(c, &m->be, qi, qm);
-        Tensor *D = biencoder_docs(c, &m->be, di, dm);
+        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, b) : biencoder_docs(c, &m->be, di, dm);
         int d = D->shape[1];
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
         Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));
@@ -338,6 +450,10 @@ static int build_model(Trainer *t) {
         hyp_set_error("model.kind = %s (hypencoder or biencoder)", cfg->model.kind);
         return -1;
     }
+    if (cfg->model.freeze_encoder && !t->m.hypencoder) {
+        hyp_set_error("model.freeze_encoder = true with model.kind = biencoder: a BE-Base is all BERT, nothing would train");
+        return -1;
+    }
     BertConfig bc = bert_base_config();
     Model *src = NULL;
     if (cfg->model.init_from[0]) {
@@ -364,7 +480,7 @@ static int build_model(Trainer *t) {
         bc.vocab_size = cfg->model.bert_vocab;
         bc.max_positions = cfg->model.bert_max_positions;
     }
-    bc.dropout = (float)cfg->model.dropout;
+    bc.dropout = cfg->model.freeze_encoder ? 0.0f : (float)cfg->model.dropout;   // a frozen BERT is a fixed function
     bc.init_std = (float)cfg->model.init_std;
     bc.pooler = false;
     if (t->vocab && bc.vocab_size != t->n_vocab) {
@@ -387,6 +503,13 @@ static int build_model(Trainer *t) {
     int rc = src ? init_from_model(t, src) : 0;
     model_free(src);
     fill_model_config(t, &bc);
+    if (cfg->model.freeze_encoder) {
+        // BERT fixed: its parameters require no grad, so no BERT op is taped (no BERT backward),
+        // AdamW skips them, and document vectors come from the cache.
+        for (int i = 0; i < t->m.ps->n; i++)
+            if (adamw_param_is_encoder(t->m.ps->params[i]->name)) t->m.ps->params[i]->requires_grad = false;
+        t->m.doc_cache = doc_cache_new(bc.hidden);
+    }
     return rc;
 }
 
@@ -689,6 +812,7 @@ static int setup(Trainer *t, const TrainOptions *o) {
     ac.eps = t->cfg.train.adam_eps;
     ac.weight_decay = t->cfg.train.weight_decay;
     ac.max_grad_norm = t->cfg.train.max_grad_norm;
+    ac.head_lr_mult = t->cfg.train.head_lr > 0 && t->cfg.train.lr > 0 ? t->cfg.train.head_lr / t->cfg.train.lr : 1.0;
     t->adam = adamw_new(t->m.ps, &ac);
     SchedKind sk;
     if (sched_parse(t->cfg.train.schedule, &sk)) { hyp_set_error("train.schedule = %s", t->cfg.train.schedule); free(resume_path); return fail(NULL); }
@@ -731,6 +855,11 @@ static void teardown(Trainer *t) {
     train_batch_free(&t->batch);
     loader_close(t->loader);
     adamw_free(t->adam);
+    if (t->m.doc_cache && t->root && (t->m.doc_cache->hits || t->m.doc_cache->misses))
+        fprintf(stderr, "hyp train: frozen encoder: %ld documents encoded, %ld cached vectors reused\n", t->m.doc_cache->misses,
+                t->m.doc_cache->hits);
+    doc_cache_free(t->m.doc_cache);
+    t->m.doc_cache = NULL;
     if (t->m.ps) {
         if (t->m.hypencoder) hypencoder_free(&t->m.hyp);
         else biencoder_free(&t->m.be);

@@ -45,11 +45,13 @@ int train_run(const TrainOptions *o, TrainSummary *summary);
 
 // ---- pieces shared with tests and benchmarks
 // The trained model: a Hypencoder or the BE-Base baseline, parameters in one ParamSet.
+struct DocCache;
 typedef struct TrainModel {
     bool hypencoder;             // false: bi-encoder
     Hypencoder hyp;
     BiEncoder be;
     ParamSet *ps;
+    struct DocCache *doc_cache;  // model.freeze_encoder: document vectors by token ids (else NULL)
 } TrainModel;
 
 typedef struct StepLosses { Tensor *total, *mmse, *ce; } StepLosses;
