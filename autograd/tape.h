@@ -42,7 +42,7 @@ typedef union OpParams {
     struct { int shape[4]; int perm[4]; } permute;          // input shape padded to 4-D
     struct { int dim, start; } slice;
     struct { int dim; } concat;
-    struct { int heads; float scale, p; uint64_t seed, offset; MatmulPrecision prec; } attn;   // p: probs dropout
+    struct { int heads; float scale, p; uint64_t seed, offset; } attn;   // p: probs dropout
     struct { float mult; } sum;                               // 1 (sum) or 1/n (mean)
 } OpParams;
 

@@ -113,25 +113,18 @@ typedef struct Backend {
                         long rows_per_mask);
     void (*softmax_bwd)(float *gx, const float *gy, const float *y, long rows, int cols);
 
-    // ---- fused multi-head attention, memory-efficient (flash-attention style: tiles of
-    // queries x keys with an online softmax; the (Tq, Tk) probabilities are never stored, the
-    // backward recomputes them from the saved log-sum-exp). q (B, Tq, H*dh), k, v (B, Tk, H*dh)
-    // in projection layout; mask (B, Tk) int32 (0 = padding key, probability 0) or NULL;
-    // y (B, Tq, H*dh); lse (B, H, Tq) = log sum_j exp(scale q_i.k_j) over the unmasked keys,
-    // -INFINITY for a query whose keys are all masked (its output row is 0). Dropout p on the
-    // probabilities: element ((b*H + h)*Tq + i)*Tk + j is multiplied by hyp_dropout_mult(seed,
-    // offset, that index, p), as the composed path (softmax then dropout_fwd) would. prec:
-    // HYP_MATMUL_BF16 rounds the products' inputs to bf16 (q, k, v and the dropped
-    // probabilities; in backward also dy and d scores) and accumulates in fp32 (autocast);
-    // HYP_MATMUL_F32 keeps fp32. Backward: y is the forward's output (dy.y per row is the
-    // softmax-backward term); gq, gk, gv (each may be NULL) +=.
-    void (*attention_fwd)(float *y, float *lse, const float *q, const float *k, const float *v,
+    // ---- fused multi-head attention (optional: NULL where op_attention composes it from
+    // permute, gemm, softmax and dropout, as on CUDA). q (B, Tq, H*dh), k, v (B, Tk, H*dh)
+    // in projection layout; mask (B, Tk) int32 or NULL; y (B, Tq, H*dh); probs (B, H, Tq, Tk)
+    // the softmax probabilities before dropout (saved for backward). Dropout p on the
+    // probabilities draws element ((b*H + h)*Tq + i)*Tk + j of Philox (seed, offset), the
+    // same numbers as the composed path. Backward: gq, gk, gv (each may be NULL) +=.
+    void (*attention_fwd)(float *y, float *probs, const float *q, const float *k, const float *v,
                           const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale,
-                          float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
-    void (*attention_bwd)(float *gq, float *gk, float *gv, const float *gy, const float *y,
-                          const float *q, const float *k, const float *v, const int32_t *mask,
-                          const float *lse, int B, int Tq, int Tk, int H, int dh, float scale,
-                          float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
+                          float p, uint64_t seed, uint64_t offset);
+    void (*attention_bwd)(float *gq, float *gk, float *gv, const float *gy, const float *q,
+                          const float *k, const float *v, const float *probs, int B, int Tq, int Tk,
+                          int H, int dh, float scale, float p, uint64_t seed, uint64_t offset);
 
     // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
     // rejected by the caller (op_embedding checks on the host, or its caller validated them). Backward skips rows whose

@@ -70,15 +70,6 @@ void hyp_cuda_softmax_fwd(float *y, const float *x, const int32_t *mask, long ro
                           long rows_per_mask);
 void hyp_cuda_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
 
-// ---- fused memory-efficient attention (attention.cu)
-void hyp_cuda_attention_fwd(float *y, float *lse, const float *q, const float *k, const float *v,
-                            const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale,
-                            float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
-void hyp_cuda_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *y,
-                            const float *q, const float *k, const float *v, const int32_t *mask,
-                            const float *lse, int B, int Tq, int Tk, int H, int dh, float scale,
-                            float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
-
 // ---- embedding (embedding.cu)
 void hyp_cuda_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
                            long outer, long mid, int D, float eps);

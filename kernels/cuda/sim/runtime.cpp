@@ -109,7 +109,6 @@ struct Thread {
     // the warp collective this thread waits at
     int wparam, wwidth;
     uint64_t wval, wres;
-    WarpOp wop;          // the warp-wide operation of a W_WMMA_* collective
 };
 
 struct WarpGroup {       // a warp collective in progress
@@ -144,9 +143,7 @@ struct Block {
 
 static const char *kind_name(WarpKind k) {
     static const char *names[W_KINDS] = {"__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
-                                         "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp",
-                                         "wmma::fill_fragment", "wmma::load_matrix_sync",
-                                         "wmma::store_matrix_sync", "wmma::mma_sync"};
+                                         "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp"};
     return k >= 0 && k < W_KINDS ? names[k] : "?";
 }
 
@@ -345,17 +342,6 @@ static void complete_group(Block *b, int wi, int gi) {
     WarpGroup g = w.groups[gi];
     w.groups[gi] = w.groups[--w.ngroups];
     Thread *lane0 = &b->threads[wi * 32];
-    if (g.kind >= W_WMMA_FILL) {   // one warp-wide operation on every lane's arguments
-        void *args[32];
-        for (int l = 0; l < 32; l++) {
-            args[l] = (void *)(uintptr_t)lane0[l].wval;
-            if (lane0[l].wop != lane0[0].wop)
-                fail_block("%s (%s:%d): lane %d calls it with another fragment type or layout than lane 0 (every "
-                           "lane of the warp must make the same call)", kind_name(g.kind), g.file, g.line, l);
-        }
-        if (const char *why = lane0[0].wop(args))
-            fail_block("%s (%s:%d): %s", kind_name(g.kind), g.file, g.line, why);
-    }
     uint64_t vote = 0;
     int count = 0;
     for (int l = 0; l < 32; l++)
@@ -435,20 +421,6 @@ uint64_t warp_collective(WarpKind kind, unsigned mask, uint64_t value, int param
     t->state = T_WARP;
     yield_to_scheduler();
     return t->wres;
-}
-
-void warp_op(WarpKind kind, WarpOp op, void *mine, const char *file, int line) {
-    Block *b = tls.block;
-    Thread *t = tls.thread;
-    if (!b || !t) {
-        fprintf(stderr, "hyp-sim: %s:%d: %s outside a kernel\n", file, line, kind_name(kind));
-        abort();
-    }
-    if (b->warps[t->warp].size < 32)
-        fail_block("%s at %s:%d: warp %d has only %d lanes (wmma needs a full warp of 32)", kind_name(kind), file,
-                   line, t->warp, b->warps[t->warp].size);
-    t->wop = op;
-    warp_collective(kind, 0xffffffffu, (uint64_t)(uintptr_t)mine, 0, 32, file, line);
 }
 
 unsigned active_mask() {
