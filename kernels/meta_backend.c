@@ -155,8 +155,8 @@ static void m_adamw_step_dev(float *p, const float *g, float *m, float *v, long 
 
 // gemm_ex is modelled as gemm (an upper bound: bf16 operands need no converted copy).
 static void m_gemm_ex(bool ta, bool tb, int Mm, int N, int K, float alpha, const void *A, bool a_bf16,
-                      long long sA, const void *B, bool b_bf16, long long sB, float beta, float *C, long long sC,
-                      int batch, MatmulPrecision prec) {
+                      long long sA, const void *B, bool b_bf16, long long sB, const float *bias, float beta,
+                      float *C, long long sC, int batch, MatmulPrecision prec) {
     m_gemm(ta, tb, Mm, N, K, alpha, (const float *)A, sA, (const float *)B, sB, beta, C, sC, batch, prec);
 }
 
