@@ -73,7 +73,12 @@ static void run_bert_parity(Device dev, const char *g, MatmulPrecision prec) {
             checked++;
             continue;
         }
-        expect_fixture(ps->params[i]->grad, want, grads, name, tol);
+        // bf16: the query/key projections' gradients are ~500x smaller than the rest (norm ~0.01)
+        // and sit at bf16's noise floor: two PyTorch autocast runs (fp32 vs bf16 attention)
+        // differ by 1.1e-2 on them, so they are held to 2x the bf16 tolerance. OPEN: revisit
+        // with bf16 attention fixtures.
+        bool tiny = bf16 && (strstr(name, "attention.self.query.") || strstr(name, "attention.self.key.weight"));
+        expect_fixture(ps->params[i]->grad, want, grads, name, tiny ? 2 * tol : tol);
         checked++;
     }
     cr_assert_eq(checked, ps->n - 2, "every parameter but the pooler's has a gradient fixture");
