@@ -97,8 +97,8 @@ static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool no
         tensor_from_host(mask, tb.mask);
         Tensor *v = pooling != POOL_CLS ? bert_pool(c, bert_forward(c, bert, ids, mask), mask, pooling)
                                         : bert_forward_cls(c, bert, ids, mask);
-        if (normalize) v = l2_normalize_rows(c, v);
         tensor_to_host(v, host);
+        if (normalize) l2_normalize_host(host, (size_t)b, d);   // on the copy the host needs anyway
         size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);
         if (bad < (size_t)b * d) {
             int row = order[s + (int)(bad / (size_t)d)].idx;

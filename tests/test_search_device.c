@@ -18,11 +18,6 @@
 #ifdef HYP_CUDA_SIM
 #include "kernels/cuda/sim/hyp_sim.h"
 #endif
-#ifdef HYP_HAVE_CUDA
-#define GPU_BACKEND (&hyp_cuda_backend)
-#else
-#define GPU_BACKEND ((const Backend *)NULL)
-#endif
 
 // ---------------------------------------------------------------- helpers
 static float *rand_matrix(long n, int d, uint64_t seed, float lo, float hi) {

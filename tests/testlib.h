@@ -40,6 +40,13 @@ void expect_close(const Tensor *got, const Tensor *want, double tol, const char 
 // would skip fails instead, with the reason.
 #define RUN_ON_CUDA_OR_SKIP() do { if (!hyp_cuda_available()) \
     CUDA_SKIP("the CUDA variant of this test cannot run: %s", hyp_cuda_why_unavailable()); } while (0)
+// The CUDA backend's table for kernel-level tests (NULL in a build without CUDA; those tests
+// skip first).
+#ifdef HYP_HAVE_CUDA
+#define GPU_BACKEND (&hyp_cuda_backend)
+#else
+#define GPU_BACKEND ((const Backend *)NULL)
+#endif
 #define CUDA_SKIP(...) do { if (hyp_require_gpu()) cr_assert_fail("HYP_REQUIRE_GPU=1: " __VA_ARGS__); \
     else cr_skip_test(__VA_ARGS__); } while (0)
 bool hyp_require_gpu(void);
