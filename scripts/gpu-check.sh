@@ -16,7 +16,7 @@
 #   tests   every suite with HYP_REQUIRE_GPU=1: a CUDA variant that would skip fails
 #   probes  sizes CI cannot run: > 65535 rows, > 2^31 elements, paper-size GEMMs (fp32, bf16),
 #           LayerNorm at 250k x 768 (bin/gpu_probes, each against the CPU backend)
-#   train   the tiny config on the CPU and on CUDA (losses within 1e-3), then CUDA resume
+#   train   the tiny config on the CPU and on CUDA in fp32 (losses within 1e-3), then CUDA resume
 #           (20 + 20 steps against 40) compared bitwise
 #   bench   GPU rates: the GEMM probe's TFLOP/s, hyp encode documents/s on CPU and CUDA
 set -u
@@ -110,7 +110,8 @@ step_probes() {
   "$bin/gpu_probes" ${probe_args:-}
 }
 
-# The tiny synthetic task on CPU and CUDA: same losses (fp32, within 1e-3), then CUDA resume.
+# The tiny synthetic task on CPU and CUDA at the same train.precision (fp32): same losses within
+# 1e-3; then CUDA resume (default precision, bf16 on CUDA) bitwise.
 step_train() {
   local d="$work/train" steps=${steps_train:-40}
   local half=$((steps / 2))
@@ -121,20 +122,30 @@ step_train() {
   local S=(--set "data.train=$D/train.jsonl" --set "data.vocab=$D/vocab.txt" --set "eval.corpus=$D/corpus.tsv"
            --set "eval.queries=$D/val_queries.tsv" --set "eval.qrels=$D/val_qrels.txt" --set "train.log_steps=1"
            --set "eval.every=$steps" --set "train.save_steps=$half" --set "train.keep_last=4" --quiet)
-  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/cpu" || return 1
-  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/cuda" --cuda || return 1
-  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$half" --out "$d/resume" --cuda || return 1
-  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/resume" --cuda \
-    --resume auto || return 1
-  python3 - "$d/cpu/metrics.jsonl" "$d/cuda/metrics.jsonl" <<'PY' || return 1
+  local prec
+  # bf16 is not compared yet: the CPU's fused attention ignores the precision while CUDA's
+  # composed one runs its products in bf16 (2.9e-3 apart after 4 steps); the fused kernels of
+  # branch attn give both the same policy.
+  for prec in fp32; do
+    "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" \
+      --set "train.precision=$prec" --out "$d/cpu-$prec" || return 1
+    "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" \
+      --set "train.precision=$prec" --out "$d/cuda-$prec" --cuda || return 1
+    python3 - "$d/cpu-$prec/metrics.jsonl" "$d/cuda-$prec/metrics.jsonl" "$prec" <<'PY' || return 1
 import json, sys
 def losses(p):
     return {r["step"]: r["loss"] for r in map(json.loads, open(p)) if "loss" in r}
 a, b = losses(sys.argv[1]), losses(sys.argv[2])
 worst = max(abs(a[s] - b[s]) / max(abs(a[s]), 1e-12) for s in a)
-print(f"CPU vs CUDA: {len(a)} steps, worst relative loss difference {worst:.2e} (step {max(a)}: {a[max(a)]} vs {b[max(b)]})")
+print(f"CPU vs CUDA ({sys.argv[3]}): {len(a)} steps, worst relative loss difference {worst:.2e} "
+      f"(step {max(a)}: {a[max(a)]} vs {b[max(b)]})")
 sys.exit(0 if worst < 1e-3 else 1)
 PY
+  done
+  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/cuda" --cuda || return 1
+  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$half" --out "$d/resume" --cuda || return 1
+  "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/resume" --cuda \
+    --resume auto || return 1
   local last
   last=$(printf 'ckpt-%08d.h5' "$steps")
   if "$bin/gpu_probes" params-equal "$d/cuda/$last" "$d/resume/$last"; then
