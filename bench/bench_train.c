@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     size_t act_held;
     arena_peak(c->act, NULL, &act_held);
     const double ours_gib = ((double)m.ps->numel * 16 + (double)act_held) / (1 << 30);
-    const StepShape shape = {layers, hidden, ffn, L, B, n, qlen, dlen, true};
+    const StepShape shape = {layers, hidden, ffn, L, B, n, qlen, dlen, true, false};
     const double flops = step_flops(&shape), tokens = step_tokens(&shape);
     char peak_what[320];
     const double peak = device_peak_flops(dev, peak_what, sizeof peak_what);

@@ -1,21 +1,27 @@
-// hyp label --teacher T.h5 --queries Q --corpus C (--candidates RUN | --qrels QRELS) --negatives K --out train.jsonl
+// hyp label --teacher T.h5 --queries Q --corpus C (--candidates RUN | --top N | --qrels QRELS) --negatives K --out train.jsonl
 // Training data from a teacher (train/label.h): each query's candidates scored by the teacher,
 // written as the authors' JSONL (positive first, K sampled negatives, every item with its score).
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "train/label.h"
 #include "search/encode.h"
+#include "search/driver.h"
+#include "search/store.h"
 #include "autograd/atomic.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *USAGE =
-    "usage: hyp label --teacher T.h5 --queries Q.tsv --corpus C.tsv (--candidates RUN | --qrels QRELS)\n"
+    "usage: hyp label --teacher T.h5 --queries Q.tsv --corpus C.tsv (--candidates RUN | --top N | --qrels QRELS)\n"
     "                 --negatives K --out train.jsonl [options]\n"
     "  --teacher T.h5     the teacher (hyp import): a BERT or BE-Base bi-encoder (inner product of its own\n"
     "                     pooled vectors), a Hypencoder, or a cross-encoder (needs --candidates)\n"
     "  --candidates RUN   a TREC run: each query's candidate documents (e.g. BM25's top 100)\n"
+    "  --top N            the candidates are the teacher's own top N over the whole corpus (exhaustive search;\n"
+    "                     bi-encoder, plain BERT or Hypencoder teachers)\n"
+    "  --docs D.h5        the teacher's document vectors (hyp encode --model T.h5): used instead of encoding\n"
+    "                     the corpus again, for --top and for the scores\n"
     "  --depth N          candidates taken per query from the run, by its scores (default: all)\n"
     "  --qrels QRELS      the positive is the relevant document (highest grade; teacher breaks ties),\n"
     "                     relevant documents are never negatives; without --teacher the grades are the scores\n"
@@ -23,13 +29,44 @@ static const char *USAGE =
     "  --negatives K      negatives per query, sampled from the other candidates (fewer when short)\n"
     "  --seed N           sampling seed (default 0)\n"
     "  --cosine           bi-encoder teachers: normalise vectors before the inner product\n"
+    "  --scale S          write the teacher's scores times S (default 1): a cosine teacher's scores are\n"
+    "                     ~50x smaller than a cross-encoder's logits; sentence-transformers models such as\n"
+    "                     MiniLM were trained on 20 x cosine (MultipleNegativesRankingLoss), their logits\n"
     "  --batch N          texts or pairs per forward pass (default 64)\n"
     "  --cuda             run the teacher on the GPU\n"
     "  -q, --quiet        no progress on stderr\n"
-    "  (--top N, a first-stage search with the teacher, comes with the search driver)\n";
+    ;
+
+// --top N: the teacher's exhaustive top N per query over the whole corpus (the search driver), as
+// the candidate run. The corpus is encoded here unless *store holds the teacher's vectors; the
+// store made here is kept in *store so the scores reuse it.
+static TrecRun *teacher_top(const Model *m, const Tokenizer *tok, const Corpus *co, const Corpus *qs, DocStore **store,
+                            int top, Device dev, bool progress) {
+    SearchModel sm = search_model_of(m);
+    SearchOptions so = search_options_default();
+    so.k = top, so.device = dev, so.progress = progress;
+    if (search_check(&sm, *store, &so)) return NULL;
+    if (!*store) {
+        EncodeOptions eo = {.progress = progress, .ids = (const char *const *)co->ids, .what = "documents", .nonfinite_null = true};
+        float *v = encode_side(&sm, SIDE_DOCUMENT, tok, (const char *const *)co->texts, co->n, &eo);   // (N, d)
+        if (!v) return NULL;
+        *store = docstore_from_memory(v, co->n, search_model_dim(&sm), (const char *const *)co->ids, STORE_F32);
+        free(v);
+        if (!*store) return NULL;
+    }
+    TrecRun *run = trec_run_new("teacher-top");
+    SearchRunSink sink = {run, (const char *const *)qs->ids, *store};
+    if (search_run(&sm, tok, *store, (const char *const *)qs->ids, (const char *const *)qs->texts, qs->n, &so,
+                   search_emit_run, &sink, NULL)) {
+        trec_run_free(run);
+        return NULL;
+    }
+    return run;
+}
 
 int cmd_label(int argc, char **argv) {
-    const char *teacher = NULL, *queries = NULL, *corpus = NULL, *cands = NULL, *qrels = NULL, *out = NULL;
+    const char *teacher = NULL, *queries = NULL, *corpus = NULL, *cands = NULL, *qrels = NULL, *out = NULL, *docs = NULL;
+    int top = 0;
     LabelOptions o = {.negatives = 0, .progress = true};
     Device dev = HYP_CPU;
     for (int i = 1; i < argc; i++) {
@@ -47,26 +84,27 @@ int cmd_label(int argc, char **argv) {
         else if (!strcmp(a, "--batch") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 16, &o.batch)) return 1; }
         else if (!strcmp(a, "--seed") && v) { if (cli_u64("label", a, argv[++i], &o.seed)) return 1; }
         else if (!strcmp(a, "--cosine")) o.cosine = true;
+        else if (!strcmp(a, "--scale") && v) { if (cli_double("label", a, argv[++i], 1e-6, 1e6, &o.scale)) return 1; }
         else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.progress = false;
-        else if (!strcmp(a, "--top")) {
-            fprintf(stderr, "hyp label: --top needs a first-stage search with the teacher, not in this build yet: "
-                            "pass --candidates RUN (e.g. from hyp search or BM25)\n");
-            return 1;
-        } else {
-            cli_bad_option("label", a, "--teacher --queries --corpus --candidates --qrels --out --negatives --depth --batch --seed");
+        else if (!strcmp(a, "--top") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 20, &top)) return 1; }
+        else if (!strcmp(a, "--docs") && v) docs = argv[++i];
+        else {
+            cli_bad_option("label", a, "--teacher --queries --corpus --candidates --top --docs --qrels --out --negatives --depth --batch --seed");
             fputs(USAGE, stderr);
             return 1;
         }
     }
-    if (!queries || !corpus || !out || !o.negatives || (!cands && !qrels) || (!teacher && !qrels)) {
-        fprintf(stderr, "hyp label: --queries, --corpus, --out, --negatives and --candidates or --qrels are required "
+    if (cands && top) { fprintf(stderr, "hyp label: --candidates and --top are two ways to choose candidates: pass one\n"); return 1; }
+    if ((top || docs) && !teacher) { fprintf(stderr, "hyp label: --top and --docs need a --teacher\n"); return 1; }
+    if (!queries || !corpus || !out || !o.negatives || (!cands && !top && !qrels) || (!teacher && !qrels)) {
+        fprintf(stderr, "hyp label: --queries, --corpus, --out, --negatives and --candidates, --top or --qrels are required "
                         "(--teacher, or --qrels whose grades are the scores)\n%s", USAGE);
         return 1;
     }
     const CliPath in[] = {CLI_FILE("--teacher", teacher), CLI_FILE("--queries", queries), CLI_FILE("--corpus", corpus),
-                          CLI_FILE("--candidates", cands), CLI_FILE("--qrels", qrels)};
-    if (cli_check_paths("label", in, 5, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
+                          CLI_FILE("--candidates", cands), CLI_FILE("--qrels", qrels), CLI_FILE("--docs", docs)};
+    if (cli_check_paths("label", in, 6, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     if (dev == HYP_CUDA && !hyp_cuda_available()) {
         fprintf(stderr, "hyp label: --cuda but no GPU is usable: %s\n", hyp_cuda_why_unavailable());
         return 1;
@@ -76,12 +114,13 @@ int cmd_label(int argc, char **argv) {
     Corpus *qs = NULL, *co = NULL;
     TrecRun *run = NULL;
     TrecQrels *qr = NULL;
+    DocStore *store = NULL;
     int rc = 1;
     if (teacher) {
         if (!(m = model_load(teacher, dev)) || !(tok = model_tokenizer(m))) goto fail;
-        if (m->mc.kind == MODEL_CROSS_ENCODER && !cands) {
+        if (m->mc.kind == MODEL_CROSS_ENCODER && (!cands || docs)) {
             hyp_set_error("%s: a cross-encoder teacher scores given candidates only: pass --candidates RUN "
-                          "(e.g. BM25's or a bi-encoder's top 100)", teacher);
+                          "(e.g. BM25's or a bi-encoder's top 100), without --top or --docs", teacher);
             goto fail;
         }
         if (cli_check_vocab("label", tok, NULL, model_doc_bert(m)->cfg.vocab_size)) { rc = 1; goto out; }
@@ -89,7 +128,9 @@ int cmd_label(int argc, char **argv) {
     if (!(qs = corpus_read(queries)) || !(co = corpus_read(corpus))) goto fail;
     if (cands && !(run = trec_run_read(cands))) goto fail;
     if (qrels && !(qr = trec_qrels_read(qrels))) goto fail;
-    o.teacher = m, o.tok = tok, o.queries = qs, o.corpus = co, o.candidates = run, o.qrels = qr;
+    if (docs && !(store = docstore_open(docs, &(DocStoreOptions){.progress = o.progress}))) goto fail;
+    if (top && !(run = teacher_top(m, tok, co, qs, &store, top, dev, o.progress))) goto fail;
+    o.docs = store;    o.teacher = m, o.tok = tok, o.queries = qs, o.corpus = co, o.candidates = run, o.qrels = qr;
     char *tmp = atomic_tmp_path(out);
     FILE *f = atomic_tmp_clear(tmp) == 0 ? fopen(tmp, "w") : NULL;
     if (!f) {
@@ -104,8 +145,9 @@ int cmd_label(int argc, char **argv) {
     if (lr || atomic_commit(tmp, out)) { remove(tmp); free(tmp); goto fail; }
     free(tmp);
     fprintf(stderr, "hyp label: wrote %s: %ld rows; %ld queries without candidates, %ld without a relevant candidate, "
-                    "%ld rows with fewer than %d negatives; %ld documents encoded, %ld pairs scored\n", out, st.queries,
-            st.no_candidates, st.no_positive, st.few_negatives, o.negatives, st.docs_encoded, st.pairs_scored);
+                    "%ld rows with fewer than %d negatives; %ld document vectors %s, %ld pairs scored\n", out, st.queries,
+            st.no_candidates, st.no_positive, st.few_negatives, o.negatives, st.docs_encoded,
+            docs ? "read from --docs" : "encoded", st.pairs_scored);
     rc = 0;
     goto out;
 fail:
@@ -114,6 +156,7 @@ fail:
 out:
     trec_qrels_free(qr);
     trec_run_free(run);
+    docstore_free(store);
     corpus_free(qs);
     corpus_free(co);
     tok_free(tok);

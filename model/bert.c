@@ -210,6 +210,10 @@ Tensor *bert_pool(Ctx *c, Tensor *hidden, Tensor *mask, Pooling p) {
     }
 }
 
+Tensor *bert_forward_pooled(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, Pooling p) {
+    return p == POOL_CLS ? bert_forward_cls(c, b, ids, mask) : bert_pool(c, bert_forward(c, b, ids, mask), mask, p);
+}
+
 void l2_normalize_host(float *x, size_t n, int d) {
     for (size_t i = 0; i < n; i++) {
         float *r = x + i * (size_t)d;

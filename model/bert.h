@@ -68,6 +68,8 @@ Tensor *bert_pool_mean(Ctx *c, Tensor *hidden, Tensor *mask);  // masked mean (B
 Tensor *bert_pool_max(Ctx *c, Tensor *hidden, Tensor *mask);
 // One of the three.
 Tensor *bert_pool(Ctx *c, Tensor *hidden, Tensor *mask, Pooling p);
+// BERT then pooling p: (B, H). CLS runs the cheaper [CLS]-only last layer (bert_forward_cls).
+Tensor *bert_forward_pooled(Ctx *c, const Bert *b, Tensor *ids, Tensor *mask, Pooling p);
 // Rows divided by their L2 norm (at least 1e-12: torch.nn.functional.normalize), (B, H).
 // Inference only (no_grad), on the host.
 Tensor *l2_normalize_rows(Ctx *c, Tensor *x);

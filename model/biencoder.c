@@ -25,11 +25,11 @@ void biencoder_free(BiEncoder *m) {
 }
 
 Tensor *biencoder_queries(Ctx *c, const BiEncoder *m, Tensor *ids, Tensor *mask) {
-    return bert_forward_cls(c, &m->query_bert, ids, mask);
+    return bert_forward_pooled(c, &m->query_bert, ids, mask, m->pooling);
 }
 
 Tensor *biencoder_docs(Ctx *c, const BiEncoder *m, Tensor *ids, Tensor *mask) {
-    return bert_forward_cls(c, m->doc_bert, ids, mask);
+    return bert_forward_pooled(c, m->doc_bert, ids, mask, m->pooling);
 }
 
 Tensor *biencoder_score(Ctx *c, Tensor *q, Tensor *items) {

@@ -8,6 +8,7 @@
 typedef struct BiEncoder {
     BertConfig bert;
     bool shared_encoder;
+    Pooling pooling;        // both sides: POOL_CLS (the reference BE-Base's) or POOL_MEAN (masked)
     Bert query_bert;
     Bert doc_bert_own;
     Bert *doc_bert;

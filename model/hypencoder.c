@@ -144,7 +144,7 @@ QNet hypencoder_queries(Ctx *c, const Hypencoder *m, Tensor *ids, Tensor *mask) 
 }
 
 Tensor *hypencoder_docs(Ctx *c, const Hypencoder *m, Tensor *ids, Tensor *mask) {
-    return bert_forward_cls(c, m->doc_bert, ids, mask);
+    return bert_forward_pooled(c, m->doc_bert, ids, mask, m->cfg.pooling);
 }
 
 // ---- q-net: x <- LN(ReLU(x W + b)) (+ x except after the last hidden layer); score = x w.

@@ -19,6 +19,7 @@ typedef struct HypencoderConfig {
     bool shared_encoder;    // one BERT for queries and documents (as released)
     HyperScale scale;       // HYPER_SCALE_OUT_DIM (reference code) by default
     float ln_eps;           // hyperhead and q-net LayerNorm eps: 1e-5
+    Pooling pooling;        // document vectors: POOL_CLS (the reference's) or POOL_MEAN (masked)
 } HypencoderConfig;
 
 HypencoderConfig hypencoder_config_default(int qnet_layers);   // bert-base, shared, reference
@@ -69,7 +70,8 @@ void hypencoder_free(Hypencoder *m);
 QNet hyperhead_forward(Ctx *c, const Hypencoder *m, Tensor *H, Tensor *mask);
 // Query text -> q-nets: BERT then the hyperhead.
 QNet hypencoder_queries(Ctx *c, const Hypencoder *m, Tensor *ids, Tensor *mask);
-// Document text -> (B, dim) vectors: the final [CLS] state, no projection or normalisation.
+// Document text -> (B, dim) vectors: the final [CLS] state (or cfg.pooling), no projection or
+// normalisation.
 Tensor *hypencoder_docs(Ctx *c, const Hypencoder *m, Tensor *ids, Tensor *mask);
 
 // Each query's q-net on its own documents: X (B, N, dim) -> scores (B, N).

@@ -41,8 +41,10 @@ int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const 
         hyp_set_error("%s: q-net activation \"%s\" is not implemented (relu)", label, mc->activation_type);
         return -1;
     }
-    if (mc->passage_pooling[0] && strcmp(mc->passage_pooling, "cls")) {
-        hyp_set_error("%s: passage pooling \"%s\" is not implemented for the Hypencoder (cls)", label, mc->passage_pooling);
+    // "mean" is our masked mean; the reference's TextEncoder mean divides an unmasked sum by the
+    // mask count (shared/reference §2), which no released Hypencoder uses.
+    if (mc->passage_pooling[0] && (pooling_parse(mc->passage_pooling, &c.pooling) || c.pooling == POOL_MAX)) {
+        hyp_set_error("%s: passage pooling \"%s\" is not supported for the Hypencoder (cls or mean)", label, mc->passage_pooling);
         return -1;
     }
     c.qnet_layers = n - 2;
@@ -77,8 +79,7 @@ Tensor *model_pool(Ctx *c, const Model *m, Tensor *H, Tensor *mask, Pooling p, b
 
 Tensor *model_embed(Ctx *c, const Model *m, bool query, Tensor *ids, Tensor *mask) {
     const Bert *b = query ? model_query_bert(m) : model_doc_bert(m);
-    Tensor *v = m->pooling == POOL_CLS ? bert_forward_cls(c, b, ids, mask)
-                                       : bert_pool(c, bert_forward(c, b, ids, mask), mask, m->pooling);
+    Tensor *v = bert_forward_pooled(c, b, ids, mask, m->pooling);
     return m->normalize ? l2_normalize_rows(c, v) : v;
 }
 
@@ -123,6 +124,9 @@ Model *model_load(const char *path, Device dev) {
     H5File *f = h5_open(path);
     if (!f) return NULL;
     bool ok = h5_exists(f, "/params") && h5_exists(f, "/config");
+    // A training checkpoint (ckpt-*.h5) holds the model's JSON in /model_config (its /config is
+    // the training config): it loads as the model it saved.
+    const char *cfg_ds = ok && h5_exists(f, "/model_config") ? "/model_config" : "/config";
     bool pooler = ok && (h5_exists(f, "/params/pooler.dense.weight") ||
                          h5_exists(f, "/params/query_encoder.transformer.pooler.dense.weight"));
     h5_close(f);
@@ -133,7 +137,7 @@ Model *model_load(const char *path, Device dev) {
     Model *m = hyp_calloc(1, sizeof *m);
     m->path = hyp_strdup(path);
     m->device = dev;
-    char *cfg = h5s_read_string(path, "/config");
+    char *cfg = h5s_read_string(path, cfg_ds);
     if (!cfg || model_config_from_json(cfg, path, &m->mc)) { free(cfg); goto fail; }
     free(cfg);
     m->ps = paramset_new(dev);
@@ -172,6 +176,11 @@ Model *model_load(const char *path, Device dev) {
     if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len) ||
         model_file_read_pooling(path, &m->pooling, &m->normalize))
         goto fail;
+    // The encoders pool as the file says (/pooling; for a Hypencoder without one, its config's).
+    if (m->mc.kind == MODEL_HYPENCODER) {
+        if (!model_file_has_pooling(path)) m->pooling = m->hyp.cfg.pooling;
+        m->hyp.cfg.pooling = m->pooling;
+    } else if (m->mc.kind == MODEL_BIENCODER) m->be.pooling = m->pooling;
     return m;
 fail:
     model_free(m);

@@ -122,6 +122,11 @@ int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, boo
     return r < 0 ? -1 : 0;
 }
 
+bool model_file_has_pooling(const char *path) {
+    int64_t v;
+    return h5s_read_attr_int(path, "/pooling", "mode", &v) == 0;
+}
+
 int model_file_read_pooling(const char *path, Pooling *pooling, bool *normalize) {
     int64_t v;
     int r = h5s_read_attr_int(path, "/pooling", "mode", &v);

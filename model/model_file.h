@@ -40,6 +40,8 @@ int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, boo
 // The /pooling part alone (defaults POOL_CLS, false when absent). 0 or -1 + error
 // (an unknown mode names the file).
 int model_file_read_pooling(const char *path, Pooling *pooling, bool *normalize);
+// Whether the file has a /pooling group (training checkpoints and older model files have none).
+bool model_file_has_pooling(const char *path);
 void model_file_free(ModelFile *m);
 
 #endif

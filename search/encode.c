@@ -32,11 +32,11 @@ bool search_model_normalize(const Model *m) { return m->normalize; }
 
 SearchModel search_model_hypencoder(const Hypencoder *h, Device dev) {
     return (SearchModel){.kind = SEARCH_HYPENCODER, .hyp = h, .query_bert = &h->query_bert, .doc_bert = h->doc_bert,
-                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+                         .pooling = h->cfg.pooling, .device = dev, .label = "(model)"};
 }
 SearchModel search_model_biencoder(const BiEncoder *be, Device dev) {
     return (SearchModel){.kind = SEARCH_BIENCODER, .query_bert = &be->query_bert, .doc_bert = be->doc_bert,
-                         .pooling = POOL_CLS, .device = dev, .label = "(model)"};
+                         .pooling = be->pooling, .device = dev, .label = "(model)"};
 }
 
 SearchModel search_model_of(const Model *m) {
@@ -95,8 +95,7 @@ static float *encode_bert(const Bert *bert, Device dev, Pooling pooling, bool no
         Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(b, tb.len));
         tensor_from_host(ids, tb.ids);
         tensor_from_host(mask, tb.mask);
-        Tensor *v = pooling != POOL_CLS ? bert_pool(c, bert_forward(c, bert, ids, mask), mask, pooling)
-                                        : bert_forward_cls(c, bert, ids, mask);
+        Tensor *v = bert_forward_pooled(c, bert, ids, mask, pooling);
         tensor_to_host(v, host);
         if (normalize) l2_normalize_host(host, (size_t)b, d);   // on the copy the host needs anyway
         size_t bad = hyp_find_nonfinite(host, (size_t)b * d, NULL);

@@ -51,3 +51,27 @@ Test(experiments, qnet_depth_ablation_demo_and_paper_dry_run) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)system(cmd);
 }
+
+// The real-text preset dry-runs: the MS MARCO preparation of experiments/msmarco-minilm, one
+// training per depth from its frozen-MiniLM config, and one encoding of the test corpus shared
+// by every run (the frozen encoder gives every depth the same document vectors).
+Test(experiments, qnet_depth_cpu_small_dry_run) {
+    if (access(HYP_BIN, X_OK) != 0) cr_skip_test(HYP_BIN " not built");
+    char dir[] = "/tmp/hyp_qsmall_XXXXXX", cmd[1024], hyp[512];
+    cr_assert(mkdtemp(dir));
+    cr_assert(realpath(HYP_BIN, hyp));
+    const char *greps[3][2] = {{"msmarco-minilm/run.sh --prepare-only", "1"},
+                               {"train --config .*msmarco-minilm/hypencoder-minilm.ini --set model.qnet_layers=[124] ", "3"},
+                               {" encode --model ", "1"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "HYP=%s experiments/qnet-depth/run.sh --preset cpu-small --dry-run --out %s/out | grep -c -- '%s'",
+                 hyp, dir, greps[i][0]);
+        FILE *f = popen(cmd, "r");
+        char got[16] = {0};
+        cr_assert(f && fgets(got, sizeof got, f));
+        pclose(f);
+        cr_expect_eq(atoi(got), atoi(greps[i][1]), "'%s': %d lines, expected %s", greps[i][0], atoi(got), greps[i][1]);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)system(cmd);
+}

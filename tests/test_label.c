@@ -8,6 +8,7 @@
 #include "model/load.h"
 #include "model/h5_strings.h"
 #include "search/encode.h"
+#include "eval/trec.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -221,4 +222,56 @@ Test(label, bad_input_one_error_no_output) {
     cr_expect(strstr(err, "bad.trec:2") && strstr(err, "nosuchdoc"), "%s", err);
     // A cross-encoder cannot find its own candidates.
     cr_assert_neq(label("--teacher ce.h5 --qrels qrels.txt --negatives 2 --out x.jsonl"), 0);
+}
+
+// --top N: the candidates are the teacher's own exhaustive top N over the corpus (as hyp search
+// finds them), so the positive is the teacher's best document and every negative is in its top
+// N; --docs (the teacher's vectors from hyp encode) gives the same rows as encoding here, and
+// --scale multiplies the written scores.
+Test(label, top_n_is_the_teachers_search) {
+    char out[300], cmd[2000], cwd[600];
+    snprintf(out, sizeof out, "%s/be.h5", W);
+    ImportOptions io = {.from = FIXTURE_DIR "/import/bert_st", .out = out, .lowercase = -1, .pooling = "mean", .normalize = IMPORT_ON};
+    cr_assert_eq(model_import(&io), 0, "%s", hyp_last_error());
+    cr_assert_eq(label("--teacher be.h5 --top 3 --negatives 2 --out top.jsonl"), 0);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "cd %s && %s/" HYP_BIN " encode --model be.h5 --corpus c.tsv --out d.h5 >/dev/null 2>&1 && "
+             "%s/" HYP_BIN " search --model be.h5 --docs d.h5 --queries q.tsv --k 3 --out s.trec >/dev/null 2>&1", W, cwd, cwd);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(label("--teacher be.h5 --top 3 --docs d.h5 --negatives 2 --scale 20 --out topd.jsonl"), 0);
+    snprintf(cmd, sizeof cmd, "%s/s.trec", W);
+    TrecRun *run = trec_run_read(cmd);
+    cr_assert_not_null(run, "%s", hyp_last_error());
+    int n, nd;
+    json_t **r = rows("top.jsonl", &n), **rd = rows("topd.jsonl", &nd);
+    cr_assert_eq(n, (int)N);
+    cr_assert_eq(nd, n);
+    for (int i = 0; i < n; i++) {
+        char qid[32];
+        snprintf(qid, sizeof qid, "q%d", i);
+        const TrecRunQuery *rq = trec_run_find(run, qid);
+        cr_assert(rq && rq->n == 3);
+        json_t *items = json_object_get(r[i], "items"), *itd = json_object_get(rd[i], "items");
+        cr_assert_eq(json_array_size(items), 3);   // the positive + both other candidates
+        cr_assert_eq(json_array_size(itd), 3);
+        const char *best = rq->entries[0].docid;   // the run is in rank order
+        cr_expect_str_eq(sget(json_array_get(items, 0), "id"), best, "%s: positive %s, the teacher's best %s", qid,
+                         sget(json_array_get(items, 0), "id"), best);
+        cr_expect(fabs(score(json_array_get(items, 0)) - rq->entries[0].score) < 1e-5);
+        for (size_t k = 0; k < 3; k++) {
+            const char *id = sget(json_array_get(items, k), "id");
+            bool in = false;
+            for (size_t j = 0; j < rq->n; j++) in |= !strcmp(rq->entries[j].docid, id);
+            cr_expect(in, "%s: %s is not in the teacher's top 3", qid, id);
+            cr_expect_str_eq(sget(json_array_get(itd, k), "id"), id);
+            cr_expect(fabs(score(json_array_get(itd, k)) - 20 * score(json_array_get(items, k))) < 2e-5, "--scale 20: %g vs 20 x %g",
+                      score(json_array_get(itd, k)), score(json_array_get(items, k)));
+        }
+    }
+    free_rows(r, n);
+    free_rows(rd, nd);
+    trec_run_free(run);
+    // --top with a cross-encoder, or with --candidates, is refused with one message.
+    cr_assert_neq(label("--teacher ce.h5 --top 3 --negatives 2 --out x.jsonl"), 0);
+    cr_assert_neq(label("--teacher be.h5 --top 3 --candidates run.trec --negatives 2 --out x.jsonl"), 0);
 }

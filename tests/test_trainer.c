@@ -5,6 +5,7 @@
 #include "data/synthetic.h"
 #include "model/load.h"
 #include "train/checkpoint.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,28 +160,34 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
 
 // With model.init_from the init file decides BERT's sizes: the resolved config (config.ini,
 // checkpoints) states them, not the bert_* keys the config happened to hold.
-Test(trainer, resolved_config_states_the_init_files_sizes) {
-    make_task();
-    cr_assert_eq(train("base", 2, NULL, "eval.every=2"), 0);
-    char init[160], p[200];
-    snprintf(init, sizeof init, "%s/base/best.h5", dir);
+// Train `steps` steps of tiny.ini initialised from the model file `init` (extra: one more
+// "key=value" or NULL) into dir/name; cfg gets that run's config.ini.
+static void run_from_init(const char *init, const char *name, const char *extra, long steps, char *cfg, size_t n) {
     static char s[3][256];
     snprintf(s[0], sizeof s[0], "data.train=%s/data/train.jsonl", dir);
     snprintf(s[1], sizeof s[1], "model.init_from=%s", init);
-    snprintf(s[2], sizeof s[2], "model.bert_hidden=768");   // wrong on purpose: the file's 32 wins
-    char out_dir[128];
-    snprintf(out_dir, sizeof out_dir, "%s/from_init", dir);
-    const char *sets2[4] = {s[0], s[1], s[2], "train.max_steps=2"};
-    TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets2, .n_sets = 4, .out_dir = out_dir,
+    snprintf(s[2], sizeof s[2], "train.max_steps=%ld", steps);
+    const char *sets[4] = {s[0], s[1], s[2], extra};
+    char out_dir[160], p[200];
+    snprintf(out_dir, sizeof out_dir, "%s/%s", dir, name);
+    TrainOptions o = {.config_path = "configs/tiny.ini", .sets = sets, .n_sets = extra ? 4 : 3, .out_dir = out_dir,
                       .device = HYP_CPU, .quiet = true};
     cr_assert_eq(train_run(&o, NULL), 0, "%s", hyp_last_error());
     snprintf(p, sizeof p, "%s/config.ini", out_dir);
     FILE *f = fopen(p, "r");
     cr_assert(f);
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
+    size_t k = fread(cfg, 1, n - 1, f);
+    cfg[k] = 0;
     fclose(f);
+}
+
+Test(trainer, resolved_config_states_the_init_files_sizes) {
+    make_task();
+    cr_assert_eq(train("base", 2, NULL, "eval.every=2"), 0);
+    char init[160], p[200];
+    snprintf(init, sizeof init, "%s/base/best.h5", dir);
+    char buf[8192];
+    run_from_init(init, "from_init", "model.bert_hidden=768", 2, buf, sizeof buf);   // wrong on purpose: the file's 32 wins
     cr_assert(strstr(buf, "bert_hidden = 32\n") && !strstr(buf, "bert_hidden = 768"), "config.ini: %s", buf);
     cr_assert(strstr(buf, "sizes of the model.init_from file"), "the init-file note is missing");
     snprintf(p, sizeof p, "rm -rf %s", dir);
@@ -264,4 +271,55 @@ Test(trainer, head_lr_moves_only_the_head) {
     free(pb);
     snprintf(a, sizeof a, "rm -rf %s", dir);
     cr_assert_eq(system(a), 0);
+}
+
+// model.pooling = mean: best.h5 records it, the loaded Hypencoder's documents are the masked
+// mean of BERT's states (not [CLS]), and a run initialised from that file takes it (auto).
+Test(trainer, mean_pooling_is_recorded_and_used) {
+    make_task();
+    cr_assert_eq(train("mean", 2, NULL, "model.pooling=mean;eval.every=2"), 0, "%s", hyp_last_error());
+    char p[200];
+    snprintf(p, sizeof p, "%s/mean/best.h5", dir);
+    Model *m = model_load(p, HYP_CPU);
+    cr_assert_not_null(m, "%s", hyp_last_error());
+    cr_assert_eq(m->pooling, POOL_MEAN);
+    cr_assert_eq(m->hyp.cfg.pooling, POOL_MEAN);
+    cr_assert_str_eq(m->mc.passage_pooling, "mean");
+    // A training checkpoint loads as the model it saved (its /model_config), pooling included.
+    char ck[200];
+    snprintf(ck, sizeof ck, "%s/mean/ckpt-00000002.h5", dir);
+    Model *mk2 = model_load(ck, HYP_CPU);
+    cr_assert_not_null(mk2, "%s", hyp_last_error());
+    cr_assert_eq(mk2->pooling, POOL_MEAN);
+    cr_assert_eq(mk2->mc.kind, MODEL_HYPENCODER);
+    cr_assert_eq(mk2->ps->numel, m->ps->numel);
+    model_free(mk2);
+    Ctx *c = ctx_new(HYP_CPU);
+    no_grad_begin(c);
+    int32_t ids[2 * 5] = {2, 7, 9, 11, 3, 2, 8, 3, 0, 0}, mk[2 * 5] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    Tensor *ti = tensor_new(c, HYP_I32, HYP_SHAPE(2, 5)), *tm = tensor_new(c, HYP_I32, HYP_SHAPE(2, 5));
+    tensor_from_host(ti, ids);
+    tensor_from_host(tm, mk);
+    int d = m->hyp.cfg.bert.hidden;
+    float *got = hyp_malloc(2 * (size_t)d * sizeof(float)), *want = hyp_malloc(2 * (size_t)d * sizeof(float)),
+          *cls = hyp_malloc(2 * (size_t)d * sizeof(float));
+    tensor_to_host(hypencoder_docs(c, &m->hyp, ti, tm), got);
+    tensor_to_host(bert_pool_mean(c, bert_forward(c, m->hyp.doc_bert, ti, tm), tm), want);
+    tensor_to_host(bert_forward_cls(c, m->hyp.doc_bert, ti, tm), cls);
+    double diff_cls = 0;
+    for (int i = 0; i < 2 * d; i++) {
+        cr_assert_float_eq(got[i], want[i], 1e-6, "document vector %d: %g, masked mean %g", i, got[i], want[i]);
+        diff_cls += fabs(got[i] - cls[i]);
+    }
+    cr_assert(diff_cls > 1e-3, "the mean-pooled vectors equal [CLS]'s: the test cannot tell them apart");
+    free(got); free(want); free(cls);
+    no_grad_end(c);
+    ctx_free(c);
+    model_free(m);
+    // auto: the init file's pooling
+    char buf[8192];
+    run_from_init(p, "from_mean", NULL, 1, buf, sizeof buf);
+    cr_assert(strstr(buf, "pooling = mean\n"), "config.ini: %s", buf);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    cr_assert_eq(system(p), 0);
 }

@@ -181,7 +181,9 @@ static int write_model_info(H5File *f, const CkptModelInfo *mi, const char *conf
     if (mi->vocab) h5_write_strings(f, "/tokenizer/vocab", mi->vocab, (size_t)mi->n_vocab);
     h5_write_attr_i64(f, "/tokenizer", "lowercase", mi->lowercase);
     h5_write_attr_i64(f, "/tokenizer", "query_max_len", mi->query_max_len);
-    return h5_write_attr_i64(f, "/tokenizer", "doc_max_len", mi->doc_max_len);
+    h5_write_attr_i64(f, "/tokenizer", "doc_max_len", mi->doc_max_len);
+    h5_write_attr_i64(f, "/pooling", "mode", mi->pooling);
+    return h5_write_attr_i64(f, "/pooling", "normalize", 0);
 }
 
 static bool good_names(const ParamSet *ps, const char *path) {

@@ -26,6 +26,7 @@
 #define HYP_CHECKPOINT_H
 #include "autograd/tensor.h"
 #include "model/hf_config.h"
+#include "model/bert.h"   // Pooling
 #include "train/optim.h"
 
 typedef struct CkptState {
@@ -53,6 +54,7 @@ typedef struct CkptModelInfo {
     int n_vocab;
     bool lowercase;
     int query_max_len, doc_max_len;
+    Pooling pooling;              // stored as /pooling (model_load's encoders pool so)
 } CkptModelInfo;
 
 // Write a checkpoint (atomically). opt may be NULL (no /optim, optim_step from st);

@@ -54,6 +54,7 @@ static const Key KEYS[] = {
     I(model, bert_max_positions, "512", 1, 1 << 20, "BERT position embeddings when not init_from"),
     D(model, dropout, "0.1", 0, 0.999999, "BERT hidden and attention-probability dropout"),
     D(model, init_std, "0.02", 1e-6, 10, "BERT init standard deviation when not init_from (HF initializer_range)"),
+    E(model, pooling, "auto", "auto|cls|mean", "document vectors (and BE-Base query vectors): the final [CLS] state (the authors') or the masked mean of the token states (sentence-transformers models such as MiniLM); auto: the init_from file's pooling (cls or mean), else cls"),
     B(model, freeze_encoder, "false", "BERT weights fixed (the authors' freeze_transformer): no BERT backward or update; document vectors computed once and cached"),
 
     S(data, train, "", "training data: pretokenized shards (hyp pretokenize) or the authors' JSONL (pretokenized into RUN/shards)"),

@@ -28,6 +28,8 @@ typedef struct Config {
         double init_std;             // 0.02: BERT init std when not init_from (HF initializer_range)
         bool freeze_encoder;         // false; true: BERT weights fixed (the authors' freeze_transformer): no BERT
                                      // backward or update, document vectors computed once and cached
+        char pooling[8];             // auto (init_from's, else cls) | cls (the reference's) | mean: document
+                                     // vectors (and BE-Base's queries); build_model resolves auto
     } model;
     struct {
         char train[CONFIG_STR_MAX];  // pre-tokenized shards (hyp pretokenize) or the authors' JSONL

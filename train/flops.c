@@ -17,14 +17,20 @@ double step_flops(const StepShape *s) {
     const double linear = 2.0 * (4.0 * h * h + 2.0 * h * s->ffn) * L;          // a token, forward
     const double nq = s->queries, nd = (double)s->queries * s->items;
     const double attn_q = 4.0 * s->q_len * h * L, attn_d = 4.0 * s->d_len * h * L;   // a token, forward
-    double fwd = nq * s->q_len * (linear + attn_q) + nd * s->d_len * (linear + attn_d);
+    const double bert_q = nq * s->q_len * (linear + attn_q), bert_d = nd * s->d_len * (linear + attn_d);
+    const double pairs = s->in_batch ? nq * nd : nd;
+    double head = 0;   // hyperhead + q-net (or BE-Base's dot products), forward
     if (s->qnet_layers > 0) {
-        const double pairs = s->in_batch ? nq * nd : nd;
-        fwd += pairs * (2.0 * h * h * s->qnet_layers + 2.0 * h);
+        const double T = s->q_len, Lq = s->qnet_layers;
+        const double tensors = 2.0 * Lq + 1.0;                      // L+1 matrices, L biases
+        const double rows = Lq * h + 1.0 + Lq;                      // their output rows (out)
+        head = nq * (tensors * T * 4.0 * h * h + rows * (4.0 * h * T + 2.0 * h * h));
+        head += pairs * (2.0 * h * h * Lq + 2.0 * h);
     } else {
-        fwd += (s->in_batch ? nq * nd : nd) * 2.0 * h;
+        head = pairs * 2.0 * h;
     }
-    return 3.0 * fwd;
+    if (s->frozen_encoder) return bert_q + 3.0 * head;
+    return 3.0 * (bert_q + bert_d + head);
 }
 
 static double cpu_sgemm_rate(void) {

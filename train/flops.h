@@ -10,13 +10,17 @@ typedef struct StepShape {
     int queries, items;             // B queries, each with `items` passages (1 + negatives)
     int q_len, d_len;               // padded lengths of the batch
     bool in_batch;                  // in-batch cross-entropy: every query scores every passage
+    bool frozen_encoder;            // model.freeze_encoder: query BERT forward only, passages cached
 } StepShape;
 
 // Forward + backward FLOPs of one micro-batch: BERT's linear layers (2 in out a token) and
-// attention (QK^T and PV: 4 T h a token a layer) over every query and passage token, and
-// the q-net's layers (2 d^2 a layer) over every scored (query, passage) pair, all times 3
-// (backward is twice the forward). Not counted: embeddings, LayerNorm, softmax, the
-// hyperhead's attention (a few % of BERT's at the paper's sizes).
+// attention (QK^T and PV: 4 T h a token a layer) over every query and passage token, the
+// hyperhead (a key and a value projection, 4 h^2 a query token, for each of its L+1 matrices
+// and L biases; their attention, 4 out h T a query, and output projection, 2 out h^2 a query,
+// out = h for hidden matrices, 1 for the last and the biases) and the q-net's layers (2 d^2 a
+// layer) over every scored (query, passage) pair, all times 3 (backward is twice the forward).
+// A frozen encoder: the query BERT forward once, no passage BERT (vectors come from the cache).
+// Not counted: embeddings, LayerNorm, softmax.
 double step_flops(const StepShape *s);
 // Tokens of one micro-batch as computed (padded): queries * q_len + queries * items * d_len.
 double step_tokens(const StepShape *s);

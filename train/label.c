@@ -81,20 +81,37 @@ static int encode_new(Labeler *L, CandList *cls, int nq, LabelStats *st) {
     for (int q = 0; q < nq; q++)
         for (int i = 0; i < cls[q].n; i++) {
             int32_t r = cls[q].v[i].doc;
-            if (L->slot[r] >= 0) continue;
-            L->slot[r] = -2;   // pending in this chunk
+            if (L->slot[r] != -1) continue;   // cached, or already pending in this chunk
+            L->slot[r] = -2;
             rows = hyp_realloc(rows, (size_t)(n_new + 1) * sizeof *rows);
             rows[n_new++] = r;
         }
     if (!n_new) return 0;
-    const char **texts = hyp_malloc((size_t)n_new * sizeof *texts), **names = hyp_malloc((size_t)n_new * sizeof *names);
-    for (int i = 0; i < n_new; i++) texts[i] = o->corpus->texts[rows[i]], names[i] = o->corpus->ids[rows[i]];
-    const Model *m = o->teacher;
-    EncodeOptions eo = {.batch = o->batch, .pooling = m->mc.kind == MODEL_HYPENCODER ? POOL_CLS : m->pooling,
-                        .ids = names, .nonfinite_null = true, .what = "documents"};
-    float *v = encode_texts(m, o->tok, texts, n_new, &eo);
-    free(texts);
-    free(names);
+    float *v = NULL;
+    if (o->docs) {   // the teacher's vectors, already encoded
+        int32_t *at = hyp_malloc((size_t)n_new * sizeof *at);
+        for (int i = 0; i < n_new && at; i++) {
+            long r = docstore_find(o->docs, o->corpus->ids[rows[i]]);
+            if (r < 0) {
+                hyp_set_error("%s: document %s (a candidate) is not in it", docstore_path(o->docs), o->corpus->ids[rows[i]]);
+                free(at);
+                at = NULL;
+            } else at[i] = (int32_t)r;
+        }
+        if (at) {
+            v = hyp_malloc((size_t)n_new * L->d * sizeof(float));
+            if (docstore_gather(o->docs, at, n_new, v)) { free(v); v = NULL; }
+            free(at);
+        }
+    } else {
+        const char **texts = hyp_malloc((size_t)n_new * sizeof *texts), **names = hyp_malloc((size_t)n_new * sizeof *names);
+        for (int i = 0; i < n_new; i++) texts[i] = o->corpus->texts[rows[i]], names[i] = o->corpus->ids[rows[i]];
+        const Model *m = o->teacher;
+        EncodeOptions eo = {.batch = o->batch, .pooling = m->pooling, .ids = names, .nonfinite_null = true, .what = "documents"};
+        v = encode_texts(m, o->tok, texts, n_new, &eo);
+        free(texts);
+        free(names);
+    }
     if (!v) { free(rows); return -1; }
     if (L->normalize_docs) l2_normalize_host(v, (size_t)n_new, L->d);
     if (L->n_cached + n_new > L->cap_cached) {
@@ -175,8 +192,8 @@ static int score_query(Labeler *L, const char *qtext, CandList *cl) {
     return 0;
 }
 
-static json_t *item(const Corpus *co, const Cand *c) {
-    return json_pack("{s:s, s:s, s:f}", "id", co->ids[c->doc], "content", co->texts[c->doc], "score", (double)c->score);
+static json_t *item(const Corpus *co, const Cand *c, double scale) {
+    return json_pack("{s:s, s:s, s:f}", "id", co->ids[c->doc], "content", co->texts[c->doc], "score", scale * (double)c->score);
 }
 
 // Pick the positive, sample the negatives, write the row. 1 written, 0 skipped, -1 error.
@@ -209,8 +226,9 @@ static int write_row(Labeler *L, long qi, CandList *cl, FILE *out, const char *o
     }
     if (k < o->negatives) st->few_negatives++;
     json_t *items = json_array();
-    json_array_append_new(items, item(o->corpus, &cl->v[pos]));
-    for (int j = 0; j < k; j++) json_array_append_new(items, item(o->corpus, &cl->v[neg[j]]));
+    double scale = o->scale != 0 ? o->scale : 1.0;
+    json_array_append_new(items, item(o->corpus, &cl->v[pos], scale));
+    for (int j = 0; j < k; j++) json_array_append_new(items, item(o->corpus, &cl->v[neg[j]], scale));
     json_t *row = json_pack("{s:{s:s, s:s}, s:o}", "query", "id", o->queries->ids[qi], "content", o->queries->texts[qi], "items", items);
     free(neg);
     int rc = row && json_dumpf(row, out, JSON_COMPACT | JSON_REAL_PRECISION(9)) == 0 && fputc('\n', out) != EOF ? 1 : -1;
@@ -234,6 +252,12 @@ int label_write(const LabelOptions *o, FILE *out, const char *out_name, LabelSta
     if (!L.ids) return -1;
     bool vectors = m && m->mc.kind != MODEL_CROSS_ENCODER;
     if (m) L.d = model_doc_bert(m)->cfg.hidden;
+    if (o->docs && vectors && docstore_dim(o->docs) != L.d) {
+        hyp_set_error("%s: %d-dimensional vectors, but the teacher %s makes %d", docstore_path(o->docs),
+                      docstore_dim(o->docs), m->path, L.d);
+        docstore_free(L.ids);
+        return -1;
+    }
     L.normalize_docs = vectors && m->mc.kind != MODEL_HYPENCODER && (m->normalize || o->cosine);
     L.slot = hyp_malloc((size_t)(co->n ? co->n : 1) * sizeof *L.slot);
     for (int i = 0; i < co->n; i++) L.slot[i] = -1;

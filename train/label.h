@@ -13,7 +13,8 @@
 // (or judged document, added to the candidates when the run missed it) of the highest
 // grade > 0, the teacher's score breaking ties; without qrels, the teacher's best candidate.
 // With qrels, documents judged relevant (grade > 0) are never negatives.
-// Bi-encoder and Hypencoder teachers encode each document once (cached across queries).
+// Bi-encoder and Hypencoder teachers encode each document once (cached across queries), or
+// read it from `docs`.
 #ifndef HYP_LABEL_H
 #define HYP_LABEL_H
 #include "model/load.h"
@@ -29,11 +30,14 @@ typedef struct LabelOptions {
     const Corpus *corpus;        // every candidate's text
     const TrecRun *candidates;   // NULL: the judged documents of qrels
     const TrecQrels *qrels;      // NULL: the positive is the teacher's best candidate
+    struct DocStore *docs;       // NULL: the teacher encodes the candidates; else their vectors by id
+                                 // (hyp encode with the teacher), every candidate must be in it
     int depth;                   // candidates taken per query from the run (0: all)
     int negatives;               // K >= 1
     uint64_t seed;
     int batch;                   // texts (or pairs) per teacher forward pass; 0: 64
     bool cosine;                 // bi-encoder teachers: normalise vectors before the inner product
+    double scale;                // the written scores are the teacher's times this (0: 1)
     bool progress;               // queries/s and ETA on stderr
 } LabelOptions;
 
@@ -42,7 +46,7 @@ typedef struct LabelStats {
     long no_candidates;          // queries without candidates (not in the run / no judgments)
     long no_positive;            // queries whose candidates hold no relevant document (qrels)
     long few_negatives;          // rows written with fewer than K negatives
-    long docs_encoded;           // documents the teacher encoded (bi-encoder / Hypencoder)
+    long docs_encoded;           // document vectors the teacher encoded, or read from `docs` (bi-encoder / Hypencoder)
     long pairs_scored;           // (query, document) scores computed
 } LabelStats;
 

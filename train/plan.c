@@ -88,13 +88,17 @@ int plan_run(const PlanOptions *o, PlanReport *r) {
     const Backend *be = backend_get(o->device);
     BertConfig bc = plan_bert_config(&cfg);
     TrainModel m = {.hypencoder = hyp, .ps = paramset_new(o->device)};
+    Pooling pool = POOL_CLS;
+    pooling_parse(cfg.model.pooling, &pool);
     if (hyp) {
         HypencoderConfig hc = hypencoder_config_default(cfg.model.qnet_layers);
         hc.bert = bc;
         hc.shared_encoder = cfg.model.shared_encoder;
+        hc.pooling = pool;
         hypencoder_register(&m.hyp, m.ps, &hc);
     } else {
         biencoder_register(&m.be, m.ps, &bc, cfg.model.shared_encoder);
+        m.be.pooling = pool;
     }
     paramset_finalize(m.ps);
     if (o->real) {

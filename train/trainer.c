@@ -149,14 +149,15 @@ static void doc_cache_free(DocCache *dc) {
     free(dc);
 }
 
-// The batch's document vectors (rows, d) as a constant: cached ones copied, new ones encoded
-// (one no-grad, no-dropout forward over the new documents only) and added.
-static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, const TrainBatch *b) {
-    int rows = b->n_queries * b->n_items, L = b->d_len, d = dc->d;
-    long *entry = hyp_malloc((size_t)rows * sizeof *entry);   // (rows) cache entry of each row
-    int *miss = hyp_malloc((size_t)rows * sizeof *miss), n_miss = 0;
+// Cache entries of `rows` documents given as token ids and masks (rows, L) on the host: cached
+// ones found, new ones encoded (one no-grad, no-dropout forward over the new documents only)
+// and added. entry: (rows) out.
+static void doc_cache_fill(Ctx *c, DocCache *dc, const Bert *dbert, Pooling pool, const int32_t *d_ids,
+                           const int32_t *d_mask, int rows, int L, long *entry) {
+    int d = dc->d;
+    int *miss = hyp_malloc((size_t)(rows ? rows : 1) * sizeof *miss), n_miss = 0;
     for (int r = 0; r < rows; r++) {
-        const int32_t *x = b->d_ids + (size_t)r * L, *mk = b->d_mask + (size_t)r * L;
+        const int32_t *x = d_ids + (size_t)r * L, *mk = d_mask + (size_t)r * L;
         int n = 0;
         while (n < L && mk[n]) n++;
         if (2 * (dc->n + 1) > dc->nslots) cache_grow(dc);
@@ -171,8 +172,8 @@ static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, const 
     if (n_miss) {
         int32_t *ids = hyp_malloc((size_t)n_miss * L * sizeof *ids), *mk = hyp_malloc((size_t)n_miss * L * sizeof *mk);
         for (int i = 0; i < n_miss; i++) {
-            memcpy(ids + (size_t)i * L, b->d_ids + (size_t)miss[i] * L, (size_t)L * sizeof *ids);
-            memcpy(mk + (size_t)i * L, b->d_mask + (size_t)miss[i] * L, (size_t)L * sizeof *mk);
+            memcpy(ids + (size_t)i * L, d_ids + (size_t)miss[i] * L, (size_t)L * sizeof *ids);
+            memcpy(mk + (size_t)i * L, d_mask + (size_t)miss[i] * L, (size_t)L * sizeof *mk);
         }
         bool training = c->training;
         c->training = false;
@@ -181,18 +182,48 @@ static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, const 
         tensor_from_host(ti, ids);
         tensor_from_host(tm, mk);
         float *v = hyp_malloc((size_t)n_miss * d * sizeof(float));   // (n_miss, d)
-        tensor_to_host(bert_forward_cls(c, dbert, ti, tm), v);
+        tensor_to_host(bert_forward_pooled(c, dbert, ti, tm, pool), v);
         no_grad_end(c);
         c->training = training;
         for (int i = 0; i < n_miss; i++) memcpy(dc->vecs + (size_t)entry[miss[i]] * d, v + (size_t)i * d, (size_t)d * sizeof(float));
         free(v); free(ids); free(mk);
     }
+    free(miss);
+}
+
+// The batch's document vectors (rows, d) as a constant, through the cache.
+static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, Pooling pool, const TrainBatch *b) {
+    int rows = b->n_queries * b->n_items, d = dc->d;
+    long *entry = hyp_malloc((size_t)rows * sizeof *entry);   // (rows) cache entry of each row
+    doc_cache_fill(c, dc, dbert, pool, b->d_ids, b->d_mask, rows, b->d_len, entry);
     float *h = hyp_malloc((size_t)rows * d * sizeof(float));   // (rows, d)
     for (int r = 0; r < rows; r++) memcpy(h + (size_t)r * d, dc->vecs + (size_t)entry[r] * d, (size_t)d * sizeof(float));
     Tensor *D = tensor_new(c, HYP_F32, HYP_SHAPE(rows, d));
     tensor_from_host(D, h);
-    free(h); free(entry); free(miss);
+    free(h); free(entry);
     return D;
+}
+
+// Texts (n) as document vectors (n, d) on the host through the cache (validation with a frozen
+// encoder: the validation passages the training batches already encoded are not encoded again).
+static float *doc_cache_texts(DocCache *dc, Device dev, const Bert *dbert, Pooling pool, const Tokenizer *tok,
+                              const char *const *texts, int n, int max_len) {
+    enum { CH = 64 };
+    int d = dc->d;
+    float *out = hyp_malloc((size_t)(n ? n : 1) * d * sizeof(float));
+    long entry[CH];
+    TokBatch tb = {0};
+    Ctx *c = ctx_new(dev);
+    for (int s = 0; s < n; s += CH) {
+        int b = n - s < CH ? n - s : CH;
+        tok_encode_batch(tok, texts + s, NULL, b, max_len, &tb);
+        doc_cache_fill(c, dc, dbert, pool, tb.ids, tb.mask, b, tb.len, entry);
+        for (int r = 0; r < b; r++) memcpy(out + (size_t)(s + r) * d, dc->vecs + (size_t)entry[r] * d, (size_t)d * sizeof(float));
+        ctx_reset(c);
+    }
+    ctx_free(c);
+    tok_batch_free(&tb);
+    return out;
 }
 
 StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
@@ -209,7 +240,7 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
     Tensor *scores, *S;
     if (m->hypencoder) {
         QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
-        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, b)
+        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, m->hyp.cfg.pooling, b)
                                  : hypencoder_docs(c, &m->hyp, di, dm);   // (B*n, d)
         int d = D->shape[1];
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
@@ -218,7 +249,7 @@ StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, 
         S = qnet_score_shared(c, &q, xdev ? gather_positives(c, P, comm) : P);   // (B, B [* world])
     } else {
         Tensor *qv = biencoder_queries(c, &m->be, qi, qm);
-        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, b) : biencoder_docs(c, &m->be, di, dm);
+        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, m->be.pooling, b) : biencoder_docs(c, &m->be, di, dm);
         int d = D->shape[1];
         Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
         Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));
@@ -357,6 +388,7 @@ typedef struct Trainer {
     bool lowercase;
     Tokenizer *tok;
     Corpus *val_corpus, *val_queries;
+    DocStore *val_store;         // model.freeze_encoder: the validation corpus encoded once (the encoder never changes)
     TrecQrels *qrels;
     FILE *metrics;
     CkptState st;
@@ -397,7 +429,7 @@ static void fill_model_config(Trainer *t, const BertConfig *bc) {
         for (int i = 0; i <= L; i++) mc->vector_dimensions[i] = bc->hidden;
         mc->vector_dimensions[L + 1] = 1;
         snprintf(mc->activation_type, sizeof mc->activation_type, "relu");
-        snprintf(mc->passage_pooling, sizeof mc->passage_pooling, "cls");
+        snprintf(mc->passage_pooling, sizeof mc->passage_pooling, "%s", pooling_name(t->m.hyp.cfg.pooling));
     }
 }
 
@@ -466,6 +498,8 @@ static int build_model(Trainer *t) {
         cfg->model.bert_ffn = bc.ffn;
         cfg->model.bert_vocab = bc.vocab_size;
         cfg->model.bert_max_positions = bc.max_positions;
+        if (!strcmp(cfg->model.pooling, "auto"))
+            snprintf(cfg->model.pooling, sizeof cfg->model.pooling, "%s", src->pooling == POOL_MEAN ? "mean" : "cls");
         if (src->vocab && !t->vocab) {
             t->vocab = hyp_malloc(src->n_vocab * sizeof(char *));
             for (int i = 0; i < src->n_vocab; i++) t->vocab[i] = hyp_strdup(src->vocab[i]);
@@ -488,14 +522,19 @@ static int build_model(Trainer *t) {
         model_free(src);
         return -1;
     }
+    if (!strcmp(cfg->model.pooling, "auto")) snprintf(cfg->model.pooling, sizeof cfg->model.pooling, "cls");
+    Pooling pool = POOL_CLS;
+    pooling_parse(cfg->model.pooling, &pool);   // the config checked it is cls or mean
     t->m.ps = paramset_new(t->dev);
     if (t->m.hypencoder) {
         HypencoderConfig hc = hypencoder_config_default(cfg->model.qnet_layers);
         hc.bert = bc;
         hc.shared_encoder = cfg->model.shared_encoder;
+        hc.pooling = pool;
         hypencoder_register(&t->m.hyp, t->m.ps, &hc);
     } else {
         biencoder_register(&t->m.be, t->m.ps, &bc, cfg->model.shared_encoder);
+        t->m.be.pooling = pool;
     }
     paramset_finalize(t->m.ps);
     if (t->m.hypencoder) hypencoder_init(&t->m.hyp, (uint64_t)cfg->train.seed);
@@ -602,10 +641,19 @@ static int validate(Trainer *t, double out[VAL_METRICS]) {
     sm.doc_max_len = t->cfg.data.doc_max_len;
     sm.label = "(training)";
     Corpus *cc = t->val_corpus, *qq = t->val_queries;
-    EncodeOptions eo = {.batch = 64, .max_len = t->cfg.data.doc_max_len};
-    float *D = encode_side(&sm, SIDE_DOCUMENT, t->tok, (const char *const *)cc->texts, cc->n, &eo);   // (N, d)
-    DocStore *store = docstore_from_memory(D, cc->n, sm.doc_bert->cfg.hidden, (const char *const *)cc->ids, STORE_F32);
-    free(D);
+    DocStore *store = t->val_store;
+    if (!store) {
+        EncodeOptions eo = {.batch = 64, .max_len = t->cfg.data.doc_max_len, .nonfinite_null = true, .what = "documents"};
+        float *D = t->m.doc_cache   // (N, d)
+                       ? doc_cache_texts(t->m.doc_cache, t->dev, sm.doc_bert, sm.pooling, t->tok, (const char *const *)cc->texts,
+                                         cc->n, t->cfg.data.doc_max_len)
+                       : encode_side(&sm, SIDE_DOCUMENT, t->tok, (const char *const *)cc->texts, cc->n, &eo);
+        if (!D) return -1;
+        store = docstore_from_memory(D, cc->n, sm.doc_bert->cfg.hidden, (const char *const *)cc->ids, STORE_F32);
+        free(D);
+        if (!store) return -1;
+        if (t->m.doc_cache) t->val_store = store;   // frozen: the same vectors at every sweep
+    }
     TrecRun *run = trec_run_new("hyp-val");
     SearchOptions so = search_options_default();
     so.k = t->cfg.eval.k;
@@ -615,7 +663,7 @@ static int validate(Trainer *t, double out[VAL_METRICS]) {
     SearchRunSink sink = {run, (const char *const *)qq->ids, store};
     int rc = search_run(&sm, t->tok, store, (const char *const *)qq->ids, (const char *const *)qq->texts, qq->n, &so,
                         search_emit_run, &sink, NULL);
-    docstore_free(store);
+    if (store != t->val_store) docstore_free(store);
     if (rc) { trec_run_free(run); return -1; }
     TrecMeasureSet *ms = trec_measures_new();
     const char *names[VAL_METRICS];
@@ -640,7 +688,8 @@ static int validate(Trainer *t, double out[VAL_METRICS]) {
 static CkptModelInfo model_info(const Trainer *t) {
     return (CkptModelInfo){.model = &t->mc, .vocab = (const char *const *)t->vocab, .n_vocab = t->n_vocab,
                            .lowercase = t->lowercase, .query_max_len = t->cfg.data.query_max_len,
-                           .doc_max_len = t->cfg.data.doc_max_len};
+                           .doc_max_len = t->cfg.data.doc_max_len,
+                           .pooling = t->m.hypencoder ? t->m.hyp.cfg.pooling : t->m.be.pooling};
 }
 
 static int save_checkpoint(Trainer *t, char **written) {
@@ -868,6 +917,7 @@ static void teardown(Trainer *t) {
     tok_free(t->tok);
     for (int i = 0; i < t->n_vocab; i++) free(t->vocab[i]);
     free(t->vocab);
+    docstore_free(t->val_store);
     corpus_free(t->val_corpus);
     corpus_free(t->val_queries);
     trec_qrels_free(t->qrels);
@@ -1025,7 +1075,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
             const StepShape shape = {t->mc.bert.num_hidden_layers, t->mc.bert.hidden_size, t->mc.bert.intermediate_size,
                                      t->m.hypencoder ? cfg->model.qnet_layers : 0, t->batch.n_queries, t->batch.n_items,
-                                     t->batch.q_len, t->batch.d_len, cfg->train.ce_weight > 0};
+                                     t->batch.q_len, t->batch.d_len, cfg->train.ce_weight > 0, cfg->model.freeze_encoder};
             interval_tokens += step_tokens(&shape);
             interval_flops += step_flops(&shape);
             StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,

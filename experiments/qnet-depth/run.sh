@@ -10,7 +10,7 @@
 #   DIR/curves.svg   validation R-Precision against step for every run
 # It is resumable: finished steps are skipped, an interrupted training resumes (--resume auto).
 #
-#   experiments/qnet-depth/run.sh [--preset demo|paper] [--depths 1,2,4] [--seeds 1] [--steps N]
+#   experiments/qnet-depth/run.sh [--preset demo|cpu-small|paper] [--depths 1,2,4] [--seeds 1] [--steps N]
 #                                 [--out DIR] [--dry-run] [--cuda] [--np N]
 #   paper preset only:  --init-from BERT.h5 --train TRAIN.jsonl --val CORPUS,QUERIES,QRELS
 #                       --test NAME=CORPUS,QUERIES,QRELS [--test ...]
@@ -18,16 +18,20 @@
 # Presets:
 #   demo   the embedded synthetic task of `hyp demo` (its tiny config; minutes on 2 cores):
 #          checks the whole workflow; depths 1,2,4, one seed, 3000 steps by default.
+#   cpu-small  real MS MARCO text on the CPU: the data, MiniLM teacher and labels of
+#          experiments/msmarco-minilm (prepared in DIR/data), its Hypencoder config (MiniLM
+#          encoder frozen, so every run shares one encoding of the test corpus), validation on
+#          DL20, test on DL19; depths 1,2,4, one seed, 2000 steps by default (~40 min on 2 cores).
+#          --prepared DIR reuses the data of an experiments/msmarco-minilm/run.sh --out DIR.
 #   paper  configs/hypencoder-{D}.ini (bert-base-uncased via --init-from, the authors' JSONL,
 #          validation every 50k steps, best R-Prec within 800k), for GPUs: --cuda, and
 #          --np 2 to launch every training under `mpirun -np 2`. Depths 2,4,6,8 by default.
 #          --dry-run prints every command it would run.
-# (A CPU preset on real MS MARCO text needs the real-data recipe of issue 15, not built yet.)
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 HYP=${HYP:-$ROOT/bin/hyp}
-preset=demo depths="" seeds=1 steps="" out="" dry=0 cuda="" np=1 init_from="" train="" val="" tests=()
+prepared="" shared_docs="" preset=demo depths="" seeds=1 steps="" out="" dry=0 cuda="" np=1 init_from="" train="" val="" tests=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
     --train) train=$2; shift 2 ;;
     --val) val=$2; shift 2 ;;
     --test) tests+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --prepared) prepared=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "qnet-depth: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +71,22 @@ case "$preset" in
                 --set "eval.every=$((steps / 6 > 0 ? steps / 6 : 1))" --set "eval.select_within=0" --set "train.log_steps=100")
     tests=("synthetic=$D/corpus.tsv,$D/test_queries.tsv,$D/test_qrels.txt")
     ;;
+  cpu-small)
+    depths=${depths:-1,2,4}; steps=${steps:-2000}
+    P=${prepared:-$out/data}
+    if [ "$dry" = 1 ]; then echo "experiments/msmarco-minilm/run.sh --prepare-only --out $P"
+    else
+      echo "qnet-depth: preparing the MS MARCO data, MiniLM teacher and labels in $P" >&2
+      HYP=$HYP experiments/msmarco-minilm/run.sh --prepare-only --out "$P" || die "preparing the data failed (see $P/*.log)"
+    fi
+    M=$ROOT/../shared/data/msmarco
+    config_for() { echo "$ROOT/experiments/msmarco-minilm/hypencoder-minilm.ini"; }
+    train_sets=(--set "model.init_from=$P/minilm.h5" --set "data.train=$P/train.jsonl" --set "eval.corpus=$P/corpus.tsv"
+                --set "eval.queries=$P/val-queries.tsv" --set "eval.qrels=$M/qrels.dl20-passage.txt"
+                --set "train.max_steps=$steps" --set "eval.every=$((steps / 8 > 0 ? steps / 8 : 1))")
+    tests=("dl19=$P/corpus.tsv,$P/dl19-queries.tsv,$M/qrels.dl19-passage.txt")
+    shared_docs=$out   # the frozen MiniLM encodes documents the same way in every run
+    ;;
   paper)
     depths=${depths:-2,4,6,8}
     [ -n "$init_from" ] && [ -n "$train" ] && [ -n "$val" ] && [ ${#tests[@]} -gt 0 ] ||
@@ -79,7 +100,7 @@ case "$preset" in
                 --set "eval.queries=$vq" --set "eval.qrels=$vr")
     [ -n "$steps" ] && train_sets+=(--set "train.max_steps=$steps")
     ;;
-  *) die "unknown preset '$preset' (demo or paper)" ;;
+  *) die "unknown preset '$preset' (demo, cpu-small or paper)" ;;
 esac
 num --depths "$depths"; num --seeds "$seeds"
 IFS=, read -r -a DEPTHS <<<"$depths"
@@ -113,7 +134,7 @@ for d in "${DEPTHS[@]}"; do
     fi
     for t in "${tests[@]}"; do
       name=${t%%=*}; IFS=, read -r tc tq tr <<<"${t#*=}"
-      docs=$r/docs-$(printf '%s' "$tc" | md5sum | cut -c1-8).h5   # one encoding a corpus (DL19 and DL20 share one)
+      docs=${shared_docs:-$r}/docs-$(printf '%s' "$tc" | md5sum | cut -c1-8).h5   # one encoding a corpus (DL19 and DL20 share one)
       if [ ! -f "$docs" ] && [ -z "${encoded[$docs]:-}" ]; then
         run "$HYP" encode --model "$r/best.h5" --corpus "$tc" --out "$docs" $cuda
         encoded[$docs]=1
