@@ -140,7 +140,7 @@ for d in "${DEPTHS[@]}"; do
         encoded[$docs]=1
       fi
       [ -f "$r/$name.trec" ] || run "$HYP" search --model "$r/best.h5" --docs "$docs" --queries "$tq" \
-                                      --out "$r/$name.trec" --summary "$r/$name.search.json" --tag "d$d-s$s"
+                                      --out "$r/$name.trec" --summary "$r/$name.search.json" --tag "d$d-s$s" ${cuda:+--device cuda}
       if [ "$dry" = 1 ]; then run "$HYP" eval -q -m nDCG@10 -m RR@10 -m R@1000 "$tr" "$r/$name.trec"
       elif [ ! -s "$r/$name.eval" ]; then
         "$HYP" eval -q -m nDCG@10 -m RR@10 -m R@1000 "$tr" "$r/$name.trec" >"$r/$name.eval.tmp" && mv "$r/$name.eval.tmp" "$r/$name.eval" ||
