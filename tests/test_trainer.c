@@ -158,8 +158,6 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
     cr_assert_eq(system(p), 0);
 }
 
-// With model.init_from the init file decides BERT's sizes: the resolved config (config.ini,
-// checkpoints) states them, not the bert_* keys the config happened to hold.
 // Train `steps` steps of tiny.ini initialised from the model file `init` (extra: one more
 // "key=value" or NULL) into dir/name; cfg gets that run's config.ini.
 static void run_from_init(const char *init, const char *name, const char *extra, long steps, char *cfg, size_t n) {
@@ -181,6 +179,8 @@ static void run_from_init(const char *init, const char *name, const char *extra,
     fclose(f);
 }
 
+// With model.init_from the init file decides BERT's sizes: the resolved config (config.ini,
+// checkpoints) states them, not the bert_* keys the config happened to hold.
 Test(trainer, resolved_config_states_the_init_files_sizes) {
     make_task();
     cr_assert_eq(train("base", 2, NULL, "eval.every=2"), 0);
