@@ -148,6 +148,7 @@ BENCH_SRC:= $(wildcard bench/bench_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(SIM_SRC:%.cpp=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))   # every command, without main()
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(SIM_TEST_SRC:tests/sim/%.cu=$(BUILD)/tests/sim/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BIN)/%)
@@ -203,9 +204,14 @@ $(BIN)/hyp: $(CLI_OBJ) $(LIBHYP)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDSAN) $(CLI_OBJ) $(LIBHYP) -o $@ $(LDLIBS)
 
+# The test-only hyp with fault hooks from its environment (tests/fault/hyp_faults.c).
+$(BIN)/hyp-faults: tests/fault/hyp_faults.c $(CLI_LIB_OBJ) $(LIBHYP)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDSAN) $< $(CLI_LIB_OBJ) $(LIBHYP) -o $@ $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJ) $(LIBHYP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDSAN) -DHYP_BIN='"$(BIN)/hyp"' -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDSAN) -DHYP_BIN='"$(BIN)/hyp"' -DHYP_FAULTS_BIN='"$(BIN)/hyp-faults"' -MMD -MP $< $(TEST_COMMON_OBJ) $(LIBHYP) -o $@ -lcriterion $(LDLIBS)
 
 # Large-size GPU checks for scripts/gpu-check.sh (not part of make test).
 $(BIN)/gpu_probes: tests/gpu/gpu_probes.c $(LIBHYP)
@@ -218,7 +224,7 @@ $(BIN)/bench_%: bench/bench_%.c $(LIBHYP)
 
 # Each suite runs in its own process; the first failure fails `make test`.
 # HYP_TEST_JOBS sets Criterion's worker count (default 2, the CI core count).
-test: $(TEST_BIN) $(BIN)/hyp
+test: $(TEST_BIN) $(BIN)/hyp $(BIN)/hyp-faults
 	@scripts/run_tests.sh $(TEST_BIN)
 
 bench: $(BENCH_BIN)

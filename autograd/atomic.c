@@ -1,4 +1,4 @@
-// atomic.c: atomic replacement of output files (atomic.h) and the test fault hook (fault.h).
+// atomic.c: atomic replacement of output files (atomic.h) and the test fault hooks (fault.h).
 #include "autograd/atomic.h"
 #include "autograd/fault.h"
 #include <errno.h>
@@ -16,6 +16,16 @@ void fault_set_hook(FaultHook hook, void *user) {
 }
 int fault_check(FaultStage stage, const char *path) {
     return g_hook ? g_hook(stage, path, g_hook_user) : 0;
+}
+
+static TrainFaultHook g_train_hook;
+static void *g_train_hook_user;
+void fault_set_train_hook(TrainFaultHook hook, void *user) {
+    g_train_hook = hook;
+    g_train_hook_user = user;
+}
+bool fault_train_step(int rank, long step) {
+    return g_train_hook ? g_train_hook(rank, step, g_train_hook_user) : false;
 }
 
 const char *atomic_errstr(int e, char *buf, size_t n) {

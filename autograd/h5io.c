@@ -165,10 +165,6 @@ int h5_commit(H5File *f) {
     if (rc) {
         unlink(f->tmp);
     } else {
-        // Crash tests: HYP_TEST_CKPT_PAUSE_MS holds a complete .tmp before the rename, so a
-        // test can SIGKILL the writer there (the worst moment short of a half-written file).
-        const char *pause = getenv("HYP_TEST_CKPT_PAUSE_MS");
-        if (pause) usleep((useconds_t)atol(pause) * 1000);
         rc = atomic_commit(f->tmp, f->path);
     }
     free_file(f);

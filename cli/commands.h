@@ -16,4 +16,8 @@ int cmd_index(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_label(int argc, char **argv);
+
+// The whole `hyp` command line (cli/hyp.c); cli/main.c calls it, and so does the test-only
+// bin/hyp-faults after installing its fault hooks.
+int hyp_main(int argc, char **argv);
 #endif

@@ -36,7 +36,7 @@ static void usage(FILE *out) {
     fprintf(out, "\n  hyp --version    version and compiled backends\n  hyp <command> --help\n");
 }
 
-int main(int argc, char **argv) {
+int hyp_main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 1; }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 #ifdef HYP_CUDA_SIM

@@ -20,14 +20,18 @@ static bool have_mpi(void) {
            strstr(hyp_backends_compiled(), "cpu") != NULL;
 }
 
-static int run(const char *launcher, const char *out, int batch, long steps, const char *extra) {
+// bin: HYP_BIN, or HYP_FAULTS_BIN for a launcher that sets a fault variable.
+static int run_bin(const char *bin, const char *launcher, const char *out, int batch, long steps, const char *extra) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "%s " HYP_BIN " train --config configs/tiny.ini --out %s/%s --quiet --set data.train=%s/data/train.jsonl "
+             "%s %s train --config configs/tiny.ini --out %s/%s --quiet --set data.train=%s/data/train.jsonl "
              "--set data.vocab=%s/data/vocab.txt --set train.max_steps=%ld --set train.ce_weight=0 --set eval.every=0 "
              "--set train.batch_size=%d --set train.save_steps=3 --set dist.bucket_mb=0.02 %s >%s/%s.log 2>&1",
-             launcher, dir, out, dir, dir, steps, batch, extra ? extra : "", dir, out);
+             launcher, bin, dir, out, dir, dir, steps, batch, extra ? extra : "", dir, out);
     return system(cmd);
+}
+static int run(const char *launcher, const char *out, int batch, long steps, const char *extra) {
+    return run_bin(HYP_BIN, launcher, out, batch, steps, extra);
 }
 
 static float *params(const char *ckpt, size_t *n) {
@@ -70,7 +74,7 @@ Test(dist, killed_rank_ends_the_job_and_resume_continues) {
     if (!have_mpi()) cr_skip_test("mpirun not available: the fault test is skipped");
     make_synth_task(dir, sizeof dir, "/tmp/hyp_fault", 200, 50, 2);
     double t0 = hyp_now();
-    int rc = run("OMP_NUM_THREADS=1 HYP_COMM_TIMEOUT=20 ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 --oversubscribe "
+    int rc = run_bin(HYP_FAULTS_BIN, "OMP_NUM_THREADS=1 HYP_COMM_TIMEOUT=20 ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 --oversubscribe "
                  "--allow-run-as-root -x OMP_NUM_THREADS -x ASAN_OPTIONS -x HYP_COMM_TIMEOUT -x HYP_TEST_KILL_RANK=1:4", "job", 8, 8, "--set dist.backend=mpi");
     cr_assert_neq(rc, 0, "the job must fail when a rank dies");
     cr_assert_lt(hyp_now() - t0, 60.0, "the surviving rank must not hang");

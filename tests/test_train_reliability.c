@@ -25,13 +25,16 @@ static void remove_task(void) {
     cr_assert_eq(system(cmd), 0);
 }
 
-// "--set ..." for the task, no validation, OMP_NUM_THREADS=1 in front of the binary.
-static const char *hyp_train(char *buf, size_t n, const char *out, const char *more) {
+// "BIN train ... --set ..." for the task, no validation, OMP_NUM_THREADS=1 in front of the binary.
+static const char *hyp_train_bin(char *buf, size_t n, const char *bin, const char *out, const char *more) {
     snprintf(buf, n,
-             "OMP_NUM_THREADS=1 " HYP_BIN " train --config configs/tiny.ini --out %s --quiet "
+             "OMP_NUM_THREADS=1 %s train --config configs/tiny.ini --out %s --quiet "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 %s",
-             out, dir, dir, more);
+             bin, out, dir, dir, more);
     return buf;
+}
+static const char *hyp_train(char *buf, size_t n, const char *out, const char *more) {
+    return hyp_train_bin(buf, n, HYP_BIN, out, more);
 }
 
 static char *read_text(const char *path) {
@@ -191,9 +194,10 @@ static pid_t spawn(const char *cmd) {
 
 // Start `hyp train` as our child (sh execs it: the pid is hyp's); returns once
 // out/metrics.jsonl shows a first step.
-static pid_t start_bg(const char *out, const char *env, const char *more) {
+// bin: HYP_BIN, or HYP_FAULTS_BIN when env sets one of its fault variables.
+static pid_t start_bg(const char *bin, const char *out, const char *env, const char *more) {
     char cmd[4096], tr[2048];
-    hyp_train(tr, sizeof tr, out, more);
+    hyp_train_bin(tr, sizeof tr, bin, out, more);
     snprintf(cmd, sizeof cmd, "exec env %s %s > %s.log 2>&1", env, tr, out);
     pid_t pid = spawn(cmd);
     wait_for_step(out);
@@ -209,7 +213,7 @@ Test(train_reliability, sigterm_checkpoints_and_resume_is_bitwise) {
     char cmd[4096], tr[2048], a[160], b[160], p[200];
     snprintf(a, sizeof a, "%s/straight", dir);
     snprintf(b, sizeof b, "%s/stopped", dir);
-    pid_t pid = start_bg(b, "OMP_NUM_THREADS=1", steps);
+    pid_t pid = start_bg(HYP_BIN, b, "OMP_NUM_THREADS=1", steps);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -247,7 +251,7 @@ Test(train_reliability, second_signal_stops_at_once) {
     make_task();
     char out[160], p[200], cmd[256];
     snprintf(out, sizeof out, "%s/twice", dir);
-    pid_t pid = start_bg(out, "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000",
+    pid_t pid = start_bg(HYP_FAULTS_BIN, out, "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000",
                          "--set train.max_steps=100000 --set train.save_steps=0 --set train.log_steps=1");
     cr_assert_eq(kill(pid, SIGTERM), 0);
     // wait for the stop's checkpoint to be complete (held before its rename)

@@ -111,14 +111,15 @@ static bool exists(const char *dir_, const char *out, const char *name) {
     return access(p, F_OK) == 0;
 }
 // hyp train on the task (no validation) with `more`; returns the exit code, *log its stderr.
+// A non-empty env (fault variables) runs the test-only bin/hyp-faults.
 static int hyp_train(const char *env, const char *out, bool cuda, const char *more, char **log) {
     char cmd[2048], lp[160];
     snprintf(lp, sizeof lp, "%s/%s.log", dir, out);
     snprintf(cmd, sizeof cmd,
-             "%s OMP_NUM_THREADS=1 " HYP_BIN " train --config configs/tiny.ini --out %s/%s %s "
+             "%s OMP_NUM_THREADS=1 %s train --config configs/tiny.ini --out %s/%s %s "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
              "--set train.batch_size=4 %s >%s 2>&1",
-             env, dir, out, cuda ? "--cuda" : "", dir, dir, more, lp);
+             env, *env ? HYP_FAULTS_BIN : HYP_BIN, dir, out, cuda ? "--cuda" : "", dir, dir, more, lp);
     int rc = exit_code(system(cmd));
     *log = read_text(lp);
     return rc;

@@ -5,6 +5,7 @@
 #include "data/synthetic.h"
 #include "model/load.h"
 #include "train/checkpoint.h"
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,16 +81,25 @@ Test(trainer, bad_config_is_one_clear_error) {
     cr_assert_eq(system(p), 0);
 }
 
-// Every shipped config parses and passes the cross-key checks.
+// Every shipped config (each configs/*.ini, so a new one is covered when it is added) parses and
+// passes the cross-key checks.
 Test(trainer, shipped_configs_parse) {
-    const char *files[] = {"configs/tiny.ini", "configs/hypencoder-2.ini", "configs/hypencoder-4.ini",
-                           "configs/hypencoder-6.ini", "configs/hypencoder-8.ini", "configs/be-base.ini"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    DIR *d = opendir("configs");
+    cr_assert(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".ini") != 0) continue;
+        char path[300];
+        snprintf(path, sizeof path, "configs/%s", e->d_name);
         Config c;
         config_init(&c);
-        cr_assert_eq(config_parse_file(&c, files[i]), 0, "%s", hyp_last_error());
-        cr_assert_eq(config_check(&c), 0, "%s: %s", files[i], hyp_last_error());
+        cr_assert_eq(config_parse_file(&c, path), 0, "%s", hyp_last_error());
+        cr_assert_eq(config_check(&c), 0, "%s: %s", path, hyp_last_error());
+        n++;
     }
+    closedir(d);
+    cr_assert_geq(n, 7, "configs/ holds tiny, hypencoder-1/2/4/6/8 and be-base");
 }
 
 // SIGKILL while a checkpoint is being committed (its .tmp complete, not yet renamed): the
@@ -98,7 +108,7 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
     make_task();
     char cmd[2048], p[256];
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_BIN " train --config configs/tiny.ini --out %s/k --quiet "
+             "OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_FAULTS_BIN " train --config configs/tiny.ini --out %s/k --quiet "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
              "--set train.max_steps=9 --set train.save_steps=3 >%s/k.log 2>&1 & echo $! > %s/pid",
              dir, dir, dir, dir, dir);
@@ -128,7 +138,7 @@ Test(trainer, sigkill_during_checkpoint_write_loses_nothing) {
              "OMP_NUM_THREADS=1 " HYP_BIN " train --config configs/tiny.ini --out %s/k2 --quiet "
              "--set data.train=%s/data/train.jsonl --set data.vocab=%s/data/vocab.txt --set eval.every=0 "
              "--set train.max_steps=3 --set train.save_steps=3 >%s/k2a.log 2>&1 && "
-             "(OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_BIN " train --out %s/k2 --resume auto --quiet "
+             "(OMP_NUM_THREADS=1 HYP_TEST_CKPT_PAUSE_MS=20000 " HYP_FAULTS_BIN " train --out %s/k2 --resume auto --quiet "
              "--set train.max_steps=9 >%s/k2.log 2>&1 & echo $! > %s/pid2)",
              dir, dir, dir, dir, dir, dir, dir);
     cr_assert_eq(system(cmd), 0);

@@ -15,6 +15,11 @@
 #ifndef HYP_BIN
 #define HYP_BIN "bin/hyp"
 #endif
+// The same program with the fault hooks of autograd/fault.h set from its environment
+// (tests/fault/hyp_faults.c): the crash and non-finite tests run it, production never does.
+#ifndef HYP_FAULTS_BIN
+#define HYP_FAULTS_BIN "bin/hyp-faults"
+#endif
 
 // Repository-relative paths: tests run from the repository root.
 #define FIXTURE_DIR "tests/fixtures"

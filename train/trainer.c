@@ -11,6 +11,7 @@
 // losses, gradient norm and non-finite guard stay there until a log line (train.log_steps),
 // validation, a checkpoint or the end of the run reads them (StepValues, settle()).
 #include "train/trainer.h"
+#include "autograd/fault.h"
 #include "train/flops.h"
 #include "train/checkpoint.h"
 #include "train/comm.h"
@@ -1054,20 +1055,11 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     bool first_log = true;
     double last_loss = NAN;
     long skipped = 0;
-    // Fault injection for the tests: HYP_TEST_KILL_RANK=r:step makes rank r die abruptly
-    // (SIGKILL) when it reaches that step, as a crashed node would; HYP_TEST_NONFINITE_STEP=s
-    // makes the loss of global step s (1-based) NaN.
-    int kill_rank = -1;
-    long kill_step = -1, nan_step = -1;
-    const char *kr = getenv("HYP_TEST_KILL_RANK");
-    if (kr) sscanf(kr, "%d:%ld", &kill_rank, &kill_step);
-    const char *ns = getenv("HYP_TEST_NONFINITE_STEP");
-    if (ns) sscanf(ns, "%ld", &nan_step);
     bool bad_stop = false;   // a failed save that stops the run (set on rank 0)
     SavedSignals saved_signals;
     signals_catch(&saved_signals);
     for (long step = start; step < max_steps; step++) {
-        if (t->comm->rank == kill_rank && step == kill_step) raise(SIGKILL);
+        const bool poison = fault_train_step(t->comm->rank, step + 1);   // tests only (fault.h)
         double t0 = hyp_now();
         paramset_zero_grad(t->m.ps);
         sv.read = false;
@@ -1080,7 +1072,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             interval_flops += step_flops(&shape);
             StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
                                               (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
-            if (step + 1 == nan_step) l.total = op_scale(t->ctx, l.total, NAN);
+            if (poison) l.total = op_scale(t->ctx, l.total, NAN);
             be->copy(sv.dev + micro * 3 + 0, l.total->data, sizeof(float), COPY_D2D);
             be->copy(sv.dev + micro * 3 + 1, l.mmse->data, sizeof(float), COPY_D2D);
             be->copy(sv.dev + micro * 3 + 2, l.ce->data, sizeof(float), COPY_D2D);
