@@ -132,13 +132,16 @@ static int bench_cuda(float *X, long N, int d, int L, int Q, bool quick) {
         double t0 = hyp_now();
         graph_build_exact(gsx, &(GraphBuildOptions){.k = 100, .block_rows = 16384, .device = HYP_CUDA}, &g);
         double tg = hyp_now() - t0;
-        graph_kmeans(gsx, (int)(2 * sqrt((double)Ng)), 6, 50000, 3, false, &g);
+        double tk0 = hyp_now();
+        const int ncent = (int)(2 * sqrt((double)Ng));
+        graph_kmeans(gsx, &(KMeansOptions){.centroids = ncent, .iters = 6, .train_sample = 50000, .seed = 3, .device = HYP_CUDA}, &g);
+        double tk = hyp_now() - tk0;
         SearchResult *gex = ex;
         if (gsx != s) {   // exhaustive on the sample for the overlap
             gex = hyp_calloc((size_t)Q, sizeof(SearchResult));
             exhaustive_search_qnet(gsx, &q, NULL, &(ExhaustiveOptions){.k = 1000, .device = HYP_CUDA}, gex);
         }
-        printf("cuda graph: exact k=100 over %ld docs in %.1f s\n", Ng, tg);
+        printf("cuda graph: exact k=100 over %ld docs in %.1f s; k-means %d centroids (6 iterations on up to 50k rows, then every doc) in %.1f s\n", Ng, tg, ncent, tk);
         QNetDevScorer dc;
         GraphScorer sc = qnet_store_scorer_dev(&dc, gsx, &q, HYP_CUDA, STORE_F32);
         for (int algo = 0; algo < 2; algo++) {
@@ -292,7 +295,7 @@ int main(int argc, char **argv) {
     tg = hyp_now() - tg;
     double tk = hyp_now();
     int nc = (int)(2 * sqrt((double)N));
-    graph_kmeans(s, nc, 6, 50000, 3, false, &g);
+    graph_kmeans(s, &(KMeansOptions){.centroids = nc, .iters = 6, .train_sample = 50000, .seed = 3}, &g);
     tk = hyp_now() - tk;
     printf("synthetic corpus %ld x %d (%d clusters): graph k=100 in %.1f s, k-means C=%d in %.1f s\n", N, d, ncl, tg, nc, tk);
 

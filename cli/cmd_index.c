@@ -20,7 +20,7 @@ static int usage(void) {
             "                 [--device cpu|cuda]\n"
             "  --approx          NN-descent instead of exact k-NN (recall@k measured on --recall-sample rows, default 1000)\n"
             "  --centroids N     k-means centroids for `hyp search --algo hyp+` (e.g. sqrt(N) to 4*sqrt(N))\n"
-            "  --device D        where the exact k-NN runs (cpu or cuda)\n");
+            "  --device D        where the exact k-NN and the k-means assignments run (cpu or cuda)\n");
     return 1;
 }
 
@@ -81,7 +81,11 @@ int cmd_index(int argc, char **argv) {
         g.recall = graph_recall_sample(s, &g, sample, o.seed + 99);
         fprintf(stderr, "index: NN-descent recall@%d = %.4f\n", o.k, g.recall);
     }
-    if (!rc && centroids > 0) rc = graph_kmeans(s, centroids, km_iters, 0, o.seed + 7, true, &g);
+    if (!rc && centroids > 0) {
+        const KMeansOptions ko = {.centroids = centroids, .iters = km_iters, .seed = o.seed + 7, .progress = true,
+                                  .device = o.device};
+        rc = graph_kmeans(s, &ko, &g);
+    }
     if (!rc) rc = graph_write(out, &g);
     if (rc) {
         fprintf(stderr, "hyp index: %s\n", hyp_last_error());

@@ -12,13 +12,17 @@
 # Steps:
 #   env     driver, card, CUDA runtime and library versions; fails fast, with the reason, when
 #           the runtime cannot see the GPU
-#   build   make -j CUDA=1 (nvcc, cuBLASLt, NCCL when found) and bin/gpu_probes
+#   build   make -j CUDA=1 (nvcc, cuBLASLt, NCCL when found), bin/gpu_probes and the benches
 #   tests   every suite with HYP_REQUIRE_GPU=1: a CUDA variant that would skip fails
 #   probes  sizes CI cannot run: > 65535 rows, > 2^31 elements, paper-size GEMMs (fp32, bf16),
 #           LayerNorm at 250k x 768 (bin/gpu_probes, each against the CPU backend)
 #   train   the tiny config on the CPU and on CUDA in fp32 (losses within 1e-3), then CUDA resume
 #           (20 + 20 steps against 40) compared bitwise
-#   bench   GPU rates: the GEMM probe's TFLOP/s, hyp encode documents/s on CPU and CUDA
+#   bench   GPU rates: the GEMM probe's TFLOP/s, the training step against the PyTorch twin
+#           (fp32, tf32, bf16), search on 1M x 768 documents (exhaustive q-net in docs/s per
+#           query with fp32 and bf16 residency, dense dot, exact k-NN rows/s, graph build and
+#           k-means, graph search latency; bin/bench_search --cuda), hyp encode docs/s on CPU
+#           and CUDA
 set -u
 cd "$(dirname "$0")/.."
 ALL_STEPS="env build tests probes train bench"
@@ -50,9 +54,11 @@ if [ "$dry" = 1 ]; then
   check() { if eval "$2" >"$work/log" 2>&1; then echo "  ok    $1"; else echo "  FAIL  $1"; sed 's/^/        /' "$work/log" | tail -5; fail=1; fi; }
   check "nvcc compiles and links a cuBLASLt probe (make CUDA=1 can build)" \
         "command -v nvcc && nvcc scripts/probes/cublaslt.cu -o $work/p -lcublasLt -lcublas"
-  check "make CUDA=1 has a rule for everything the check builds" "make -n CUDA=1 all bin/gpu_probes"
+  check "make CUDA=1 has a rule for everything the check builds" "make -n CUDA=1 all bin/gpu_probes bin/bench_train bin/bench_search"
   check "the probe program builds and passes on the simulated GPU (--small sizes)" \
         "make -s -j$jobs CUDA=sim bin-sim/gpu_probes && bin-sim/gpu_probes --small"
+  check "the search benchmark runs on the simulated GPU (tiny sizes)" \
+        "make -s -j$jobs CUDA=sim bin-sim/bench_search && bin-sim/bench_search --cuda --docs 1000 --dim 16 --layers 2 --queries 1 --clusters 10"
   check "HYP_REQUIRE_GPU=1 turns a skipped CUDA variant into a failure" \
         "make -s CUDA=sim build-sim/tests/test_cuda_backend && HYP_SIM_DEVICES=0 HYP_REQUIRE_GPU=1 build-sim/tests/test_cuda_backend --filter 'cuda_backend/memory' >$work/r 2>&1; [ \$? -ne 0 ] && grep -q 'HYP_REQUIRE_GPU=1' $work/r"
   check "the train step runs end to end on the simulated GPU" "bin=bin-sim steps_train=4 simulate_train=1 $0 --only train --out $work/train.md"
@@ -99,7 +105,7 @@ step_env() {
 }
 
 step_build() {
-  make -j"$jobs" CUDA=1 && make -j"$jobs" CUDA=1 bin/gpu_probes
+  make -j"$jobs" CUDA=1 && make -j"$jobs" CUDA=1 bin/gpu_probes bin/bench_train bin/bench_search
 }
 
 step_tests() {
@@ -163,6 +169,8 @@ step_bench() {
   for prec in fp32 tf32 bf16; do
     "$bin/bench_train" 12 768 12 3072 6 16 9 32 196 5 --cuda --precision $prec || return 1
   done
+  # search on 1M x 768 (6-layer q-net, 8 queries): exhaustive, dense, k-NN, graph
+  "$bin/bench_search" --cuda --docs ${search_docs:-1000000} --dim 768 --layers 6 --queries 8 || return 1
   local d="$work/bench"
   mkdir -p "$d"
   "$bin/hyp" demo --steps 1 --out "$d/demo" >/dev/null 2>&1

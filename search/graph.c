@@ -433,53 +433,53 @@ static int di_cmp(const void *a, const void *b) {
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-// For rows X (n, d): nearest centroid (assign) and its squared distance.
-static void assign_block(const float *X, long n, int d, const float *C, const float *cn, int nc, float *G,
-                         int32_t *assign, float *dist) {
-    hyp_cpu_backend.gemm(false, true, (int)n, nc, d, 1.0f, X, 0, C, 0, 0.0f, G, 0, 1, HYP_MATMUL_F32);
+// Nearest centroid of each row of X (n, d) among the store cs (C centroids), found on dev by the
+// exact k-NN (k = 1: blocked GEMM + top-k, ties to the lower index; only the index comes back
+// from a device), and its squared distance, computed here directly.
+static int assign_rows(DocStore *cs, const float *X, long n, Device dev, int32_t *assign, float *dist) {
+    int d = docstore_dim(cs);
+    if (knn_exact_rows_dev(cs, X, NULL, n, 1, docstore_n(cs), dev, assign)) return -1;
+    const float *C = docstore_f32(cs);
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; i++) {
-        const float *x = X + (size_t)i * d, *g = G + (size_t)i * nc;
-        float xs = 0;
-        for (int j = 0; j < d; j++) xs += x[j] * x[j];
-        float best = INFINITY;
-        int bi = 0;
-        for (int c = 0; c < nc; c++) {
-            float v = cn[c] - 2.0f * g[c];
-            if (v < best) { best = v; bi = c; }
-        }
-        assign[i] = bi;
-        dist[i] = best + xs;
+        const float *x = X + (size_t)i * d, *c = C + (size_t)assign[i] * d;
+        float s = 0;
+        for (int j = 0; j < d; j++) s += (x[j] - c[j]) * (x[j] - c[j]);
+        dist[i] = s;
     }
+    return 0;
 }
 
-int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed, bool progress, Graph *g) {
+int graph_kmeans(DocStore *s, const KMeansOptions *ko, Graph *g) {
     long N = docstore_n(s);
-    int d = docstore_dim(s);
+    int d = docstore_dim(s), C = ko->centroids, iters = ko->iters > 0 ? ko->iters : 10;
+    const Device dev = ko->device;
+    const uint64_t seed = ko->seed;
     if (C <= 0 || C > N) { hyp_set_error("k-means: %d centroids for %ld documents", C, N); return -1; }
-    if (iters <= 0) iters = 10;
-    if (train_sample <= 0) train_sample = 256L * C;
+    long train_sample = ko->train_sample > 0 ? ko->train_sample : 256L * C;
     int32_t *tr = hyp_malloc((size_t)(train_sample < N ? train_sample : N) * sizeof(int32_t));
     long nt = search_sample(N, train_sample, seed, tr);
-    float *T = hyp_malloc((size_t)nt * d * sizeof(float));
+    float *T = hyp_malloc((size_t)nt * d * sizeof(float));   // (nt, d) training rows
     if (docstore_gather(s, tr, nt, T)) { free(tr); free(T); return -1; }
-    float *Cm = hyp_malloc((size_t)C * d * sizeof(float)), *cn = hyp_malloc((size_t)C * sizeof(float));
+    float *Cm = hyp_malloc((size_t)C * d * sizeof(float));    // (C, d) centroids
     int32_t *init = hyp_malloc((size_t)C * sizeof(int32_t));
     search_sample(nt, C, seed + 1, init);
     for (int c = 0; c < C; c++) memcpy(Cm + (size_t)c * d, T + (size_t)init[c] * d, (size_t)d * sizeof(float));
-    long blk = 4096;
-    float *G = hyp_malloc((size_t)blk * C * sizeof(float));
+    long blk = dev == HYP_CPU ? 4096 : 65536;   // rows per assignment call (a device call uploads them)
     int32_t *as = hyp_malloc((size_t)nt * sizeof(int32_t));
     float *ds = hyp_malloc((size_t)nt * sizeof(float));
     double *sum = hyp_malloc((size_t)C * d * sizeof(double));
     long *cc = hyp_malloc((size_t)C * sizeof(long));
     double t0 = hyp_now();
-    for (int it = 0; it < iters; it++) {
-        row_norms(Cm, C, d, cn);
-        for (long i = 0; i < nt; i += blk) {
+    int rc = 0;
+    for (int it = 0; it < iters && !rc; it++) {
+        DocStore *cs = docstore_from_memory(Cm, C, d, NULL, STORE_F32);   // this iteration's centroids
+        for (long i = 0; i < nt && !rc; i += blk) {
             long m = nt - i < blk ? nt - i : blk;
-            assign_block(T + (size_t)i * d, m, d, Cm, cn, C, G, as + i, ds + i);
+            rc = assign_rows(cs, T + (size_t)i * d, m, dev, as + i, ds + i);
         }
+        docstore_free(cs);
+        if (rc) break;
         memset(sum, 0, (size_t)C * d * sizeof(double));
         memset(cc, 0, (size_t)C * sizeof(long));
         double inertia = 0;
@@ -498,24 +498,23 @@ int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed
             }
             for (int j = 0; j < d; j++) Cm[(size_t)c * d + j] = (float)(sum[(size_t)c * d + j] / cc[c]);
         }
-        if (progress) fprintf(stderr, "k-means: iteration %d/%d: mean squared distance %.4g | %.1f s\n", it + 1, iters,
-                              inertia / nt, hyp_now() - t0);
+        if (ko->progress) fprintf(stderr, "k-means: iteration %d/%d: mean squared distance %.4g | %.1f s\n", it + 1, iters,
+                                  inertia / nt, hyp_now() - t0);
     }
     free(T); free(tr); free(init); free(as); free(ds); free(sum);
+    if (rc) { free(Cm); free(cc); return -1; }
     // Every document: its cluster, then members sorted by distance (ties: index).
-    row_norms(Cm, C, d, cn);
     int32_t *asn = hyp_malloc((size_t)N * sizeof(int32_t));
     float *dsn = hyp_malloc((size_t)N * sizeof(float));
-    float *xb = hyp_malloc((size_t)blk * d * sizeof(float));
-    int rc = 0;
-    for (long i = 0; i < N; i += blk) {
+    float *xb = hyp_malloc((size_t)blk * d * sizeof(float));   // (blk, d) document rows
+    DocStore *cs = docstore_from_memory(Cm, C, d, NULL, STORE_F32);
+    for (long i = 0; i < N && !rc; i += blk) {
         long m = N - i < blk ? N - i : blk;
-        if (docstore_rows(s, i, m, xb)) { rc = -1; break; }
-        assign_block(xb, m, d, Cm, cn, C, G, asn + i, dsn + i);
+        rc = docstore_rows(s, i, m, xb) || assign_rows(cs, xb, m, dev, asn + i, dsn + i) ? -1 : 0;
     }
+    docstore_free(cs);
     free(xb);
-    free(G);
-    if (rc) { free(asn); free(dsn); free(Cm); free(cn); free(cc); return -1; }
+    if (rc) { free(asn); free(dsn); free(Cm); free(cc); return -1; }
     free(g->centroids); free(g->cl_off); free(g->cl_members);
     g->n_centroids = C;
     g->dim = d;
@@ -532,7 +531,7 @@ int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed
         qsort(tmp + g->cl_off[c], (size_t)(g->cl_off[c + 1] - g->cl_off[c]), sizeof(DI), di_cmp);
         for (int32_t i = g->cl_off[c]; i < g->cl_off[c + 1]; i++) g->cl_members[i] = tmp[i].idx;
     }
-    free(tmp); free(asn); free(dsn); free(cn); free(cc);
+    free(tmp); free(asn); free(dsn); free(cc);
     return 0;
 }
 

@@ -45,9 +45,19 @@ int graph_build_exact(DocStore *s, const GraphBuildOptions *o, Graph *g);
 int graph_build_nndescent(DocStore *s, const GraphBuildOptions *o, Graph *g);
 // recall@k of g against exact k-NN for `sample` rows drawn with Philox(seed).
 double graph_recall_sample(DocStore *s, const Graph *g, int sample, uint64_t seed);
-// k-means (Lloyd, GEMM assignment) with C centroids on up to train_sample rows (0: 256*C),
-// then every document assigned; fills the centroid fields of g.
-int graph_kmeans(DocStore *s, int C, int iters, long train_sample, uint64_t seed, bool progress, Graph *g);
+// k-means (Lloyd) for `hyp search --algo hyp+`: each assignment is the exact k-NN with k = 1
+// against the centroids (knn_exact_rows_dev, so on the GPU with device = HYP_CUDA); the means
+// are updated on the host in double.
+typedef struct {
+    int centroids;       // C
+    int iters;           // Lloyd iterations (<= 0: 10)
+    long train_sample;   // rows the centroids are fitted on (<= 0: 256 * C)
+    uint64_t seed;
+    bool progress;       // a line per iteration on stderr
+    Device device;       // where the assignments run (HYP_CPU default)
+} KMeansOptions;
+// Fits the centroids, then assigns every document; fills the centroid fields of g.
+int graph_kmeans(DocStore *s, const KMeansOptions *o, Graph *g);
 
 int graph_write(const char *path, const Graph *g);
 // Reads and validates (indices in range, shapes). expect_n >= 0: the row count must match.

@@ -433,7 +433,7 @@ Test(search, graph_file_roundtrip_and_errors) {
     DocStore *s = docstore_from_memory(X, N, d, NULL, STORE_F32);
     Graph g, r;
     cr_assert(graph_build_exact(s, &(GraphBuildOptions){.k = 7}, &g) == 0);
-    cr_assert(graph_kmeans(s, 6, 5, 0, 1, false, &g) == 0);
+    cr_assert(graph_kmeans(s, &(KMeansOptions){.centroids = 6, .iters = 5, .seed = 1}, &g) == 0);
     const char *p = tmp_path("graph.h5");
     cr_assert(graph_write(p, &g) == 0, "%s", hyp_last_error());
     cr_assert(graph_read(p, N, &r) == 0, "%s", hyp_last_error());
@@ -691,7 +691,7 @@ Test(search, hypplus_valid_and_better_at_equal_budget) {
     DocStore *st = docstore_from_memory(X, N, d, NULL, STORE_F32);
     Graph g;
     cr_assert(graph_build_exact(st, &(GraphBuildOptions){.k = 16}, &g) == 0);
-    cr_assert(graph_kmeans(st, 128, 8, 0, 5, false, &g) == 0);
+    cr_assert(graph_kmeans(st, &(KMeansOptions){.centroids = 128, .iters = 8, .seed = 5}, &g) == 0);
     SearchResult ex[8] = {0};
     cr_assert(exhaustive_search(st, &t.h, NULL, &(ExhaustiveOptions){.k = k}, ex) == 0);
     QNetStoreScorer ctx;

@@ -399,6 +399,48 @@ Test(search_device, cuda_exact_knn_graph_equals_cpu) {
     docstore_free(s);
 }
 
+// k-means with its assignments on the GPU (hyp index --centroids N --device cuda) finds the same
+// clusters as on the CPU: the same members in the same order, centroids equal within fp32
+// rounding. Clustered data (8 tight clusters, 12 centroids) keeps assignments far from ties.
+Test(search_device, cuda_kmeans_equals_cpu) {
+    RUN_ON_CUDA_OR_SKIP();
+    long N = 900;
+    int d = 10, C = 12;
+    float *cent = rand_matrix(8, d, 85, -3, 3), *X = rand_matrix(N, d, 86, -0.2f, 0.2f);
+    for (long i = 0; i < N; i++)
+        for (int j = 0; j < d; j++) X[i * d + j] += cent[(i % 8) * d + j];
+    DocStore *s = docstore_from_memory(X, N, d, NULL, STORE_F32);
+    Graph a = {0}, b = {0};
+    KMeansOptions o = {.centroids = C, .iters = 6, .train_sample = 500, .seed = 4};
+    cr_assert_eq(graph_kmeans(s, &o, &a), 0, "%s", hyp_last_error());
+    o.device = HYP_CUDA;
+    cr_assert_eq(graph_kmeans(s, &o, &b), 0, "%s", hyp_last_error());
+    cr_assert_eq(b.n_centroids, C);
+    cr_assert_eq(memcmp(a.cl_off, b.cl_off, (size_t)(C + 1) * sizeof(int32_t)), 0, "cluster sizes differ");
+    cr_assert_eq(memcmp(a.cl_members, b.cl_members, (size_t)N * sizeof(int32_t)), 0, "cluster members differ");
+    for (long i = 0; i < (long)C * d; i++)
+        cr_assert(fabsf(a.centroids[i] - b.centroids[i]) <= 1e-5f * (1 + fabsf(a.centroids[i])), "centroid value %ld: %g vs %g",
+                  i, b.centroids[i], a.centroids[i]);
+    // and the assignment is the nearest centroid (the CPU result checked by brute force)
+    for (int c = 0; c < C; c++)
+        for (int32_t m = a.cl_off[c]; m < a.cl_off[c + 1]; m++) {
+            const float *x = X + (size_t)a.cl_members[m] * d;
+            float best = INFINITY, mine = 0;
+            for (int e = 0; e < C; e++) {
+                float v = 0;
+                for (int j = 0; j < d; j++) v += (x[j] - a.centroids[e * d + j]) * (x[j] - a.centroids[e * d + j]);
+                if (e == c) mine = v;
+                if (v < best) best = v;
+            }
+            cr_assert(mine <= best * (1 + 1e-5f) + 1e-6f, "document %d is not in its nearest cluster", a.cl_members[m]);
+        }
+    free(cent);
+    free(X);
+    graph_free(&a);
+    graph_free(&b);
+    docstore_free(s);
+}
+
 // Graph search with the device scorer against the host scorer (paper and hyp+).
 static void check_graph(GraphAlgo algo, StoreDType resident) {
     long N = 600;
@@ -406,7 +448,7 @@ static void check_graph(GraphAlgo algo, StoreDType resident) {
     DocStore *s = corpus(N, d, 90, resident);
     Graph g;
     cr_assert_eq(graph_build_exact(s, &(GraphBuildOptions){.k = 8}, &g), 0);
-    if (algo == ALGO_HYPPLUS) cr_assert_eq(graph_kmeans(s, 12, 5, 0, 3, false, &g), 0);
+    if (algo == ALGO_HYPPLUS) cr_assert_eq(graph_kmeans(s, &(KMeansOptions){.centroids = 12, .iters = 5, .seed = 3}, &g), 0);
     Ctx *c = ctx_new(HYP_CPU);
     QNet q = rand_qnet(c, B, d, 2, 91);
     GraphSearchOptions o = graph_search_defaults();

@@ -5,6 +5,7 @@
 #include "data/synthetic.h"
 #include "model/load.h"
 #include "train/checkpoint.h"
+#include "model/model_file.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -330,6 +331,38 @@ Test(trainer, mean_pooling_is_recorded_and_used) {
     char buf[8192];
     run_from_init(p, "from_mean", NULL, 1, buf, sizeof buf);
     cr_assert(strstr(buf, "pooling = mean\n"), "config.ini: %s", buf);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    cr_assert_eq(system(p), 0);
+}
+
+// data.lowercase: a cased vocabulary trains with a cased tokenizer, recorded in the checkpoint
+// (and in the resolved config); the default (auto, no init_from) is BERT's uncased setting.
+Test(trainer, data_lowercase_is_recorded) {
+    make_task();
+    cr_assert_eq(train("cased", 2, NULL, "data.lowercase=false;eval.every=0"), 0);
+    cr_assert_eq(train("uncased", 2, NULL, "eval.every=0"), 0);
+    const char *runs[] = {"cased", "uncased"};
+    for (int i = 0; i < 2; i++) {
+        char p[200];
+        snprintf(p, sizeof p, "%s/%s/ckpt-00000002.h5", dir, runs[i]);
+        char **vocab = NULL;
+        int nv = 0, ql = 0, dl = 0;
+        bool lower = i == 0;
+        cr_assert_eq(model_file_read_tokenizer(p, &vocab, &nv, &lower, &ql, &dl), 0, "%s", hyp_last_error());
+        cr_assert_eq(lower, i == 1, "%s: lowercase %d", runs[i], lower);
+        cr_assert_gt(nv, 0);
+        for (int j = 0; j < nv; j++) free(vocab[j]);
+        free(vocab);
+        snprintf(p, sizeof p, "%s/%s/config.ini", dir, runs[i]);
+        FILE *f = fopen(p, "r");
+        cr_assert_not_null(f);
+        char text[8192];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        cr_assert(strstr(text, i == 0 ? "lowercase = false" : "lowercase = true"), "%s", text);
+    }
+    char p[160];
     snprintf(p, sizeof p, "rm -rf %s", dir);
     cr_assert_eq(system(p), 0);
 }

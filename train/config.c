@@ -59,6 +59,7 @@ static const Key KEYS[] = {
 
     S(data, train, "", "training data: pretokenized shards (hyp pretokenize) or the authors' JSONL (pretokenized into RUN/shards)"),
     S(data, vocab, "", "WordPiece vocab.txt for JSONL data (\"\": the init_from model file's)"),
+    E(data, lowercase, "auto", "auto|true|false", "lowercase and strip accents before WordPiece (BERT's do_lower_case; false for cased vocabularies such as bert-base-cased); auto: the init_from file's setting, else true"),
     I(data, num_negatives, "7", 1, 1 << 16, "negatives per query (1 positive + this many passages a query)"),
     I(data, query_max_len, "32", 2, 1 << 20, "query length in word pieces, [CLS] and [SEP] included"),
     I(data, doc_max_len, "196", 2, 1 << 20, "passage length in word pieces, [CLS] and [SEP] included"),

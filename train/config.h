@@ -34,6 +34,8 @@ typedef struct Config {
     struct {
         char train[CONFIG_STR_MAX];  // pre-tokenized shards (hyp pretokenize) or the authors' JSONL
         char vocab[CONFIG_STR_MAX];  // WordPiece vocab.txt ("" = the init_from model file's)
+        char lowercase[8];           // auto (init_from's, else true) | true | false: BERT's do_lower_case;
+                                     // build_model resolves auto
         int num_negatives;           // 7 (reference configs)
         int query_max_len;           // 32
         int doc_max_len;             // 196

@@ -11,15 +11,15 @@
 // losses, gradient norm and non-finite guard stay there until a log line (train.log_steps),
 // validation, a checkpoint or the end of the run reads them (StepValues, settle()).
 #include "train/trainer.h"
+#include "train/buckets.h"
+#include "train/doc_cache.h"
+#include "train/validation.h"
 #include "autograd/fault.h"
 #include "train/flops.h"
 #include "train/checkpoint.h"
 #include "train/comm.h"
 #include "train/losses.h"
 #include "train/optim.h"
-#include "search/driver.h"
-#include "eval/metrics.h"
-#include "data/corpus.h"
 #include "model/load.h"
 #include <errno.h>
 #include <limits.h>
@@ -29,345 +29,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-// ---------------------------------------------------------------- the objective
-// Every rank's positives (B, d) as one (B * world, d) tensor: ours keeps its gradient,
-// the others are constants.
-static Tensor *gather_positives(Ctx *c, Tensor *P, Comm *comm) {
-    int B = P->shape[0], d = P->shape[1], W = comm->world;
-    size_t n = (size_t)B * d;
-    float *mine = hyp_malloc(n * sizeof(float)), *all = hyp_malloc(n * W * sizeof(float));
-    tensor_to_host(P, mine);
-    if (comm_allgather_f32(comm, mine, n, all, HYP_CPU)) HYP_FATAL("cross-device negatives: %s", hyp_last_error());
-    Tensor *parts[HYP_MAX_IN];
-    HYP_CHECK(W <= HYP_MAX_IN, "cross-device negatives: at most %d ranks", HYP_MAX_IN);
-    for (int r = 0; r < W; r++) {
-        if (r == comm->rank) { parts[r] = P; continue; }
-        parts[r] = tensor_new(c, HYP_F32, HYP_SHAPE(B, d));
-        tensor_from_host(parts[r], all + (size_t)r * n);
-    }
-    free(mine);
-    free(all);
-    return op_concat(c, parts, W, 0);
-}
-
-// The batch's ids, checked on the host before the upload, with op_embedding's message (the
-// ops then skip their own device-side check: no copy back to the host).
-static void check_ids(const int32_t *ids, long n, int V) {
-    for (long i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V)
-            HYP_FATAL("op embedding: id %d at position %ld is outside the table [0, %d)", (int)ids[i], i, V);
-}
-
-// A batch on the device in one host-to-device copy: the four id/mask arrays and the
-// Margin-MSE constants, each 256-byte aligned (an upload from pageable memory waits for the
-// device's queue to drain, so one at the start of a micro-batch costs the least).
-typedef struct { Tensor *qi, *qm, *di, *dm; float *mmse_consts; } DeviceBatch;
-static DeviceBatch upload_batch(Ctx *c, const TrainBatch *b) {
-    int B = b->n_queries, n = b->n_items;
-    size_t qn = (size_t)B * b->q_len, dn = (size_t)B * n * b->d_len, cn = loss_margin_mse_consts_floats(B, n);
-    size_t qa = (qn + 63) & ~(size_t)63, da = (dn + 63) & ~(size_t)63, words = 2 * qa + 2 * da + cn;
-    HYP_CHECK(words < INT_MAX, "a batch of %zu words is too large for one tensor", words);
-    int32_t *h = hyp_calloc(words, sizeof(int32_t));
-    memcpy(h, b->q_ids, qn * sizeof(int32_t));
-    memcpy(h + qa, b->q_mask, qn * sizeof(int32_t));
-    memcpy(h + 2 * qa, b->d_ids, dn * sizeof(int32_t));
-    memcpy(h + 2 * qa + da, b->d_mask, dn * sizeof(int32_t));
-    loss_margin_mse_consts((float *)(void *)(h + 2 * qa + 2 * da), b->scores, B, n);
-    Tensor *all = tensor_new(c, HYP_I32, HYP_SHAPE((int)words));
-    tensor_from_host(all, h);
-    free(h);
-    int32_t *d = tensor_i32(all);
-    return (DeviceBatch){.qi = tensor_wrap(c, HYP_I32, d, HYP_SHAPE(B, b->q_len)),
-                         .qm = tensor_wrap(c, HYP_I32, d + qa, HYP_SHAPE(B, b->q_len)),
-                         .di = tensor_wrap(c, HYP_I32, d + 2 * qa, HYP_SHAPE(B * n, b->d_len)),
-                         .dm = tensor_wrap(c, HYP_I32, d + 2 * qa + da, HYP_SHAPE(B * n, b->d_len)),
-                         .mmse_consts = (float *)(void *)(d + 2 * qa + 2 * da)};
-}
-
-// ---------------------------------------------------------------- frozen-encoder document cache
-// With model.freeze_encoder the document encoder is a constant function: each document's
-// [CLS] vector is computed once (without dropout) and kept, keyed by its exact token ids (a
-// document is the same tokens in every row and epoch that holds it). Batches then encode
-// only documents never seen before and upload the rest as constants.
-typedef struct DocCache {
-    int d;                 // vector width
-    long n, cap;
-    float *vecs;           // (cap, d)
-    int32_t *ids;          // token ids of every entry, concatenated
-    size_t *off;           // (cap + 1) entry i's ids = ids[off[i] .. off[i + 1])
-    size_t ids_cap;
-    long *slots, nslots;   // open addressing on the ids' hash: entry index or -1
-    long hits, misses;
-} DocCache;
-
-static uint64_t ids_hash(const int32_t *x, int n) {
-    uint64_t h = 1469598103934665603ull;   // FNV-1a over the ids' bytes
-    for (int i = 0; i < n; i++) for (int k = 0; k < 4; k++) h = (h ^ (uint8_t)((uint32_t)x[i] >> (8 * k))) * 1099511628211ull;
-    return h;
-}
-static long *cache_slot(DocCache *dc, const int32_t *x, int n) {
-    for (uint64_t h = ids_hash(x, n) & (uint64_t)(dc->nslots - 1);; h = (h + 1) & (uint64_t)(dc->nslots - 1)) {
-        long e = dc->slots[h];
-        if (e < 0 || ((long)(dc->off[e + 1] - dc->off[e]) == n && !memcmp(dc->ids + dc->off[e], x, (size_t)n * sizeof *x)))
-            return &dc->slots[h];
-    }
-}
-static void cache_grow(DocCache *dc) {
-    long ns = dc->nslots ? 2 * dc->nslots : 1024;
-    free(dc->slots);
-    dc->slots = hyp_malloc((size_t)ns * sizeof *dc->slots);
-    dc->nslots = ns;
-    for (long i = 0; i < ns; i++) dc->slots[i] = -1;
-    for (long e = 0; e < dc->n; e++) *cache_slot(dc, dc->ids + dc->off[e], (int)(dc->off[e + 1] - dc->off[e])) = e;
-}
-static long cache_add(DocCache *dc, const int32_t *x, int n) {
-    if (dc->n == dc->cap) {
-        dc->cap = dc->cap ? 2 * dc->cap : 1024;
-        dc->vecs = hyp_realloc(dc->vecs, (size_t)dc->cap * dc->d * sizeof(float));
-        dc->off = hyp_realloc(dc->off, (size_t)(dc->cap + 1) * sizeof *dc->off);
-    }
-    if (!dc->n) dc->off[0] = 0;
-    size_t at = dc->off[dc->n];
-    if (at + (size_t)n > dc->ids_cap) {
-        while (at + (size_t)n > dc->ids_cap) dc->ids_cap = dc->ids_cap ? 2 * dc->ids_cap : 65536;
-        dc->ids = hyp_realloc(dc->ids, dc->ids_cap * sizeof *dc->ids);
-    }
-    memcpy(dc->ids + at, x, (size_t)n * sizeof *x);
-    dc->off[dc->n + 1] = at + (size_t)n;
-    return dc->n++;
-}
-
-static DocCache *doc_cache_new(int d) {
-    DocCache *dc = hyp_calloc(1, sizeof *dc);
-    dc->d = d;
-    cache_grow(dc);
-    return dc;
-}
-static void doc_cache_free(DocCache *dc) {
-    if (!dc) return;
-    free(dc->vecs); free(dc->ids); free(dc->off); free(dc->slots);
-    free(dc);
-}
-
-// Cache entries of `rows` documents given as token ids and masks (rows, L) on the host: cached
-// ones found, new ones encoded (one no-grad, no-dropout forward over the new documents only)
-// and added. entry: (rows) out.
-static void doc_cache_fill(Ctx *c, DocCache *dc, const Bert *dbert, Pooling pool, const int32_t *d_ids,
-                           const int32_t *d_mask, int rows, int L, long *entry) {
-    int d = dc->d;
-    int *miss = hyp_malloc((size_t)(rows ? rows : 1) * sizeof *miss), n_miss = 0;
-    for (int r = 0; r < rows; r++) {
-        const int32_t *x = d_ids + (size_t)r * L, *mk = d_mask + (size_t)r * L;
-        int n = 0;
-        while (n < L && mk[n]) n++;
-        if (2 * (dc->n + 1) > dc->nslots) cache_grow(dc);
-        long *slot = cache_slot(dc, x, n);
-        if (*slot < 0) {   // new: reserve the entry now (a document twice in a batch is encoded once)
-            *slot = cache_add(dc, x, n);
-            miss[n_miss++] = r;
-            dc->misses++;
-        } else dc->hits++;
-        entry[r] = *slot;
-    }
-    if (n_miss) {
-        int32_t *ids = hyp_malloc((size_t)n_miss * L * sizeof *ids), *mk = hyp_malloc((size_t)n_miss * L * sizeof *mk);
-        for (int i = 0; i < n_miss; i++) {
-            memcpy(ids + (size_t)i * L, d_ids + (size_t)miss[i] * L, (size_t)L * sizeof *ids);
-            memcpy(mk + (size_t)i * L, d_mask + (size_t)miss[i] * L, (size_t)L * sizeof *mk);
-        }
-        bool training = c->training;
-        c->training = false;
-        no_grad_begin(c);
-        Tensor *ti = tensor_new(c, HYP_I32, HYP_SHAPE(n_miss, L)), *tm = tensor_new(c, HYP_I32, HYP_SHAPE(n_miss, L));
-        tensor_from_host(ti, ids);
-        tensor_from_host(tm, mk);
-        float *v = hyp_malloc((size_t)n_miss * d * sizeof(float));   // (n_miss, d)
-        tensor_to_host(bert_forward_pooled(c, dbert, ti, tm, pool), v);
-        no_grad_end(c);
-        c->training = training;
-        for (int i = 0; i < n_miss; i++) memcpy(dc->vecs + (size_t)entry[miss[i]] * d, v + (size_t)i * d, (size_t)d * sizeof(float));
-        free(v); free(ids); free(mk);
-    }
-    free(miss);
-}
-
-// The batch's document vectors (rows, d) as a constant, through the cache.
-static Tensor *doc_cache_vectors(Ctx *c, DocCache *dc, const Bert *dbert, Pooling pool, const TrainBatch *b) {
-    int rows = b->n_queries * b->n_items, d = dc->d;
-    long *entry = hyp_malloc((size_t)rows * sizeof *entry);   // (rows) cache entry of each row
-    doc_cache_fill(c, dc, dbert, pool, b->d_ids, b->d_mask, rows, b->d_len, entry);
-    float *h = hyp_malloc((size_t)rows * d * sizeof(float));   // (rows, d)
-    for (int r = 0; r < rows; r++) memcpy(h + (size_t)r * d, dc->vecs + (size_t)entry[r] * d, (size_t)d * sizeof(float));
-    Tensor *D = tensor_new(c, HYP_F32, HYP_SHAPE(rows, d));
-    tensor_from_host(D, h);
-    free(h); free(entry);
-    return D;
-}
-
-// Texts (n) as document vectors (n, d) on the host through the cache (validation with a frozen
-// encoder: the validation passages the training batches already encoded are not encoded again).
-static float *doc_cache_texts(DocCache *dc, Device dev, const Bert *dbert, Pooling pool, const Tokenizer *tok,
-                              const char *const *texts, int n, int max_len) {
-    enum { CH = 64 };
-    int d = dc->d;
-    float *out = hyp_malloc((size_t)(n ? n : 1) * d * sizeof(float));
-    long entry[CH];
-    TokBatch tb = {0};
-    Ctx *c = ctx_new(dev);
-    for (int s = 0; s < n; s += CH) {
-        int b = n - s < CH ? n - s : CH;
-        tok_encode_batch(tok, texts + s, NULL, b, max_len, &tb);
-        doc_cache_fill(c, dc, dbert, pool, tb.ids, tb.mask, b, tb.len, entry);
-        for (int r = 0; r < b; r++) memcpy(out + (size_t)(s + r) * d, dc->vecs + (size_t)entry[r] * d, (size_t)d * sizeof(float));
-        ctx_reset(c);
-    }
-    ctx_free(c);
-    tok_batch_free(&tb);
-    return out;
-}
-
-StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
-                              Comm *comm, bool cross_device_negatives) {
-    int B = b->n_queries, n = b->n_items;
-    bool xdev = cross_device_negatives && comm && comm->world > 1;
-    const Bert *qbert = m->hypencoder ? &m->hyp.query_bert : &m->be.query_bert;
-    const Bert *dbert = m->hypencoder ? m->hyp.doc_bert : m->be.doc_bert;
-    check_ids(b->q_ids, (long)B * b->q_len, qbert->word_emb->shape[0]);   // queries first, as the model reads them
-    check_ids(b->d_ids, (long)B * n * b->d_len, dbert->word_emb->shape[0]);
-    bool checks = op_set_device_index_checks(false);
-    DeviceBatch db = upload_batch(c, b);
-    Tensor *qi = db.qi, *qm = db.qm, *di = db.di, *dm = db.dm;
-    Tensor *scores, *S;
-    if (m->hypencoder) {
-        QNet q = hypencoder_queries(c, &m->hyp, qi, qm);
-        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, m->hyp.cfg.pooling, b)
-                                 : hypencoder_docs(c, &m->hyp, di, dm);   // (B*n, d)
-        int d = D->shape[1];
-        Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
-        Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));   // the positives
-        scores = qnet_score(c, &q, Dn);                                   // (B, n)
-        S = qnet_score_shared(c, &q, xdev ? gather_positives(c, P, comm) : P);   // (B, B [* world])
-    } else {
-        Tensor *qv = biencoder_queries(c, &m->be, qi, qm);
-        Tensor *D = m->doc_cache ? doc_cache_vectors(c, m->doc_cache, dbert, m->be.pooling, b) : biencoder_docs(c, &m->be, di, dm);
-        int d = D->shape[1];
-        Tensor *Dn = op_reshape(c, D, HYP_SHAPE(B, n, d));
-        Tensor *P = op_reshape(c, op_slice(c, Dn, 1, 0, 1), HYP_SHAPE(B, d));
-        scores = biencoder_score(c, qv, Dn);
-        S = biencoder_score_shared(c, qv, xdev ? gather_positives(c, P, comm) : P);
-    }
-    op_set_device_index_checks(checks);
-    StepLosses l;
-    l.mmse = loss_margin_mse_dev(c, scores, db.mmse_consts);
-    l.ce = loss_inbatch_ce_offset(c, S, xdev ? comm->rank * B : 0);
-    l.total = op_add(c, op_scale(c, l.mmse, w_mmse), op_scale(c, l.ce, w_ce));
-    return l;
-}
-
-StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce) {
-    return train_forward_dist(c, m, b, w_mmse, w_ce, NULL, false);
-}
-
-// ---------------------------------------------------------------- gradient buckets
-// Data-parallel gradient averaging in buckets of consecutive parameters that start as soon
-// as backward has finished writing them (on NCCL the all-reduce overlaps the rest of the
-// backward pass; host engines complete each bucket as it is started). A parameter's
-// gradient is final once the backward of the first tape node that reads it has run.
-typedef struct GradBuckets {
-    Comm *comm;
-    ParamSet *ps;
-    Device dev;
-    int n;                 // buckets
-    int *first, *last;     // parameter index range [first, last] of each bucket
-    int *ready;            // per bucket: the node index after whose backward it is final
-    int *order;            // buckets by ready descending (the order backward reaches them)
-    int next;              // next entry of order to launch
-    int *min_use;          // per parameter: first tape node reading it (INT_MAX: none)
-    size_t *off;           // per parameter: offset in ps->grad
-    int failed;
-    double seconds;        // time spent starting bucket all-reduces this step
-} GradBuckets;
-
-static void buckets_init(GradBuckets *g, ParamSet *ps, Comm *comm, Device dev, double bucket_mb) {
-    memset(g, 0, sizeof *g);
-    g->comm = comm;
-    g->ps = ps;
-    g->dev = dev;
-    g->first = hyp_malloc(ps->n * sizeof(int));
-    g->last = hyp_malloc(ps->n * sizeof(int));
-    g->ready = hyp_malloc(ps->n * sizeof(int));
-    g->order = hyp_malloc(ps->n * sizeof(int));
-    g->min_use = hyp_malloc(ps->n * sizeof(int));
-    g->off = hyp_malloc(ps->n * sizeof(size_t));
-    size_t cap = (size_t)(bucket_mb * (1u << 20) / sizeof(float)), off = 0, in = 0;
-    for (int i = 0; i < ps->n; i++) {
-        g->off[i] = off;
-        size_t m = tensor_numel(ps->params[i]);
-        if (g->n == 0 || (in > 0 && in + m > cap)) {
-            g->first[g->n] = i;
-            g->n++;
-            in = 0;
-        }
-        g->last[g->n - 1] = i;
-        in += m;
-        off += m;
-    }
-}
-
-static void buckets_free(GradBuckets *g) {
-    free(g->first); free(g->last); free(g->ready); free(g->order); free(g->min_use); free(g->off);
-}
-
-static int param_of(const GradBuckets *g, const Tensor *x) {
-    if (!x || !x->name || x->dtype != HYP_F32) return -1;
-    const float *p = x->data;
-    if (p < g->ps->data || p >= g->ps->data + g->ps->numel) return -1;
-    size_t off = (size_t)(p - g->ps->data);
-    int lo = 0, hi = g->ps->n - 1;
-    while (lo < hi) {   // last parameter whose offset <= off
-        int mid = (lo + hi + 1) / 2;
-        if (g->off[mid] <= off) lo = mid; else hi = mid - 1;
-    }
-    return g->off[lo] == off ? lo : -1;
-}
-
-static int by_ready_desc(const void *a, const void *b, void *u) {
-    const int *r = u, x = *(const int *)a, y = *(const int *)b;
-    return r[x] != r[y] ? (r[x] < r[y] ? 1 : -1) : x - y;
-}
-
-// Before the last micro-batch's backward: when each bucket becomes final.
-static void buckets_plan(GradBuckets *g, const Tape *tape) {
-    for (int i = 0; i < g->ps->n; i++) g->min_use[i] = INT_MAX;
-    for (int k = 0; k < tape->n; k++)
-        for (int j = 0; j < tape->nodes[k].n_in; j++) {
-            int p = param_of(g, tape->nodes[k].in[j]);
-            if (p >= 0 && g->min_use[p] == INT_MAX) g->min_use[p] = k;
-        }
-    for (int b = 0; b < g->n; b++) {
-        g->ready[b] = INT_MAX;
-        for (int p = g->first[b]; p <= g->last[b]; p++)
-            if (g->min_use[p] < g->ready[b]) g->ready[b] = g->min_use[p];
-        g->order[b] = b;
-    }
-    qsort_r(g->order, (size_t)g->n, sizeof(int), by_ready_desc, g->ready);
-    g->next = 0;
-    g->failed = 0;
-    g->seconds = 0;
-}
-
-static void buckets_launch(Ctx *c, int done_from, void *u) {
-    (void)c;
-    GradBuckets *g = u;
-    while (g->next < g->n && g->ready[g->order[g->next]] >= done_from) {
-        int b = g->order[g->next++];
-        size_t off = g->off[g->first[b]], end = g->last[b] + 1 < g->ps->n ? g->off[g->last[b] + 1] : g->ps->numel;
-        double t0 = hyp_now();
-        if (!g->failed && comm_allreduce_async(g->comm, g->ps->grad + off, end - off, COMM_MEAN, g->dev)) g->failed = 1;
-        g->seconds += hyp_now() - t0;
-    }
-}
 
 // ---------------------------------------------------------------- run state
 typedef struct Trainer {
@@ -388,12 +49,10 @@ typedef struct Trainer {
     int n_vocab;
     bool lowercase;
     Tokenizer *tok;
-    Corpus *val_corpus, *val_queries;
-    DocStore *val_store;         // model.freeze_encoder: the validation corpus encoded once (the encoder never changes)
-    TrecQrels *qrels;
+    Validation val;
     FILE *metrics;
     CkptState st;
-    double last_eval[3];
+    double last_eval[VAL_METRICS];
 } Trainer;
 
 static int fail(const char *what) {
@@ -505,8 +164,9 @@ static int build_model(Trainer *t) {
             t->vocab = hyp_malloc(src->n_vocab * sizeof(char *));
             for (int i = 0; i < src->n_vocab; i++) t->vocab[i] = hyp_strdup(src->vocab[i]);
             t->n_vocab = src->n_vocab;
-            t->lowercase = src->lowercase;
         }
+        if (!strcmp(cfg->data.lowercase, "auto"))
+            snprintf(cfg->data.lowercase, sizeof cfg->data.lowercase, "%s", src->lowercase ? "true" : "false");
     } else {
         bc.layers = cfg->model.bert_layers;
         bc.hidden = cfg->model.bert_hidden;
@@ -518,6 +178,8 @@ static int build_model(Trainer *t) {
     bc.dropout = cfg->model.freeze_encoder ? 0.0f : (float)cfg->model.dropout;   // a frozen BERT is a fixed function
     bc.init_std = (float)cfg->model.init_std;
     bc.pooler = false;
+    if (!strcmp(cfg->data.lowercase, "auto")) snprintf(cfg->data.lowercase, sizeof cfg->data.lowercase, "true");
+    t->lowercase = !strcmp(cfg->data.lowercase, "true");
     if (t->vocab && bc.vocab_size != t->n_vocab) {
         hyp_set_error("the vocab has %d tokens but the BERT has %d word embeddings (model.bert_vocab)", t->n_vocab, bc.vocab_size);
         model_free(src);
@@ -555,12 +217,11 @@ static int build_model(Trainer *t) {
 
 static int read_vocab(Trainer *t) {
     if (!t->cfg.data.vocab[0]) return 0;
-    Tokenizer *tok = tok_load(t->cfg.data.vocab, true);
+    Tokenizer *tok = tok_load(t->cfg.data.vocab, true);   // the strings (casing does not change them)
     if (!tok) return -1;
     t->n_vocab = tok_vocab_size(tok);
     t->vocab = hyp_malloc(t->n_vocab * sizeof(char *));
     for (int i = 0; i < t->n_vocab; i++) t->vocab[i] = hyp_strdup(tok_token_str(tok, i));
-    t->lowercase = true;
     tok_free(tok);
     return 0;
 }
@@ -599,90 +260,6 @@ static int open_loader(Trainer *t) {
     lo.check_tok = t->tok;
     t->loader = loader_open(shards, &lo);
     return t->loader ? 0 : -1;
-}
-
-// Where validation scores documents: eval.device, "auto" = the training device.
-static Device validation_device(const Trainer *t) {
-    const char *d = t->cfg.eval.device;
-    return !strcmp(d, "cpu") ? HYP_CPU : !strcmp(d, "cuda") ? HYP_CUDA : t->dev;
-}
-
-static int open_validation(Trainer *t) {
-    const Config *c = &t->cfg;
-    if (c->eval.every <= 0 || !c->eval.corpus[0]) return 0;
-    if (!c->eval.queries[0] || !c->eval.qrels[0]) { hyp_set_error("eval.corpus is set: eval.queries and eval.qrels are needed too"); return -1; }
-    if (!t->tok) { hyp_set_error("validation needs a vocab (data.vocab or model.init_from)"); return -1; }
-    if (validation_device(t) == HYP_CUDA && !hyp_cuda_available()) {
-        hyp_set_error("eval.device = %s: validation on cuda, but no GPU is usable: %s", c->eval.device,
-                      hyp_cuda_why_unavailable());
-        return -1;
-    }
-    if (!(t->val_corpus = corpus_read(c->eval.corpus))) return -1;
-    if (!(t->val_queries = corpus_read(c->eval.queries))) return -1;
-    if (!(t->qrels = trec_qrels_read(c->eval.qrels))) return -1;
-    return 0;
-}
-
-// ---------------------------------------------------------------- validation
-// The selection metric eval.metric, then the metrics every validation reports.
-#define VAL_METRICS 3
-static void validation_metrics(const Trainer *t, const char *names[VAL_METRICS]) {
-    names[0] = t->cfg.eval.metric;
-    names[1] = "nDCG@10";
-    names[2] = "RR@10";
-}
-
-// Encode the validation corpus with the current model (where its weights are), search it
-// exhaustively for every validation query with the search driver on eval.device (the store
-// goes to that device once per sweep), evaluate with eval/: out = the validation_metrics.
-static int validate(Trainer *t, double out[VAL_METRICS]) {
-    double t0 = hyp_now();
-    SearchModel sm = t->m.hypencoder ? search_model_hypencoder(&t->m.hyp, t->dev) : search_model_biencoder(&t->m.be, t->dev);
-    sm.query_max_len = t->cfg.data.query_max_len;
-    sm.doc_max_len = t->cfg.data.doc_max_len;
-    sm.label = "(training)";
-    Corpus *cc = t->val_corpus, *qq = t->val_queries;
-    DocStore *store = t->val_store;
-    if (!store) {
-        EncodeOptions eo = {.batch = 64, .max_len = t->cfg.data.doc_max_len, .nonfinite_null = true, .what = "documents"};
-        float *D = t->m.doc_cache   // (N, d)
-                       ? doc_cache_texts(t->m.doc_cache, t->dev, sm.doc_bert, sm.pooling, t->tok, (const char *const *)cc->texts,
-                                         cc->n, t->cfg.data.doc_max_len)
-                       : encode_side(&sm, SIDE_DOCUMENT, t->tok, (const char *const *)cc->texts, cc->n, &eo);
-        if (!D) return -1;
-        store = docstore_from_memory(D, cc->n, sm.doc_bert->cfg.hidden, (const char *const *)cc->ids, STORE_F32);
-        free(D);
-        if (!store) return -1;
-        if (t->m.doc_cache) t->val_store = store;   // frozen: the same vectors at every sweep
-    }
-    TrecRun *run = trec_run_new("hyp-val");
-    SearchOptions so = search_options_default();
-    so.k = t->cfg.eval.k;
-    so.batch = 32;
-    so.query_max_len = t->cfg.data.query_max_len;
-    so.device = validation_device(t);
-    SearchRunSink sink = {run, (const char *const *)qq->ids, store};
-    int rc = search_run(&sm, t->tok, store, (const char *const *)qq->ids, (const char *const *)qq->texts, qq->n, &so,
-                        search_emit_run, &sink, NULL);
-    if (store != t->val_store) docstore_free(store);
-    if (rc) { trec_run_free(run); return -1; }
-    TrecMeasureSet *ms = trec_measures_new();
-    const char *names[VAL_METRICS];
-    validation_metrics(t, names);
-    for (int i = 0; i < VAL_METRICS; i++)
-        if (trec_measures_add(ms, names[i])) { trec_measures_free(ms); trec_run_free(run); return -1; }
-    TrecEvalOptions eopt = trec_eval_default_options();
-    eopt.complete = true;   // a query the run misses counts 0
-    TrecEvalResult *r = trec_evaluate(t->qrels, run, ms, &eopt);
-    trec_measures_free(ms);
-    trec_run_free(run);
-    if (!r) return -1;
-    for (int i = 0; i < VAL_METRICS; i++) out[i] = trec_result_summary(r, names[i]);
-    trec_result_free(r);
-    if (!t->opt->quiet)
-        fprintf(stderr, "eval step %ld | %s %.4f | %s %.4f | %s %.4f | %d queries x %d docs | %.1f s\n",
-                (long)t->st.step, names[0], out[0], names[1], out[1], names[2], out[2], qq->n, cc->n, hyp_now() - t0);
-    return 0;
 }
 
 // ---------------------------------------------------------------- checkpoints
@@ -785,7 +362,7 @@ static int setup(Trainer *t, const TrainOptions *o) {
     t->opt = o;
     t->dev = o->device;
     t->st = ckpt_state_empty();
-    for (int i = 0; i < 3; i++) t->last_eval[i] = NAN;
+    for (int i = 0; i < VAL_METRICS; i++) t->last_eval[i] = NAN;
     config_init(&t->cfg);
     struct stat sb;
     if (stat(o->out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
@@ -835,10 +412,8 @@ static int setup(Trainer *t, const TrainOptions *o) {
         t->metrics = fopen(p, "a");
     }
     if (read_vocab(t) || build_model(t)) { free(resume_path); return fail("model"); }
-    if (t->cfg.model.init_from[0]) {   // now with the init file's BERT sizes
-        free(t->cfg_text);
-        t->cfg_text = config_resolved_text(&t->cfg);
-    }
+    free(t->cfg_text);   // now with what build_model resolved: the init file's BERT sizes, pooling, casing
+    t->cfg_text = config_resolved_text(&t->cfg);
     if (t->root) {
         if (!o->quiet) fprintf(stderr, "hyp train: resolved config\n%s", t->cfg_text);
         if (!o->quiet) fprintf(stderr, "hyp train: model: %s, %zu parameters\n", t->cfg.model.kind, t->m.ps->numel);
@@ -873,7 +448,7 @@ static int setup(Trainer *t, const TrainOptions *o) {
     t->ctx->matmul_precision = config_precision(&t->cfg, t->dev);   // train.precision
     t->ctx->params = t->m.ps;   // bf16 GEMMs read its per-step bf16 copy
     t->ctx->seed = (uint64_t)t->cfg.train.seed;
-    if (open_loader(t) || open_validation(t)) { free(resume_path); return fail("data"); }
+    if (open_loader(t) || validation_open(&t->val, &t->cfg, t->dev, t->tok)) { free(resume_path); return fail("data"); }
     if (resume_path) {
         CkptState st;
         if (checkpoint_load(resume_path, t->m.ps, t->adam, &st, NULL)) { free(resume_path); return fail("resume"); }
@@ -918,10 +493,7 @@ static void teardown(Trainer *t) {
     tok_free(t->tok);
     for (int i = 0; i < t->n_vocab; i++) free(t->vocab[i]);
     free(t->vocab);
-    docstore_free(t->val_store);
-    corpus_free(t->val_corpus);
-    corpus_free(t->val_queries);
-    trec_qrels_free(t->qrels);
+    validation_close(&t->val);
     free(t->cfg_text);
     if (t->comm) comm_free(t->comm);
 }
@@ -931,7 +503,7 @@ static int eval_and_select(Trainer *t) {
     double v[VAL_METRICS] = {NAN, NAN, NAN};
     int rc = 0;
     if (t->root) {
-        rc = validate(t, v);
+        rc = validation_run(&t->val, &t->m, t->dev, t->tok, (long)t->st.step, t->opt->quiet, v);
         if (!rc) {
             memcpy(t->last_eval, v, sizeof v);
             long sw = t->cfg.eval.select_within;
@@ -950,8 +522,7 @@ static int eval_and_select(Trainer *t) {
                     if (!save_failed(t, "best.h5", t->st.step == t->cfg.train.max_steps)) rc = -2;
                 }
             }
-            const char *names[VAL_METRICS];
-            validation_metrics(t, names);
+            const char *const *names = t->val.metric;
             char js[512];
             snprintf(js, sizeof js, "{\"step\": %ld, \"eval\": {\"%s\": %.6f, \"%s\": %.6f, \"%s\": %.6f}, "
                      "\"best_step\": %ld, \"best\": %.6f}", (long)t->st.step, names[0], v[0], names[1], v[1], names[2],
@@ -1115,7 +686,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         t->st.lr = lr;
         bool last = t->st.step == max_steps;
         bool log_due = t->st.step % log_every == 0 || last;
-        bool eval_due = cfg->eval.every > 0 && t->val_corpus && (t->st.step % cfg->eval.every == 0 || last);
+        bool eval_due = cfg->eval.every > 0 && validation_on(&t->val) && (t->st.step % cfg->eval.every == 0 || last);
         if (!sv.read && (t->dev == HYP_CPU || log_due || eval_due)) {
             int e = settle(t, &sv, &os);
             if (e) { status = e > 0 ? 2 : fail("all-reduce"); goto done; }

@@ -6,6 +6,7 @@
 #include "model/hypencoder.h"
 #include "model/biencoder.h"
 #include "data/train_data.h"
+#include "train/objective.h"
 
 typedef struct TrainOptions {
     const char *config_path;     // INI file (optional on resume: the checkpoint's is used)
@@ -15,7 +16,6 @@ typedef struct TrainOptions {
     const char *resume;          // NULL, "auto", or a checkpoint path
     Device device;
     bool quiet;                  // no step lines on stderr
-    long stop_after;             // > 0: stop (as if killed cleanly) after this global step (tests)
 } TrainOptions;
 
 // What one run produced (for scripts and the main job).
@@ -24,7 +24,7 @@ typedef struct TrainSummary {
     double last_loss;
     double best_metric;          // NaN when no validation ran
     long best_step;
-    double final_metric[3];      // Rprec, nDCG@10, RR@10 of the last validation (NaN if none)
+    double final_metric[3];      // the last validation's eval.metric, nDCG@10, RR@10 (NaN if none; validation.h)
 } TrainSummary;
 
 // train_run's results (also `hyp train`'s exit status; docs/exit-codes.md):
@@ -42,28 +42,5 @@ typedef struct TrainSummary {
 //      process at once, by that signal). Under several ranks all stop at the same step.
 #define TRAIN_STOPPED 3
 int train_run(const TrainOptions *o, TrainSummary *summary);
-
-// ---- pieces shared with tests and benchmarks
-// The trained model: a Hypencoder or the BE-Base baseline, parameters in one ParamSet.
-struct DocCache;
-typedef struct TrainModel {
-    bool hypencoder;             // false: bi-encoder
-    Hypencoder hyp;
-    BiEncoder be;
-    ParamSet *ps;
-    struct DocCache *doc_cache;  // model.freeze_encoder: document vectors by token ids (else NULL)
-} TrainModel;
-
-typedef struct StepLosses { Tensor *total, *mmse, *ce; } StepLosses;
-// The training objective on one batch (B queries, n items each, positive first):
-// w_mmse * MarginMSE(scores, teacher) + w_ce * CE(in-batch scores of the positives).
-StepLosses train_forward(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce);
-// With cross-device negatives (dist.cross_device_negatives, the reference's option): the
-// positives of every rank are all-gathered (as constants, like torch.distributed.all_gather:
-// gradients flow only through this rank's own positives) and each query's CE runs over
-// B * world candidates. comm NULL or world 1: the plain objective.
-struct Comm;
-StepLosses train_forward_dist(Ctx *c, const TrainModel *m, const TrainBatch *b, float w_mmse, float w_ce,
-                              struct Comm *comm, bool cross_device_negatives);
 
 #endif
