@@ -133,71 +133,23 @@ static void work_reserve(QNetWork *w, long n, int d) {
     w->dim = d;
 }
 
-// One row of a hidden layer, in place: z <- LN(ReLU(z + bias)) (the CPU layernorm kernel's
-// formula: double two-pass statistics) + res (res may be NULL); on the last layer instead
-// *score = LN(ReLU(z + bias)) . wl. The sums use independent lanes so that they vectorise
-// (their order differs from the kernel's sequential sum by a few ulps of a double).
-#define LANES 8
-static inline void row_pass(float *restrict z, const float *restrict bias, const float *restrict res, int d, float eps,
-                            const float *restrict wl, float *score) {
-    for (int i = 0; i < d; i++) {
-        float v = z[i] + bias[i];
-        z[i] = v > 0.0f ? v : 0.0f;
-    }
-    double acc[LANES] = {0}, m = 0;
-    int i = 0;
-    for (; i + LANES <= d; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += (double)z[i + l];
-    for (; i < d; i++) m += z[i];
-    for (int l = 0; l < LANES; l++) m += acc[l];
-    m /= d;
-    double vacc[LANES] = {0}, var = 0;
-    for (i = 0; i + LANES <= d; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double t = (double)z[i + l] - m;
-            vacc[l] += t * t;
-        }
-    for (; i < d; i++) {
-        double t = (double)z[i] - m;
-        var += t * t;
-    }
-    for (int l = 0; l < LANES; l++) var += vacc[l];
-    var /= d;
-    float mean = (float)m, rstd = (float)(1.0 / sqrt(var + (double)eps));
-    if (wl) {
-        float sacc[2 * LANES] = {0}, sum = 0;
-        for (i = 0; i + 2 * LANES <= d; i += 2 * LANES)
-            for (int l = 0; l < 2 * LANES; l++) sacc[l] += ((z[i + l] - mean) * rstd) * wl[i + l];
-        for (; i < d; i++) sum += ((z[i] - mean) * rstd) * wl[i];
-        for (int l = 0; l < 2 * LANES; l++) sum += sacc[l];
-        *score = sum;
-    } else if (res) {
-        for (i = 0; i < d; i++) z[i] = (z[i] - mean) * rstd + res[i];
-    } else {
-        for (i = 0; i < d; i++) z[i] = (z[i] - mean) * rstd;
-    }
-}
-
+// The q-net of query b on n host rows, with the CPU backend's kernels: per hidden layer one GEMM
+// and the fused activation (qnet_act_fwd: the same arithmetic as the differentiable ops of
+// model/hypencoder.c's qnet_run), then the output GEMV.
 void qnet_host_score(const QNetHost *q, int b, const float *X, long n, float *scores, QNetWork *w) {
     if (n <= 0) return;
     int d = q->dim, L = q->layers;
     work_reserve(w, n, d);
-    const Backend *be = &hyp_cpu_backend;
+    const Backend *be = backend_get(HYP_CPU);
     const float *x = X;   // current layer input (n, d)
     for (int j = 0; j < L; j++) {
-        float *z = j % 2 == 0 ? w->a : w->z;   // never the buffer x points into
+        float *z = j % 2 == 0 ? w->a : w->z;   // (n, d), never the buffer x points into
         const float *W = q->W[j] + (size_t)b * d * d, *bias = q->b[j] + (size_t)b * d;
         be->gemm(false, true, (int)n, d, d, 1.0f, x, 0, W, 0, 0.0f, z, 0, 1, HYP_MATMUL_F32);   // z = x W^T
-        bool last = j == L - 1;
-        const float *wl = q->W[L] + (size_t)b * d;
-#pragma omp parallel for schedule(static) if ((long)n * d >= (1L << 20))   // small sets: fork/join costs more
-        for (long r = 0; r < n; r++) {
-            float *zr = z + (size_t)r * d;
-            if (last) row_pass(zr, bias, NULL, d, q->eps, wl, &scores[r]);
-            else row_pass(zr, bias, x + (size_t)r * d, d, q->eps, NULL, NULL);   // z <- h + x
-        }
+        be->qnet_act_fwd(z, z, bias, j < L - 1 ? x : NULL, false, 1, n, d, q->eps);      // LN(ReLU(z + b)) (+ x)
         x = z;
     }
+    be->gemm(false, true, (int)n, 1, d, 1.0f, x, 0, q->W[L] + (size_t)b * d, 0, 0.0f, scores, 0, 1, HYP_MATMUL_F32);
 }
 
 // ---------------------------------------------------------------- exhaustive search

@@ -66,7 +66,7 @@ static int knn_scan(DocStore *s, const float *Q, const float *qn, const long *q_
         const float *X = direct ? direct + (size_t)j0 * d : xb;
         if (!direct && docstore_rows(s, j0, m, xb)) { rc = -1; break; }
         row_norms(X, m, d, xn);
-        hyp_cpu_backend.gemm(false, true, (int)nq, (int)m, d, 1.0f, Q, 0, X, 0, 0.0f, G, 0, 1, HYP_MATMUL_F32);
+        backend_get(HYP_CPU)->gemm(false, true, (int)nq, (int)m, d, 1.0f, Q, 0, X, 0, 0.0f, G, 0, 1, HYP_MATMUL_F32);
 #pragma omp parallel for schedule(static)
         for (long i = 0; i < nq; i++) {
             TopK *t = &heaps[i];

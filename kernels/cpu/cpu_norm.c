@@ -183,8 +183,9 @@ void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int 
 }
 
 // ---------------------------------------------------------------- fused q-net activation
-// y[r] = LN(ReLU(z[r] + b[o])) (+ residual), r = o*mid + m. Float statistics with a
-// vectorised two-pass mean/variance (rows are a q-net's width, 768).
+// y[r] = LN(ReLU(z[r] + b[o])) (+ residual), r = o*mid + m: the q-net's hidden layer with the
+// same arithmetic as the differentiable path (add_rows, relu, layernorm with ln_row's double
+// two-pass statistics, then add), so the fused inference equals it bitwise on the CPU.
 void cpu_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,
                       long outer, long mid, int D, float eps) {
     long rows = outer * mid;
@@ -192,27 +193,13 @@ void cpu_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, 
     for (long r = 0; r < rows; r++) {
         const float *zr = z + r * D, *br = b + (r / mid) * D;
         float *yr = y + r * D;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int d = 0; d < D; d++) {
-            float t = hyp_relu(zr[d] + br[d]);
-            yr[d] = t;
-            s += t;
-        }
-        float mean = s / (float)D, v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int d = 0; d < D; d++) {
-            float t = yr[d] - mean;
-            v += t * t;
-        }
-        float rstd = 1.0f / sqrtf(v / (float)D + eps);
+#pragma omp simd
+        for (int d = 0; d < D; d++) yr[d] = hyp_relu(zr[d] + br[d]);
+        ln_row(yr, NULL, NULL, yr, NULL, NULL, D, eps);
         const float *xr = x ? x + (x_shared ? r % mid : r) * D : NULL;
         if (xr) {
 #pragma omp simd
-            for (int d = 0; d < D; d++) yr[d] = (yr[d] - mean) * rstd + xr[d];
-        } else {
-#pragma omp simd
-            for (int d = 0; d < D; d++) yr[d] = (yr[d] - mean) * rstd;
+            for (int d = 0; d < D; d++) yr[d] += xr[d];
         }
     }
 }
