@@ -262,6 +262,9 @@ float *h5_read_f32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIM
 int32_t *h5_read_i32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]) {
     return read_any(f, name, H5T_NATIVE_INT32, sizeof(int32_t), ndim, shape);
 }
+int64_t *h5_read_i64(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]) {
+    return read_any(f, name, H5T_NATIVE_INT64, sizeof(int64_t), ndim, shape);
+}
 int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n) {
     int sh[HYP_MAX_DIMS];
     int nd = h5_shape(f, name, sh);
@@ -402,16 +405,25 @@ int h5_write_attr_str(H5File *f, const char *obj, const char *attr, const char *
     return rc;
 }
 
-int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) {
+static int read_attr(H5File *f, const char *obj, const char *attr, hid_t memtype, void *out) {
     if (H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) <= 0) {
         hyp_set_error("%s: attribute %s on %s not found", f->path, attr, obj);
         return -1;
     }
     hid_t a = H5Aopen_by_name(f->id, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, out);
-    H5Aclose(a);
+    herr_t rc = a < 0 ? -1 : H5Aread(a, memtype, out);
+    if (a >= 0) H5Aclose(a);
     if (rc < 0) { hyp_set_error("%s: cannot read attribute %s", f->path, attr); return -1; }
     return 0;
+}
+int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) {
+    return read_attr(f, obj, attr, H5T_NATIVE_DOUBLE, out);
+}
+int h5_read_attr_i64(H5File *f, const char *obj, const char *attr, int64_t *out) {
+    return read_attr(f, obj, attr, H5T_NATIVE_INT64, out);
+}
+int h5_read_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t *out) {
+    return read_attr(f, obj, attr, H5T_NATIVE_UINT64, out);
 }
 int h5_read_attr_str(H5File *f, const char *obj, const char *attr, char *buf, size_t cap) {
     if (H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) <= 0) {

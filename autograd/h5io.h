@@ -32,6 +32,7 @@ int h5_shape(H5File *f, const char *name, int shape[HYP_MAX_DIMS]);
 // Read a whole dataset converted to f32 / i32 into a malloc'd buffer (caller frees).
 float *h5_read_f32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
 int32_t *h5_read_i32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
+int64_t *h5_read_i64(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
 // Read into a caller buffer whose size must match exactly (n elements).
 int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n);
 // Write a dataset, creating intermediate groups. 0 on success.
@@ -44,6 +45,8 @@ int h5_write_string(H5File *f, const char *name, const char *s);
 // Scalar attributes on the root group (or any object path). Writers create a missing
 // group `obj` (with its parents) and replace an attribute of the same name.
 int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out);
+int h5_read_attr_i64(H5File *f, const char *obj, const char *attr, int64_t *out);
+int h5_read_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t *out);
 int h5_write_attr_f64(H5File *f, const char *obj, const char *attr, double v);
 int h5_write_attr_i64(H5File *f, const char *obj, const char *attr, int64_t v);
 int h5_write_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t v);

@@ -5,7 +5,6 @@
 #include "autograd/h5io.h"
 #include "kernels/kernels.h"
 #include "kernels/elementwise.h"   // hyp_philox4x32
-#include <hdf5.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -552,25 +551,6 @@ int graph_write(const char *path, const Graph *g) {
     return h5_commit(f);
 }
 
-static void read_str_attr(const char *path, const char *obj, const char *name, char *out, size_t cap) {
-    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (fid < 0) return;
-    if (H5Aexists_by_name(fid, obj, name, H5P_DEFAULT) > 0) {
-        hid_t a = H5Aopen_by_name(fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-        hid_t t = H5Aget_type(a);
-        if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= cap) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5Tget_size(t));
-            H5Aread(a, mt, out);
-            out[cap - 1] = 0;
-            H5Tclose(mt);
-        }
-        H5Tclose(t);
-        H5Aclose(a);
-    }
-    H5Fclose(fid);
-}
-
 int graph_read(const char *path, long expect_n, Graph *g) {
     memset(g, 0, sizeof *g);
     g->recall = -1;
@@ -620,20 +600,11 @@ int graph_read(const char *path, long expect_n, Graph *g) {
         for (long i = 0; ok && i < g->n; i++) ok = g->cl_members[i] >= 0 && g->cl_members[i] < g->n;
         if (!ok) { hyp_set_error("%s: /cluster_offsets or /cluster_members: invalid entries", path); goto fail; }
     }
+    // Optional attributes: the builder's name and NN-descent's sampled recall.
+    if (h5_read_attr_str(f, "/neighbors", "builder", g->builder, sizeof g->builder) || !g->builder[0])
+        snprintf(g->builder, sizeof g->builder, "exact");
+    if (h5_read_attr_f64(f, "/neighbors", "recall", &g->recall)) g->recall = -1;
     h5_close(f);
-    snprintf(g->builder, sizeof g->builder, "exact");
-    read_str_attr(path, "/neighbors", "builder", g->builder, sizeof g->builder);
-    {
-        hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (fid >= 0) {
-            if (H5Aexists_by_name(fid, "/neighbors", "recall", H5P_DEFAULT) > 0) {
-                hid_t a = H5Aopen_by_name(fid, "/neighbors", "recall", H5P_DEFAULT, H5P_DEFAULT);
-                if (H5Aread(a, H5T_NATIVE_DOUBLE, &g->recall) < 0) g->recall = -1;
-                H5Aclose(a);
-            }
-            H5Fclose(fid);
-        }
-    }
     return 0;
 fail:
     h5_close(f);

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,16 +68,6 @@ static void host_view_free(Device dev, float *h) {
     if (dev != HYP_CPU) free(h);
 }
 
-// ---------------------------------------------------------------- raw HDF5 (state attributes)
-static int attr_read(hid_t obj, const char *name, hid_t type, void *v) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, type, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-
 static int write_state(H5File *f, const CkptState *st, int64_t optim_step) {
     h5_write_attr_i64(f, "/state", "format", CKPT_FORMAT);
     h5_write_attr_i64(f, "/state", "step", st->step);
@@ -98,67 +87,51 @@ static const char *const STATE_F64[] = {"lr", "best_metric"};
 
 // Read /state into st (cursor malloc'd). check_only: verify presence only.
 static int read_state(const char *path, CkptState *st, bool check_only) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) { hyp_set_error("%s: cannot open as HDF5", path); return -1; }
+    H5File *f = h5_open(path);
+    if (!f) { hyp_set_error("%s: cannot open as HDF5", path); return -1; }
     int rc = -1;
-    hid_t g = H5Lexists(f, "/state", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/state", H5P_DEFAULT) : -1;
-    if (g < 0) { hyp_set_error("%s: /state: missing (not a training checkpoint)", path); goto out_f; }
-    int64_t i64[5];
+    int64_t i64[5], *cur = NULL;
     uint64_t u64[2];
     double f64[2];
+    int sh[HYP_MAX_DIMS], nd;
+    if (!h5_exists(f, "/state")) { hyp_set_error("%s: /state: missing (not a training checkpoint)", path); goto out; }
     for (int i = 0; i < 5; i++)
-        if (attr_read(g, STATE_I64[i], H5T_NATIVE_INT64, &i64[i])) {
+        if (h5_read_attr_i64(f, "/state", STATE_I64[i], &i64[i])) {
             hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_I64[i]);
-            goto out_g;
+            goto out;
         }
     for (int i = 0; i < 2; i++)
-        if (attr_read(g, STATE_U64[i], H5T_NATIVE_UINT64, &u64[i])) {
+        if (h5_read_attr_u64(f, "/state", STATE_U64[i], &u64[i])) {
             hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_U64[i]);
-            goto out_g;
+            goto out;
         }
     for (int i = 0; i < 2; i++)
-        if (attr_read(g, STATE_F64[i], H5T_NATIVE_DOUBLE, &f64[i])) {
+        if (h5_read_attr_f64(f, "/state", STATE_F64[i], &f64[i])) {
             hyp_set_error("%s: /state: attribute %s missing or unreadable", path, STATE_F64[i]);
-            goto out_g;
+            goto out;
         }
     if (i64[0] != CKPT_FORMAT) {
         hyp_set_error("%s: /state: format %lld, this build reads format %d", path, (long long)i64[0], CKPT_FORMAT);
-        goto out_g;
+        goto out;
     }
-    hid_t d = H5Lexists(g, "cursor", H5P_DEFAULT) > 0 ? H5Dopen2(g, "cursor", H5P_DEFAULT) : -1;
-    if (d < 0) { hyp_set_error("%s: /state/cursor: missing", path); goto out_g; }
-    hid_t sp = H5Dget_space(d);
-    hsize_t n = 0;
-    int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd == 1) H5Sget_simple_extent_dims(sp, &n, NULL);
-    H5Sclose(sp);
-    if (nd != 1 || n > (1u << 20)) {
+    if (!h5_exists(f, "/state/cursor")) { hyp_set_error("%s: /state/cursor: missing", path); goto out; }
+    nd = h5_shape(f, "/state/cursor", sh);
+    if (nd != 1 || sh[0] > (1 << 20)) {
         hyp_set_error("%s: /state/cursor: expected a 1-D int64 dataset", path);
-        H5Dclose(d);
-        goto out_g;
+        goto out;
     }
-    int64_t *cur = NULL;
-    if (!check_only && n) {
-        cur = hyp_malloc(n * sizeof(int64_t));
-        if (H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cur) < 0) {
-            hyp_set_error("%s: /state/cursor: read error", path);
-            free(cur);
-            H5Dclose(d);
-            goto out_g;
-        }
+    if (!check_only && sh[0] > 0 && !(cur = h5_read_i64(f, "/state/cursor", NULL, NULL))) {
+        hyp_set_error("%s: /state/cursor: read error", path);
+        goto out;
     }
-    H5Dclose(d);
     if (!check_only) {
         *st = (CkptState){.step = i64[1], .optim_step = i64[2], .sched_step = i64[3], .best_step = i64[4],
                           .seed = u64[0], .rng_offset = u64[1], .lr = f64[0], .best_metric = f64[1],
-                          .n_cursor = (int)n, .cursor = cur};
+                          .n_cursor = sh[0], .cursor = cur};
     }
     rc = 0;
-out_g:
-    H5Gclose(g);
-out_f:
-    H5Fclose(f);
+out:
+    h5_close(f);
     return rc;
 }
 
