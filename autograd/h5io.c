@@ -265,6 +265,65 @@ int32_t *h5_read_i32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_D
 int64_t *h5_read_i64(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]) {
     return read_any(f, name, H5T_NATIVE_INT64, sizeof(int64_t), ndim, shape);
 }
+static hid_t vlen_str_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+char **h5_read_strings(H5File *f, const char *name, size_t *n) {
+    *n = 0;
+    if (!h5_exists(f, name)) { hyp_set_error("%s: %s: not found", f->path, name); return NULL; }
+    hid_t d = H5Dopen2(f->id, name, H5P_DEFAULT);
+    if (d < 0) { hyp_set_error("%s: %s: not a dataset", f->path, name); return NULL; }
+    hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[1] = {1};
+    char **out = NULL;
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0 || nd > 1) {
+        hyp_set_error("%s: %s: not a 1-D variable-length string dataset", f->path, name);
+    } else {
+        if (nd == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
+        char **raw = hyp_calloc(dims[0] ? dims[0] : 1, sizeof(char *));
+        hid_t mt = vlen_str_type();
+        if (dims[0] && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            hyp_set_error("%s: %s: cannot read strings", f->path, name);
+        } else {
+            out = hyp_calloc(dims[0] ? dims[0] : 1, sizeof(char *));
+            for (hsize_t i = 0; i < dims[0]; i++) out[i] = hyp_strdup(raw[i] ? raw[i] : "");
+            if (dims[0]) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+            *n = (size_t)dims[0];
+        }
+        free(raw);
+        H5Tclose(mt);
+    }
+    H5Tclose(ft);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return out;
+}
+
+char *h5_read_string(H5File *f, const char *name) {
+    size_t n;
+    char **v = h5_read_strings(f, name, &n);
+    if (!v) return NULL;
+    if (n != 1) {
+        h5_free_strings(v, n);
+        hyp_set_error("%s: %s: expected one string, found %zu", f->path, name, n);
+        return NULL;
+    }
+    char *s = v[0];
+    free(v);
+    return s;
+}
+
+void h5_free_strings(char **v, size_t n) {
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
 int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n) {
     int sh[HYP_MAX_DIMS];
     int nd = h5_shape(f, name, sh);
@@ -415,6 +474,9 @@ static int read_attr(H5File *f, const char *obj, const char *attr, hid_t memtype
     if (a >= 0) H5Aclose(a);
     if (rc < 0) { hyp_set_error("%s: cannot read attribute %s", f->path, attr); return -1; }
     return 0;
+}
+bool h5_has_attr(H5File *f, const char *obj, const char *attr) {
+    return (!strcmp(obj, "/") || h5_exists(f, obj)) && H5Aexists_by_name(f->id, obj, attr, H5P_DEFAULT) > 0;
 }
 int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out) {
     return read_attr(f, obj, attr, H5T_NATIVE_DOUBLE, out);

@@ -33,6 +33,11 @@ int h5_shape(H5File *f, const char *name, int shape[HYP_MAX_DIMS]);
 float *h5_read_f32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
 int32_t *h5_read_i32(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
 int64_t *h5_read_i64(H5File *f, const char *name, int *ndim, int shape[HYP_MAX_DIMS]);
+// A 1-D (or scalar) variable-length string dataset: *n strings, each malloc'd, in a malloc'd
+// array (h5_free_strings); h5_read_string: exactly one (malloc'd).
+char **h5_read_strings(H5File *f, const char *name, size_t *n);
+char *h5_read_string(H5File *f, const char *name);
+void h5_free_strings(char **v, size_t n);
 // Read into a caller buffer whose size must match exactly (n elements).
 int h5_read_f32_into(H5File *f, const char *name, float *dst, size_t n);
 // Write a dataset, creating intermediate groups. 0 on success.
@@ -44,6 +49,7 @@ int h5_write_strings(H5File *f, const char *name, const char *const *strs, size_
 int h5_write_string(H5File *f, const char *name, const char *s);
 // Scalar attributes on the root group (or any object path). Writers create a missing
 // group `obj` (with its parents) and replace an attribute of the same name.
+bool h5_has_attr(H5File *f, const char *obj, const char *attr);   // obj exists and carries attr
 int h5_read_attr_f64(H5File *f, const char *obj, const char *attr, double *out);
 int h5_read_attr_i64(H5File *f, const char *obj, const char *attr, int64_t *out);
 int h5_read_attr_u64(H5File *f, const char *obj, const char *attr, uint64_t *out);

@@ -1,5 +1,4 @@
 #include "model/load.h"
-#include "model/h5_strings.h"
 #include "model/model_file.h"
 #include "autograd/h5io.h"
 #include <stdlib.h>
@@ -115,7 +114,7 @@ void model_free(Model *m) {
     else if (m->mc.kind == MODEL_CROSS_ENCODER) cross_encoder_free(&m->ce);
     else bert_free(&m->bert);
     paramset_free(m->ps);
-    h5s_free_strings(m->vocab, (size_t)m->n_vocab);
+    h5_free_strings(m->vocab, (size_t)m->n_vocab);
     free(m->path);
     free(m);
 }
@@ -129,6 +128,7 @@ Model *model_load(const char *path, Device dev) {
     const char *cfg_ds = ok && h5_exists(f, "/model_config") ? "/model_config" : "/config";
     bool pooler = ok && (h5_exists(f, "/params/pooler.dense.weight") ||
                          h5_exists(f, "/params/query_encoder.transformer.pooler.dense.weight"));
+    char *cfg = ok ? h5_read_string(f, cfg_ds) : NULL;
     h5_close(f);
     if (!ok) {
         hyp_set_error("%s: not a model file (no /params or /config; made by `hyp import` or training?)", path);
@@ -137,7 +137,6 @@ Model *model_load(const char *path, Device dev) {
     Model *m = hyp_calloc(1, sizeof *m);
     m->path = hyp_strdup(path);
     m->device = dev;
-    char *cfg = h5s_read_string(path, cfg_ds);
     if (!cfg || model_config_from_json(cfg, path, &m->mc)) { free(cfg); goto fail; }
     free(cfg);
     m->ps = paramset_new(dev);

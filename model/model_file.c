@@ -1,6 +1,5 @@
 // model_file.c: write/read the HDF5 model file (see model_file.h).
 #include "model/model_file.h"
-#include "model/h5_strings.h"
 #include "autograd/h5io.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -42,7 +41,7 @@ void model_file_free(ModelFile *m) {
     if (!m) return;
     weights_free(m->params);
     free(m->hf_config);
-    h5s_free_strings(m->vocab, (size_t)m->n_vocab);
+    h5_free_strings(m->vocab, (size_t)m->n_vocab);
     free(m);
 }
 
@@ -74,15 +73,10 @@ ModelFile *model_file_read(const char *path) {
         free(d);
         weights_add(m->params, names[i], WDT_F32, nd, sh, buf);
     }
+    if (!(cfg = h5_read_string(f, "/config")) || model_config_from_json(cfg, path, &m->config)) goto fail;
+    if (h5_exists(f, "/hf_config") && !(m->hf_config = h5_read_string(f, "/hf_config"))) goto fail;
     h5_close(f);
     f = NULL;
-    if (!(cfg = h5s_read_string(path, "/config")) || model_config_from_json(cfg, path, &m->config)) goto fail;
-    {
-        H5File *g = h5_open(path);
-        bool has_hf = g && h5_exists(g, "/hf_config");
-        h5_close(g);
-        if (has_hf && !(m->hf_config = h5s_read_string(path, "/hf_config"))) goto fail;
-    }
     if (model_file_read_tokenizer(path, &m->vocab, &m->n_vocab, &m->lowercase, &m->query_max_len, &m->doc_max_len))
         goto fail;
     if (model_file_read_pooling(path, &m->pooling, &m->normalize)) goto fail;
@@ -99,44 +93,58 @@ fail:
     return NULL;
 }
 
+// An integer attribute: 1 and *v when present, 0 when absent, -1 on a read error.
+static int attr_int(H5File *f, const char *obj, const char *attr, int64_t *v) {
+    if (!h5_has_attr(f, obj, attr)) return 0;
+    return h5_read_attr_i64(f, obj, attr, v) ? -1 : 1;
+}
+
 int model_file_read_tokenizer(const char *path, char ***vocab, int *n_vocab, bool *lowercase,
                               int *query_max_len, int *doc_max_len) {
-    H5File *g = h5_open(path);
-    if (!g) return -1;
-    bool has_vocab = h5_exists(g, "/tokenizer/vocab");
-    h5_close(g);
+    H5File *f = h5_open(path);
+    if (!f) return -1;
     *vocab = NULL;
     *n_vocab = 0;
-    if (has_vocab) {
+    int rc = -1;
+    if (h5_exists(f, "/tokenizer/vocab")) {
         size_t nv;
-        if (!(*vocab = h5s_read_strings(path, "/tokenizer/vocab", &nv))) return -1;
+        if (!(*vocab = h5_read_strings(f, "/tokenizer/vocab", &nv))) goto out;
         *n_vocab = (int)nv;
     }
     int64_t v;
     int r;
-    *lowercase = (r = h5s_read_attr_int(path, "/tokenizer", "lowercase", &v)) == 0 ? v != 0 : true;
-    if (r < 0) return -1;
-    *query_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "query_max_len", &v)) == 0 ? (int)v : 32;
-    if (r < 0) return -1;
-    *doc_max_len = (r = h5s_read_attr_int(path, "/tokenizer", "doc_max_len", &v)) == 0 ? (int)v : 512;
-    return r < 0 ? -1 : 0;
+    if ((r = attr_int(f, "/tokenizer", "lowercase", &v)) < 0) goto out;
+    *lowercase = r ? v != 0 : true;
+    if ((r = attr_int(f, "/tokenizer", "query_max_len", &v)) < 0) goto out;
+    *query_max_len = r ? (int)v : 32;
+    if ((r = attr_int(f, "/tokenizer", "doc_max_len", &v)) < 0) goto out;
+    *doc_max_len = r ? (int)v : 512;
+    rc = 0;
+out:
+    h5_close(f);
+    return rc;
 }
 
 bool model_file_has_pooling(const char *path) {
-    int64_t v;
-    return h5s_read_attr_int(path, "/pooling", "mode", &v) == 0;
+    H5File *f = h5_open(path);
+    if (!f) return false;
+    bool has = h5_has_attr(f, "/pooling", "mode");
+    h5_close(f);
+    return has;
 }
 
 int model_file_read_pooling(const char *path, Pooling *pooling, bool *normalize) {
-    int64_t v;
-    int r = h5s_read_attr_int(path, "/pooling", "mode", &v);
-    if (r < 0) return -1;
-    if (r == 0 && (v < 0 || v >= POOL_COUNT)) {
+    H5File *f = h5_open(path);
+    if (!f) return -1;
+    int64_t v = 0, nv = 0;
+    int r = attr_int(f, "/pooling", "mode", &v), rn = r < 0 ? -1 : attr_int(f, "/pooling", "normalize", &nv);
+    h5_close(f);
+    if (r < 0 || rn < 0) return -1;
+    if (r && (v < 0 || v >= POOL_COUNT)) {
         hyp_set_error("%s: /pooling: mode %lld is not a pooling (0 cls, 1 mean, 2 max)", path, (long long)v);
         return -1;
     }
-    *pooling = r == 0 ? (Pooling)v : POOL_CLS;
-    if ((r = h5s_read_attr_int(path, "/pooling", "normalize", &v)) < 0) return -1;
-    *normalize = r == 0 && v != 0;
+    *pooling = r ? (Pooling)v : POOL_CLS;
+    *normalize = rn && nv != 0;
     return 0;
 }

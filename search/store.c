@@ -1,7 +1,6 @@
 // store.c: document embeddings from HDF5 in blocks (search/store.h).
 #include "search/store.h"
 #include "autograd/h5io.h"
-#include "model/h5_strings.h"
 #include "kernels/elementwise.h"   // hyp_f32_to_bf16 / hyp_bf16_to_f32
 #include "kernels/kernels.h"
 #include <hdf5.h>
@@ -198,11 +197,13 @@ DocStore *docstore_open(const char *path, const DocStoreOptions *o) {
     s->streaming = opt.streaming;
     s->dtype = opt.streaming ? STORE_F32 : opt.dtype;
     size_t nids = 0;
-    s->ids = h5s_read_strings(path, "/ids", &nids);
+    H5File *hf = h5_open(path);
+    s->ids = hf ? h5_read_strings(hf, "/ids", &nids) : NULL;
+    h5_close(hf);
     if (!s->ids) { docstore_free(s); return NULL; }
     if ((long)nids != s->n) {
         hyp_set_error("%s: /ids has %zu entries but /embeddings has %ld rows", path, nids, s->n);
-        h5s_free_strings(s->ids, nids);
+        h5_free_strings(s->ids, nids);
         s->ids = NULL;
         docstore_free(s);
         return NULL;
@@ -275,7 +276,7 @@ void docstore_free(DocStore *s) {
     if (!s) return;
     if (s->dset >= 0 && s->dset) H5Dclose(s->dset);
     if (s->file >= 0 && s->file) H5Fclose(s->file);
-    if (s->ids) h5s_free_strings(s->ids, (size_t)s->n);
+    if (s->ids) h5_free_strings(s->ids, (size_t)s->n);
     docstore_device_free(s);
     free(s->data);
     free(s->slots);
@@ -350,7 +351,7 @@ int docstore_write(const char *path, const float *x, long n, int dim, const char
         ids = (const char *const *)own;
     }
     h5_write_strings(f, "/ids", ids, (size_t)n);
-    if (own) h5s_free_strings(own, (size_t)n);
+    if (own) h5_free_strings(own, (size_t)n);
     return h5_commit(f);
 }
 

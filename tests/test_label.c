@@ -6,7 +6,7 @@
 #include "tests/testlib.h"
 #include "model/model_import.h"
 #include "model/load.h"
-#include "model/h5_strings.h"
+#include "autograd/h5io.h"
 #include "search/encode.h"
 #include "eval/trec.h"
 #include <jansson.h>
@@ -26,8 +26,11 @@ static void setup(void) {
     snprintf(W, sizeof W, "/tmp/hyp_label_XXXXXX");
     cr_assert_not_null(mkdtemp(W));
     size_t np;
-    Q = h5s_read_strings(CE "/expected.h5", "/queries", &N);
-    P = h5s_read_strings(CE "/expected.h5", "/passages", &np);
+    H5File *f = h5_open(CE "/expected.h5");
+    cr_assert_not_null(f, "%s", hyp_last_error());
+    Q = h5_read_strings(f, "/queries", &N);
+    P = h5_read_strings(f, "/passages", &np);
+    h5_close(f);
     cr_assert(Q && P && np == N);
     char p[200];
     FILE *fq = fopen((snprintf(p, sizeof p, "%s/q.tsv", W), p), "w"), *fc = fopen((snprintf(p, sizeof p, "%s/c.tsv", W), p), "w");
@@ -44,8 +47,8 @@ static void setup(void) {
     cr_assert_eq(system(cmd), 0);
 }
 static void teardown(void) {
-    h5s_free_strings(Q, N);
-    h5s_free_strings(P, N);
+    h5_free_strings(Q, N);
+    h5_free_strings(P, N);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", W);
     cr_assert_eq(system(cmd), 0);

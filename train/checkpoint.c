@@ -3,7 +3,6 @@
 #include "autograd/atomic.h"
 #include "autograd/h5io.h"
 #include "kernels/kernels.h"
-#include "model/h5_strings.h"
 #include "model/model_file.h"
 #include <dirent.h>
 #include <errno.h>
@@ -323,11 +322,10 @@ int checkpoint_load(const char *path, ParamSet *ps, AdamW *opt, CkptState *st, c
     }
     CkptState s;
     if (read_state(path, &s, false)) return -1;
-    char *cfg = h5s_read_string(path, "/config");
-    if (!cfg) { ckpt_state_free(&s); return -1; }
     H5File *f = h5_open(path);
+    char *cfg = f ? h5_read_string(f, "/config") : NULL;
     int rc = -1;
-    if (!f) goto fail;
+    if (!cfg) goto fail;
     if (opt && !h5_exists(f, "/optim")) {
         hyp_set_error("%s: /optim: missing (a model-only file cannot resume training)", path);
         goto fail;
@@ -356,6 +354,7 @@ char *checkpoint_read_config(const char *path) {
     if (!f) return NULL;
     bool ok = h5_exists(f, "/config") && h5_exists(f, "/state/cursor");
     bool model_file = h5_exists(f, "/params") && h5_exists(f, "/tokenizer");
+    char *cfg = ok ? h5_read_string(f, "/config") : NULL;
     h5_close(f);
     if (!ok && model_file) {
         hyp_set_error("%s: a model file (hyp import or best.h5), not a training checkpoint (no /state/cursor): "
@@ -367,7 +366,7 @@ char *checkpoint_read_config(const char *path) {
         hyp_set_error("%s: not a training checkpoint (expected /config and /state/cursor, as in a run folder's ckpt-*.h5)", path);
         return NULL;
     }
-    return h5s_read_string(path, "/config");
+    return cfg;
 }
 
 // ---------------------------------------------------------------- the run folder
