@@ -3,6 +3,7 @@
 #ifndef HYP_GRADCHECK_H
 #define HYP_GRADCHECK_H
 #include "autograd/ops.h"
+#include "autograd/init.h"   // fill_uniform for the probes (and the tests)
 
 // Builds the op's output from its inputs; called many times on a scratch context.
 typedef Tensor *(*GradFn)(Ctx *c, Tensor **inputs, void *user);
@@ -18,12 +19,5 @@ typedef struct GradcheckOpts {
 // probed elements pass; otherwise writes the worst offender into report.
 bool gradcheck(GradFn f, Tensor **inputs, int n_in, void *user, const GradcheckOpts *opts,
                char *report, size_t report_len);
-
-// Deterministic data (tests, parameter init): uniform in [lo, hi) from Philox(seed).
-void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
-// Parameter init on any device, computed on the host from Philox(seed): normal(0, std) by
-// Box-Muller on fill_uniform's stream, and uniform(-bound, bound).
-void tensor_init_normal(Tensor *t, double std, uint64_t seed);
-void tensor_init_uniform(Tensor *t, float bound, uint64_t seed);
 
 #endif

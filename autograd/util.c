@@ -365,3 +365,29 @@ int hyp_parse_f64(const char *what, const char *text, double lo, double hi, doub
     *out = v;
     return 0;
 }
+
+char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { hyp_set_error("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *s = hyp_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max_bytes) { fclose(f); free(s); hyp_set_error("%s: larger than %zu bytes", path, max_bytes); return NULL; }
+            cap *= 2;
+            s = hyp_realloc(s, cap);
+        }
+        size_t r = fread(s + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) { free(s); hyp_set_error("%s: read error", path); return NULL; }
+    if (n > max_bytes) { free(s); hyp_set_error("%s: larger than %zu bytes", path, max_bytes); return NULL; }
+    size_t k = n;
+    if (hyp_skip_bom(s, &k) != s) memmove(s, s + 3, n -= 3);   // a UTF-8 BOM (Windows editors) is not content
+    s[n] = 0;
+    if (len) *len = n;
+    return s;
+}

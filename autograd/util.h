@@ -66,6 +66,9 @@ void hyp_lines_close(HypLines *r);
 // Drops a leading UTF-8 BOM from a whole text in memory: returns the new start (s or s + 3)
 // and shortens *len. For readers of whole small files (vocab, config).
 const char *hyp_skip_bom(const char *s, size_t *len);
+// Read a whole small text file (malloc'd, NUL-terminated; a leading UTF-8 BOM dropped: config.json,
+// the INI config, vocab files). NULL + error (unreadable, larger than max_bytes).
+char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len);
 
 // Query and document ids end up as fields of whitespace-separated TREC lines, so an id
 // must be non-empty and free of whitespace (' ', \t, \n, \r, \v, \f). NULL when id is

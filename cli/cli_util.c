@@ -55,6 +55,83 @@ void cli_bad_option(const char *cmd, const char *arg, const char *value_flags) {
     else fprintf(stderr, "hyp %s: unexpected argument '%s' (expected options only)\n", cmd, arg);
 }
 
+void cli_usage(FILE *out, const char *cmd, const char *synopsis, const CliFlag *flags, int n) {
+    fprintf(out, "usage: hyp %s %s\n", cmd, synopsis);
+    for (int i = 0; i < n; i++) {
+        if (!flags[i].help) continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", flags[i].name, flags[i].meta ? " " : "", flags[i].meta ? flags[i].meta : "");
+        fprintf(out, "  %-22s %s\n", left, flags[i].help);
+    }
+}
+
+// Stores one flag's value (text NULL for a switch); -1 after printing.
+static int set_flag(const char *cmd, const CliFlag *f, const char *text) {
+    switch (f->kind) {
+    case FLAG_SWITCH: *(bool *)f->dst = true; return 0;
+    case FLAG_STR: *(const char **)f->dst = text; return 0;
+    case FLAG_INT: return cli_int(cmd, f->name, text, (int)f->lo, (int)f->hi, f->dst);
+    case FLAG_LONG:   // a bound of LONG_MAX does not convert back from double exactly
+        return cli_long(cmd, f->name, text, f->lo <= (double)LONG_MIN ? LONG_MIN : (long)f->lo,
+                        f->hi >= (double)LONG_MAX ? LONG_MAX : (long)f->hi, f->dst);
+    case FLAG_U64: return cli_u64(cmd, f->name, text, f->dst);
+    case FLAG_DOUBLE: return cli_double(cmd, f->name, text, f->lo, f->hi, f->dst);
+    case FLAG_DEVICE: return cli_device(cmd, f->name, text ? text : f->fixed, f->dst);
+    case FLAG_LIST: {
+        CliList *l = f->dst;
+        l->v[l->n++] = text;
+        return 0;
+    }
+    case FLAG_CHOICE: {
+        size_t n = strlen(text);
+        int k = 0;
+        for (const char *p = f->meta;; k++) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            if (len == n && !strncmp(p, text, n)) { *(int *)f->dst = k; return 0; }
+            if (!bar) break;
+            p = bar + 1;
+        }
+        fprintf(stderr, "hyp %s: %s: expected one of %s, got \"%s\"\n", cmd, f->name, f->meta, text);
+        return -1;
+    }
+    }
+    return -1;
+}
+
+static bool takes_value(const CliFlag *f) { return f->kind != FLAG_SWITCH && !(f->kind == FLAG_DEVICE && f->fixed); }
+
+int cli_parse(const char *cmd, const char *synopsis, const CliFlag *flags, int n, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cli_usage(stdout, cmd, synopsis, flags, n);
+            return CLI_HELP;
+        }
+        const CliFlag *f = NULL;
+        const char *attached = NULL;   // --name=value
+        for (int j = 0; j < n && !f; j++) {
+            size_t len = strlen(flags[j].name);
+            if (!strcmp(a, flags[j].name)) f = &flags[j];
+            else if (!strncmp(a, flags[j].name, len) && a[len] == '=' && takes_value(&flags[j])) {
+                f = &flags[j];
+                attached = a + len + 1;
+            }
+        }
+        if (!f) {
+            if (a[0] == '-') fprintf(stderr, "hyp %s: unknown option '%s'\n", cmd, a);
+            else fprintf(stderr, "hyp %s: unexpected argument '%s' (expected options only)\n", cmd, a);
+        } else if (takes_value(f) && !attached && i + 1 >= argc) {
+            fprintf(stderr, "hyp %s: %s needs a value\n", cmd, a);
+        } else if (!set_flag(cmd, f, !takes_value(f) ? NULL : attached ? attached : argv[++i])) {
+            continue;
+        }
+        cli_usage(stderr, cmd, synopsis, flags, n);
+        return 1;
+    }
+    return 0;
+}
+
 // The directory part of a path ("." for a bare name); trailing slashes ignored. malloc'd.
 static char *parent_of(const char *path) {
     size_t n = strlen(path);

@@ -4,6 +4,7 @@
 #define HYP_CLI_UTIL_H
 #include "autograd/util.h"
 #include "autograd/tensor.h"
+#include <stdio.h>
 
 // A flag's value through the strict parser (autograd/util.h); on error prints
 // "hyp CMD: FLAG: expected ..., got ..." and returns -1.
@@ -20,6 +21,31 @@ int cli_device(const char *cmd, const char *flag, const char *text, Device *out)
 // is one of value_flags (space-separated, e.g. "--model --out") and nothing follows it,
 // else "unknown option 'ARG'" (or "unexpected argument" for one without a dash).
 void cli_bad_option(const char *cmd, const char *arg, const char *value_flags);
+
+// ---- one table of flags per command: parsing, value checks and the help text come from it.
+typedef enum { FLAG_SWITCH, FLAG_STR, FLAG_INT, FLAG_LONG, FLAG_U64, FLAG_DOUBLE, FLAG_DEVICE, FLAG_CHOICE, FLAG_LIST } CliFlagKind;
+typedef struct { const char **v; int n; } CliList;   // FLAG_LIST: every value in order (v: room for argc)
+typedef struct CliFlag {
+    const char *name;   // "--neighbors"
+    CliFlagKind kind;
+    void *dst;          // bool* (SWITCH: set true), const char ** (STR), int*, long*, uint64_t*, double*, Device*,
+                        // int* (CHOICE: the index of the value in meta's "a|b|c"), CliList* (LIST: repeatable)
+    double lo, hi;      // INT, LONG, DOUBLE: the accepted range (inclusive)
+    const char *meta;   // the value in the help ("N", "FILE"); for a DEVICE row without a value,
+                        // NULL and `fixed` names the device it stands for ("--cuda": "cuda")
+    const char *help;   // one line; NULL: an alias (parsed, not listed)
+    const char *fixed;
+} CliFlag;
+#define CLI_FLAGS(t) (t), (int)(sizeof(t) / sizeof *(t))
+#define CLI_HELP 2   // cli_parse's result after --help / -h printed the usage on stdout
+// Parses argv[1..argc) against the table (each flag may repeat; the last value wins, a LIST
+// keeps them all; a value may also be attached: --set=K=V). 0 when
+// every argument was a flag of the table; CLI_HELP after printing the usage on stdout for
+// --help or -h; 1 after one message (unknown option, missing or bad value) and the usage on
+// stderr. synopsis: the usage line after "hyp CMD ".
+int cli_parse(const char *cmd, const char *synopsis, const CliFlag *flags, int n, int argc, char **argv);
+// "usage: hyp CMD SYNOPSIS" and one line per listed flag.
+void cli_usage(FILE *out, const char *cmd, const char *synopsis, const CliFlag *flags, int n);
 
 // A file or directory named by a flag. path NULL = not given (skipped).
 typedef struct {

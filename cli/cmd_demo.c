@@ -92,16 +92,13 @@ static int evaluate(const char *model_path, const char *dir, double out[3]) {
 int cmd_demo(int argc, char **argv) {
     const char *out = "hyp-demo";
     long steps = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
-            if (cli_long("demo", "--steps", argv[++i], 1, 100000000, &steps)) return 1;
-        }
-        else {
-            fprintf(stderr, "usage: hyp demo [--out DIR] [--steps N]\n");
-            return strcmp(argv[i], "--help") ? 1 : 0;
-        }
-    }
+    const CliFlag flags[] = {
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "DIR", .help = "the demo's folder (default hyp-demo)"},
+        {.name = "--steps", .kind = FLAG_LONG, .dst = &steps, .lo = 1, .hi = 100000000, .meta = "N", .help = "training steps of each model (default 20000)"},
+    };
+    const int parsed = cli_parse("demo", "[--out DIR] [--steps N]\n  the main job: train a tiny Hypencoder and BE-Base "
+                                 "on an embedded task, evaluate, compare", CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
     if (cli_check_paths("demo", NULL, 0, &(CliPath)CLI_DIR("--out", out), 1)) return 1;
     // The tiny models are fastest on one thread (no fork/join per small op).
     omp_set_num_threads(1);

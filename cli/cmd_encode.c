@@ -16,42 +16,34 @@
 #include <string.h>
 #include <unistd.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: hyp encode --model M.h5 --corpus FILE.{tsv,jsonl} --out DOCS.h5 [--side document|query]\n"
-                    "                  [--pooling cls|mean] [--max-len N] [--batch N] [--vocab VOCAB] [--device cpu|cuda]\n");
-    return 1;
-}
+static const char *const SYNOPSIS = "--model M.h5 --corpus FILE.{tsv,jsonl} --out DOCS.h5 [options]";
 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL, *out = NULL, *vocab = NULL;
     EncodeOptions o = {.batch = 64, .progress = true};
     Device dev = HYP_CPU;
-    EncodeSide side = SIDE_DOCUMENT;
-    int pooling = -1;   // -1: the model's
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--model") && v) model = argv[++i];
-        else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
-        else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if (!strcmp(a, "--vocab") && v) vocab = argv[++i];
-        else if (!strcmp(a, "--max-len") && v) { if (cli_int("encode", a, argv[++i], 2, 1 << 20, &o.max_len)) return 1; }
-        else if (!strcmp(a, "--batch") && v) { if (cli_int("encode", a, argv[++i], 1, 1 << 20, &o.batch)) return 1; }
-        else if (!strcmp(a, "--pooling") && v) {
-            const char *p = argv[++i];
-            if (!strcmp(p, "cls")) pooling = POOL_CLS;
-            else if (!strcmp(p, "mean")) pooling = POOL_MEAN;
-            else { fprintf(stderr, "hyp encode: --pooling: expected cls or mean, got \"%s\"\n", p); return 1; }
-        } else if (!strcmp(a, "--side") && v) {
-            const char *p = argv[++i];
-            if (!strcmp(p, "document") || !strcmp(p, "doc")) side = SIDE_DOCUMENT;
-            else if (!strcmp(p, "query")) side = SIDE_QUERY;
-            else { fprintf(stderr, "hyp encode: --side: expected document or query, got \"%s\"\n", p); return 1; }
-        } else if (!strcmp(a, "--device") && v) { if (cli_device("encode", a, argv[++i], &dev)) return 1; }
-        else if (!strcmp(a, "--cuda")) { if (cli_device("encode", "--cuda", "cuda", &dev)) return 1; }
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { cli_bad_option("encode", a, "--model --corpus --out --vocab --max-len --batch --pooling --side --device"); return usage(); }
+    int side_i = 0, pooling = -1;   // side_i: document, query, doc; pooling -1: the model's
+    const CliFlag flags[] = {
+        {.name = "--model", .kind = FLAG_STR, .dst = &model, .meta = "FILE", .help = "the model file (hyp import, best.h5, ckpt-*.h5)"},
+        {.name = "--corpus", .kind = FLAG_STR, .dst = &corpus, .meta = "FILE", .help = "texts: id<TAB>text lines or JSONL"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "FILE", .help = "the vectors file to write (/embeddings, /ids)"},
+        {.name = "--side", .kind = FLAG_CHOICE, .dst = &side_i, .meta = "document|query|doc",
+         .help = "which encoder: documents (default) or a BE-Base / plain BERT's queries"},
+        {.name = "--pooling", .kind = FLAG_CHOICE, .dst = &pooling, .meta = "cls|mean", .help = "override the model's pooling"},
+        {.name = "--max-len", .kind = FLAG_INT, .dst = &o.max_len, .lo = 2, .hi = 1 << 20, .meta = "N", .help = "word pieces per text, [CLS] and [SEP] included"},
+        {.name = "--batch", .kind = FLAG_INT, .dst = &o.batch, .lo = 1, .hi = 1 << 20, .meta = "N", .help = "texts per forward pass (default 64)"},
+        {.name = "--vocab", .kind = FLAG_STR, .dst = &vocab, .meta = "FILE", .help = "a vocab.txt instead of the model file's"},
+        {.name = "--device", .kind = FLAG_DEVICE, .dst = &dev, .meta = "cpu|cuda", .help = "where the encoder runs (default cpu)"},
+        {.name = "--cuda", .kind = FLAG_DEVICE, .dst = &dev, .help = "--device cuda", .fixed = "cuda"},
+    };
+    const int parsed = cli_parse("encode", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (!model || !corpus || !out) {
+        fprintf(stderr, "hyp encode: --model, --corpus and --out are needed\n");
+        cli_usage(stderr, "encode", SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!model || !corpus || !out) return usage();
+    const EncodeSide side = side_i == 1 ? SIDE_QUERY : SIDE_DOCUMENT;
     const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--corpus", corpus), CLI_FILE("--vocab", vocab)};
     if (cli_check_paths("encode", ins, 3, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     Model *m = model_load(model, dev);

@@ -3,45 +3,39 @@
 #include "cli/commands.h"
 #include "cli/cli_util.h"
 #include "model/model_file.h"
-#include <errno.h>
+#include "autograd/atomic.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static const char *USAGE =
-    "usage: hyp export --model MODEL.h5 --out FILE.safetensors [--config-out config.json]\n"
-    "  --model MODEL.h5     a model file (hyp import, training)\n"
-    "  --out FILE           safetensors to write (F32, HuggingFace parameter names)\n"
-    "  --config-out FILE    also write an HF config.json (BertModel config for a BERT;\n"
-    "                       the original config.json for a Hypencoder)\n";
+static const char *const SYNOPSIS = "--model MODEL.h5 --out FILE.safetensors [--config-out config.json]";
 
+// The config text and a newline, through the atomic writer (temporary, fsync, rename).
 static int write_text(const char *path, const char *text) {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int bad = !f || fputs(text, f) == EOF || fputc('\n', f) == EOF;
-    if (f) bad |= fclose(f) != 0;
-    if (!bad) bad = rename(tmp, path) != 0;
-    if (bad) { hyp_set_error("%s: cannot write: %s", path, strerror(errno)); unlink(tmp); }
-    free(tmp);
-    return bad ? -1 : 0;
+    size_t n = strlen(text);
+    char *buf = hyp_malloc(n + 2);
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    int rc = atomic_write_file(path, buf, n + 1);
+    free(buf);
+    return rc;
 }
 
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *cfg_out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "hyp export: missing value for %s\n%s", a, USAGE); return 1; }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--config-out")) cfg_out = v;
-        else { fprintf(stderr, "hyp export: unknown option %s\n%s", a, USAGE); return 1; }
+    const CliFlag flags[] = {
+        {.name = "--model", .kind = FLAG_STR, .dst = &model, .meta = "MODEL.h5", .help = "a model file (hyp import, training)"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "FILE", .help = "safetensors to write (F32, HuggingFace parameter names)"},
+        {.name = "--config-out", .kind = FLAG_STR, .dst = &cfg_out, .meta = "FILE",
+         .help = "also write an HF config.json (BertModel's for a BERT; the original one for a Hypencoder)"},
+    };
+    const int parsed = cli_parse("export", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (!model || !out) {
+        fprintf(stderr, "hyp export: --model and --out are required\n");
+        cli_usage(stderr, "export", SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!model || !out) { fprintf(stderr, "hyp export: --model and --out are required\n%s", USAGE); return 1; }
     const CliPath outs[] = {CLI_FILE("--out", out), CLI_FILE("--config-out", cfg_out)};
     if (cli_check_paths("export", &(CliPath)CLI_FILE("--model", model), 1, outs, 2)) return 1;
     ModelFile *m = model_file_read(model);

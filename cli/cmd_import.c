@@ -8,32 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *USAGE =
-    "usage: hyp import --from FILE|DIR --out MODEL.h5 [options]\n"
-    "  --from PATH          an HF model directory (config.json, model.safetensors or\n"
-    "                       pytorch_model.bin, vocab.txt, tokenizer_config.json) or one\n"
-    "                       weights file (safetensors or torch.save state dict)\n"
-    "  --out MODEL.h5       model file to write (written to MODEL.h5.tmp, then renamed)\n"
-    "  --config FILE        config.json (default: DIR/config.json; for a FILE the sizes\n"
-    "                       are inferred from the weights when omitted)\n"
-    "  --bert-config FILE   backbone BERT config.json for a Hypencoder whose backbone\n"
-    "                       name is not bert-base-uncased\n"
-    "  --vocab FILE         vocab.txt (default: next to the weights)\n"
-    "  --allow-unknown      drop tensors that are not part of the model instead of failing\n"
-    "  --query-max-len N    tokenizer max length for queries (default: 64 for a released Hypencoder,\n"
-    "                       as the authors' retrieval scripts; 32 otherwise, as the training configs)\n"
-    "  --doc-max-len N      tokenizer max length for documents (default min(512, positions))\n"
-    "  --lowercase 0|1      override the tokenizer's lowercasing (default: tokenizer_config.json)\n"
-    "  --pooling cls|mean|max  the vector every command makes by default (default: a sentence-\n"
-    "                       transformers directory's Pooling module (modules.json), else cls)\n"
-    "  --normalize 0|1      L2-normalise vectors (default: a Normalize module in modules.json)\n"
-    "                       (sentence_bert_config.json's max_seq_length sets both max lengths)\n"
-    "  -q, --quiet          no notes on stderr\n";
-
-static int usage_error(const char *msg, const char *arg) {
-    fprintf(stderr, "hyp import: %s%s\n%s", msg, arg ? arg : "", USAGE);
-    return 1;
-}
+static const char *const SYNOPSIS = "--from FILE|DIR --out MODEL.h5 [options]";
 
 // Every file `import` may read: the named ones and, in the weights' directory (--from DIR,
 // or the directory of --from FILE), the files the importer looks for there.
@@ -62,33 +37,40 @@ static int check_paths(const ImportOptions *o) {
 
 int cmd_import(int argc, char **argv) {
     ImportOptions o = {.lowercase = -1, .notes = stderr};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
-        if (!strcmp(a, "--allow-unknown")) { o.allow_unknown = true; continue; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o.notes = NULL; continue; }
-        if (i + 1 >= argc) return usage_error("missing value for ", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--from")) o.from = v;
-        else if (!strcmp(a, "--out")) o.out = v;
-        else if (!strcmp(a, "--config")) o.config = v;
-        else if (!strcmp(a, "--bert-config")) o.bert_config = v;
-        else if (!strcmp(a, "--vocab")) o.vocab = v;
-        else if (!strcmp(a, "--query-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.query_max_len)) return 1; }
-        else if (!strcmp(a, "--doc-max-len")) { if (cli_int("import", a, v, 2, 1 << 20, &o.doc_max_len)) return 1; }
-        else if (!strcmp(a, "--lowercase")) { if (cli_int("import", a, v, 0, 1, &o.lowercase)) return 1; }
-        else if (!strcmp(a, "--pooling")) {
-            Pooling p;
-            if (pooling_parse(v, &p)) return usage_error("--pooling: expected cls, mean or max, got ", v);
-            o.pooling = v;
-        } else if (!strcmp(a, "--normalize")) {
-            int nz;
-            if (cli_int("import", a, v, 0, 1, &nz)) return 1;
-            o.normalize = nz ? IMPORT_ON : IMPORT_OFF;
-        }
-        else return usage_error("unknown option ", a);
+    bool quiet = false;
+    int pooling = -1, normalize = -1;
+    const CliFlag flags[] = {
+        {.name = "--from", .kind = FLAG_STR, .dst = &o.from, .meta = "PATH",
+         .help = "an HF model directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt, "
+                 "tokenizer_config.json) or one weights file (safetensors or a torch.save state dict)"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &o.out, .meta = "MODEL.h5", .help = "model file to write (MODEL.h5.tmp, then renamed)"},
+        {.name = "--config", .kind = FLAG_STR, .dst = &o.config, .meta = "FILE",
+         .help = "config.json (default DIR/config.json; for a FILE the sizes are inferred from the weights)"},
+        {.name = "--bert-config", .kind = FLAG_STR, .dst = &o.bert_config, .meta = "FILE",
+         .help = "backbone BERT config.json for a Hypencoder whose backbone is not bert-base-uncased"},
+        {.name = "--vocab", .kind = FLAG_STR, .dst = &o.vocab, .meta = "FILE", .help = "vocab.txt (default: next to the weights)"},
+        {.name = "--allow-unknown", .kind = FLAG_SWITCH, .dst = &o.allow_unknown, .help = "drop tensors that are not part of the model instead of failing"},
+        {.name = "--query-max-len", .kind = FLAG_INT, .dst = &o.query_max_len, .lo = 2, .hi = 1 << 20, .meta = "N",
+         .help = "query length (default 64 for a released Hypencoder, as the authors' retrieval scripts; else 32)"},
+        {.name = "--doc-max-len", .kind = FLAG_INT, .dst = &o.doc_max_len, .lo = 2, .hi = 1 << 20, .meta = "N", .help = "document length (default min(512, positions))"},
+        {.name = "--lowercase", .kind = FLAG_INT, .dst = &o.lowercase, .lo = 0, .hi = 1, .meta = "0|1", .help = "override the tokenizer's lowercasing (default: tokenizer_config.json)"},
+        {.name = "--pooling", .kind = FLAG_CHOICE, .dst = &pooling, .meta = "cls|mean|max",
+         .help = "the vector every command makes by default (default: a sentence-transformers Pooling module, else cls)"},
+        {.name = "--normalize", .kind = FLAG_INT, .dst = &normalize, .lo = 0, .hi = 1, .meta = "0|1", .help = "L2-normalise vectors (default: a Normalize module in modules.json)"},
+        {.name = "--quiet", .kind = FLAG_SWITCH, .dst = &quiet, .help = "no notes on stderr (also -q)"},
+        {.name = "-q", .kind = FLAG_SWITCH, .dst = &quiet},
+    };
+    const int parsed = cli_parse("import", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    static const char *const POOLINGS[] = {"cls", "mean", "max"};
+    if (pooling >= 0) o.pooling = POOLINGS[pooling];
+    if (normalize >= 0) o.normalize = normalize ? IMPORT_ON : IMPORT_OFF;
+    if (quiet) o.notes = NULL;
+    if (!o.from || !o.out) {
+        fprintf(stderr, "hyp import: --from and --out are required\n");
+        cli_usage(stderr, "import", SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!o.from || !o.out) return usage_error("--from and --out are required", NULL);
     if (check_paths(&o)) return 1;
     if (model_import(&o)) {
         fprintf(stderr, "hyp import: error: %s\n", hyp_last_error());

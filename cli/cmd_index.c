@@ -13,46 +13,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr,
-            "usage: hyp index --docs DOCS.h5 --neighbors K --out GRAPH.h5 [--approx] [--centroids N]\n"
-            "                 [--kmeans-iters N] [--recall-sample N] [--iters N] [--block-rows N] [--seed N]\n"
-            "                 [--device cpu|cuda]\n"
-            "  --approx          NN-descent instead of exact k-NN (recall@k measured on --recall-sample rows, default 1000)\n"
-            "  --centroids N     k-means centroids for `hyp search --algo hyp+` (e.g. sqrt(N) to 4*sqrt(N))\n"
-            "  --device D        where the exact k-NN and the k-means assignments run (cpu or cuda)\n");
-    return 1;
-}
-
 static const char *const C = "index";
+static const char *const SYNOPSIS = "--docs DOCS.h5 --neighbors K --out GRAPH.h5 [options]";
 
 int cmd_index(int argc, char **argv) {
     const char *docs = NULL, *out = NULL;
     GraphBuildOptions o = {.k = 100, .progress = true};
     bool approx = false;
     int centroids = 0, km_iters = 10, sample = 1000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--docs") && v) docs = argv[++i];
-        else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if ((!strcmp(a, "--neighbors") || !strcmp(a, "--k")) && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &o.k)) return 1; }
-        else if (!strcmp(a, "--approx")) approx = true;
-        else if (!strcmp(a, "--centroids") && v) { if (cli_int(C, a, argv[++i], 0, INT_MAX, &centroids)) return 1; }
-        else if (!strcmp(a, "--kmeans-iters") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &km_iters)) return 1; }
-        else if (!strcmp(a, "--recall-sample") && v) { if (cli_int(C, a, argv[++i], 0, INT_MAX, &sample)) return 1; }
-        else if (!strcmp(a, "--iters") && v) { if (cli_int(C, a, argv[++i], 0, 1 << 20, &o.iters)) return 1; }
-        else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &o.block_rows)) return 1; }
-        else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &o.seed)) return 1; }
-        else if (!strcmp(a, "--device") && v) { if (cli_device(C, a, argv[++i], &o.device)) return 1; }
-        else if (!strcmp(a, "--cuda")) { if (cli_device(C, "--cuda", "cuda", &o.device)) return 1; }
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else {
-            cli_bad_option(C, a, "--docs --out --neighbors --k --centroids --kmeans-iters --recall-sample --iters "
-                                 "--block-rows --seed --device");
-            return usage();
-        }
+    const CliFlag flags[] = {
+        {.name = "--docs", .kind = FLAG_STR, .dst = &docs, .meta = "FILE", .help = "document vectors (hyp encode)"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "FILE", .help = "the graph file to write"},
+        {.name = "--neighbors", .kind = FLAG_INT, .dst = &o.k, .lo = 1, .hi = 1 << 20, .meta = "K", .help = "neighbours per document (default 100)"},
+        {.name = "--k", .kind = FLAG_INT, .dst = &o.k, .lo = 1, .hi = 1 << 20, .meta = "K"},
+        {.name = "--approx", .kind = FLAG_SWITCH, .dst = &approx, .help = "NN-descent instead of exact k-NN (recall@k measured on a sample)"},
+        {.name = "--recall-sample", .kind = FLAG_INT, .dst = &sample, .lo = 0, .hi = INT_MAX, .meta = "N", .help = "rows the NN-descent recall is measured on (default 1000)"},
+        {.name = "--iters", .kind = FLAG_INT, .dst = &o.iters, .lo = 0, .hi = 1 << 20, .meta = "N", .help = "NN-descent iterations (default 12)"},
+        {.name = "--centroids", .kind = FLAG_INT, .dst = &centroids, .lo = 0, .hi = INT_MAX, .meta = "N",
+         .help = "k-means centroids for `hyp search --algo hyp+` (e.g. sqrt(N) to 4*sqrt(N))"},
+        {.name = "--kmeans-iters", .kind = FLAG_INT, .dst = &km_iters, .lo = 1, .hi = 1 << 20, .meta = "N", .help = "k-means iterations (default 10)"},
+        {.name = "--block-rows", .kind = FLAG_LONG, .dst = &o.block_rows, .lo = 0, .hi = (double)LONG_MAX, .meta = "N", .help = "rows per GEMM block (default 4096)"},
+        {.name = "--seed", .kind = FLAG_U64, .dst = &o.seed, .meta = "N", .help = "seed of the samples and NN-descent"},
+        {.name = "--device", .kind = FLAG_DEVICE, .dst = &o.device, .meta = "cpu|cuda",
+         .help = "where the exact k-NN and the k-means assignments run (default cpu)"},
+        {.name = "--cuda", .kind = FLAG_DEVICE, .dst = &o.device, .help = "--device cuda", .fixed = "cuda"},
+    };
+    const int parsed = cli_parse(C, SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (!docs || !out) {
+        fprintf(stderr, "hyp index: --docs and --out are needed\n");
+        cli_usage(stderr, C, SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!docs || !out) return usage();
     if (cli_check_paths(C, &(CliPath)CLI_FILE("--docs", docs), 1, &(CliPath)CLI_FILE("--out", out), 1)) return 1;
     DocStore *s = docstore_open(docs, &(DocStoreOptions){.progress = true});
     if (!s) { fprintf(stderr, "hyp index: %s\n", hyp_last_error()); return 1; }

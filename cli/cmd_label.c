@@ -12,30 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *USAGE =
-    "usage: hyp label --teacher T.h5 --queries Q.tsv --corpus C.tsv (--candidates RUN | --top N | --qrels QRELS)\n"
-    "                 --negatives K --out train.jsonl [options]\n"
-    "  --teacher T.h5     the teacher (hyp import): a BERT or BE-Base bi-encoder (inner product of its own\n"
-    "                     pooled vectors), a Hypencoder, or a cross-encoder (needs --candidates)\n"
-    "  --candidates RUN   a TREC run: each query's candidate documents (e.g. BM25's top 100)\n"
-    "  --top N            the candidates are the teacher's own top N over the whole corpus (exhaustive search;\n"
-    "                     bi-encoder, plain BERT or Hypencoder teachers)\n"
-    "  --docs D.h5        the teacher's document vectors (hyp encode --model T.h5): used instead of encoding\n"
-    "                     the corpus again, for --top and for the scores\n"
-    "  --depth N          candidates taken per query from the run, by its scores (default: all)\n"
-    "  --qrels QRELS      the positive is the relevant document (highest grade; teacher breaks ties),\n"
-    "                     relevant documents are never negatives; without --teacher the grades are the scores\n"
-    "                     and without --candidates the judged documents are the candidates\n"
-    "  --negatives K      negatives per query, sampled from the other candidates (fewer when short)\n"
-    "  --seed N           sampling seed (default 0)\n"
-    "  --cosine           bi-encoder teachers: normalise vectors before the inner product\n"
-    "  --scale S          write the teacher's scores times S (default 1): a cosine teacher's scores are\n"
-    "                     ~50x smaller than a cross-encoder's logits; sentence-transformers models such as\n"
-    "                     MiniLM were trained on 20 x cosine (MultipleNegativesRankingLoss), their logits\n"
-    "  --batch N          texts or pairs per forward pass (default 64)\n"
-    "  --cuda             run the teacher on the GPU\n"
-    "  -q, --quiet        no progress on stderr\n"
-    ;
+static const char *const SYNOPSIS =
+    "--teacher T.h5 --queries Q.tsv --corpus C.tsv (--candidates RUN | --top N | --qrels QRELS)\n"
+    "                 --negatives K --out train.jsonl [options]";
 
 // --top N: the teacher's exhaustive top N per query over the whole corpus (the search driver), as
 // the candidate run. The corpus is encoded here unless *store holds the teacher's vectors; the
@@ -69,37 +48,43 @@ int cmd_label(int argc, char **argv) {
     int top = 0;
     LabelOptions o = {.negatives = 0, .progress = true};
     Device dev = HYP_CPU;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool v = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
-        else if (!strcmp(a, "--teacher") && v) teacher = argv[++i];
-        else if (!strcmp(a, "--queries") && v) queries = argv[++i];
-        else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
-        else if (!strcmp(a, "--candidates") && v) cands = argv[++i];
-        else if (!strcmp(a, "--qrels") && v) qrels = argv[++i];
-        else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if (!strcmp(a, "--negatives") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 20, &o.negatives)) return 1; }
-        else if (!strcmp(a, "--depth") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 30, &o.depth)) return 1; }
-        else if (!strcmp(a, "--batch") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 16, &o.batch)) return 1; }
-        else if (!strcmp(a, "--seed") && v) { if (cli_u64("label", a, argv[++i], &o.seed)) return 1; }
-        else if (!strcmp(a, "--cosine")) o.cosine = true;
-        else if (!strcmp(a, "--scale") && v) { if (cli_double("label", a, argv[++i], 1e-6, 1e6, &o.scale)) return 1; }
-        else if (!strcmp(a, "--cuda")) dev = HYP_CUDA;
-        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.progress = false;
-        else if (!strcmp(a, "--top") && v) { if (cli_int("label", a, argv[++i], 1, 1 << 20, &top)) return 1; }
-        else if (!strcmp(a, "--docs") && v) docs = argv[++i];
-        else {
-            cli_bad_option("label", a, "--teacher --queries --corpus --candidates --top --docs --qrels --out --negatives --depth --batch --seed");
-            fputs(USAGE, stderr);
-            return 1;
-        }
-    }
+    bool quiet = false;
+    const CliFlag flags[] = {
+        {.name = "--teacher", .kind = FLAG_STR, .dst = &teacher, .meta = "T.h5",
+         .help = "the teacher (hyp import): a BERT or BE-Base bi-encoder (inner product of its pooled vectors), "
+                 "a Hypencoder, or a cross-encoder (needs --candidates)"},
+        {.name = "--queries", .kind = FLAG_STR, .dst = &queries, .meta = "FILE", .help = "queries: id<TAB>text lines or JSONL"},
+        {.name = "--corpus", .kind = FLAG_STR, .dst = &corpus, .meta = "FILE", .help = "documents: id<TAB>text lines or JSONL"},
+        {.name = "--candidates", .kind = FLAG_STR, .dst = &cands, .meta = "RUN", .help = "a TREC run: each query's candidates (e.g. BM25's top 100)"},
+        {.name = "--top", .kind = FLAG_INT, .dst = &top, .lo = 1, .hi = 1 << 20, .meta = "N",
+         .help = "the candidates are the teacher's own exhaustive top N over the corpus (bi-encoder, BERT or Hypencoder)"},
+        {.name = "--docs", .kind = FLAG_STR, .dst = &docs, .meta = "D.h5",
+         .help = "the teacher's document vectors (hyp encode --model T.h5), used instead of encoding the corpus again"},
+        {.name = "--depth", .kind = FLAG_INT, .dst = &o.depth, .lo = 1, .hi = 1 << 30, .meta = "N", .help = "candidates taken per query from the run, by its scores (default: all)"},
+        {.name = "--qrels", .kind = FLAG_STR, .dst = &qrels, .meta = "QRELS",
+         .help = "the positive is the relevant document (highest grade; the teacher breaks ties); relevant documents "
+                 "are never negatives; without --teacher the grades are the scores, without --candidates the judged "
+                 "documents are the candidates"},
+        {.name = "--negatives", .kind = FLAG_INT, .dst = &o.negatives, .lo = 1, .hi = 1 << 20, .meta = "K", .help = "negatives per query, sampled from the other candidates"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "FILE", .help = "the training JSONL to write (the authors' format)"},
+        {.name = "--seed", .kind = FLAG_U64, .dst = &o.seed, .meta = "N", .help = "sampling seed (default 0)"},
+        {.name = "--cosine", .kind = FLAG_SWITCH, .dst = &o.cosine, .help = "bi-encoder teachers: normalise vectors before the inner product"},
+        {.name = "--scale", .kind = FLAG_DOUBLE, .dst = &o.scale, .lo = 1e-6, .hi = 1e6, .meta = "S",
+         .help = "write the teacher's scores times S (default 1; MiniLM-like models were trained on 20 x cosine)"},
+        {.name = "--batch", .kind = FLAG_INT, .dst = &o.batch, .lo = 1, .hi = 1 << 16, .meta = "N", .help = "texts or pairs per forward pass (default 64)"},
+        {.name = "--cuda", .kind = FLAG_DEVICE, .dst = &dev, .help = "run the teacher on the GPU", .fixed = "cuda"},
+        {.name = "--quiet", .kind = FLAG_SWITCH, .dst = &quiet, .help = "no progress on stderr (also -q)"},
+        {.name = "-q", .kind = FLAG_SWITCH, .dst = &quiet},
+    };
+    const int parsed = cli_parse("label", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (quiet) o.progress = false;
     if (cands && top) { fprintf(stderr, "hyp label: --candidates and --top are two ways to choose candidates: pass one\n"); return 1; }
     if ((top || docs) && !teacher) { fprintf(stderr, "hyp label: --top and --docs need a --teacher\n"); return 1; }
     if (!queries || !corpus || !out || !o.negatives || (!cands && !top && !qrels) || (!teacher && !qrels)) {
         fprintf(stderr, "hyp label: --queries, --corpus, --out, --negatives and --candidates, --top or --qrels are required "
-                        "(--teacher, or --qrels whose grades are the scores)\n%s", USAGE);
+                        "(--teacher, or --qrels whose grades are the scores)\n");
+        cli_usage(stderr, "label", SYNOPSIS, CLI_FLAGS(flags));
         return 1;
     }
     const CliPath in[] = {CLI_FILE("--teacher", teacher), CLI_FILE("--queries", queries), CLI_FILE("--corpus", corpus),

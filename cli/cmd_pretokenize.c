@@ -7,59 +7,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *o) {
-    fprintf(o,
-            "usage: hyp pretokenize --vocab VOCAB --in train.jsonl --out DIR [--query-max-len 32] [--doc-max-len 196]\n"
-            "                       [--uncased|--cased] [--retokenize] [--threads N] [--quiet]\n"
-            "  One streaming pass over the training JSONL, in the authors' format\n"
-            "    {\"query\": {\"id\",\"content\"}, \"items\": [{\"id\",\"content\",\"score\"}, ...]}  (items[0] = positive;\n"
-            "     \"tokenized_content\" ids are used when present)\n"
-            "  or FlagEmbedding's {\"query\", \"pos\", \"neg\", \"pos_scores\", \"neg_scores\"}, into DIR:\n"
-            "  int32 token ids, offsets, float32 teacher scores and meta.json, for `hyp train`'s loader.\n"
-            "  --query-max-len N  truncate queries to N ids including [CLS]/[SEP] (default 32, the paper's)\n"
-            "  --doc-max-len N    truncate passages to N ids including [CLS]/[SEP] (default 196)\n"
-            "  --uncased          lowercase and strip accents (default; bert-base-uncased)\n"
-            "  --cased            keep case (cased vocabularies)\n"
-            "  --retokenize       tokenize \"content\" even where \"tokenized_content\" is given (ids made\n"
-            "                     with another vocabulary; otherwise they are trusted, only range-checked)\n"
-            "  --threads N        parse/tokenize threads (default: all)\n"
-            "  --quiet            no progress on stderr\n"
-            "  DIR must not exist; it is written as DIR.tmp and renamed when complete.\n");
-}
-
-static int parse_len(const char *flag, const char *s, int *out) {
-    return cli_int("pretokenize", flag, s, 2, 1000000, out);
-}
+static const char *const SYNOPSIS =
+    "--vocab VOCAB --in train.jsonl --out DIR [options]\n"
+    "  One streaming pass over the training JSONL, in the authors' format\n"
+    "    {\"query\": {\"id\",\"content\"}, \"items\": [{\"id\",\"content\",\"score\"}, ...]}  (items[0] = positive;\n"
+    "     \"tokenized_content\" ids are used when present)\n"
+    "  or FlagEmbedding's {\"query\", \"pos\", \"neg\", \"pos_scores\", \"neg_scores\"}, into DIR:\n"
+    "  int32 token ids, offsets, float32 teacher scores and meta.json, for `hyp train`'s loader.\n"
+    "  DIR must not exist; it is written as DIR.tmp and renamed when complete.";
 
 int cmd_pretokenize(int argc, char **argv) {
     PretokOptions o = pretok_options_default();
     const char *vocab = NULL;
-    bool lowercase = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = argv[++i];
-        else if (!strcmp(a, "--in") && i + 1 < argc) o.in_path = argv[++i];
-        else if (!strcmp(a, "--out") && i + 1 < argc) o.out_dir = argv[++i];
-        else if (!strcmp(a, "--query-max-len") && i + 1 < argc) { if (parse_len(a, argv[++i], &o.query_max_len)) return 1; }
-        else if (!strcmp(a, "--doc-max-len") && i + 1 < argc) { if (parse_len(a, argv[++i], &o.doc_max_len)) return 1; }
-        else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_int("pretokenize", a, argv[++i], 1, 4096, &o.threads)) return 1;
-        } else if (!strcmp(a, "--uncased")) lowercase = true;
-        else if (!strcmp(a, "--cased")) lowercase = false;
-        else if (!strcmp(a, "--quiet")) o.progress = false;
-        else if (!strcmp(a, "--retokenize")) o.retokenize = true;
-        else {
-            cli_bad_option("pretokenize", a, "--vocab --in --out --query-max-len --doc-max-len --threads");
-            usage(stderr);
-            return 1;
-        }
-    }
+    bool uncased = false, cased = false, quiet = false;
+    const CliFlag flags[] = {
+        {.name = "--vocab", .kind = FLAG_STR, .dst = &vocab, .meta = "FILE", .help = "vocab.txt"},
+        {.name = "--in", .kind = FLAG_STR, .dst = &o.in_path, .meta = "FILE", .help = "training JSONL"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &o.out_dir, .meta = "DIR", .help = "the shard directory to create"},
+        {.name = "--query-max-len", .kind = FLAG_INT, .dst = &o.query_max_len, .lo = 2, .hi = 1000000, .meta = "N",
+         .help = "truncate queries to N ids including [CLS]/[SEP] (default 32, the paper's)"},
+        {.name = "--doc-max-len", .kind = FLAG_INT, .dst = &o.doc_max_len, .lo = 2, .hi = 1000000, .meta = "N",
+         .help = "truncate passages to N ids including [CLS]/[SEP] (default 196)"},
+        {.name = "--uncased", .kind = FLAG_SWITCH, .dst = &uncased, .help = "lowercase and strip accents (default; bert-base-uncased)"},
+        {.name = "--cased", .kind = FLAG_SWITCH, .dst = &cased, .help = "keep case (cased vocabularies)"},
+        {.name = "--retokenize", .kind = FLAG_SWITCH, .dst = &o.retokenize,
+         .help = "tokenize \"content\" even where \"tokenized_content\" is given (ids of another vocabulary)"},
+        {.name = "--threads", .kind = FLAG_INT, .dst = &o.threads, .lo = 1, .hi = 4096, .meta = "N", .help = "parse/tokenize threads (default: all)"},
+        {.name = "--quiet", .kind = FLAG_SWITCH, .dst = &quiet, .help = "no progress on stderr"},
+    };
+    const int parsed = cli_parse("pretokenize", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (cased && uncased) { fprintf(stderr, "hyp pretokenize: --cased and --uncased contradict each other\n"); return 1; }
     if (!vocab || !o.in_path || !o.out_dir) {
         fprintf(stderr, "hyp pretokenize: --vocab, --in and --out are required\n");
-        usage(stderr);
+        cli_usage(stderr, "pretokenize", SYNOPSIS, CLI_FLAGS(flags));
         return 1;
     }
+    if (quiet) o.progress = false;
+    const bool lowercase = !cased;
     const CliPath ins[] = {CLI_FILE("--vocab", vocab), CLI_FILE("--in", o.in_path)};
     if (cli_check_paths("pretokenize", ins, 2, &(CliPath)CLI_DIR("--out", o.out_dir), 1)) return 1;
     Tokenizer *t = tok_load(vocab, lowercase);

@@ -12,33 +12,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: hyp score --model M.h5 --queries Q.tsv --corpus C.tsv [--vocab V] [--query-max-len N]\n"
-                    "                 [--doc-max-len N] [--batch N] [--device cpu|cuda]\n"
-                    "  Hypencoder: q-net scores; BE-Base and plain BERT: inner products (cosine when normalised)\n");
-    return 1;
-}
+static const char *const SYNOPSIS = "--model M.h5 --queries Q.tsv --corpus C.tsv [options]\n"
+                                    "  Hypencoder: q-net scores; BE-Base and plain BERT: inner products (cosine when normalised)";
 
 int cmd_score(int argc, char **argv) {
     const char *model = NULL, *queries = NULL, *corpus = NULL, *vocab = NULL;
     int qmax = 0, dmax = 0, batch = 16;
     Device dev = HYP_CPU;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool v = i + 1 < argc;
-        if (!strcmp(a, "--model") && v) model = argv[++i];
-        else if (!strcmp(a, "--queries") && v) queries = argv[++i];
-        else if (!strcmp(a, "--corpus") && v) corpus = argv[++i];
-        else if (!strcmp(a, "--vocab") && v) vocab = argv[++i];
-        else if (!strcmp(a, "--query-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &qmax)) return 1; }
-        else if (!strcmp(a, "--doc-max-len") && v) { if (cli_int("score", a, argv[++i], 2, 1 << 20, &dmax)) return 1; }
-        else if (!strcmp(a, "--batch") && v) { if (cli_int("score", a, argv[++i], 1, 1 << 16, &batch)) return 1; }
-        else if (!strcmp(a, "--device") && v) { if (cli_device("score", a, argv[++i], &dev)) return 1; }
-        else if (!strcmp(a, "--cuda")) { if (cli_device("score", "--cuda", "cuda", &dev)) return 1; }
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else { cli_bad_option("score", a, "--model --queries --corpus --vocab --query-max-len --doc-max-len --batch --device"); return usage(); }
+    const CliFlag flags[] = {
+        {.name = "--model", .kind = FLAG_STR, .dst = &model, .meta = "FILE", .help = "the model file"},
+        {.name = "--queries", .kind = FLAG_STR, .dst = &queries, .meta = "FILE", .help = "queries: id<TAB>text lines or JSONL"},
+        {.name = "--corpus", .kind = FLAG_STR, .dst = &corpus, .meta = "FILE", .help = "documents: id<TAB>text lines or JSONL"},
+        {.name = "--vocab", .kind = FLAG_STR, .dst = &vocab, .meta = "FILE", .help = "a vocab.txt instead of the model file's"},
+        {.name = "--query-max-len", .kind = FLAG_INT, .dst = &qmax, .lo = 2, .hi = 1 << 20, .meta = "N", .help = "word pieces per query (default: the model's)"},
+        {.name = "--doc-max-len", .kind = FLAG_INT, .dst = &dmax, .lo = 2, .hi = 1 << 20, .meta = "N", .help = "word pieces per document (default: the model's)"},
+        {.name = "--batch", .kind = FLAG_INT, .dst = &batch, .lo = 1, .hi = 1 << 16, .meta = "N", .help = "queries per batch (default 16)"},
+        {.name = "--device", .kind = FLAG_DEVICE, .dst = &dev, .meta = "cpu|cuda", .help = "where the model runs (default cpu)"},
+        {.name = "--cuda", .kind = FLAG_DEVICE, .dst = &dev, .help = "--device cuda", .fixed = "cuda"},
+    };
+    const int parsed = cli_parse("score", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (!model || !queries || !corpus) {
+        fprintf(stderr, "hyp score: --model, --queries and --corpus are needed\n");
+        cli_usage(stderr, "score", SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!model || !queries || !corpus) return usage();
     Model *m = model_load(model, dev);
     if (!m) { fprintf(stderr, "hyp score: %s\n", hyp_last_error()); return 1; }
     SearchModel sm = search_model_of(m);

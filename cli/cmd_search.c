@@ -20,17 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr,
-            "usage: hyp search --model M.h5 --docs DOCS.h5 --queries Q.{tsv,jsonl} --out RUN [--k 1000] [--device cpu|cuda]\n"
-            "                  [--graph G.h5 [--preset efficient1|efficient2] [--entry-points N] [--candidates N]\n"
-            "                   [--max-iter N] [--no-early-stop] [--algo paper|hyp+] [--seed N]]\n"
-            "                  [--batch-queries N] [--ignore-same-id] [--summary S.json] [--dtype fp32|fp16|bf16]\n"
-            "                  [--streaming] [--block-rows N] [--query-max-len N] [--tag T]\n"
-            "  Hypencoder models: q-net search (exhaustive, or graph with --graph); BE-Base and plain BERT\n"
-            "  models: exact inner-product (or cosine) top-k over the same document vectors.\n");
-    return 1;
-}
+static const char *const SYNOPSIS =
+    "--model M.h5 --docs DOCS.h5 --queries Q.{tsv,jsonl} --out RUN [options]\n"
+    "  Hypencoder models: q-net search (exhaustive, or graph with --graph); BE-Base and plain BERT\n"
+    "  models: exact inner-product (or cosine) top-k over the same document vectors.";
 
 static const char *const C = "search";
 
@@ -64,49 +57,48 @@ int cmd_search(int argc, char **argv) {
     GraphSearchOptions *go = &so.graph_opts;
     bool streaming = false;
     StoreDType dtype = STORE_F32;
-    const char *preset = NULL;
-    bool set_e = false, set_c = false, set_i = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--model") && v) model = argv[++i];
-        else if (!strcmp(a, "--docs") && v) docs = argv[++i];
-        else if (!strcmp(a, "--queries") && v) queries = argv[++i];
-        else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if (!strcmp(a, "--graph") && v) graph = argv[++i];
-        else if (!strcmp(a, "--summary") && v) summary = argv[++i];
-        else if (!strcmp(a, "--tag") && v) tag = argv[++i];
-        else if (!strcmp(a, "--device") && v) { if (cli_device(C, a, argv[++i], &so.device)) return 1; }
-        else if (!strcmp(a, "--k") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 24, &so.k)) return 1; }
-        else if (!strcmp(a, "--entry-points") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go->entry_points)) return 1; set_e = true; }
-        else if (!strcmp(a, "--candidates") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go->candidates)) return 1; set_c = true; }
-        else if (!strcmp(a, "--max-iter") && v) { if (cli_int(C, a, argv[++i], 1, INT_MAX, &go->max_iter)) return 1; set_i = true; }
-        else if (!strcmp(a, "--no-early-stop")) go->no_early_stop = true;
-        else if (!strcmp(a, "--preset") && v) preset = argv[++i];
-        else if (!strcmp(a, "--seed") && v) { if (cli_u64(C, a, argv[++i], &go->seed)) return 1; }
-        else if (!strcmp(a, "--algo") && v) {
-            const char *x = argv[++i];
-            if (!strcmp(x, "paper")) go->algo = ALGO_PAPER;
-            else if (!strcmp(x, "hyp+") || !strcmp(x, "hypplus")) go->algo = ALGO_HYPPLUS;
-            else { fprintf(stderr, "hyp search: --algo: expected paper or hyp+, got \"%s\"\n", x); return 1; }
-        } else if (!strcmp(a, "--batch-queries") && v) { if (cli_int(C, a, argv[++i], 1, 1 << 20, &so.batch)) return 1; }
-        else if (!strcmp(a, "--ignore-same-id")) so.ignore_same_id = true;
-        else if (!strcmp(a, "--streaming")) streaming = true;
-        else if (!strcmp(a, "--block-rows") && v) { if (cli_long(C, a, argv[++i], 0, LONG_MAX, &so.block_rows)) return 1; }
-        else if (!strcmp(a, "--query-max-len") && v) { if (cli_int(C, a, argv[++i], 2, 1 << 20, &so.query_max_len)) return 1; }
-        else if (!strcmp(a, "--dtype") && v) {
-            if (store_dtype_parse(argv[++i], &dtype)) {
-                fprintf(stderr, "hyp search: --dtype: expected fp32, fp16 or bf16, got \"%s\"\n", argv[i]);
-                return 1;
-            }
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else {
-            cli_bad_option(C, a, "--model --docs --queries --out --graph --summary --tag --device --k --entry-points "
-                                 "--candidates --max-iter --preset --seed --algo --batch-queries --block-rows "
-                                 "--query-max-len --dtype");
-            return usage();
-        }
+    const char *preset = NULL, *dtype_name = NULL;
+    int entry_points = 0, candidates = 0, max_iter = 0, algo = -1;   // 0 / -1: not given
+    const CliFlag flags[] = {
+        {.name = "--model", .kind = FLAG_STR, .dst = &model, .meta = "FILE", .help = "the model file"},
+        {.name = "--docs", .kind = FLAG_STR, .dst = &docs, .meta = "FILE", .help = "document vectors (hyp encode)"},
+        {.name = "--queries", .kind = FLAG_STR, .dst = &queries, .meta = "FILE", .help = "queries: id<TAB>text lines or JSONL"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &out, .meta = "RUN", .help = "the TREC run to write"},
+        {.name = "--k", .kind = FLAG_INT, .dst = &so.k, .lo = 1, .hi = 1 << 24, .meta = "N", .help = "hits per query (default 1000)"},
+        {.name = "--device", .kind = FLAG_DEVICE, .dst = &so.device, .meta = "cpu|cuda", .help = "where queries are encoded and scored (default cpu)"},
+        {.name = "--graph", .kind = FLAG_STR, .dst = &graph, .meta = "G.h5", .help = "graph search over this neighbour graph (hyp index)"},
+        {.name = "--preset", .kind = FLAG_STR, .dst = &preset, .meta = "NAME", .help = "graph search setting: efficient1 or efficient2 (the paper's)"},
+        {.name = "--entry-points", .kind = FLAG_INT, .dst = &entry_points, .lo = 1, .hi = INT_MAX, .meta = "N", .help = "graph search: initial candidates (overrides the preset)"},
+        {.name = "--candidates", .kind = FLAG_INT, .dst = &candidates, .lo = 1, .hi = INT_MAX, .meta = "N", .help = "graph search: nodes expanded per iteration"},
+        {.name = "--max-iter", .kind = FLAG_INT, .dst = &max_iter, .lo = 1, .hi = INT_MAX, .meta = "N", .help = "graph search: iterations"},
+        {.name = "--no-early-stop", .kind = FLAG_SWITCH, .dst = &go->no_early_stop, .help = "graph search: run every iteration"},
+        {.name = "--algo", .kind = FLAG_CHOICE, .dst = &algo, .meta = "paper|hyp+|hypplus", .help = "graph search: Algorithm 1 (default) or hyp+"},
+        {.name = "--seed", .kind = FLAG_U64, .dst = &go->seed, .meta = "N", .help = "graph search: seed of the entry points"},
+        {.name = "--batch-queries", .kind = FLAG_INT, .dst = &so.batch, .lo = 1, .hi = 1 << 20, .meta = "N", .help = "queries per batch"},
+        {.name = "--ignore-same-id", .kind = FLAG_SWITCH, .dst = &so.ignore_same_id, .help = "drop a hit whose id is the query's"},
+        {.name = "--summary", .kind = FLAG_STR, .dst = &summary, .meta = "FILE", .help = "also write the JSON summary there"},
+        {.name = "--dtype", .kind = FLAG_STR, .dst = &dtype_name, .meta = "fp32|fp16|bf16", .help = "document vectors held as (default fp32)"},
+        {.name = "--streaming", .kind = FLAG_SWITCH, .dst = &streaming, .help = "exhaustive search reading the vectors in blocks (bounded memory)"},
+        {.name = "--block-rows", .kind = FLAG_LONG, .dst = &so.block_rows, .lo = 0, .hi = (double)LONG_MAX, .meta = "N", .help = "documents per scoring block"},
+        {.name = "--query-max-len", .kind = FLAG_INT, .dst = &so.query_max_len, .lo = 2, .hi = 1 << 20, .meta = "N", .help = "word pieces per query (default: the model's)"},
+        {.name = "--tag", .kind = FLAG_STR, .dst = &tag, .meta = "T", .help = "the run tag (column 6)"},
+    };
+    const int parsed = cli_parse(C, SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (dtype_name && store_dtype_parse(dtype_name, &dtype)) {
+        fprintf(stderr, "hyp search: --dtype: expected fp32, fp16 or bf16, got \"%s\"\n", dtype_name);
+        return 1;
     }
-    if (!model || !docs || !queries || !out) return usage();
+    if (algo >= 0) go->algo = algo == 0 ? ALGO_PAPER : ALGO_HYPPLUS;
+    const bool set_e = entry_points > 0, set_c = candidates > 0, set_i = max_iter > 0;
+    if (set_e) go->entry_points = entry_points;
+    if (set_c) go->candidates = candidates;
+    if (set_i) go->max_iter = max_iter;
+    if (!model || !docs || !queries || !out) {
+        fprintf(stderr, "hyp search: --model, --docs, --queries and --out are needed\n");
+        cli_usage(stderr, C, SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
+    }
     const CliPath ins[] = {CLI_FILE("--model", model), CLI_FILE("--docs", docs), CLI_FILE("--queries", queries),
                            CLI_FILE("--graph", graph)};
     const CliPath outs[] = {CLI_FILE("--out", out), CLI_FILE("--summary", summary)};

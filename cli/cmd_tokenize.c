@@ -7,38 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *o) {
-    fprintf(o,
-            "usage: hyp tokenize --vocab VOCAB [--max-len N] [--tokens] [--no-specials] [--cased] < lines > ids\n"
-            "  One output line per input line: space-separated ids of [CLS] wordpieces [SEP]\n"
-            "  (BERT uncased WordPiece, identical to HuggingFace BertTokenizerFast).\n"
-            "  --max-len N     truncate to N ids including [CLS] and [SEP] (N >= 2; default: none)\n"
-            "  --tokens        print the wordpiece strings instead of ids\n"
-            "  --no-specials   leave out [CLS] and [SEP]\n"
-            "  --cased         do not lowercase or strip accents (cased vocabularies)\n"
-            "  Input lines end at LF; invalid UTF-8 bytes are dropped (see data/tokenizer.h).\n");
-}
+static const char *const SYNOPSIS =
+    "--vocab VOCAB [options] < lines > ids\n"
+    "  One output line per input line: space-separated ids of [CLS] wordpieces [SEP]\n"
+    "  (BERT WordPiece, identical to HuggingFace BertTokenizerFast). Input lines end at LF;\n"
+    "  invalid UTF-8 bytes are dropped (see data/tokenizer.h).";
 
 int cmd_tokenize(int argc, char **argv) {
     const char *vocab = NULL;
     long max_len = 0;
-    bool tokens = false, specials = true, lowercase = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = argv[++i];
-        else if (!strcmp(a, "--max-len") && i + 1 < argc) {
-            if (cli_long("tokenize", a, argv[++i], 2, 1000000, &max_len)) return 1;
-        } else if (!strcmp(a, "--tokens")) tokens = true;
-        else if (!strcmp(a, "--no-specials")) specials = false;
-        else if (!strcmp(a, "--cased")) lowercase = false;
-        else {
-            cli_bad_option("tokenize", a, "--vocab --max-len");
-            usage(stderr);
-            return 1;
-        }
+    bool tokens = false, no_specials = false, cased = false;
+    const CliFlag flags[] = {
+        {.name = "--vocab", .kind = FLAG_STR, .dst = &vocab, .meta = "FILE", .help = "vocab.txt"},
+        {.name = "--max-len", .kind = FLAG_LONG, .dst = &max_len, .lo = 2, .hi = 1000000, .meta = "N", .help = "truncate to N ids including [CLS] and [SEP] (default: none)"},
+        {.name = "--tokens", .kind = FLAG_SWITCH, .dst = &tokens, .help = "print the wordpiece strings instead of ids"},
+        {.name = "--no-specials", .kind = FLAG_SWITCH, .dst = &no_specials, .help = "leave out [CLS] and [SEP]"},
+        {.name = "--cased", .kind = FLAG_SWITCH, .dst = &cased, .help = "do not lowercase or strip accents (cased vocabularies)"},
+    };
+    const int parsed = cli_parse("tokenize", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) return parsed == CLI_HELP ? 0 : 1;
+    if (!vocab) {
+        fprintf(stderr, "hyp tokenize: --vocab is required\n");
+        cli_usage(stderr, "tokenize", SYNOPSIS, CLI_FLAGS(flags));
+        return 1;
     }
-    if (!vocab) { fprintf(stderr, "hyp tokenize: --vocab is required\n"); usage(stderr); return 1; }
+    const bool lowercase = !cased, specials = !no_specials;
     Tokenizer *t = tok_load(vocab, lowercase);
     if (!t) { fprintf(stderr, "hyp tokenize: %s\n", hyp_last_error()); return 1; }
 

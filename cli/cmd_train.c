@@ -13,38 +13,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int usage(void) {
-    fprintf(stderr,
-            "usage: hyp train --config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH]\n"
-            "                 [--cuda] [--quiet]\n"
-            "       hyp train --config FILE [--set ...] --plan [--cuda]   will it fit? (no GPU, no data)\n"
-            "       hyp train --help-config [--markdown]      every configuration key\n"
-            "\n"
-            "  --config FILE  INI file ([model] [data] [train] [eval] [dist]); configs/ has the paper's\n"
-            "                 (hypencoder-2/4/6/8.ini, be-base.ini) and tiny.ini\n"
-            "  --set K=V      override one key, e.g. --set model.qnet_layers=4 --set train.lr=3e-5\n"
-            "                 (keys, types, defaults and meanings: hyp train --help-config, docs/config.md)\n"
-            "  --out DIR      run folder (checkpoints ckpt-*.h5, latest, best.h5, metrics.jsonl,\n"
-            "                 config.ini), created when missing\n"
-            "  --resume       auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5\n"
-            "  --cuda         train on the GPU (CUDA backend)\n"
-            "  --quiet        no per-step log lines\n"
-            "  --plan         print the peak device memory per rank of one training step at the\n"
-            "                 config's shapes (parameters, gradients, AdamW state, activations,\n"
-            "                 workspace) and exit; the step runs through the real op code with\n"
-            "                 no arithmetic, so no GPU and no data files are needed\n"
-            "\n"
-            "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
-            "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
-            "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n"
-            "\n"
-            "examples:\n"
-            "  hyp train --config configs/hypencoder-6.ini --set data.train=train.jsonl \\\n"
-            "            --set model.init_from=bert-base.h5 --out runs/h6\n"
-            "  hyp train --config configs/hypencoder-6.ini --out runs/h6 --resume auto\n"
-            "  hyp plot runs/h6 --metric Rprec --out curves.svg\n");
-    return 1;
-}
+static const char *const SYNOPSIS =
+    "--config FILE [--set section.key=value ...] --out DIR [--resume auto|PATH] [--cuda] [--quiet]\n"
+    "       hyp train --config FILE [--set ...] --plan [--cuda]   will it fit? (no GPU, no data)\n"
+    "       hyp train --help-config [--markdown]      every configuration key\n"
+    "\n"
+    "  configs/ has the paper's (hypencoder-1/2/4/6/8.ini, be-base.ini) and tiny.ini; keys, types,\n"
+    "  defaults and meanings: hyp train --help-config, docs/config.md.\n"
+    "  SIGINT/SIGTERM finish the current step, write its checkpoint and exit 3 (a second\n"
+    "  signal stops at once). Exit codes: 0 done, 1 error (bad input, a checkpoint that could\n"
+    "  not be written), 2 non-finite loss, 3 stopped by a signal (docs/reliability.md).\n"
+    "\n"
+    "examples:\n"
+    "  hyp train --config configs/hypencoder-6.ini --set data.train=train.jsonl \\\n"
+    "            --set model.init_from=bert-base.h5 --out runs/h6\n"
+    "  hyp train --config configs/hypencoder-6.ini --out runs/h6 --resume auto\n"
+    "  hyp plot runs/h6 --metric Rprec --out curves.svg\n"
+    "\n"
+    "flags:";
 
 // A run that fails before its first checkpoint (a bad config or data) leaves no folder behind
 // when it created the folder: only the resolved config.ini, an empty metrics.jsonl and the
@@ -74,29 +60,35 @@ static void remove_unused_run_dir(const char *dir) {
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {.device = HYP_CPU};
-    bool plan = false;
+    bool plan = false, help_config = false, markdown = false, cuda = false;
     const char **sets = calloc((size_t)argc, sizeof(char *));
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool v = i + 1 < argc;
-        if (!strcmp(a, "--config") && v) o.config_path = argv[++i];
-        else if (!strcmp(a, "--set") && v) sets[o.n_sets++] = argv[++i];
-        else if (!strncmp(a, "--set=", 6)) sets[o.n_sets++] = a + 6;
-        else if (!strcmp(a, "--out") && v) o.out_dir = argv[++i];
-        else if (!strcmp(a, "--resume") && v) o.resume = argv[++i];
-        else if (!strcmp(a, "--cuda")) o.device = HYP_CUDA;
-        else if (!strcmp(a, "--quiet")) o.quiet = true;
-        else if (!strcmp(a, "--plan")) plan = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(sets); usage(); return 0; }
-        else if (!strcmp(a, "--help-config")) {
-            const bool md = i + 1 < argc && !strcmp(argv[i + 1], "--markdown");
-            char *t = config_help_text(md);
-            fputs(t, stdout);
-            free(t);
-            free(sets);
-            return 0;
-        }
-        else { cli_bad_option("train", a, "--config --set --out --resume"); free(sets); return usage(); }
+    CliList set_list = {sets, 0};
+    const CliFlag flags[] = {
+        {.name = "--config", .kind = FLAG_STR, .dst = &o.config_path, .meta = "FILE", .help = "INI file ([model] [data] [train] [eval] [dist])"},
+        {.name = "--set", .kind = FLAG_LIST, .dst = &set_list, .meta = "K=V",
+         .help = "override one key, e.g. --set model.qnet_layers=4 --set train.lr=3e-5 (repeatable)"},
+        {.name = "--out", .kind = FLAG_STR, .dst = &o.out_dir, .meta = "DIR",
+         .help = "run folder (ckpt-*.h5, latest, best.h5, metrics.jsonl, config.ini), created when missing"},
+        {.name = "--resume", .kind = FLAG_STR, .dst = &o.resume, .meta = "auto|PATH",
+         .help = "auto (the newest valid checkpoint in DIR) or a run folder's ckpt-*.h5"},
+        {.name = "--cuda", .kind = FLAG_SWITCH, .dst = &cuda, .help = "train on the GPU (CUDA backend; with --plan no GPU is needed)"},
+        {.name = "--quiet", .kind = FLAG_SWITCH, .dst = &o.quiet, .help = "no per-step log lines"},
+        {.name = "--plan", .kind = FLAG_SWITCH, .dst = &plan,
+         .help = "print one step's peak device memory per rank (parameters, gradients, AdamW, activations, "
+                 "workspace) at the config's shapes and exit: no GPU and no data needed"},
+        {.name = "--help-config", .kind = FLAG_SWITCH, .dst = &help_config, .help = "every configuration key (with --markdown: docs/config.md)"},
+        {.name = "--markdown", .kind = FLAG_SWITCH, .dst = &markdown},
+    };
+    const int parsed = cli_parse("train", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (parsed) { free(sets); return parsed == CLI_HELP ? 0 : 1; }
+    o.n_sets = set_list.n;
+    if (cuda) o.device = HYP_CUDA;
+    if (help_config) {
+        char *t = config_help_text(markdown);
+        fputs(t, stdout);
+        free(t);
+        free(sets);
+        return 0;
     }
     o.sets = sets;
     if (plan) {   // shapes come from the config alone: no --out, no data, no GPU
@@ -105,12 +97,17 @@ int cmd_train(int argc, char **argv) {
         const bool bad = !o.config_path || cli_check_paths("train", &(CliPath)CLI_FILE("--config", o.config_path), 1, NULL, 0);
         int rc = bad ? 1 : plan_run(&po, &r) ? 1 : 0;
         if (rc && !bad) fprintf(stderr, "hyp train --plan: %s\n", hyp_last_error());
-        if (!o.config_path) usage();
+        if (!o.config_path) cli_usage(stderr, "train", SYNOPSIS, CLI_FLAGS(flags));
         if (!rc) plan_print(stdout, &r);
         free(sets);
         return rc;
     }
-    if (!o.out_dir || (!o.config_path && !o.resume)) { free(sets); return usage(); }
+    if (!o.out_dir || (!o.config_path && !o.resume)) {
+        fprintf(stderr, "hyp train: --out and --config (or --resume) are needed\n");
+        cli_usage(stderr, "train", SYNOPSIS, CLI_FLAGS(flags));
+        free(sets);
+        return 1;
+    }
     // The run folder may not be (or replace) the config, the checkpoint resumed from, or the
     // training data (a pretokenized shards folder given as data.train).
     const bool resume_file = o.resume && strcmp(o.resume, "auto") != 0;

@@ -1,7 +1,7 @@
 // bert.c: BERT encoder as HuggingFace's BertModel computes it (post-LN, erf GELU,
 // additive-mask attention, token type 0), built from autograd ops.
 #include "model/bert.h"
-#include "autograd/gradcheck.h"
+#include "autograd/init.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -58,9 +58,6 @@ const char *model_kind_name(ModelKind k);
 // An HF BertModel config.json for `hyp export --config-out` (malloc'd).
 char *model_config_to_hf_bert_json(const ModelConfig *c);
 
-// Read a whole small text file (malloc'd, NUL-terminated; a leading UTF-8 BOM dropped: config.json,
-// the INI config, vocab files). NULL + error (unreadable, larger than max_bytes).
-char *hyp_read_text_file(const char *path, size_t max_bytes, size_t *len);
 
 // HF `hidden_act` spellings -> our activation (kernels/unary_ops.h): "gelu" (exact erf),
 // "relu", "gelu_new" / "gelu_pytorch_tanh" (tanh approximation), "silu" / "swish". "" means

@@ -1,6 +1,6 @@
 // hypencoder.c: hyperhead and q-net (shared/reference §1-2), built from autograd ops.
 #include "model/hypencoder.h"
-#include "autograd/gradcheck.h"
+#include "autograd/init.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

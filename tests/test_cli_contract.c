@@ -205,7 +205,7 @@ Test(cli_contract, numbers_are_strict) {
                    "got \"tpu\"");
     expect_refused(&s, "index --docs docs.h5 --out g2.h5 --device 1", "--device: expected cpu or cuda", NULL);
     expect_refused(&s, "encode --model m.h5 --corpus passages.tsv --out d.h5 --side both",
-                   "--side: expected document or query, got \"both\"", NULL);
+                   "--side: expected one of document|query|doc, got \"both\"", NULL);
     expect_refused(&s, "encode --model m.h5 --corpus queries.tsv --out d.h5 --side query", "m.h5 is a Hypencoder",
                    "--side query is for BE-Base and plain BERT models");
     if (!hyp_cuda_available())   // the build or the machine has no GPU: said before any work

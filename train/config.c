@@ -7,7 +7,6 @@
 // The dialect is inih's (see config.h), so files stay inih-compatible.
 #include "train/config.h"
 #include "model/hypencoder.h"   // QNET_MAX_LAYERS
-#include "model/hf_config.h"    // hyp_read_text_file
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
