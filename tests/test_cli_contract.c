@@ -344,3 +344,31 @@ Test(strict_numbers, doubles) {
     cr_assert_eq(hyp_parse_f64("x", "-1", 0, 1, &d), -1);
     cr_assert_str_eq(hyp_last_error(), "x: -1 is out of range: expected a number from 0 to 1");
 }
+
+// The flag tables (cli_parse): --help prints the table's lines on stdout and exits 0; a value
+// may be attached (--set=K=V) and a list flag keeps every value in order (the later --set
+// wins); a choice names its values when refused.
+Test(cli_contract, flag_table_forms) {
+    char out[8192];
+    int rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " index --help 2>/dev/null", W, ROOT);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "usage: hyp index") && strstr(out, "--centroids N") && strstr(out, "--device cpu|cuda"), "%s", out);
+    rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " train --config %s/configs/tiny.ini --set=model.kind=gpt --plan", W, ROOT,
+             ROOT);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "gpt"), "the attached --set= value must reach the config:\n%s", out);
+    rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " train --config %s/configs/tiny.ini --set=model.qnet_layers=3 "
+             "--set model.kind=biencoder --plan", W, ROOT, ROOT);
+    cr_assert_eq(rc, 0, "two --set forms in one command line:\n%s", out);
+    cr_assert(strstr(out, "plan: peak"), "%s", out);
+    rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " train --config %s/configs/tiny.ini --set model.qnet_layers=3 "
+             "--set=model.qnet_layers=9999 --plan", W, ROOT, ROOT);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "9999"), "every --set is applied, in order:\n%s", out);
+    rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " import --from imp --out m2.h5 --pooling maxx", W, ROOT);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "--pooling: expected one of cls|mean|max, got \"maxx\""), "%s", out);
+    rc = run(out, sizeof out, "cd %s && %s/" HYP_BIN " index --docs docs.h5 --out g3.h5 --block-rows=x", W, ROOT);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "--block-rows"), "%s", out);
+}
