@@ -8,7 +8,7 @@
 
 BertConfig bert_base_config(void) {
     return (BertConfig){.vocab_size = 30522, .hidden = 768, .layers = 12, .heads = 12, .ffn = 3072,
-                        .max_positions = 512, .type_vocab_size = 2, .ln_eps = 1e-12f, .pad_token_id = 0,
+                        .max_positions = 512, .type_vocab_size = 2, .ln_eps = 1e-12, .pad_token_id = 0,
                         .dropout = 0.1f, .pooler = true, .act = UN_GELU};
 }
 
@@ -100,7 +100,7 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tenso
     HYP_CHECK(!types || (same_shape(ids, types) && types->dtype == HYP_I32), "bert_forward: types must be int32 (B, T) like ids");
     int B = ids->shape[0], T = ids->shape[1];
     HYP_CHECK(T <= cfg->max_positions, "bert_forward: sequence length %d exceeds max positions %d", T, cfg->max_positions);
-    float p = cfg->dropout, eps = cfg->ln_eps;
+    float p = cfg->dropout, eps = (float)cfg->ln_eps;
 
     // Embeddings: word + position + token type 0, LayerNorm, dropout.
     // Position ids 0..T-1 and token types 0 are built on the device, in range by construction

@@ -3,6 +3,8 @@
 #define HYP_BERT_H
 #include "autograd/ops.h"
 
+// The one description of a BERT: HF config.json (model/hf_config.c), the training INI
+// (train/config.c: config_bert) and model files all read into and write from this.
 typedef struct BertConfig {
     int vocab_size;          // 30522 for bert-base-uncased
     int hidden;              // 768
@@ -11,7 +13,7 @@ typedef struct BertConfig {
     int ffn;                 // 3072 (intermediate_size)
     int max_positions;       // 512
     int type_vocab_size;     // 2
-    float ln_eps;            // 1e-12
+    double ln_eps;           // 1e-12 (HF layer_norm_eps; the ops take it as float)
     int pad_token_id;        // 0: its word-embedding row gets no gradient (HF padding_idx)
     float dropout;           // hidden and attention-probability dropout, 0.1
     bool pooler;             // register pooler.dense (present in checkpoints; unused by Hypencoder)

@@ -7,36 +7,29 @@
 #include <jansson.h>
 #endif
 
-void bert_config_default(HFBertConfig *b) {
-    *b = (HFBertConfig){.hidden_size = 768, .num_hidden_layers = 12, .num_attention_heads = 12, .intermediate_size = 3072,
-                      .vocab_size = 30522, .max_position_embeddings = 512, .type_vocab_size = 2, .pad_token_id = 0,
-                      .layer_norm_eps = 1e-12};
-    snprintf(b->hidden_act, sizeof b->hidden_act, "gelu");
-}
-
-bool bert_config_known(const char *name, HFBertConfig *b) {
+bool bert_config_known(const char *name, BertConfig *b) {
     static const char *base_uncased[] = {"google-bert/bert-base-uncased", "bert-base-uncased"};
     for (size_t i = 0; i < 2; i++)
-        if (name && !strcmp(name, base_uncased[i])) { bert_config_default(b); return true; }
+        if (name && !strcmp(name, base_uncased[i])) { *b = bert_base_config(); b->pooler = false; return true; }
     return false;
 }
 
-int bert_config_validate(const HFBertConfig *b, const char *label) {
+int bert_config_validate(const BertConfig *b, const char *label) {
     struct { const char *k; int v, lo, hi; } f[] = {
-        {"hidden_size", b->hidden_size, 1, 1 << 16}, {"num_hidden_layers", b->num_hidden_layers, 1, 1024},
-        {"num_attention_heads", b->num_attention_heads, 1, 4096}, {"intermediate_size", b->intermediate_size, 1, 1 << 18},
-        {"vocab_size", b->vocab_size, 1, 1 << 24}, {"max_position_embeddings", b->max_position_embeddings, 1, 1 << 20},
+        {"hidden_size", b->hidden, 1, 1 << 16}, {"num_hidden_layers", b->layers, 1, 1024},
+        {"num_attention_heads", b->heads, 1, 4096}, {"intermediate_size", b->ffn, 1, 1 << 18},
+        {"vocab_size", b->vocab_size, 1, 1 << 24}, {"max_position_embeddings", b->max_positions, 1, 1 << 20},
         {"type_vocab_size", b->type_vocab_size, 1, 1 << 16}, {"pad_token_id", b->pad_token_id, 0, 1 << 24},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i].v < f[i].lo || f[i].v > f[i].hi) { hyp_set_error("%s: %s: %d is out of range [%d, %d]", label, f[i].k, f[i].v, f[i].lo, f[i].hi); return -1; }
-    if (b->hidden_size % b->num_attention_heads) {
-        hyp_set_error("%s: num_attention_heads: %d does not divide hidden_size %d", label, b->num_attention_heads, b->hidden_size);
+    if (b->hidden % b->heads) {
+        hyp_set_error("%s: num_attention_heads: %d does not divide hidden_size %d", label, b->heads, b->hidden);
         return -1;
     }
-    if (!(b->layer_norm_eps > 0 && b->layer_norm_eps < 1)) { hyp_set_error("%s: layer_norm_eps: %g out of range", label, b->layer_norm_eps); return -1; }
-    UnaryOp act;
-    return hf_activation(b->hidden_act, &act, label);
+    if (!(b->ln_eps > 0 && b->ln_eps < 1)) { hyp_set_error("%s: layer_norm_eps: %g out of range", label, b->ln_eps); return -1; }
+    if ((unsigned)b->act >= UN_COUNT) { hyp_set_error("%s: hidden_act: not an activation (%d)", label, (int)b->act); return -1; }
+    return 0;
 }
 
 // The first spelling of an op is the one hf_activation_name writes.
@@ -84,19 +77,23 @@ static int get_str(json_t *o, const char *k, char *dst, size_t cap, const char *
     return 0;
 }
 
-static int parse_bert(json_t *o, const char *label, HFBertConfig *b) {
-    bert_config_default(b);
-    if (get_int(o, "hidden_size", &b->hidden_size, true, label) || get_int(o, "num_hidden_layers", &b->num_hidden_layers, true, label) ||
-        get_int(o, "num_attention_heads", &b->num_attention_heads, true, label) ||
-        get_int(o, "intermediate_size", &b->intermediate_size, true, label) || get_int(o, "vocab_size", &b->vocab_size, true, label) ||
-        get_int(o, "max_position_embeddings", &b->max_position_embeddings, false, label) ||
+// The sizes and activation come from the file; what HF's config does not carry here
+// (dropout 0.1, no pooler: model_load decides from the weights) from bert_base_config.
+static int parse_bert(json_t *o, const char *label, BertConfig *b) {
+    *b = bert_base_config();
+    b->pooler = false;
+    char act[32] = "";
+    if (get_int(o, "hidden_size", &b->hidden, true, label) || get_int(o, "num_hidden_layers", &b->layers, true, label) ||
+        get_int(o, "num_attention_heads", &b->heads, true, label) ||
+        get_int(o, "intermediate_size", &b->ffn, true, label) || get_int(o, "vocab_size", &b->vocab_size, true, label) ||
+        get_int(o, "max_position_embeddings", &b->max_positions, false, label) ||
         get_int(o, "type_vocab_size", &b->type_vocab_size, false, label) || get_int(o, "pad_token_id", &b->pad_token_id, false, label) ||
-        get_str(o, "hidden_act", b->hidden_act, sizeof b->hidden_act, label))
+        get_str(o, "hidden_act", act, sizeof act, label) || hf_activation(act, &b->act, label))
         return -1;
     json_t *eps = json_object_get(o, "layer_norm_eps");
     if (eps) {
         if (!json_is_number(eps)) { hyp_set_error("%s: layer_norm_eps: not a number", label); return -1; }
-        b->layer_norm_eps = json_number_value(eps);
+        b->ln_eps = json_number_value(eps);
     }
     json_t *pe = json_object_get(o, "position_embedding_type");
     if (pe && !json_is_null(pe) && (!json_is_string(pe) || strcmp(json_string_value(pe), "absolute"))) {
@@ -203,7 +200,7 @@ int hf_config_read(const char *path, ModelConfig *out) {
     return rc;
 }
 
-int hf_bert_config_read(const char *path, HFBertConfig *b) {
+int hf_bert_config_read(const char *path, BertConfig *b) {
     size_t n;
     char *s = hyp_read_text_file(path, 1 << 20, &n);
     if (!s) return -1;
@@ -216,18 +213,18 @@ int hf_bert_config_read(const char *path, HFBertConfig *b) {
     return rc;
 }
 
-static json_t *bert_json(const HFBertConfig *b) {
+static json_t *bert_json(const BertConfig *b) {
     json_t *o = json_object();
-    json_object_set_new(o, "hidden_size", json_integer(b->hidden_size));
-    json_object_set_new(o, "num_hidden_layers", json_integer(b->num_hidden_layers));
-    json_object_set_new(o, "num_attention_heads", json_integer(b->num_attention_heads));
-    json_object_set_new(o, "intermediate_size", json_integer(b->intermediate_size));
+    json_object_set_new(o, "hidden_size", json_integer(b->hidden));
+    json_object_set_new(o, "num_hidden_layers", json_integer(b->layers));
+    json_object_set_new(o, "num_attention_heads", json_integer(b->heads));
+    json_object_set_new(o, "intermediate_size", json_integer(b->ffn));
     json_object_set_new(o, "vocab_size", json_integer(b->vocab_size));
-    json_object_set_new(o, "max_position_embeddings", json_integer(b->max_position_embeddings));
+    json_object_set_new(o, "max_position_embeddings", json_integer(b->max_positions));
     json_object_set_new(o, "type_vocab_size", json_integer(b->type_vocab_size));
     json_object_set_new(o, "pad_token_id", json_integer(b->pad_token_id));
-    json_object_set_new(o, "layer_norm_eps", json_real(b->layer_norm_eps));
-    json_object_set_new(o, "hidden_act", json_string(b->hidden_act));
+    json_object_set_new(o, "layer_norm_eps", json_real(b->ln_eps));
+    json_object_set_new(o, "hidden_act", json_string(hf_activation_name(b->act)));
     return o;
 }
 
@@ -332,7 +329,7 @@ char *model_config_to_hf_bert_json(const ModelConfig *c) {
 static int no_json(const char *label) { hyp_set_error("%s: reading JSON needs jansson (install libjansson-dev and rebuild)", label); return -1; }
 int hf_config_parse(const char *text, size_t len, const char *label, ModelConfig *out) { (void)text; (void)len; (void)out; return no_json(label); }
 int hf_config_read(const char *path, ModelConfig *out) { (void)out; return no_json(path); }
-int hf_bert_config_read(const char *path, HFBertConfig *b) { (void)b; return no_json(path); }
+int hf_bert_config_read(const char *path, BertConfig *b) { (void)b; return no_json(path); }
 char *model_config_to_json(const ModelConfig *c) { (void)c; no_json("config"); return NULL; }
 int model_config_from_json(const char *text, const char *label, ModelConfig *c) { (void)text; (void)c; return no_json(label); }
 char *model_config_to_hf_bert_json(const ModelConfig *c) { (void)c; no_json("config"); return NULL; }

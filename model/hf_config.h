@@ -4,6 +4,7 @@
 #define HYP_HF_CONFIG_H
 #include "autograd/util.h"
 #include "kernels/kernels.h"
+#include "model/bert.h"
 
 #define HYP_MAX_QNET_DIMS 34            // vector_dimensions entries: up to 32 hidden layers
 
@@ -11,15 +12,8 @@
 typedef enum { MODEL_BERT = 0, MODEL_HYPENCODER = 1, MODEL_BIENCODER = 2, MODEL_CROSS_ENCODER = 3 } ModelKind;
 
 typedef struct {
-    int hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
-    int vocab_size, max_position_embeddings, type_vocab_size, pad_token_id;
-    double layer_norm_eps;
-    char hidden_act[32];                // "gelu" = exact erf GELU (HF's default)
-} HFBertConfig;
-
-typedef struct {
     ModelKind kind;
-    HFBertConfig bert;                    // the (query) encoder backbone
+    BertConfig bert;                      // the (query) encoder backbone (model/bert.h: the one BERT config)
     // Hypencoder only (reference §1, §4):
     int n_dims;                         // length of vector_dimensions: [d_0 .. d_L, 1]
     int vector_dimensions[HYP_MAX_QNET_DIMS];
@@ -33,12 +27,11 @@ typedef struct {
     char bert_prefix[64];
 } ModelConfig;
 
-// bert-base-uncased values (HF HFBertConfig defaults).
-void bert_config_default(HFBertConfig *b);
 // Known backbone names (google-bert/bert-base-uncased, bert-base-uncased): true + *b filled.
-bool bert_config_known(const char *name, HFBertConfig *b);
-// Check ranges (positive sizes, heads divide hidden, ...). 0 or -1 + "label: key: reason".
-int bert_config_validate(const HFBertConfig *b, const char *label);
+bool bert_config_known(const char *name, BertConfig *b);
+// Check ranges (positive sizes, heads divide hidden, ...), named by their HF config.json keys.
+// 0 or -1 + "label: key: reason".
+int bert_config_validate(const BertConfig *b, const char *label);
 
 // Parse HF config.json text. kind from "architectures"/"model_type": BERT-family models
 // (BertModel, BertForMaskedLM, ...) -> MODEL_BERT; BertForSequenceClassification ->
@@ -48,7 +41,7 @@ int bert_config_validate(const HFBertConfig *b, const char *label);
 int hf_config_parse(const char *text, size_t len, const char *label, ModelConfig *out);
 int hf_config_read(const char *path, ModelConfig *out);     // + reads the file
 // Parse only the BERT part of an HF BERT config.json into *b.
-int hf_bert_config_read(const char *path, HFBertConfig *b);
+int hf_bert_config_read(const char *path, BertConfig *b);
 
 // The resolved config as JSON (malloc'd) and back.
 char *model_config_to_json(const ModelConfig *c);

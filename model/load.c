@@ -5,20 +5,8 @@
 #include <string.h>
 
 int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label) {
-    const HFBertConfig *h = &mc->bert;
-    UnaryOp act;
-    if (hf_activation(h->hidden_act, &act, label)) return -1;
-    if (h->hidden_size <= 0 || h->num_hidden_layers <= 0 || h->num_attention_heads <= 0 ||
-        h->hidden_size % h->num_attention_heads) {
-        hyp_set_error("%s: incomplete or inconsistent BERT config (hidden %d, layers %d, heads %d)", label,
-                      h->hidden_size, h->num_hidden_layers, h->num_attention_heads);
-        return -1;
-    }
-    *out = (BertConfig){.vocab_size = h->vocab_size, .hidden = h->hidden_size, .layers = h->num_hidden_layers,
-                        .heads = h->num_attention_heads, .ffn = h->intermediate_size,
-                        .max_positions = h->max_position_embeddings, .type_vocab_size = h->type_vocab_size,
-                        .ln_eps = (float)h->layer_norm_eps, .pad_token_id = h->pad_token_id,
-                        .dropout = 0.1f, .pooler = false, .act = act};
+    if (bert_config_validate(&mc->bert, label)) return -1;
+    *out = mc->bert;
     return 0;
 }
 

@@ -23,7 +23,7 @@ typedef struct Model {
     char *path;
 } Model;
 
-// Our encoder configs from a stored ModelConfig (0 or -1 + error naming `label`).
+// The stored BERT config, checked (0 or -1 + error naming `label` and the key).
 int model_bert_config(const ModelConfig *mc, BertConfig *out, const char *label);
 int model_hypencoder_config(const ModelConfig *mc, HypencoderConfig *out, const char *label);
 

@@ -6,35 +6,67 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool good_name(const char *n) {
-    return *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..");
+static bool name_ok(const char *path, const char *n) {
+    if (n && *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..") && strlen(n) <= 900) return true;
+    hyp_set_error("%s: parameter name \"%s\" cannot be an HDF5 dataset name", path, n ? n : "(null)");
+    return false;
+}
+
+int model_file_put_params(H5File *f, const char *path, const char *group, const ParamView *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (!name_ok(path, v[i].name)) return -1;
+    char ds[1200];
+    for (int i = 0; i < n; i++) {
+        int one = 1;
+        snprintf(ds, sizeof ds, "%s/%s", group, v[i].name);
+        if (h5_write_f32(f, ds, v[i].data, v[i].ndim ? v[i].ndim : 1, v[i].ndim ? v[i].shape : &one)) return -1;
+    }
+    return 0;
+}
+
+int model_file_get_params(H5File *f, const char *group, const ParamView *v, int n) {
+    char ds[1200];
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        for (int k = 0; k < v[i].ndim; k++) numel *= (size_t)v[i].shape[k];
+        snprintf(ds, sizeof ds, "%s/%s", group, v[i].name);
+        if (h5_read_f32_into(f, ds, v[i].data, numel)) return -1;
+    }
+    return 0;
+}
+
+int model_file_put_meta(H5File *f, const ModelMeta *m, bool as_model_file) {
+    char *cfg = model_config_to_json(m->config);
+    if (!cfg) return -1;
+    int rc = h5_write_string(f, as_model_file ? "/config" : "/model_config", cfg);
+    free(cfg);
+    if (m->hf_config) rc |= h5_write_string(f, "/hf_config", m->hf_config);
+    if (m->vocab) rc |= h5_write_strings(f, "/tokenizer/vocab", m->vocab, (size_t)m->n_vocab);
+    rc |= h5_write_attr_i64(f, "/tokenizer", "lowercase", m->lowercase);
+    rc |= h5_write_attr_i64(f, "/tokenizer", "query_max_len", m->query_max_len);
+    rc |= h5_write_attr_i64(f, "/tokenizer", "doc_max_len", m->doc_max_len);
+    rc |= h5_write_attr_i64(f, "/pooling", "mode", m->pooling);
+    rc |= h5_write_attr_i64(f, "/pooling", "normalize", m->normalize);
+    if (as_model_file) rc |= h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
+    return rc ? -1 : 0;
 }
 
 int model_file_write(const char *path, const ModelFile *m) {
-    for (int i = 0; i < m->params->n; i++)
-        if (!good_name(m->params->v[i].name)) { hyp_set_error("%s: %s: parameter name unusable as an HDF5 dataset name", path, m->params->v[i].name); return -1; }
-    char *cfg = model_config_to_json(&m->config);
-    if (!cfg) return -1;
-    H5File *f = h5_begin(path);
-    if (!f) { free(cfg); return -1; }
-    char ds[1200];
-    for (int i = 0; i < m->params->n; i++) {
+    int n = m->params->n;
+    ParamView *v = hyp_calloc(n ? (size_t)n : 1, sizeof *v);
+    for (int i = 0; i < n; i++) {
         const NamedTensor *t = &m->params->v[i];
-        int one = 1;
-        snprintf(ds, sizeof ds, "/params/%s", t->name);
-        if (h5_write_f32(f, ds, t->data, t->ndim ? t->ndim : 1, t->ndim ? t->shape : &one)) break;
+        v[i] = (ParamView){.name = t->name, .ndim = t->ndim, .shape = t->shape, .data = t->data};
     }
-    h5_write_string(f, "/config", cfg);
-    free(cfg);
-    if (m->hf_config) h5_write_string(f, "/hf_config", m->hf_config);
-    if (m->vocab) h5_write_strings(f, "/tokenizer/vocab", (const char *const *)m->vocab, (size_t)m->n_vocab);
-    h5_write_attr_i64(f, "/tokenizer", "lowercase", m->lowercase);
-    h5_write_attr_i64(f, "/tokenizer", "query_max_len", m->query_max_len);
-    h5_write_attr_i64(f, "/tokenizer", "doc_max_len", m->doc_max_len);
-    h5_write_attr_i64(f, "/pooling", "mode", m->pooling);
-    h5_write_attr_i64(f, "/pooling", "normalize", m->normalize);
-    h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
-    return h5_commit(f);
+    ModelMeta meta = {.config = &m->config, .hf_config = m->hf_config, .vocab = (const char *const *)m->vocab,
+                      .n_vocab = m->n_vocab, .lowercase = m->lowercase, .query_max_len = m->query_max_len,
+                      .doc_max_len = m->doc_max_len, .pooling = m->pooling, .normalize = m->normalize};
+    H5File *f = h5_begin(path);
+    int rc = -1;
+    if (f && (model_file_put_params(f, path, "/params", v, n) || model_file_put_meta(f, &meta, true))) h5_abort(f);
+    else if (f) rc = h5_commit(f);
+    free(v);
+    return rc;
 }
 
 void model_file_free(ModelFile *m) {

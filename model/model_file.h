@@ -15,8 +15,41 @@
 #include "model/weights.h"
 #include "model/hf_config.h"
 #include "model/bert.h"
+#include "autograd/h5io.h"
 
 #define MODEL_FILE_VERSION 1
+
+// What a model file holds besides the parameters. Training writes it into checkpoints
+// (under /model_config) and best.h5 through the same writer as `hyp import`.
+typedef struct ModelMeta {
+    const ModelConfig *config;    // stored as JSON (model_load rebuilds the model from it)
+    const char *hf_config;        // the original config.json text, or NULL
+    const char *const *vocab;     // (n_vocab) WordPiece tokens by id, or NULL
+    int n_vocab;
+    bool lowercase;
+    int query_max_len, doc_max_len;
+    Pooling pooling;              // stored as /pooling (model_load's encoders pool so)
+    bool normalize;
+} ModelMeta;
+
+// One fp32 parameter as stored: GROUP/<name>, the given shape (ndim 0 is stored as (1)).
+typedef struct ParamView {
+    const char *name;
+    int ndim;
+    const int *shape;
+    float *data;                  // host memory: read from when writing, filled when reading
+} ParamView;
+
+// The one parameter writer and reader (model files and checkpoints). put: every name is
+// checked first (non-empty, no '/', not "." or "..", at most 900 bytes; an error names
+// PATH and the parameter), then GROUP/<name> is written for each. get: fills each view's
+// data from GROUP/<name> (the sizes must match). 0 or -1 + error.
+int model_file_put_params(H5File *f, const char *path, const char *group, const ParamView *v, int n);
+int model_file_get_params(H5File *f, const char *group, const ParamView *v, int n);
+// The metadata: with as_model_file, /config (JSON) and the format_version attribute, as a
+// model file has them; otherwise the config goes to /model_config (a checkpoint's /config
+// is the training INI). Then /hf_config, /tokenizer and /pooling. 0 or -1 + error.
+int model_file_put_meta(H5File *f, const ModelMeta *m, bool as_model_file);
 
 typedef struct {
     WeightSet *params;          // HF names -> fp32 tensors

@@ -63,14 +63,14 @@ static void expect(ExpectList *l, bool optional, int ndim, const int *shape, con
 }
 #define S(...) (int[]){__VA_ARGS__}
 
-static void expect_bert(ExpectList *l, const char *P, const HFBertConfig *b) {
-    int H = b->hidden_size, I = b->intermediate_size;
+static void expect_bert(ExpectList *l, const char *P, const BertConfig *b) {
+    int H = b->hidden, I = b->ffn;
     expect(l, false, 2, S(b->vocab_size, H), "%sembeddings.word_embeddings.weight", P);
-    expect(l, false, 2, S(b->max_position_embeddings, H), "%sembeddings.position_embeddings.weight", P);
+    expect(l, false, 2, S(b->max_positions, H), "%sembeddings.position_embeddings.weight", P);
     expect(l, false, 2, S(b->type_vocab_size, H), "%sembeddings.token_type_embeddings.weight", P);
     expect(l, false, 1, S(H), "%sembeddings.LayerNorm.weight", P);
     expect(l, false, 1, S(H), "%sembeddings.LayerNorm.bias", P);
-    for (int i = 0; i < b->num_hidden_layers; i++) {
+    for (int i = 0; i < b->layers; i++) {
         static const char *qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"};
         for (int k = 0; k < 4; k++) {
             expect(l, false, 2, S(H, H), "%sencoder.layer.%d.%s.weight", P, i, qkv[k]);
@@ -91,7 +91,7 @@ static void expect_bert(ExpectList *l, const char *P, const HFBertConfig *b) {
 
 // Hyperhead (reference §1.2/§4): vector_dimensions d[0..L+1], n_w = L+1 weights, n_b = L biases.
 static void expect_hyperhead(ExpectList *l, const ModelConfig *c) {
-    const int *d = c->vector_dimensions, H = c->bert.hidden_size, nw = c->n_dims - 1, nb = c->n_dims - 2;
+    const int *d = c->vector_dimensions, H = c->bert.hidden, nw = c->n_dims - 1, nb = c->n_dims - 2;
     const char *P = HEAD_PREFIX;
     for (int i = 0; i < nw; i++) {
         expect(l, false, 3, S(1, d[i + 1], d[i]), "%shyper_base_matrices.%d", P, i);
@@ -127,7 +127,7 @@ static const NamedTensor *getf(const WeightSet *ws, const char *P, const char *k
     return weights_get(ws, n);
 }
 
-static int infer_bert(const WeightSet *ws, const char *P, HFBertConfig *b, const char *label, FILE *notes) {
+static int infer_bert(const WeightSet *ws, const char *P, BertConfig *b, const char *label, FILE *notes) {
     const NamedTensor *we = getf(ws, P, "embeddings.word_embeddings.weight"), *pe = getf(ws, P, "embeddings.position_embeddings.weight"),
                       *te = getf(ws, P, "embeddings.token_type_embeddings.weight"),
                       *it = getf(ws, P, "encoder.layer.0.intermediate.dense.weight");
@@ -135,27 +135,28 @@ static int infer_bert(const WeightSet *ws, const char *P, HFBertConfig *b, const
         hyp_set_error("%s: %sembeddings.*: cannot infer the BERT sizes from the weights (embeddings or layer 0 missing); pass --config", label, P);
         return -1;
     }
-    bert_config_default(b);
+    *b = bert_base_config();
+    b->pooler = false;
     b->vocab_size = we->shape[0];
-    b->hidden_size = we->shape[1];
-    b->max_position_embeddings = pe->shape[0];
+    b->hidden = we->shape[1];
+    b->max_positions = pe->shape[0];
     b->type_vocab_size = te->shape[0];
-    b->intermediate_size = it->shape[0];
-    b->num_hidden_layers = 0;
-    for (;; b->num_hidden_layers++) {
+    b->ffn = it->shape[0];
+    b->layers = 0;
+    for (;; b->layers++) {
         char k[96];
-        snprintf(k, sizeof k, "encoder.layer.%d.attention.self.query.weight", b->num_hidden_layers);
+        snprintf(k, sizeof k, "encoder.layer.%d.attention.self.query.weight", b->layers);
         if (!getf(ws, P, k)) break;
     }
-    if (b->hidden_size % 64) {
+    if (b->hidden % 64) {
         hyp_set_error("%s: num_attention_heads cannot be inferred from the weights (hidden %d is not a multiple of 64); pass %s",
-                      label, b->hidden_size, *P ? "--bert-config (the backbone's config.json)" : "--config");
+                      label, b->hidden, *P ? "--bert-config (the backbone's config.json)" : "--config");
         return -1;
     }
-    b->num_attention_heads = b->hidden_size / 64;
+    b->heads = b->hidden / 64;
     note(notes, "note: no BERT config: sizes from the weights (hidden %d, %d layers, FFN %d, vocab %d); assuming %d heads "
          "(hidden/64), eps 1e-12, gelu: pass %s if that is wrong",
-         b->hidden_size, b->num_hidden_layers, b->intermediate_size, b->vocab_size, b->num_attention_heads,
+         b->hidden, b->layers, b->ffn, b->vocab_size, b->heads,
          *P ? "--bert-config" : "--config");
     return bert_config_validate(b, label);
 }
@@ -295,16 +296,16 @@ int model_weights_normalize(WeightSet *ws, ModelConfig *c, bool have_config, boo
         if (!have_config && infer_bert(ws, "", &c->bert, label, notes)) return -1;
     } else {
         if (reconcile_passage(ws, c, have_config, label, notes)) return -1;
-        if (c->bert.hidden_size == 0 && infer_bert(ws, BERT_HYP_PREFIX, &c->bert, label, notes)) return -1;
+        if (c->bert.hidden == 0 && infer_bert(ws, BERT_HYP_PREFIX, &c->bert, label, notes)) return -1;
         if (c->n_dims == 0 && infer_hyperhead(ws, c, label)) return -1;
-        if (c->vector_dimensions[0] != c->bert.hidden_size)
-            note(notes, "note: vector_dimensions[0] = %d differs from the BERT hidden size %d", c->vector_dimensions[0], c->bert.hidden_size);
+        if (c->vector_dimensions[0] != c->bert.hidden)
+            note(notes, "note: vector_dimensions[0] = %d differs from the BERT hidden size %d", c->vector_dimensions[0], c->bert.hidden);
     }
     ExpectList ex = {0};
     expect_bert(&ex, c->bert_prefix, &c->bert);
     if (c->kind == MODEL_CROSS_ENCODER) {   // the classifier reads the pooled [CLS]: pooler required
         for (int i = ex.n - 2; i < ex.n; i++) ex.v[i].optional = false;
-        expect(&ex, false, 2, S(c->num_labels, c->bert.hidden_size), "classifier.weight");
+        expect(&ex, false, 2, S(c->num_labels, c->bert.hidden), "classifier.weight");
         expect(&ex, false, 1, S(c->num_labels), "classifier.bias");
     }
     if (c->kind == MODEL_HYPENCODER) {
@@ -575,75 +576,151 @@ int import_default_query_len(ModelKind kind, int max_positions) {
     return want < max_positions ? want : max_positions;
 }
 
-int model_import(const ImportOptions *o) {
-    if (!o->from || !o->out) { hyp_set_error("import: --from and --out are required"); return -1; }
-    char *weights = NULL, *cfg_path = NULL, *vocab_path = NULL, *dir = NULL, *hf_text = NULL;
-    WeightSet *ws = NULL;
-    ModelFile mf = {0};
-    int rc = -1;
-    STModules st = {0};
-    if (is_dir(o->from)) {
-        if (st_modules_read(o->from, &st)) goto out;
-        // The Transformer module's folder holds the weights, config and vocab.
-        dir = st.transformer_path[0] ? join(o->from, st.transformer_path) : hyp_strdup(o->from);
-        if (st.found)
-            note(o->notes, "note: sentence-transformers modules: %s pooling%s%s%d", pooling_name(st.pooling),
-                 st.normalize ? ", L2 normalisation" : "", st.max_seq_length ? ", max_seq_length " : "",
-                 st.max_seq_length);
-        static const char *cands[] = {"model.safetensors", "pytorch_model.bin"};
-        for (int i = 0; i < 2 && !weights; i++) {
-            char *p = join(dir, cands[i]);
-            if (is_file(p)) weights = p;
-            else free(p);
-        }
-        if (!weights) {
-            char *a = join(dir, "model.safetensors.index.json"), *b = join(dir, "pytorch_model.bin.index.json");
-            bool sharded = is_file(a) || is_file(b);
-            free(a);
-            free(b);
-            hyp_set_error("%s: %s", o->from, sharded ? "sharded checkpoints (*.index.json) are not supported: merge the shards first"
-                                                      : "no model.safetensors or pytorch_model.bin in this directory");
-            goto out;
-        }
-        char *c = join(dir, "config.json");
-        if (o->config) { cfg_path = hyp_strdup(o->config); free(c); }
-        else if (is_file(c)) cfg_path = c;
-        else { free(c); note(o->notes, "note: %s has no config.json", dir); }
-    } else {
-        if (!is_file(o->from)) { hyp_set_error("%s: no such file or directory", o->from); goto out; }
-        weights = hyp_strdup(o->from);
-        dir = dir_of(o->from);
-        if (o->config) cfg_path = hyp_strdup(o->config);
+// Where the weights, config.json and vocab are: a checkpoint folder (a sentence-transformers
+// one: its Transformer module's folder) or a weights file. *dir: the folder to look in.
+// 0 or -1 + error; the paths are malloc'd (cfg_path may stay NULL).
+static int locate_inputs(const ImportOptions *o, STModules *st, char **dir, char **weights, char **cfg_path) {
+    if (!is_dir(o->from)) {
+        if (!is_file(o->from)) { hyp_set_error("%s: no such file or directory", o->from); return -1; }
+        *weights = hyp_strdup(o->from);
+        *dir = dir_of(o->from);
+        if (o->config) *cfg_path = hyp_strdup(o->config);
+        return 0;
     }
+    if (st_modules_read(o->from, st)) return -1;
+    *dir = st->transformer_path[0] ? join(o->from, st->transformer_path) : hyp_strdup(o->from);
+    if (st->found)
+        note(o->notes, "note: sentence-transformers modules: %s pooling%s%s%d", pooling_name(st->pooling),
+             st->normalize ? ", L2 normalisation" : "", st->max_seq_length ? ", max_seq_length " : "",
+             st->max_seq_length);
+    static const char *cands[] = {"model.safetensors", "pytorch_model.bin"};
+    for (int i = 0; i < 2 && !*weights; i++) {
+        char *p = join(*dir, cands[i]);
+        if (is_file(p)) *weights = p;
+        else free(p);
+    }
+    if (!*weights) {
+        char *a = join(*dir, "model.safetensors.index.json"), *b = join(*dir, "pytorch_model.bin.index.json");
+        bool sharded = is_file(a) || is_file(b);
+        free(a);
+        free(b);
+        hyp_set_error("%s: %s", o->from, sharded ? "sharded checkpoints (*.index.json) are not supported: merge the shards first"
+                                                  : "no model.safetensors or pytorch_model.bin in this directory");
+        return -1;
+    }
+    char *c = join(*dir, "config.json");
+    if (o->config) { *cfg_path = hyp_strdup(o->config); free(c); }
+    else if (is_file(c)) *cfg_path = c;
+    else { free(c); note(o->notes, "note: %s has no config.json", *dir); }
+    return 0;
+}
+
+// A Hypencoder config names its backbone; unless the name is known, its sizes come from
+// --bert-config, the backbone's own folder, or (left 0 here) the weights. 0 or -1.
+static int backbone_config(const ImportOptions *o, ModelConfig *c) {
+    if (c->kind != MODEL_HYPENCODER || c->bert.hidden != 0) return 0;
+    char *local = NULL;
+    if (o->bert_config) local = hyp_strdup(o->bert_config);
+    else {
+        char *d2 = join(c->model_name_or_path, "config.json");
+        if (is_file(d2)) local = d2;
+        else free(d2);
+    }
+    if (!local) {
+        note(o->notes, "note: backbone \"%s\" is not a known name: BERT sizes come from the weights (or pass --bert-config)",
+             c->model_name_or_path);
+        return 0;
+    }
+    int rc = hf_bert_config_read(local, &c->bert);
+    if (!rc) note(o->notes, "note: backbone BERT config from %s", local);
+    free(local);
+    return rc;
+}
+
+// The WordPiece vocab: --vocab, DIR/vocab.txt, or tokenizer.json's (whose lowercase setting
+// goes to *tok_lc, else -1). None is a note, not an error. 0 or -1.
+static int read_vocab_of(const ImportOptions *o, const char *dir, ModelFile *mf, int *tok_lc) {
+    *tok_lc = -1;
+    char *vocab_path = NULL;
     if (o->vocab) vocab_path = hyp_strdup(o->vocab);
     else {
         char *v = join(dir, "vocab.txt");
         if (is_file(v)) vocab_path = v;
         else free(v);
     }
-    // config
-    bool have_config = cfg_path != NULL;
+    int rc = -1;
+    char *tj = join(dir, "tokenizer.json");
+    if (vocab_path) {
+        if (!(mf->vocab = vocab_read(vocab_path, &mf->n_vocab))) goto out;
+    }
+#ifdef HYP_HAVE_JANSSON
+    else if (is_file(tj)) {
+        if (!(mf->vocab = vocab_from_tokenizer_json(tj, &mf->n_vocab, tok_lc))) goto out;
+        note(o->notes, "note: no vocab.txt: vocab taken from %s", tj);
+        vocab_path = hyp_strdup(tj);
+    }
+#endif
+    const int V = mf->config.bert.vocab_size;
+    if (!vocab_path) note(o->notes, "note: no vocab.txt: the model file carries no tokenizer vocab (pass --vocab)");
+    else if (mf->n_vocab > V) { hyp_set_error("%s: %d tokens, but the embeddings have only %d rows", vocab_path, mf->n_vocab, V); goto out; }
+    else if (mf->n_vocab < V) note(o->notes, "note: %s has %d tokens for %d embedding rows", vocab_path, mf->n_vocab, V);
+    rc = 0;
+out:
+    free(tj);
+    free(vocab_path);
+    return rc;
+}
+
+// Casing, max lengths, pooling and normalisation: the flags, else the checkpoint's own
+// files (sentence-transformers modules, tokenizer config), else the defaults. 0 or -1.
+static int tokenizer_settings(const ImportOptions *o, const STModules *st, const char *dir, int tok_lc, ModelFile *mf) {
+    int lc = o->lowercase >= 0 ? o->lowercase : tokenizer_lowercase(dir);
+    if (lc < 0) lc = tok_lc;
+    if (lc < 0) {
+        const char *nm = mf->config.kind == MODEL_HYPENCODER ? mf->config.model_name_or_path : o->from;
+        lc = !(strstr(nm, "cased") && !strstr(nm, "uncased"));
+    }
+    mf->lowercase = lc;
+    const int P = mf->config.bert.max_positions;
+    mf->query_max_len = o->query_max_len > 0 ? o->query_max_len
+                      : st->max_seq_length ? st->max_seq_length   // sentence-transformers truncates queries and documents alike
+                                           : import_default_query_len(mf->config.kind, P);
+    if (o->query_max_len <= 0 && !st->max_seq_length && mf->config.kind == MODEL_HYPENCODER)
+        note(o->notes, "note: queries are tokenized to %d word pieces, as the authors' retrieval scripts do (training "
+             "configs use 32; --query-max-len changes it)", mf->query_max_len);
+    mf->doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : st->max_seq_length ? st->max_seq_length : (P < 512 ? P : 512);
+    mf->pooling = st->pooling;
+    if (o->pooling && pooling_parse(o->pooling, &mf->pooling)) {
+        hyp_set_error("import: pooling \"%s\": expected cls, mean or max", o->pooling);
+        return -1;
+    }
+    mf->normalize = o->normalize == IMPORT_AUTO ? st->normalize : o->normalize == IMPORT_ON;
+    if (mf->config.kind == MODEL_HYPENCODER && (mf->pooling != POOL_CLS || mf->normalize)) {
+        hyp_set_error("%s: a Hypencoder's documents are [CLS] vectors without normalisation (its q-net was trained on them)", o->from);
+        return -1;
+    }
+    if (mf->query_max_len > P || mf->doc_max_len > P) {
+        hyp_set_error("%s: max lengths (%d, %d) exceed max_position_embeddings %d", o->out, mf->query_max_len, mf->doc_max_len, P);
+        return -1;
+    }
+    return 0;
+}
+
+int model_import(const ImportOptions *o) {
+    if (!o->from || !o->out) { hyp_set_error("import: --from and --out are required"); return -1; }
+    char *weights = NULL, *cfg_path = NULL, *dir = NULL, *hf_text = NULL;
+    WeightSet *ws = NULL;
+    ModelFile mf = {0};
+    int rc = -1, tok_lc;
+    STModules st = {0};
+    if (locate_inputs(o, &st, &dir, &weights, &cfg_path)) goto out;
+    const bool have_config = cfg_path != NULL;
     if (cfg_path) {
         size_t n;
         if (!(hf_text = hyp_read_text_file(cfg_path, 1 << 20, &n))) goto out;
         if (hf_config_parse(hf_text, n, cfg_path, &mf.config)) goto out;
     }
-    if (mf.config.kind == MODEL_HYPENCODER && mf.config.bert.hidden_size == 0) {
-        char *local = NULL;
-        if (o->bert_config) local = hyp_strdup(o->bert_config);
-        else {
-            char *d2 = join(mf.config.model_name_or_path, "config.json");
-            if (is_file(d2)) local = d2;
-            else free(d2);
-        }
-        if (local) {
-            if (hf_bert_config_read(local, &mf.config.bert)) { free(local); goto out; }
-            note(o->notes, "note: backbone BERT config from %s", local);
-            free(local);
-        } else
-            note(o->notes, "note: backbone \"%s\" is not a known name: BERT sizes come from the weights (or pass --bert-config)",
-                 mf.config.model_name_or_path);
-    }
+    if (backbone_config(o, &mf.config)) goto out;
     note(o->notes, "reading %s", weights);
     if (!(ws = weights_read(weights))) goto out;
     if (weights_check_finite(ws, weights)) goto out;   // NaN/inf weights are refused at import
@@ -652,59 +729,7 @@ int model_import(const ImportOptions *o) {
     for (int t = 1; t < WDT_COUNT; t++)
         if (conv[t]) note(o->notes, "note: %d %s tensors converted to F32", conv[t], wdtype_name((WDType)t));
     if (model_weights_normalize(ws, &mf.config, have_config, o->allow_unknown, weights, o->notes)) goto out;
-    // tokenizer
-    int tok_lc = -1;
-    char *tj = join(dir, "tokenizer.json");
-    if (vocab_path) {
-        if (!(mf.vocab = vocab_read(vocab_path, &mf.n_vocab))) { free(tj); goto out; }
-    }
-#ifdef HYP_HAVE_JANSSON
-    else if (is_file(tj)) {
-        if (!(mf.vocab = vocab_from_tokenizer_json(tj, &mf.n_vocab, &tok_lc))) { free(tj); goto out; }
-        note(o->notes, "note: no vocab.txt: vocab taken from %s", tj);
-        vocab_path = hyp_strdup(tj);
-    }
-#endif
-    free(tj);
-    if (vocab_path) {
-        if (mf.n_vocab > mf.config.bert.vocab_size) {
-            hyp_set_error("%s: %d tokens, but the embeddings have only %d rows", vocab_path, mf.n_vocab, mf.config.bert.vocab_size);
-            goto out;
-        }
-        if (mf.n_vocab < mf.config.bert.vocab_size)
-            note(o->notes, "note: %s has %d tokens for %d embedding rows", vocab_path, mf.n_vocab, mf.config.bert.vocab_size);
-    } else
-        note(o->notes, "note: no vocab.txt: the model file carries no tokenizer vocab (pass --vocab)");
-    int lc = o->lowercase >= 0 ? o->lowercase : tokenizer_lowercase(dir);
-    if (lc < 0) lc = tok_lc;
-    if (lc < 0) {
-        const char *nm = mf.config.kind == MODEL_HYPENCODER ? mf.config.model_name_or_path : o->from;
-        lc = !(strstr(nm, "cased") && !strstr(nm, "uncased"));
-    }
-    mf.lowercase = lc;
-    mf.query_max_len = o->query_max_len > 0 ? o->query_max_len
-                     : st.max_seq_length ? st.max_seq_length   // sentence-transformers truncates queries and documents alike
-                                         : import_default_query_len(mf.config.kind, mf.config.bert.max_position_embeddings);
-    if (o->query_max_len <= 0 && !st.max_seq_length && mf.config.kind == MODEL_HYPENCODER)
-        note(o->notes, "note: queries are tokenized to %d word pieces, as the authors' retrieval scripts do (training "
-             "configs use 32; --query-max-len changes it)", mf.query_max_len);
-    mf.doc_max_len = o->doc_max_len > 0 ? o->doc_max_len : st.max_seq_length ? st.max_seq_length
-                   : (mf.config.bert.max_position_embeddings < 512 ? mf.config.bert.max_position_embeddings : 512);
-    mf.pooling = st.pooling;
-    if (o->pooling && pooling_parse(o->pooling, &mf.pooling)) {
-        hyp_set_error("import: pooling \"%s\": expected cls, mean or max", o->pooling);
-        goto out;
-    }
-    mf.normalize = o->normalize == IMPORT_AUTO ? st.normalize : o->normalize == IMPORT_ON;
-    if (mf.config.kind == MODEL_HYPENCODER && (mf.pooling != POOL_CLS || mf.normalize)) {
-        hyp_set_error("%s: a Hypencoder's documents are [CLS] vectors without normalisation (its q-net was trained on them)", o->from);
-        goto out;
-    }
-    if (mf.query_max_len > mf.config.bert.max_position_embeddings || mf.doc_max_len > mf.config.bert.max_position_embeddings) {
-        hyp_set_error("%s: max lengths (%d, %d) exceed max_position_embeddings %d", o->out, mf.query_max_len, mf.doc_max_len,
-                      mf.config.bert.max_position_embeddings);
-        goto out;
-    }
+    if (read_vocab_of(o, dir, &mf, &tok_lc) || tokenizer_settings(o, &st, dir, tok_lc, &mf)) goto out;
     mf.params = ws;
     mf.hf_config = hf_text;
     if (model_file_write(o->out, &mf)) goto out;
@@ -720,7 +745,6 @@ out:
     free(hf_text);
     free(weights);
     free(cfg_path);
-    free(vocab_path);
     free(dir);
     return rc;
 }

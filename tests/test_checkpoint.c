@@ -382,13 +382,13 @@ Test(checkpoint, best_h5_loads_with_model_load) {
     ModelConfig mc;
     memset(&mc, 0, sizeof mc);
     mc.kind = MODEL_BERT;
-    bert_config_default(&mc.bert);
-    mc.bert.hidden_size = 16;
-    mc.bert.num_hidden_layers = 2;
-    mc.bert.num_attention_heads = 2;
-    mc.bert.intermediate_size = 32;
+    mc.bert = bert_base_config();
+    mc.bert.hidden = 16;
+    mc.bert.layers = 2;
+    mc.bert.heads = 2;
+    mc.bert.ffn = 32;
     mc.bert.vocab_size = 8;
-    mc.bert.max_position_embeddings = 24;
+    mc.bert.max_positions = 24;
     BertConfig bc;
     cr_assert_eq(model_bert_config(&mc, &bc, "test"), 0, "%s", hyp_last_error());
     ParamSet *ps = paramset_new(HYP_CPU);
@@ -397,7 +397,7 @@ Test(checkpoint, best_h5_loads_with_model_load) {
     paramset_finalize(ps);
     bert_init(&bert, 5);
     const char *vocab[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s"};
-    CkptModelInfo mi = {.model = &mc, .vocab = vocab, .n_vocab = 8, .lowercase = true, .query_max_len = 12,
+    ModelMeta mi = {.config = &mc, .vocab = vocab, .n_vocab = 8, .lowercase = true, .query_max_len = 12,
                         .doc_max_len = 20};
     CkptState st = ckpt_state_empty();
     st.step = 1200;
@@ -419,7 +419,7 @@ Test(checkpoint, best_h5_loads_with_model_load) {
     cr_assert(m->lowercase);
     cr_assert_eq(m->query_max_len, 12);
     cr_assert_eq(m->doc_max_len, 20);
-    cr_assert_eq(m->mc.bert.hidden_size, 16);
+    cr_assert_eq(m->mc.bert.hidden, 16);
     model_free(m);
     // a model file cannot resume training, and a checkpoint with model info stays a checkpoint
     cr_assert_eq(checkpoint_validate(best, ps), -1);
@@ -526,11 +526,11 @@ Test(checkpoint, failed_write_at_any_stage_changes_nothing) {
 }
 
 // Model info of a default BERT config (for model files whose contents do not matter here).
-static CkptModelInfo bert_model_info(ModelConfig *mc) {
+static ModelMeta bert_model_info(ModelConfig *mc) {
     memset(mc, 0, sizeof *mc);
     mc->kind = MODEL_BERT;
-    bert_config_default(&mc->bert);
-    return (CkptModelInfo){.model = mc, .query_max_len = 8, .doc_max_len = 8};
+    mc->bert = bert_base_config();
+    return (ModelMeta){.config = mc, .query_max_len = 8, .doc_max_len = 8};
 }
 
 // best.h5 the same way; and a stale PATH.tmp of a killed writer is removed by the next
@@ -543,7 +543,7 @@ Test(checkpoint, best_h5_failed_write_and_stale_tmp) {
     ParamSet *ps = make_params(HYP_CPU, false, false, false);
     fill(HYP_CPU, ps->data, ps->numel, 3, 1.0f);
     ModelConfig mc;
-    CkptModelInfo mi = bert_model_info(&mc);
+    ModelMeta mi = bert_model_info(&mc);
     char best[1024], tmp[1100];
     snprintf(best, sizeof best, "%s/best.h5", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", best);
@@ -586,7 +586,7 @@ Test(checkpoint, read_config_says_what_it_found) {
     char *dir = make_dir();
     ParamSet *ps = make_params(HYP_CPU, false, false, false);
     ModelConfig mc;
-    CkptModelInfo mi = bert_model_info(&mc);
+    ModelMeta mi = bert_model_info(&mc);
     char best[1024], junk[1024];
     snprintf(best, sizeof best, "%s/best.h5", dir);
     CkptState st = ckpt_state_empty();
@@ -752,7 +752,7 @@ static int write_model(const char *path, int version) {
     for (int i = 0; i < 4; i++) w[i] = (float)(i + version);
     weights_add(m.params, "embeddings.word_embeddings.weight", WDT_F32, 2, (int[]){2, 2}, w);
     m.config.kind = MODEL_BERT;
-    bert_config_default(&m.config.bert);
+    m.config.bert = bert_base_config();
     char *vocab[2] = {"[PAD]", "[UNK]"};
     m.vocab = vocab;
     m.n_vocab = 2;

@@ -135,43 +135,29 @@ out:
 }
 
 // ---------------------------------------------------------------- writing
-static int write_f32_params(H5File *f, const char *group, const ParamSet *ps, const float *host) {
+// ps's parameters over the flat buffer `host` (laid out like ps->data), as the model-file
+// writer and reader take them (malloc'd, n = ps->n).
+static ParamView *param_views(const ParamSet *ps, float *host) {
+    ParamView *v = hyp_calloc(ps->n ? (size_t)ps->n : 1, sizeof *v);
     for (int i = 0; i < ps->n; i++) {
         const Tensor *t = ps->params[i];
-        char name[1200];
-        snprintf(name, sizeof name, "%s/%s", group, t->name);
-        if (h5_write_f32(f, name, host + param_offset(ps, i), t->ndim, t->shape)) return -1;
+        v[i] = (ParamView){.name = t->name, .ndim = t->ndim, .shape = t->shape, .data = host + param_offset(ps, i)};
     }
-    return 0;
+    return v;
 }
 
-static int write_model_info(H5File *f, const CkptModelInfo *mi, const char *config_ds) {
-    char *json = model_config_to_json(mi->model);
-    if (!json) return -1;
-    h5_write_string(f, config_ds, json);
-    free(json);
-    if (mi->vocab) h5_write_strings(f, "/tokenizer/vocab", mi->vocab, (size_t)mi->n_vocab);
-    h5_write_attr_i64(f, "/tokenizer", "lowercase", mi->lowercase);
-    h5_write_attr_i64(f, "/tokenizer", "query_max_len", mi->query_max_len);
-    h5_write_attr_i64(f, "/tokenizer", "doc_max_len", mi->doc_max_len);
-    h5_write_attr_i64(f, "/pooling", "mode", mi->pooling);
-    return h5_write_attr_i64(f, "/pooling", "normalize", 0);
-}
-
-static bool good_names(const ParamSet *ps, const char *path) {
-    for (int i = 0; i < ps->n; i++) {
-        const char *n = ps->params[i]->name;
-        if (!n || !*n || strchr(n, '/') || !strcmp(n, ".") || !strcmp(n, "..") || strlen(n) > 900) {
-            hyp_set_error("%s: parameter name \"%s\" cannot be an HDF5 dataset name", path, n ? n : "(null)");
-            return false;
-        }
-    }
-    return true;
+// GROUP/<name> for every parameter, from the device buffer d laid out like ps->data.
+static int put_params(H5File *f, const char *path, const char *group, const ParamSet *ps, Device dev, const float *d) {
+    float *host = host_view(dev, d, ps->numel);
+    ParamView *v = param_views(ps, host);
+    int rc = model_file_put_params(f, path, group, v, ps->n);
+    free(v);
+    host_view_free(dev, host);
+    return rc;
 }
 
 int checkpoint_save(const char *path, const ParamSet *ps, const AdamW *opt, const CkptState *st,
-                    const char *config_text, const CkptModelInfo *model) {
-    if (!good_names(ps, path)) return -1;
+                    const char *config_text, const ModelMeta *model) {
     if (opt && (opt->numel != ps->numel || opt->device != ps->device)) {
         hyp_set_error("%s: the optimizer state does not belong to this parameter set", path);
         return -1;
@@ -182,39 +168,34 @@ int checkpoint_save(const char *path, const ParamSet *ps, const AdamW *opt, cons
     }
     H5File *f = h5_begin(path);
     if (!f) return -1;
-    float *host = host_view(ps->device, ps->data, ps->numel);
-    write_f32_params(f, "/params", ps, host);
-    host_view_free(ps->device, host);
-    for (int k = 0; k < 2 && opt; k++) {
-        float *h = host_view(opt->device, k ? opt->v : opt->m, opt->numel);
-        write_f32_params(f, k ? "/optim/v" : "/optim/m", ps, h);
-        host_view_free(opt->device, h);
+    int rc = put_params(f, path, "/params", ps, ps->device, ps->data);
+    for (int k = 0; k < 2 && opt && !rc; k++)
+        rc = put_params(f, path, k ? "/optim/v" : "/optim/m", ps, opt->device, k ? opt->v : opt->m);
+    if (!rc) {
+        write_state(f, st, opt ? opt->step : st->optim_step);
+        h5_write_string(f, "/config", config_text ? config_text : "");
     }
-    write_state(f, st, opt ? opt->step : st->optim_step);
-    h5_write_string(f, "/config", config_text ? config_text : "");
-    if (model && write_model_info(f, model, "/model_config")) { h5_abort(f); return -1; }
+    if (rc || (model && model_file_put_meta(f, model, false))) { h5_abort(f); return -1; }
     return h5_commit(f);
 }
 
-int checkpoint_save_model(const char *path, const ParamSet *ps, const CkptModelInfo *model,
+int checkpoint_save_model(const char *path, const ParamSet *ps, const ModelMeta *model,
                           const char *config_text, const CkptState *st) {
-    if (!good_names(ps, path)) return -1;
-    if (!model || !model->model) {
+    if (!model || !model->config) {
         hyp_set_error("%s: a model file needs the model config", path);
         return -1;
     }
     H5File *f = h5_begin(path);
     if (!f) return -1;
-    float *host = host_view(ps->device, ps->data, ps->numel);
-    write_f32_params(f, "/params", ps, host);
-    host_view_free(ps->device, host);
-    if (write_model_info(f, model, "/config")) { h5_abort(f); return -1; }
+    if (put_params(f, path, "/params", ps, ps->device, ps->data) || model_file_put_meta(f, model, true)) {
+        h5_abort(f);
+        return -1;
+    }
     if (config_text) h5_write_string(f, "/train_config", config_text);
     if (st) {
         h5_write_attr_i64(f, "/state", "step", st->step);
         h5_write_attr_f64(f, "/state", "best_metric", st->best_metric);
     }
-    h5_write_attr_i64(f, "/", "format_version", MODEL_FILE_VERSION);
     return h5_commit(f);
 }
 
@@ -300,12 +281,9 @@ out:
 // Read every parameter of `group` into the device buffer dst laid out like ps->data.
 static int read_into(H5File *f, const char *group, const ParamSet *ps, Device dev, float *dst) {
     float *host = dev == HYP_CPU ? dst : hyp_malloc((ps->numel ? ps->numel : 1) * sizeof(float));
-    int rc = 0;
-    for (int i = 0; i < ps->n && !rc; i++) {
-        char ds[1200];
-        snprintf(ds, sizeof ds, "%s/%s", group, ps->params[i]->name);
-        rc = h5_read_f32_into(f, ds, host + param_offset(ps, i), tensor_numel(ps->params[i]));
-    }
+    ParamView *v = param_views(ps, host);
+    int rc = model_file_get_params(f, group, v, ps->n);
+    free(v);
     if (dev != HYP_CPU) {
         if (!rc) backend_get(dev)->copy(dst, host, ps->numel * sizeof(float), COPY_H2D);
         free(host);
@@ -516,7 +494,7 @@ char *checkpoint_find_latest(const char *dir, const ParamSet *ps) {
 }
 
 int checkpoint_save_run(const char *dir, const ParamSet *ps, const AdamW *opt, const CkptState *st,
-                        const char *config_text, const CkptModelInfo *model, int keep_last, char **out_path) {
+                        const char *config_text, const ModelMeta *model, int keep_last, char **out_path) {
     if (out_path) *out_path = NULL;
     char *p = checkpoint_path(dir, st->step);
     bool existed = access(p, F_OK) == 0;

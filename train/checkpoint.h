@@ -8,8 +8,8 @@
 //                          seed, rng_offset (Philox), lr, best_metric (NaN = none), best_step
 //                          (-1 = none); dataset /state/cursor (int64, the loader's opaque cursor)
 //   /config                the resolved training config (INI text, config_resolved_text)
-//   /model_config, /tokenizer   optional (CkptModelInfo): what a model file needs, so a
-//                          checkpoint can later be turned into one
+//   /model_config, /tokenizer, /pooling   optional (ModelMeta, written by model_file_put_meta):
+//                          what a model file needs, so a checkpoint can later be turned into one
 // best.h5 is a model file (model/model_file.h; model_load reads it): /params, /config (the
 // ModelConfig as JSON), /tokenizer/vocab + attributes lowercase, query_max_len, doc_max_len,
 // plus /train_config (the INI text) and /state attributes step, best_metric.
@@ -25,8 +25,7 @@
 #ifndef HYP_CHECKPOINT_H
 #define HYP_CHECKPOINT_H
 #include "autograd/tensor.h"
-#include "model/hf_config.h"
-#include "model/bert.h"   // Pooling
+#include "model/model_file.h"   // ModelMeta: what best.h5 needs besides the parameters
 #include "train/optim.h"
 
 typedef struct CkptState {
@@ -47,20 +46,10 @@ typedef struct CkptState {
 CkptState ckpt_state_empty(void);
 void ckpt_state_free(CkptState *st);    // frees st->cursor
 
-// What best.h5 (a model file) needs besides the parameters.
-typedef struct CkptModelInfo {
-    const ModelConfig *model;     // stored as /config JSON (model_load rebuilds the model from it)
-    const char *const *vocab;     // (n_vocab) WordPiece tokens by id, or NULL
-    int n_vocab;
-    bool lowercase;
-    int query_max_len, doc_max_len;
-    Pooling pooling;              // stored as /pooling (model_load's encoders pool so)
-} CkptModelInfo;
-
 // Write a checkpoint (atomically). opt may be NULL (no /optim, optim_step from st);
 // model may be NULL. ps and opt may live on any device.
 int checkpoint_save(const char *path, const ParamSet *ps, const AdamW *opt, const CkptState *st,
-                    const char *config_text, const CkptModelInfo *model);
+                    const char *config_text, const ModelMeta *model);
 // Check a checkpoint without reading the tensors: it opens, has every group and /state
 // attribute, and (ps != NULL) holds exactly ps's parameter names with ps's shapes, in
 // /params and /optim/{m,v}; ps == NULL: /optim/{m,v} match /params. 0 or -1 + error
@@ -75,7 +64,7 @@ char *checkpoint_read_config(const char *path);
 
 // Write best.h5-style model file (atomically): params + model info + the training config.
 // st may be NULL; otherwise its step and best_metric are recorded under /state.
-int checkpoint_save_model(const char *path, const ParamSet *ps, const CkptModelInfo *model,
+int checkpoint_save_model(const char *path, const ParamSet *ps, const ModelMeta *model,
                           const char *config_text, const CkptState *st);
 
 // ---- the run folder
@@ -97,6 +86,6 @@ char *checkpoint_find_latest(const char *dir, const ParamSet *ps);
 // (optional) receives the file written (malloc'd). 0 or -1; on -1 the folder is as it was
 // (no new checkpoint, `latest` unchanged, nothing pruned).
 int checkpoint_save_run(const char *dir, const ParamSet *ps, const AdamW *opt, const CkptState *st,
-                        const char *config_text, const CkptModelInfo *model, int keep_last, char **out_path);
+                        const char *config_text, const ModelMeta *model, int keep_last, char **out_path);
 
 #endif

@@ -492,3 +492,30 @@ MatmulPrecision config_precision(const Config *c, Device d) {
     if (!strcmp(p, "tf32")) return HYP_MATMUL_TF32;
     return HYP_MATMUL_F32;
 }
+
+BertConfig config_bert(const Config *c) {
+    BertConfig b = bert_base_config();
+    b.layers = c->model.bert_layers;
+    b.hidden = c->model.bert_hidden;
+    b.heads = c->model.bert_heads;
+    b.ffn = c->model.bert_ffn;
+    b.vocab_size = c->model.bert_vocab;
+    b.max_positions = c->model.bert_max_positions;
+    config_bert_training(c, &b);
+    return b;
+}
+
+void config_bert_training(const Config *c, BertConfig *b) {
+    b->dropout = c->model.freeze_encoder ? 0.0f : (float)c->model.dropout;
+    b->init_std = (float)c->model.init_std;
+    b->pooler = false;
+}
+
+void config_take_bert_sizes(Config *c, const BertConfig *b) {
+    c->model.bert_layers = b->layers;
+    c->model.bert_hidden = b->hidden;
+    c->model.bert_heads = b->heads;
+    c->model.bert_ffn = b->ffn;
+    c->model.bert_vocab = b->vocab_size;
+    c->model.bert_max_positions = b->max_positions;
+}

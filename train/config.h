@@ -14,6 +14,7 @@
 #define HYP_CONFIG_H
 #include "autograd/util.h"
 #include "autograd/tensor.h"
+#include "model/bert.h"
 
 #define CONFIG_STR_MAX 1024   // longest string value (paths), including the NUL
 
@@ -98,5 +99,15 @@ char *config_get(const Config *c, const char *dotted_key);
 char *config_help_text(bool markdown);
 // train.precision for a run on device d ("auto": bf16 on CUDA, fp32 on the CPU).
 MatmulPrecision config_precision(const Config *c, Device d);
+
+// The [model] section's BERT: bert_base_config() with the bert_* sizes, then
+// config_bert_training. The one INI -> BertConfig conversion (the trainer, the planner).
+BertConfig config_bert(const Config *c);
+// What training sets on any BERT, random or from model.init_from: dropout (0 when
+// model.freeze_encoder: a frozen BERT is a fixed function), init_std, no pooler.
+void config_bert_training(const Config *c, BertConfig *b);
+// The other way: the bert_* keys state b's sizes (an init file decides them; the resolved
+// config then says so).
+void config_take_bert_sizes(Config *c, const BertConfig *b);
 
 #endif

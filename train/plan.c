@@ -14,21 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// The config's BERT as build_model (trainer.c) makes it without model.init_from.
-static BertConfig plan_bert_config(const Config *cfg) {
-    BertConfig bc = bert_base_config();
-    bc.layers = cfg->model.bert_layers;
-    bc.hidden = cfg->model.bert_hidden;
-    bc.heads = cfg->model.bert_heads;
-    bc.ffn = cfg->model.bert_ffn;
-    bc.vocab_size = cfg->model.bert_vocab;
-    bc.max_positions = cfg->model.bert_max_positions;
-    bc.dropout = (float)cfg->model.dropout;
-    bc.init_std = (float)cfg->model.init_std;
-    bc.pooler = false;
-    return bc;
-}
-
 // A batch at the config's longest lengths; real ids (in range, a padded tail) so that the
 // real-backend run of the tests computes on valid data.
 static void plan_batch(TrainBatch *b, int B, int n, int ql, int dl, int V) {
@@ -86,7 +71,7 @@ int plan_run(const PlanOptions *o, PlanReport *r) {
 
     if (!o->real) backend_meta_enable(o->device);
     const Backend *be = backend_get(o->device);
-    BertConfig bc = plan_bert_config(&cfg);
+    BertConfig bc = config_bert(&cfg);
     TrainModel m = {.hypencoder = hyp, .ps = paramset_new(o->device)};
     Pooling pool = POOL_CLS;
     pooling_parse(cfg.model.pooling, &pool);

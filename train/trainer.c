@@ -21,6 +21,7 @@
 #include "train/losses.h"
 #include "train/optim.h"
 #include "model/load.h"
+#include "autograd/atomic.h"
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -70,17 +71,7 @@ static void fill_model_config(Trainer *t, const BertConfig *bc) {
     ModelConfig *mc = &t->mc;
     memset(mc, 0, sizeof *mc);
     mc->kind = t->m.hypencoder ? MODEL_HYPENCODER : MODEL_BIENCODER;
-    HFBertConfig *h = &mc->bert;
-    h->hidden_size = bc->hidden;
-    h->num_hidden_layers = bc->layers;
-    h->num_attention_heads = bc->heads;
-    h->intermediate_size = bc->ffn;
-    h->vocab_size = bc->vocab_size;
-    h->max_position_embeddings = bc->max_positions;
-    h->type_vocab_size = bc->type_vocab_size;
-    h->pad_token_id = bc->pad_token_id;
-    h->layer_norm_eps = bc->ln_eps;
-    snprintf(h->hidden_act, sizeof h->hidden_act, "%s", hf_activation_name(bc->act));
+    mc->bert = *bc;
     snprintf(mc->bert_prefix, sizeof mc->bert_prefix, "query_encoder.transformer.");
     mc->shared_encoder = t->cfg.model.shared_encoder;
     if (t->m.hypencoder) {
@@ -146,18 +137,14 @@ static int build_model(Trainer *t) {
         hyp_set_error("model.freeze_encoder = true with model.kind = biencoder: a BE-Base is all BERT, nothing would train");
         return -1;
     }
-    BertConfig bc = bert_base_config();
+    BertConfig bc = config_bert(cfg);
     Model *src = NULL;
     if (cfg->model.init_from[0]) {
         if (!(src = model_load(cfg->model.init_from, HYP_CPU))) return -1;
         if (model_bert_config(&src->mc, &bc, cfg->model.init_from)) { model_free(src); return -1; }
         // The init file decides the sizes: the resolved config states them, not the bert_* keys given.
-        cfg->model.bert_layers = bc.layers;
-        cfg->model.bert_hidden = bc.hidden;
-        cfg->model.bert_heads = bc.heads;
-        cfg->model.bert_ffn = bc.ffn;
-        cfg->model.bert_vocab = bc.vocab_size;
-        cfg->model.bert_max_positions = bc.max_positions;
+        config_take_bert_sizes(cfg, &bc);
+        config_bert_training(cfg, &bc);
         if (!strcmp(cfg->model.pooling, "auto"))
             snprintf(cfg->model.pooling, sizeof cfg->model.pooling, "%s", src->pooling == POOL_MEAN ? "mean" : "cls");
         if (src->vocab && !t->vocab) {
@@ -167,17 +154,7 @@ static int build_model(Trainer *t) {
         }
         if (!strcmp(cfg->data.lowercase, "auto"))
             snprintf(cfg->data.lowercase, sizeof cfg->data.lowercase, "%s", src->lowercase ? "true" : "false");
-    } else {
-        bc.layers = cfg->model.bert_layers;
-        bc.hidden = cfg->model.bert_hidden;
-        bc.heads = cfg->model.bert_heads;
-        bc.ffn = cfg->model.bert_ffn;
-        bc.vocab_size = cfg->model.bert_vocab;
-        bc.max_positions = cfg->model.bert_max_positions;
     }
-    bc.dropout = cfg->model.freeze_encoder ? 0.0f : (float)cfg->model.dropout;   // a frozen BERT is a fixed function
-    bc.init_std = (float)cfg->model.init_std;
-    bc.pooler = false;
     if (!strcmp(cfg->data.lowercase, "auto")) snprintf(cfg->data.lowercase, sizeof cfg->data.lowercase, "true");
     t->lowercase = !strcmp(cfg->data.lowercase, "true");
     if (t->vocab && bc.vocab_size != t->n_vocab) {
@@ -263,8 +240,8 @@ static int open_loader(Trainer *t) {
 }
 
 // ---------------------------------------------------------------- checkpoints
-static CkptModelInfo model_info(const Trainer *t) {
-    return (CkptModelInfo){.model = &t->mc, .vocab = (const char *const *)t->vocab, .n_vocab = t->n_vocab,
+static ModelMeta model_info(const Trainer *t) {
+    return (ModelMeta){.config = &t->mc, .vocab = (const char *const *)t->vocab, .n_vocab = t->n_vocab,
                            .lowercase = t->lowercase, .query_max_len = t->cfg.data.query_max_len,
                            .doc_max_len = t->cfg.data.doc_max_len,
                            .pooling = t->m.hypencoder ? t->m.hyp.cfg.pooling : t->m.be.pooling};
@@ -280,7 +257,7 @@ static int save_checkpoint(Trainer *t, char **written) {
     t->st.rng_offset = t->ctx->rng_offset;
     t->st.cursor = cur;
     t->st.n_cursor = LOADER_STATE_NFIELDS;
-    CkptModelInfo mi = model_info(t);
+    ModelMeta mi = model_info(t);
     int rc = checkpoint_save_run(t->opt->out_dir, t->m.ps, t->adam, &t->st, t->cfg_text, &mi, t->cfg.train.keep_last, written);
     t->st.cursor = NULL;
     t->st.n_cursor = 0;
@@ -358,6 +335,112 @@ static void fmt_eta(char *buf, size_t n, double s) {
 }
 
 // ---------------------------------------------------------------- the run
+// The config: a resumed run's own (the checkpoint's /config), else --config; then the --set
+// overrides. *resume_path: the checkpoint to resume from (malloc'd) or NULL. 0 or -1.
+static int resolve_config(Trainer *t, const TrainOptions *o, char **resume_path) {
+    *resume_path = NULL;
+    if (o->resume) {
+        if (!strcmp(o->resume, "auto")) {
+            *resume_path = checkpoint_find_latest(o->out_dir, NULL);
+            if (!*resume_path && o->config_path)   // nothing to resume: a fresh start
+                fprintf(stderr, "hyp train: no checkpoint in %s (%s): starting fresh\n", o->out_dir, hyp_last_error());
+            else if (!*resume_path) return fail("--resume auto");
+        } else {
+            *resume_path = hyp_strdup(o->resume);
+        }
+    }
+    if (*resume_path) {
+        char *text = checkpoint_read_config(*resume_path);
+        int bad = !text || config_parse_text(&t->cfg, text, *resume_path);
+        free(text);
+        if (bad) return fail(NULL);
+    } else if (!o->config_path) {
+        hyp_set_error("--config is required (or --resume)");
+        return fail(NULL);
+    } else if (config_parse_file(&t->cfg, o->config_path)) {
+        return fail(NULL);
+    }
+    for (int i = 0; i < o->n_sets; i++)
+        if (config_set(&t->cfg, o->sets[i])) return fail(NULL);
+    return config_check(&t->cfg) ? fail(NULL) : 0;
+}
+
+// Rank 0's run folder: created, leftovers of a killed run (ckpt-*.h5.tmp, best.h5.tmp,
+// latest.tmp) removed, metrics.jsonl opened for appending. 0 or -1.
+static int open_run_folder(Trainer *t) {
+    const char *dir = t->opt->out_dir;
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        hyp_set_error("%s: cannot create: %s", dir, strerror(errno));
+        return fail(NULL);
+    }
+    if (checkpoint_clean_tmp(dir) < 0) return fail(NULL);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    t->metrics = fopen(p, "a");
+    return 0;
+}
+
+// The tokenizer of the run's vocabulary (data.vocab or the init file's), for validation
+// and the loader's id check. 0 or -1.
+static int make_tokenizer(Trainer *t) {
+    if (!t->vocab) return 0;
+    size_t len = 0;
+    for (int i = 0; i < t->n_vocab; i++) len += strlen(t->vocab[i]) + 1;
+    char *text = hyp_malloc(len + 1), *p = text;
+    for (int i = 0; i < t->n_vocab; i++) p += sprintf(p, "%s\n", t->vocab[i]);
+    t->tok = tok_from_vocab_text(text, len, "vocab", t->lowercase);
+    free(text);
+    return t->tok ? 0 : fail(NULL);
+}
+
+// AdamW, the lr schedule and the training context from the [train] keys. 0 or -1.
+static int make_optimizer(Trainer *t) {
+    const Config *cfg = &t->cfg;
+    AdamWConfig ac = adamw_config_default();
+    ac.beta1 = cfg->train.adam_beta1;
+    ac.beta2 = cfg->train.adam_beta2;
+    ac.eps = cfg->train.adam_eps;
+    ac.weight_decay = cfg->train.weight_decay;
+    ac.max_grad_norm = cfg->train.max_grad_norm;
+    ac.head_lr_mult = cfg->train.head_lr > 0 && cfg->train.lr > 0 ? cfg->train.head_lr / cfg->train.lr : 1.0;
+    t->adam = adamw_new(t->m.ps, &ac);
+    SchedKind sk;
+    if (sched_parse(cfg->train.schedule, &sk)) { hyp_set_error("train.schedule = %s", cfg->train.schedule); return fail(NULL); }
+    t->sched = (LRSchedule){.kind = sk, .lr = cfg->train.lr, .warmup_steps = cfg->train.warmup_steps,
+                            .max_steps = cfg->train.max_steps};
+    t->ctx = ctx_new(t->dev);
+    t->ctx->training = true;
+    t->ctx->matmul_precision = config_precision(cfg, t->dev);   // train.precision
+    t->ctx->params = t->m.ps;   // bf16 GEMMs read its per-step bf16 copy
+    t->ctx->seed = (uint64_t)cfg->train.seed;
+    return 0;
+}
+
+// Parameters, AdamW state, the loader's cursor, the RNG and the step from a checkpoint. 0 or -1.
+static int resume_from(Trainer *t, const char *path) {
+    CkptState st;
+    if (checkpoint_load(path, t->m.ps, t->adam, &st, NULL)) return fail("resume");
+    int rc = -1;
+    LoaderState ls;
+    if (st.n_cursor != LOADER_STATE_NFIELDS) {
+        hyp_set_error("%s: /state/cursor has %d fields, the loader needs %d", path, st.n_cursor, LOADER_STATE_NFIELDS);
+        goto out;
+    }
+    memcpy(&ls, st.cursor, sizeof ls);
+    if (loader_restore(t->loader, &ls)) goto out;
+    t->ctx->seed = st.seed;
+    t->ctx->rng_offset = st.rng_offset;
+    t->st.step = st.step;
+    t->st.best_metric = st.best_metric;
+    t->st.best_step = st.best_step;
+    t->st.lr = st.lr;
+    if (t->root) fprintf(stderr, "hyp train: resumed from %s at step %ld\n", path, (long)t->st.step);
+    rc = 0;
+out:
+    ckpt_state_free(&st);
+    return rc ? fail("resume") : 0;
+}
+
 static int setup(Trainer *t, const TrainOptions *o) {
     t->opt = o;
     t->dev = o->device;
@@ -371,47 +454,14 @@ static int setup(Trainer *t, const TrainOptions *o) {
         return fail(NULL);
     }
     char *resume_path = NULL;
-    if (o->resume) {
-        if (!strcmp(o->resume, "auto")) {
-            resume_path = checkpoint_find_latest(o->out_dir, NULL);
-            if (!resume_path && o->config_path)   // nothing to resume: a fresh start
-                fprintf(stderr, "hyp train: no checkpoint in %s (%s): starting fresh\n", o->out_dir, hyp_last_error());
-            else if (!resume_path) return fail("--resume auto");
-        } else {
-            resume_path = hyp_strdup(o->resume);
-        }
-    }
-    if (resume_path) {
-        char *text = checkpoint_read_config(resume_path);
-        if (!text || config_parse_text(&t->cfg, text, resume_path)) { free(text); free(resume_path); return fail(NULL); }
-        free(text);
-    } else if (!o->config_path) {
-        hyp_set_error("--config is required (or --resume)");
-        return fail(NULL);
-    } else if (config_parse_file(&t->cfg, o->config_path)) {
-        return fail(NULL);
-    }
-    for (int i = 0; i < o->n_sets; i++)
-        if (config_set(&t->cfg, o->sets[i])) { free(resume_path); return fail(NULL); }
-    if (config_check(&t->cfg)) { free(resume_path); return fail(NULL); }
+    int rc = -1;
+    if (resolve_config(t, o, &resume_path)) goto out;
     t->cfg_text = config_resolved_text(&t->cfg);
-
     CommOptions co = {.device = t->dev};
-    if (!(t->comm = comm_init(t->cfg.dist.backend, &co))) { free(resume_path); return fail("dist.backend"); }
+    if (!(t->comm = comm_init(t->cfg.dist.backend, &co))) { fail("dist.backend"); goto out; }
     t->root = t->comm->rank == 0;
-    if (t->root) {
-        if (mkdir(o->out_dir, 0755) && errno != EEXIST) {
-            hyp_set_error("%s: cannot create: %s", o->out_dir, strerror(errno));
-            free(resume_path);
-            return fail(NULL);
-        }
-        // Leftovers of a killed run (ckpt-*.h5.tmp, best.h5.tmp, latest.tmp): ours to remove.
-        if (checkpoint_clean_tmp(o->out_dir) < 0) { free(resume_path); return fail(NULL); }
-        char p[4096];
-        snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
-        t->metrics = fopen(p, "a");
-    }
-    if (read_vocab(t) || build_model(t)) { free(resume_path); return fail("model"); }
+    if (t->root && open_run_folder(t)) goto out;
+    if (read_vocab(t) || build_model(t)) { fail("model"); goto out; }
     free(t->cfg_text);   // now with what build_model resolved: the init file's BERT sizes, pooling, casing
     t->cfg_text = config_resolved_text(&t->cfg);
     if (t->root) {
@@ -419,59 +469,16 @@ static int setup(Trainer *t, const TrainOptions *o) {
         if (!o->quiet) fprintf(stderr, "hyp train: model: %s, %zu parameters\n", t->cfg.model.kind, t->m.ps->numel);
         char p[4096];
         snprintf(p, sizeof p, "%s/config.ini", o->out_dir);
-        FILE *f = fopen(p, "w");
-        if (f) { fputs(t->cfg_text, f); fclose(f); }
+        if (atomic_write_file(p, t->cfg_text, strlen(t->cfg_text)))   // informational: the checkpoints hold it too
+            fprintf(stderr, "hyp train: warning: %s\n", hyp_last_error());
     }
-    if (t->vocab) {
-        size_t len = 0;
-        for (int i = 0; i < t->n_vocab; i++) len += strlen(t->vocab[i]) + 1;
-        char *text = hyp_malloc(len + 1), *p = text;
-        for (int i = 0; i < t->n_vocab; i++) p += sprintf(p, "%s\n", t->vocab[i]);
-        t->tok = tok_from_vocab_text(text, len, "vocab", t->lowercase);
-        free(text);
-        if (!t->tok) { free(resume_path); return fail(NULL); }
-    }
-    AdamWConfig ac = adamw_config_default();
-    ac.beta1 = t->cfg.train.adam_beta1;
-    ac.beta2 = t->cfg.train.adam_beta2;
-    ac.eps = t->cfg.train.adam_eps;
-    ac.weight_decay = t->cfg.train.weight_decay;
-    ac.max_grad_norm = t->cfg.train.max_grad_norm;
-    ac.head_lr_mult = t->cfg.train.head_lr > 0 && t->cfg.train.lr > 0 ? t->cfg.train.head_lr / t->cfg.train.lr : 1.0;
-    t->adam = adamw_new(t->m.ps, &ac);
-    SchedKind sk;
-    if (sched_parse(t->cfg.train.schedule, &sk)) { hyp_set_error("train.schedule = %s", t->cfg.train.schedule); free(resume_path); return fail(NULL); }
-    t->sched = (LRSchedule){.kind = sk, .lr = t->cfg.train.lr, .warmup_steps = t->cfg.train.warmup_steps,
-                            .max_steps = t->cfg.train.max_steps};
-    t->ctx = ctx_new(t->dev);
-    t->ctx->training = true;
-    t->ctx->matmul_precision = config_precision(&t->cfg, t->dev);   // train.precision
-    t->ctx->params = t->m.ps;   // bf16 GEMMs read its per-step bf16 copy
-    t->ctx->seed = (uint64_t)t->cfg.train.seed;
-    if (open_loader(t) || validation_open(&t->val, &t->cfg, t->dev, t->tok)) { free(resume_path); return fail("data"); }
-    if (resume_path) {
-        CkptState st;
-        if (checkpoint_load(resume_path, t->m.ps, t->adam, &st, NULL)) { free(resume_path); return fail("resume"); }
-        if (st.n_cursor != LOADER_STATE_NFIELDS) {
-            hyp_set_error("%s: /state/cursor has %d fields, the loader needs %d", resume_path, st.n_cursor, LOADER_STATE_NFIELDS);
-            ckpt_state_free(&st);
-            free(resume_path);
-            return fail("resume");
-        }
-        LoaderState ls;
-        memcpy(&ls, st.cursor, sizeof ls);
-        if (loader_restore(t->loader, &ls)) { ckpt_state_free(&st); free(resume_path); return fail("resume"); }
-        t->ctx->seed = st.seed;
-        t->ctx->rng_offset = st.rng_offset;
-        t->st.step = st.step;
-        t->st.best_metric = st.best_metric;
-        t->st.best_step = st.best_step;
-        t->st.lr = st.lr;
-        ckpt_state_free(&st);
-        if (t->root) fprintf(stderr, "hyp train: resumed from %s at step %ld\n", resume_path, (long)t->st.step);
-    }
+    if (make_tokenizer(t) || make_optimizer(t)) goto out;
+    if (open_loader(t) || validation_open(&t->val, &t->cfg, t->dev, t->tok)) { fail("data"); goto out; }
+    if (resume_path && resume_from(t, resume_path)) goto out;
+    rc = 0;
+out:
     free(resume_path);
-    return 0;
+    return rc;
 }
 
 static void teardown(Trainer *t) {
@@ -515,7 +522,7 @@ static int eval_and_select(Trainer *t) {
                 t->st.best_step = t->st.step;
                 char p[4096];
                 snprintf(p, sizeof p, "%s/best.h5", t->opt->out_dir);
-                CkptModelInfo mi = model_info(t);
+                ModelMeta mi = model_info(t);
                 if (checkpoint_save_model(p, t->m.ps, &mi, t->cfg_text, &t->st)) {
                     t->st.best_metric = prev_best;   // the next validation tries again
                     t->st.best_step = prev_step;
@@ -600,6 +607,108 @@ static int settle(Trainer *t, StepValues *v, OptimStats *os) {
     return 2;
 }
 
+// ---------------------------------------------------------------- the loop
+// Throughput since the last log line: padded tokens and model FLOPs (train/flops.h), MFU
+// against the device's peak (CPU: its measured sgemm rate; GPUs: a table), per rank.
+typedef struct Interval {
+    double time, tokens, flops;   // seconds of the steps, their tokens and FLOPs
+    long steps;
+    double step_time;             // smoothed seconds per step (the ETA)
+    bool first;                   // no log line yet
+    double peak;                  // the device's FLOP/s (0: unknown)
+} Interval;
+
+// Forward and backward of the step's k micro-batches (gradients summed, each loss scaled
+// by 1/k); each micro-batch's three losses are copied into sv. With several ranks, the last
+// micro-batch's backward launches the gradient buckets as it finishes them. 0 or -1.
+static int forward_backward(Trainer *t, StepValues *sv, GradBuckets *buckets, Interval *iv, bool poison) {
+    const Config *cfg = &t->cfg;
+    const Backend *be = backend_get(t->dev);
+    const int k = sv->k;
+    for (int micro = 0; micro < k; micro++) {
+        if (loader_next(t->loader, &t->batch)) return -1;
+        const StepShape shape = {t->mc.bert.layers, t->mc.bert.hidden, t->mc.bert.ffn,
+                                 t->m.hypencoder ? cfg->model.qnet_layers : 0, t->batch.n_queries, t->batch.n_items,
+                                 t->batch.q_len, t->batch.d_len, cfg->train.ce_weight > 0, cfg->model.freeze_encoder};
+        iv->tokens += step_tokens(&shape);
+        iv->flops += step_flops(&shape);
+        StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
+                                          (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
+        if (poison) l.total = op_scale(t->ctx, l.total, NAN);
+        be->copy(sv->dev + micro * 3 + 0, l.total->data, sizeof(float), COPY_D2D);
+        be->copy(sv->dev + micro * 3 + 1, l.mmse->data, sizeof(float), COPY_D2D);
+        be->copy(sv->dev + micro * 3 + 2, l.ce->data, sizeof(float), COPY_D2D);
+        Tensor *scaled = k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total;
+        if (t->comm->world > 1 && micro == k - 1) {   // average buckets as backward finishes them
+            buckets_plan(buckets, t->ctx->tape);
+            t->ctx->after_backward_node = buckets_launch;
+            t->ctx->after_backward_user = buckets;
+        }
+        backward(t->ctx, scaled);
+        t->ctx->after_backward_node = NULL;
+        ctx_reset(t->ctx);
+    }
+    return 0;
+}
+
+// The log line (stderr) and the metrics.jsonl record of the steps since the last one.
+static void log_step(Trainer *t, const TrainOptions *o, Interval *iv, const StepValues *sv, const OptimStats *os,
+                     double lr, double comm_ms) {
+    const Config *cfg = &t->cfg;
+    const int world = t->comm->world;
+    const long max_steps = cfg->train.max_steps;
+    double dt = iv->time / iv->steps;
+    const double tps = iv->tokens * world / iv->time;   // all ranks
+    const double mfu = iv->peak > 0 ? iv->flops / iv->time / iv->peak : NAN;
+    iv->step_time = iv->first ? dt : 0.9 * iv->step_time + 0.1 * dt;
+    iv->first = false;
+    iv->tokens = iv->flops = iv->time = 0;
+    iv->steps = 0;
+    if (!t->root) return;
+    char eta[32];
+    fmt_eta(eta, sizeof eta, iv->step_time * (max_steps - t->st.step));
+    double qps = (double)cfg->train.batch_size * world * sv->k / dt;
+    const double *sums = sv->sums;
+    char mfu_txt[32] = "";
+    if (isfinite(mfu)) snprintf(mfu_txt, sizeof mfu_txt, " | MFU %.1f%%", mfu * 100);
+    if (!o->quiet)
+        fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | "
+                "%.0f tok/s%s | eta %s\n", (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os->grad_norm,
+                dt * 1e3, qps, tps, mfu_txt, eta);
+    char js[640], mfu_js[32];
+    if (isfinite(mfu)) snprintf(mfu_js, sizeof mfu_js, "%.4f", mfu);
+    else snprintf(mfu_js, sizeof mfu_js, "null");
+    snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
+             "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f, \"tokens_per_s\": %.1f, "
+             "\"mfu\": %s}", (long)t->st.step, sums[0], sums[1], sums[2], lr, os->grad_norm, dt * 1e3, comm_ms, qps,
+             tps, mfu_js);
+    log_metrics(t, js);
+}
+
+// A checkpoint at this step (rank 0 writes; every rank learns whether it failed). 0 to go
+// on, else the run's status: 1 (a failed write that stops the run), or fail()'s.
+static int save_step(Trainer *t, bool last, bool stop, bool *bad_stop) {
+    char *written = NULL;
+    bool bad = t->root && save_checkpoint(t, &written) != 0, any_bad;
+    if (bad && !save_failed(t, "the checkpoint", last || stop)) *bad_stop = true;
+    // the all-reduce is also the barrier after the save
+    if (any_rank(t, *bad_stop, &any_bad)) { free(written); return fail("all-reduce"); }
+    if (any_bad) {
+        if (!t->root) fprintf(stderr, "hyp train: rank %d: stopping: rank 0 could not write the checkpoint\n", t->comm->rank);
+        free(written);
+        return 1;
+    }
+    const char *by = g_stop_signal == SIGINT ? "SIGINT" : g_stop_signal == SIGTERM ? "SIGTERM" : "a signal on another rank";
+    if (stop && t->root)
+        fprintf(stderr, "hyp train: stopped by %s after step %ld; checkpoint %s (continue with --resume auto)\n", by,
+                (long)t->st.step, written ? written : "(none: see above)");
+    else if (stop)
+        fprintf(stderr, "hyp train: rank %d: stopped by %s after step %ld (rank 0 wrote the checkpoint)\n",
+                t->comm->rank, by, (long)t->st.step);
+    free(written);
+    return 0;
+}
+
 int train_run(const TrainOptions *o, TrainSummary *summary) {
     Trainer T = {0}, *t = &T;
     int status = 0;
@@ -615,15 +724,10 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     StepValues sv = {.dev = be->alloc((size_t)k * 3 * sizeof(float)), .k = k};
     GradBuckets buckets;
     buckets_init(&buckets, t->m.ps, t->comm, t->dev, cfg->dist.bucket_mb);
-    double t_start = hyp_now(), step_time = 0, interval_time = 0;
-    long interval_steps = 0;
-    // Throughput: padded tokens and model FLOPs (train/flops.h) since the last log line; MFU
-    // against the device's peak (CPU: its measured sgemm rate; GPUs: a table), per rank.
-    double interval_tokens = 0, interval_flops = 0;
+    double t_start = hyp_now();
     char peak_what[320];
-    const double peak = device_peak_flops(t->dev, peak_what, sizeof peak_what);
+    Interval iv = {.first = true, .peak = device_peak_flops(t->dev, peak_what, sizeof peak_what)};
     if (t->root && !o->quiet) fprintf(stderr, "hyp train: MFU against %s\n", peak_what);
-    bool first_log = true;
     double last_loss = NAN;
     long skipped = 0;
     bool bad_stop = false;   // a failed save that stops the run (set on rank 0)
@@ -634,29 +738,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         double t0 = hyp_now();
         paramset_zero_grad(t->m.ps);
         sv.read = false;
-        for (int micro = 0; micro < k; micro++) {
-            if (loader_next(t->loader, &t->batch)) { status = fail("data"); goto done; }
-            const StepShape shape = {t->mc.bert.num_hidden_layers, t->mc.bert.hidden_size, t->mc.bert.intermediate_size,
-                                     t->m.hypencoder ? cfg->model.qnet_layers : 0, t->batch.n_queries, t->batch.n_items,
-                                     t->batch.q_len, t->batch.d_len, cfg->train.ce_weight > 0, cfg->model.freeze_encoder};
-            interval_tokens += step_tokens(&shape);
-            interval_flops += step_flops(&shape);
-            StepLosses l = train_forward_dist(t->ctx, &t->m, &t->batch, (float)cfg->train.margin_mse_weight,
-                                              (float)cfg->train.ce_weight, t->comm, cfg->dist.cross_device_negatives);
-            if (poison) l.total = op_scale(t->ctx, l.total, NAN);
-            be->copy(sv.dev + micro * 3 + 0, l.total->data, sizeof(float), COPY_D2D);
-            be->copy(sv.dev + micro * 3 + 1, l.mmse->data, sizeof(float), COPY_D2D);
-            be->copy(sv.dev + micro * 3 + 2, l.ce->data, sizeof(float), COPY_D2D);
-            Tensor *scaled = k > 1 ? op_scale(t->ctx, l.total, 1.0f / k) : l.total;
-            if (world > 1 && micro == k - 1) {   // average buckets as backward finishes them
-                buckets_plan(&buckets, t->ctx->tape);
-                t->ctx->after_backward_node = buckets_launch;
-                t->ctx->after_backward_user = &buckets;
-            }
-            backward(t->ctx, scaled);
-            t->ctx->after_backward_node = NULL;
-            ctx_reset(t->ctx);
-        }
+        if (forward_backward(t, &sv, &buckets, &iv, poison)) { status = fail("data"); goto done; }
         double tc = hyp_now();
         if (world > 1) {
             if (!buckets.failed && buckets.next != buckets.n)
@@ -693,38 +775,9 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
         }
         if (sv.read) last_loss = sv.sums[0];
         // Step times add up between log lines; the reads above wait for the device's work.
-        interval_time += hyp_now() - t0;
-        interval_steps++;
-        if (log_due) {
-            double dt = interval_time / interval_steps;
-            const double tps = interval_tokens * world / interval_time;   // all ranks
-            const double mfu = peak > 0 ? interval_flops / interval_time / peak : NAN;
-            interval_tokens = interval_flops = 0;
-            step_time = first_log ? dt : 0.9 * step_time + 0.1 * dt;
-            first_log = false;
-            interval_time = 0;
-            interval_steps = 0;
-            if (t->root) {
-                char eta[32];
-                fmt_eta(eta, sizeof eta, step_time * (max_steps - t->st.step));
-                double qps = (double)cfg->train.batch_size * world * k / dt;
-                const double *sums = sv.sums;
-                char mfu_txt[32] = "";
-                if (isfinite(mfu)) snprintf(mfu_txt, sizeof mfu_txt, " | MFU %.1f%%", mfu * 100);
-                if (!o->quiet)
-                    fprintf(stderr, "step %ld/%ld | loss %.4f (mmse %.4f, ce %.4f) | lr %.2e | gnorm %.3g | %.0f ms | %.1f q/s | "
-                            "%.0f tok/s%s | eta %s\n", (long)t->st.step, max_steps, sums[0], sums[1], sums[2], lr, os.grad_norm,
-                            dt * 1e3, qps, tps, mfu_txt, eta);
-                char js[640], mfu_js[32];
-                if (isfinite(mfu)) snprintf(mfu_js, sizeof mfu_js, "%.4f", mfu);
-                else snprintf(mfu_js, sizeof mfu_js, "null");
-                snprintf(js, sizeof js, "{\"step\": %ld, \"loss\": %.6g, \"mmse\": %.6g, \"ce\": %.6g, \"lr\": %.6g, "
-                         "\"grad_norm\": %.6g, \"ms\": %.2f, \"comm_ms\": %.2f, \"qps\": %.2f, \"tokens_per_s\": %.1f, "
-                         "\"mfu\": %s}", (long)t->st.step, sums[0], sums[1], sums[2], lr, os.grad_norm, dt * 1e3, comm_ms, qps,
-                         tps, mfu_js);
-                log_metrics(t, js);
-            }
-        }
+        iv.time += hyp_now() - t0;
+        iv.steps++;
+        if (log_due) log_step(t, o, &iv, &sv, &os, lr, comm_ms);
         if (eval_due) {
             int e = eval_and_select(t);
             if (e) { status = e == -2 ? 1 : fail("validation"); goto done; }
@@ -739,27 +792,7 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
             if (e) { status = e > 0 ? 2 : fail("all-reduce"); goto done; }
             last_loss = sv.sums[0];
         }
-        if (save_due) {
-            char *written = NULL;
-            bool bad = t->root && save_checkpoint(t, &written) != 0, any_bad;
-            if (bad && !save_failed(t, "the checkpoint", last || stop)) bad_stop = true;
-            // the all-reduce is also the barrier after the save
-            if (any_rank(t, bad_stop, &any_bad)) { free(written); status = fail("all-reduce"); goto done; }
-            if (any_bad) {
-                if (!t->root) fprintf(stderr, "hyp train: rank %d: stopping: rank 0 could not write the checkpoint\n", t->comm->rank);
-                free(written);
-                status = 1;
-                goto done;
-            }
-            const char *by = g_stop_signal == SIGINT ? "SIGINT" : g_stop_signal == SIGTERM ? "SIGTERM" : "a signal on another rank";
-            if (stop && t->root)
-                fprintf(stderr, "hyp train: stopped by %s after step %ld; checkpoint %s (continue with --resume auto)\n", by,
-                        (long)t->st.step, written ? written : "(none: see above)");
-            else if (stop)
-                fprintf(stderr, "hyp train: rank %d: stopped by %s after step %ld (rank 0 wrote the checkpoint)\n",
-                        t->comm->rank, by, (long)t->st.step);
-            free(written);
-        }
+        if (save_due && (status = save_step(t, last, stop, &bad_stop))) goto done;
         if (stop) { status = TRAIN_STOPPED; goto done; }
     }
     if (t->root && !o->quiet)

@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     if (!mf) { fprintf(stderr, "make_hypencoder: %s\n", hyp_last_error()); return 1; }
     if (mf->config.kind != MODEL_BERT) { fprintf(stderr, "make_hypencoder: %s is not a plain BERT model file\n", bert); return 1; }
     ModelConfig *mc = &mf->config;
-    int d = mc->bert.hidden_size;
+    int d = mc->bert.hidden;
     mc->kind = MODEL_HYPENCODER;
     mc->n_dims = layers + 2;
     for (int i = 0; i <= layers; i++) mc->vector_dimensions[i] = d;
