@@ -308,7 +308,7 @@ Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *ma
     uint64_t seed = c->seed, offset = c->rng_offset;
     long np = (long)BH * Tq * Tk;
 
-    if (be->attention_fwd) {   // fused per head (CPU): no permuted copies
+    if (be->attention == ATTN_FUSED) {   // per head (CPU): no permuted copies
         Tensor *probs = out_like(c, HYP_SHAPE(B, H, Tq, Tk));
         Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
         be->attention_fwd(y->data, probs->data, q->data, k->data, v->data, mask ? mask->data : NULL, B, Tq, Tk,
@@ -372,7 +372,7 @@ void bw_attention(Ctx *c, Node *n) {
     float *gq = in_grad(c, n, 0), *gk = in_grad(c, n, 1), *gv = in_grad(c, n, 2);
     if (!gq && !gk && !gv) return;
     const Backend *be = backend_get(n->out->device);
-    if (be->attention_bwd) {   // fused: saved q, k, v are the inputs, probs (B, H, Tq, Tk)
+    if (be->attention == ATTN_FUSED) {   // saved q, k, v are the inputs, probs (B, H, Tq, Tk)
         Tensor *q = n->saved[0], *k = n->saved[1], *probs = n->saved[3];
         int H = n->p.attn.heads;
         be->attention_bwd(gq, gk, gv, n->out->grad->data, q->data, k->data, n->saved[2]->data, probs->data,

@@ -4,12 +4,40 @@
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 
+#define COUNT_SLOT(s) +1
+_Static_assert(sizeof(Backend) == offsetof(Backend, alloc) + (0 HYP_BACKEND_SLOTS(COUNT_SLOT)) * sizeof(void (*)(void)),
+               "a Backend slot missing from HYP_BACKEND_SLOTS (kernels/kernels.h)");
+#undef COUNT_SLOT
+
+int backend_check(const Backend *be) {
+    const bool fused = be->attention == ATTN_FUSED;
+#define CHECK_SLOT(s)                                                                                      \
+    if (!strcmp(#s, "attention_fwd") || !strcmp(#s, "attention_bwd") ? !be->s != !fused : !be->s) {          \
+        hyp_set_error("backend %s: slot %s is %s", be->name, #s,                                             \
+                      be->s ? "set, but the backend says attention is composed" : "NULL");                  \
+        return -1;                                                                                         \
+    }
+    HYP_BACKEND_SLOTS(CHECK_SLOT)
+#undef CHECK_SLOT
+    return 0;
+}
+
+// The table of a real device, checked once (an incomplete table stops the program here,
+// not at a NULL call in the middle of a run).
+static const Backend *checked(const Backend *be, bool *done) {
+    if (!*done && backend_check(be)) HYP_FATAL("%s", hyp_last_error());
+    *done = true;
+    return be;
+}
+
 const Backend *backend_get(Device d) {
     const Backend *meta = backend_meta_for(d);   // the memory planner's no-op table
     if (meta) return meta;
-    if (d == HYP_CPU) return &hyp_cpu_backend;
+    static bool cpu_ok;
+    if (d == HYP_CPU) return checked(&hyp_cpu_backend, &cpu_ok);
 #ifdef HYP_HAVE_CUDA
-    if (d == HYP_CUDA) return &hyp_cuda_backend;
+    static bool cuda_ok;
+    if (d == HYP_CUDA) return checked(&hyp_cuda_backend, &cuda_ok);
 #endif
     HYP_FATAL("device %s requested but this build has no %s backend (rebuild with CUDA=1)",
               device_name(d), device_name(d));

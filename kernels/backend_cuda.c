@@ -6,6 +6,7 @@
 
 const Backend hyp_cuda_backend = {
     .name = "cuda",
+    .attention = ATTN_COMPOSED,   // until the flash kernel (issue 16): permute, gemm, softmax, dropout
     .alloc = hyp_cuda_alloc,
     .free = hyp_cuda_free,
     .memset0 = hyp_cuda_memset0,

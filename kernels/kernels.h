@@ -34,11 +34,18 @@ typedef struct HypClipState {
     int32_t reserved;    // 0
 } HypClipState;
 
+// How a backend computes op_attention: stated by the backend, checked by backend_check
+// (a NULL slot never picks the algorithm). FUSED: attention_fwd/bwd per head, saving the
+// probabilities; COMPOSED: permute, gemm, softmax and dropout (those slots NULL).
+typedef enum { ATTN_COMPOSED = 0, ATTN_FUSED = 1 } AttentionImpl;
+
 typedef struct Backend {
     const char *name;
     // Capability: the planner's meta backend (kernels/meta_backend.c). Kernels do no work and
     // buffers hold no data: host code must not read or write device memory (it skips instead).
     bool meta;
+    AttentionImpl attention;
+    // Every field below is a slot of HYP_BACKEND_SLOTS (after the struct), in any order.
 
     // ---- memory
     void *(*alloc)(size_t bytes);
@@ -213,6 +220,20 @@ typedef struct Backend {
     // y (n, D) fp32 = bf16 rows table[ids[i]] (bf16 bits); gather of fp32 rows is embedding_fwd.
     void (*gather_bf16_rows)(float *y, const uint16_t *table, const int32_t *ids, long n, int D);
 } Backend;
+
+// Every slot once: the meta backend mirrors them, backend_check checks them. A slot added to
+// the struct but not here fails the assertion in kernels/backend.c.
+#define HYP_BACKEND_SLOTS(X) X(alloc) X(free) X(memset0) X(copy) X(synchronize) X(gemm) X(gemm_ex) \
+    X(binary_fwd) X(binary_bwd) X(add_rows_fwd) X(add_rows_bwd) X(axpy) X(scale) X(fill) X(unary_fwd) \
+    X(unary_bwd) X(layernorm_fwd) X(layernorm_bwd) X(add_layernorm_fwd) X(qnet_act_fwd) X(softmax_fwd) \
+    X(softmax_bwd) X(attention_fwd) X(attention_bwd) X(embedding_fwd) X(embedding_bwd) X(dropout_fwd) \
+    X(dropout_bwd) X(permute) X(block_copy) X(arange_i32) X(sum) X(fill_grad) X(cross_entropy_fwd) \
+    X(cross_entropy_bwd) X(mse_fwd) X(mse_bwd) X(f32_to_bf16) X(bf16_to_f32) X(adamw_step) X(sum_squares) \
+    X(clip_coef) X(adamw_step_dev) X(qnet_out_dot) X(topk_rows) X(dense_epilogue) X(row_sumsq) \
+    X(gather_bf16_rows)
+// A backend's table is complete: every slot set, except that attention_fwd/bwd are set
+// exactly when attention == ATTN_FUSED. 0, or -1 + error naming the backend and slot.
+int backend_check(const Backend *be);
 
 extern const Backend hyp_cpu_backend;
 #ifdef HYP_HAVE_CUDA

@@ -170,20 +170,12 @@ static void m_row_sumsq(float *out, const float *x, long n, int D) {}
 static void m_gather_bf16_rows(float *y, const uint16_t *table, const int32_t *ids, long n, int D) {}
 
 // The target's table with every present slot replaced by its no-op.
-#define MIRROR(slot) t.slot = src->slot ? m_##slot : NULL
+#define m_alloc meta_alloc
+#define m_free meta_free
+#define MIRROR(slot) t.slot = src->slot ? m_##slot : NULL;
 static Backend meta_table_for(const Backend *src) {
-    Backend t = {.name = "meta", .meta = true, .alloc = meta_alloc, .free = meta_free};
-    MIRROR(memset0); MIRROR(copy); MIRROR(synchronize); MIRROR(gemm);
-    MIRROR(binary_fwd); MIRROR(binary_bwd); MIRROR(add_rows_fwd); MIRROR(add_rows_bwd);
-    MIRROR(axpy); MIRROR(scale); MIRROR(fill); MIRROR(unary_fwd); MIRROR(unary_bwd);
-    MIRROR(layernorm_fwd); MIRROR(layernorm_bwd); MIRROR(add_layernorm_fwd); MIRROR(qnet_act_fwd);
-    MIRROR(softmax_fwd); MIRROR(softmax_bwd); MIRROR(attention_fwd); MIRROR(attention_bwd);
-    MIRROR(embedding_fwd); MIRROR(embedding_bwd); MIRROR(dropout_fwd); MIRROR(dropout_bwd);
-    MIRROR(permute); MIRROR(block_copy); MIRROR(arange_i32); MIRROR(sum); MIRROR(fill_grad);
-    MIRROR(cross_entropy_fwd); MIRROR(cross_entropy_bwd); MIRROR(mse_fwd); MIRROR(mse_bwd);
-    MIRROR(f32_to_bf16); MIRROR(bf16_to_f32); MIRROR(adamw_step); MIRROR(sum_squares);
-    MIRROR(clip_coef); MIRROR(adamw_step_dev);
-    MIRROR(gemm_ex); MIRROR(qnet_out_dot); MIRROR(topk_rows); MIRROR(dense_epilogue); MIRROR(row_sumsq); MIRROR(gather_bf16_rows);
+    Backend t = {.name = "meta", .meta = true, .attention = src->attention};
+    HYP_BACKEND_SLOTS(MIRROR)
     return t;
 }
 #undef MIRROR
