@@ -11,7 +11,8 @@ Test(flops, bert_base_hypencoder_step) {
     const double h = 768, L = 12;
     const double lin = 2 * (4 * h * h + 2 * h * 3072) * L;            // 170 MFLOP a token
     const double q = 64.0 * 32 * (lin + 4 * 32 * h * L), d = 512.0 * 196 * (lin + 4 * 196 * h * L);
-    const double qnet = 64.0 * 512 * (2 * h * h * 6 + 2 * h);
+    // q-net pairs: each query's 8 passages (Margin-MSE) and the batch's 64 positives (in-batch CE)
+    const double qnet = (512.0 + 64.0 * 64) * (2 * h * h * 6 + 2 * h);
     // hyperhead: 7 matrices + 6 biases, each a key and value projection of the 32 query tokens;
     // attention and output projection for 6 * 768 + 1 + 6 output rows
     const double head = 64.0 * (13 * 32 * 4 * h * h + (6 * h + 7) * (4 * h * 32 + 2 * h * h));

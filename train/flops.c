@@ -18,7 +18,8 @@ double step_flops(const StepShape *s) {
     const double nq = s->queries, nd = (double)s->queries * s->items;
     const double attn_q = 4.0 * s->q_len * h * L, attn_d = 4.0 * s->d_len * h * L;   // a token, forward
     const double bert_q = nq * s->q_len * (linear + attn_q), bert_d = nd * s->d_len * (linear + attn_d);
-    const double pairs = s->in_batch ? nq * nd : nd;
+    // scored pairs: every query's own passages, plus with in-batch CE the batch's positives
+    const double pairs = nd + (s->in_batch ? nq * nq : 0.0);
     double head = 0;   // hyperhead + q-net (or BE-Base's dot products), forward
     if (s->qnet_layers > 0) {
         const double T = s->q_len, Lq = s->qnet_layers;

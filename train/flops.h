@@ -9,7 +9,7 @@ typedef struct StepShape {
     int qnet_layers;                // 0 for BE-Base
     int queries, items;             // B queries, each with `items` passages (1 + negatives)
     int q_len, d_len;               // padded lengths of the batch
-    bool in_batch;                  // in-batch cross-entropy: every query scores every passage
+    bool in_batch;                  // in-batch cross-entropy: every query also scores the batch's positives
     bool frozen_encoder;            // model.freeze_encoder: query BERT forward only, passages cached
 } StepShape;
 
@@ -18,7 +18,8 @@ typedef struct StepShape {
 // hyperhead (a key and a value projection, 4 h^2 a query token, for each of its L+1 matrices
 // and L biases; their attention, 4 out h T a query, and output projection, 2 out h^2 a query,
 // out = h for hidden matrices, 1 for the last and the biases) and the q-net's layers (2 d^2 a
-// layer) over every scored (query, passage) pair, all times 3 (backward is twice the forward).
+// layer) over every scored (query, passage) pair (a query's own passages, and with in-batch
+// cross-entropy the batch's B positives), all times 3 (backward is twice the forward).
 // A frozen encoder: the query BERT forward once, no passage BERT (vectors come from the cache).
 // Not counted: embeddings, LayerNorm, softmax.
 double step_flops(const StepShape *s);
