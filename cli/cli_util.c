@@ -60,7 +60,8 @@ void cli_usage(FILE *out, const char *cmd, const char *synopsis, const CliFlag *
     for (int i = 0; i < n; i++) {
         if (!flags[i].help) continue;
         char left[64];
-        snprintf(left, sizeof left, "%s%s%s", flags[i].name, flags[i].meta ? " " : "", flags[i].meta ? flags[i].meta : "");
+        if (!*flags[i].name) snprintf(left, sizeof left, "%s", flags[i].meta);   // the positional row
+        else snprintf(left, sizeof left, "%s%s%s", flags[i].name, flags[i].meta ? " " : "", flags[i].meta ? flags[i].meta : "");
         fprintf(out, "  %-22s %s\n", left, flags[i].help);
     }
 }
@@ -112,13 +113,17 @@ int cli_parse(const char *cmd, const char *synopsis, const CliFlag *flags, int n
         const char *attached = NULL;   // --name=value
         for (int j = 0; j < n && !f; j++) {
             size_t len = strlen(flags[j].name);
-            if (!strcmp(a, flags[j].name)) f = &flags[j];
+            if (!len) {   // the positional row takes what does not look like an option
+                if (a[0] != '-') f = &flags[j], attached = a;
+            } else if (!strcmp(a, flags[j].name)) f = &flags[j];
             else if (!strncmp(a, flags[j].name, len) && a[len] == '=' && takes_value(&flags[j])) {
                 f = &flags[j];
                 attached = a + len + 1;
             }
         }
-        if (!f) {
+        if (f && !*f->name && f->kind == FLAG_STR && *(const char **)f->dst) {
+            fprintf(stderr, "hyp %s: unexpected argument '%s' (%s given already)\n", cmd, a, f->meta);
+        } else if (!f) {
             if (a[0] == '-') fprintf(stderr, "hyp %s: unknown option '%s'\n", cmd, a);
             else fprintf(stderr, "hyp %s: unexpected argument '%s' (expected options only)\n", cmd, a);
         } else if (takes_value(f) && !attached && i + 1 >= argc) {

@@ -26,7 +26,8 @@ void cli_bad_option(const char *cmd, const char *arg, const char *value_flags);
 typedef enum { FLAG_SWITCH, FLAG_STR, FLAG_INT, FLAG_LONG, FLAG_U64, FLAG_DOUBLE, FLAG_DEVICE, FLAG_CHOICE, FLAG_LIST } CliFlagKind;
 typedef struct { const char **v; int n; } CliList;   // FLAG_LIST: every value in order (v: room for argc)
 typedef struct CliFlag {
-    const char *name;   // "--neighbors"
+    const char *name;   // "--neighbors"; "" for the row that takes the positional arguments
+                        // (STR: one, LIST: any number; meta names them in the help)
     CliFlagKind kind;
     void *dst;          // bool* (SWITCH: set true), const char ** (STR), int*, long*, uint64_t*, double*, Device*,
                         // int* (CHOICE: the index of the value in meta's "a|b|c"), CliList* (LIST: repeatable)

@@ -61,6 +61,9 @@ static const char *option_value(int argc, char **argv, int *i, const char *attac
     return argv[++*i];
 }
 
+// Not cli_parse: `hyp eval` takes trec_eval's own getopt grammar (grouped switches "-qc",
+// attached values "-l2" "-mP.10", its long names), so scripts written for trec_eval run as is.
+// Long by design: a flat dispatch over the options, a few lines each.
 static int parse_args(int argc, char **argv, EvalArgs *a) {
     const char *pos[2];
     int npos = 0;

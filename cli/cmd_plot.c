@@ -14,18 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage(FILE *f) {
-    fprintf(f, "usage: hyp plot RUN_DIR [RUN_DIR ...] --out curves.svg [--metric M] [--label NAME ...]\n"
-               "                [--title T] [--logy]\n"
-               "  RUN_DIR     a training run folder (its metrics.jsonl) or a metrics.jsonl file\n"
-               "  --metric M  loss (default), mmse, ce, lr, gnorm, q/s, ms, or a validation metric\n"
-               "              of the run (Rprec, nDCG@10, RR@10, ...)\n"
-               "  --label     legend text of each run in order (default: the run folder's path)\n"
-               "  --logy      log-scale y axis\n"
-               "       hyp plot --table T.tsv --out chart.svg [--xlabel X] [--ylabel Y] [--title T] [--logy]\n"
-               "  T.tsv       lines series<TAB>x<TAB>y[<TAB>error] (error bars: e.g. std over seeds)\n");
-    return f == stdout ? 0 : 1;
-}
+static const char *SYNOPSIS =
+    "RUN_DIR [RUN_DIR ...] --out curves.svg [--metric M] [--label NAME ...] [--title T] [--logy]\n"
+    "       hyp plot --table T.tsv --out chart.svg [--xlabel X] [--ylabel Y] [--title T] [--logy]";
 
 // Series of a table file: one a distinct first column, points in file order.
 static int plot_table(const char *table, const char *out, const PlotOptions *po) {
@@ -96,29 +87,34 @@ int cmd_plot(int argc, char **argv) {
     const char *out = NULL, *metric = "loss", *title = NULL, *table = NULL, *xlabel = NULL, *ylabel = NULL;
     bool logy = false;
     const char **runs = calloc((size_t)argc, sizeof(char *)), **labels = calloc((size_t)argc, sizeof(char *));
-    int nr = 0, nl = 0, rc = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const bool v = i + 1 < argc;
-        if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if (!strcmp(a, "--metric") && v) metric = argv[++i];
-        else if (!strcmp(a, "--label") && v) labels[nl++] = argv[++i];
-        else if (!strcmp(a, "--title") && v) title = argv[++i];
-        else if (!strcmp(a, "--table") && v) table = argv[++i];
-        else if (!strcmp(a, "--xlabel") && v) xlabel = argv[++i];
-        else if (!strcmp(a, "--ylabel") && v) ylabel = argv[++i];
-        else if (!strcmp(a, "--logy")) logy = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { free(runs); free(labels); return usage(stdout); }
-        else if (a[0] == '-') { cli_bad_option("plot", a, "--out --metric --label --title --table --xlabel --ylabel"); goto done; }
-        else runs[nr++] = a;
+    CliList run_list = {runs, 0}, label_list = {labels, 0};
+    const CliFlag flags[] = {
+        {"", FLAG_LIST, &run_list, .meta = "RUN_DIR", .help = "a training run folder (its metrics.jsonl) or a metrics.jsonl file"},
+        {"--out", FLAG_STR, &out, .meta = "FILE", .help = "the SVG written"},
+        {"--metric", FLAG_STR, &metric, .meta = "M", .help = "loss (default), mmse, ce, lr, gnorm, q/s, ms, or a validation metric (Rprec, nDCG@10, ...)"},
+        {"--label", FLAG_LIST, &label_list, .meta = "NAME", .help = "legend text of each run in order (default: the run's path)"},
+        {"--title", FLAG_STR, &title, .meta = "T", .help = "chart title (default: the metric)"},
+        {"--logy", FLAG_SWITCH, &logy, .help = "log-scale y axis"},
+        {"--table", FLAG_STR, &table, .meta = "T.tsv", .help = "lines series<TAB>x<TAB>y[<TAB>error] instead of runs (error bars: e.g. std over seeds)"},
+        {"--xlabel", FLAG_STR, &xlabel, .meta = "X", .help = "x-axis label (--table)"},
+        {"--ylabel", FLAG_STR, &ylabel, .meta = "Y", .help = "y-axis label (--table)"},
+    };
+    int rc = cli_parse("plot", SYNOPSIS, CLI_FLAGS(flags), argc, argv);
+    if (rc) {
+        free(runs);
+        free(labels);
+        return rc == CLI_HELP ? 0 : 1;
     }
+    rc = 1;
+    const int nr = run_list.n, nl = label_list.n;
+    if (!out) { fprintf(stderr, "hyp plot: --out is required\n"); cli_usage(stderr, "plot", SYNOPSIS, CLI_FLAGS(flags)); goto done; }
     if (table) {
-        if (!out || nr) { usage(stderr); goto done; }
+        if (nr) { fprintf(stderr, "hyp plot: --table draws a table, not runs (got %s)\n", runs[0]); goto done; }
         PlotOptions po = {.title = title, .xlabel = xlabel, .ylabel = ylabel, .logy = logy, .markers = true, .pad_x = true};
         rc = plot_table(table, out, &po);
         goto done;
     }
-    if (!out || nr == 0) { usage(stderr); goto done; }
+    if (nr == 0) { fprintf(stderr, "hyp plot: no RUN_DIR given (or --table T.tsv)\n"); cli_usage(stderr, "plot", SYNOPSIS, CLI_FLAGS(flags)); goto done; }
     if (nl && nl != nr) { fprintf(stderr, "hyp plot: %d --label for %d runs: give one a run or none\n", nl, nr); goto done; }
     // The inputs are the metrics.jsonl files (a run folder stands for its own).
     CliPath *ins = calloc((size_t)nr, sizeof(CliPath));

@@ -16,6 +16,7 @@
 #include "eval/trec.h"
 #include "train/comm.h"
 #include "kernels/kernels.h"
+#include "autograd/atomic.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,21 @@ static void print_summary(FILE *f, const SearchSummary *S, const SearchOptions *
             S->seconds, S->queries / (S->seconds > 0 ? S->seconds : 1e-9), S->latency_ms[0], S->latency_ms[1],
             S->latency_ms[2], S->search_latency_ms[0], S->search_latency_ms[1], S->search_latency_ms[2],
             S->docs_scored_per_query, S->scored_fraction, out);
+}
+
+// The graph-search settings: the preset's, then the flags given (0 / -1: not given). 0 or 1.
+static int graph_flags(GraphSearchOptions *go, const char *preset, int algo, int entry_points, int candidates,
+                       int max_iter) {
+    if (preset) {
+        GraphSearchOptions p = *go;
+        if (graph_search_preset(preset, &p)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); return 1; }
+        go->entry_points = p.entry_points, go->candidates = p.candidates, go->max_iter = p.max_iter;
+    }
+    if (algo >= 0) go->algo = algo == 0 ? ALGO_PAPER : ALGO_HYPPLUS;
+    if (entry_points > 0) go->entry_points = entry_points;   // explicit flags override the preset
+    if (candidates > 0) go->candidates = candidates;
+    if (max_iter > 0) go->max_iter = max_iter;
+    return 0;
 }
 
 int cmd_search(int argc, char **argv) {
@@ -89,11 +105,6 @@ int cmd_search(int argc, char **argv) {
         fprintf(stderr, "hyp search: --dtype: expected fp32, fp16 or bf16, got \"%s\"\n", dtype_name);
         return 1;
     }
-    if (algo >= 0) go->algo = algo == 0 ? ALGO_PAPER : ALGO_HYPPLUS;
-    const bool set_e = entry_points > 0, set_c = candidates > 0, set_i = max_iter > 0;
-    if (set_e) go->entry_points = entry_points;
-    if (set_c) go->candidates = candidates;
-    if (set_i) go->max_iter = max_iter;
     if (!model || !docs || !queries || !out) {
         fprintf(stderr, "hyp search: --model, --docs, --queries and --out are needed\n");
         cli_usage(stderr, C, SYNOPSIS, CLI_FLAGS(flags));
@@ -103,13 +114,7 @@ int cmd_search(int argc, char **argv) {
                            CLI_FILE("--graph", graph)};
     const CliPath outs[] = {CLI_FILE("--out", out), CLI_FILE("--summary", summary)};
     if (cli_check_paths(C, ins, 4, outs, 2)) return 1;
-    if (preset) {
-        GraphSearchOptions p = *go;
-        if (graph_search_preset(preset, &p)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); return 1; }
-        if (!set_e) go->entry_points = p.entry_points;   // explicit flags override the preset
-        if (!set_c) go->candidates = p.candidates;
-        if (!set_i) go->max_iter = p.max_iter;
-    }
+    if (graph_flags(go, preset, algo, entry_points, candidates, max_iter)) return 1;
     if (streaming && graph) {
         fprintf(stderr, "hyp search: --streaming is for exhaustive search (graph search gathers rows at random)\n");
         return 1;
@@ -160,13 +165,14 @@ int cmd_search(int argc, char **argv) {
     if (comm && comm->rank != 0) { rc = 0; goto done; }
     if (trec_run_write(run, out, NULL)) { fprintf(stderr, "hyp search: %s\n", hyp_last_error()); goto done; }
     print_summary(stdout, &S, &so, &g, s, search_kind_name(sm.kind), out);
-    if (summary) {
-        FILE *f = fopen(summary, "w");
+    if (summary) {   // the same JSON, through the atomic writer
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
         if (f) print_summary(f, &S, &so, &g, s, search_kind_name(sm.kind), out);
-        if (!f || ferror(f) || fclose(f)) {
-            fprintf(stderr, "hyp search: %s: cannot write the summary\n", summary);
-            goto done;
-        }
+        const bool bad = !f || fclose(f) || atomic_write_file(summary, text, len);
+        free(text);
+        if (bad) { fprintf(stderr, "hyp search: %s: cannot write the summary: %s\n", summary, hyp_last_error()); goto done; }
     }
     rc = 0;
 done:

@@ -2,6 +2,7 @@
 // a two-layer network's loss decreases under plain gradient descent, its gradients
 // pass a finite-difference check, and CUDA (when present) agrees with the CPU.
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 #include "autograd/gradcheck.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,9 @@ static float train(Device dev, int steps, float *first) {
 }
 
 int cmd_selfcheck(int argc, char **argv) {
-    (void)argc; (void)argv;
+    int rc = cli_parse("selfcheck", "(no options: a 50-step CPU training run, a gradient check, and the same run on the GPU when one is visible)",
+                       NULL, 0, argc, argv);
+    if (rc) return rc == CLI_HELP ? 0 : 1;
     int fails = 0;
     printf("hyp %s selfcheck (backends: %s)\n", HYP_VERSION, hyp_backends_compiled());
 

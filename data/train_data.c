@@ -407,6 +407,87 @@ static int write_meta(const char *tmp, const PretokOptions *o, const PretokStats
     return rc;
 }
 
+// OUT.tmp, created empty: a stale one of an interrupted run is removed first, but only
+// when it holds nothing but a shard's files. malloc'd path, or NULL + error.
+static char *fresh_tmp_dir(const char *out_dir) {
+    size_t tl = strlen(out_dir);
+    while (tl > 1 && out_dir[tl - 1] == '/') tl--;
+    char *tmp = hyp_malloc(tl + 5);
+    memcpy(tmp, out_dir, tl);
+    memcpy(tmp + tl, ".tmp", 5);
+    struct stat tsb;
+    // Only an existing DIR.tmp is removed: on a read-only filesystem rmdir of a missing
+    // directory fails with EROFS, which used to read as "holds other files".
+    if (lstat(tmp, &tsb) == 0 && !shards_remove(tmp)) {
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            hyp_set_error("%s: a stale temporary directory holds files other than a shard's; remove it", tmp);
+        else if (errno == ENOTDIR)
+            hyp_set_error("%s: exists and is not a directory (expected none, or a stale shard directory); remove it", tmp);
+        else
+            hyp_set_error("%s: cannot remove the stale temporary directory: %s", tmp, strerror(errno));
+        free(tmp);
+        return NULL;
+    }
+    if (mkdir(tmp, 0755) != 0) {
+        hyp_set_error("%s: cannot create directory: %s", tmp, strerror(errno));
+        free(tmp);
+        return NULL;
+    }
+    return tmp;
+}
+
+// One parsed row appended to the shard's files (a row without items is counted, not written).
+static int append_row(Shard *sh, PretokStats *st, const TrainRow *r, int *max_q, int *max_d, const char *in_path) {
+    st->extra_positives += r->extra_positives;
+    if (r->n_items == 0) { st->rows_empty++; return 0; }
+    st->rows++;
+    st->pretokenized_rows += r->pretokenized;
+    if (st->min_items < 0 || r->n_items < st->min_items) st->min_items = r->n_items;
+    if (r->n_items > st->max_items) st->max_items = r->n_items;
+    if (r->q_len > *max_q) *max_q = r->q_len;
+    if (wr(sh, F_QUERIES, r->q_ids, 4, (size_t)r->q_len)) return -1;
+    st->query_tokens += (uint64_t)r->q_len;
+    if (wr(sh, F_QOFF, &st->query_tokens, 8, 1)) return -1;
+    uint64_t ntok = r->item_off[r->n_items];
+    if (wr(sh, F_ITEMS, r->item_ids, 4, ntok)) return -1;
+    for (int k = 0; k < r->n_items; k++) {
+        uint64_t off = st->item_tokens + r->item_off[k + 1];
+        int len = (int)(r->item_off[k + 1] - r->item_off[k]);
+        if (len > *max_d) *max_d = len;
+        if (wr(sh, F_IOFF, &off, 8, 1)) return -1;
+    }
+    st->item_tokens += ntok;
+    if (wr(sh, F_SCORES, r->scores, 4, (size_t)r->n_items)) return -1;
+    st->items += r->n_items;
+    uint64_t ni = (uint64_t)st->items;
+    if (wr(sh, F_RITEMS, &ni, 8, 1)) return -1;
+    if (st->rows > (long)INT32_MAX) { hyp_set_error("%s:%ld: more than 2^31-1 rows", in_path, r->line); return -1; }
+    return 0;
+}
+
+// The finished OUT.tmp becomes OUT: directory fsync, rename, parent fsync. 0 or -1.
+static int publish_dir(const char *tmp, const char *out_dir) {
+    fsync_dir(tmp);
+    if (rename(tmp, out_dir) != 0) {
+        hyp_set_error("%s: cannot rename %s to it: %s", out_dir, tmp, strerror(errno));
+        return -1;
+    }
+    char *parent = parent_dir(out_dir);
+    fsync_dir(parent);
+    free(parent);
+    return 0;
+}
+
+static void print_totals(const PretokOptions *o, const PretokStats *st) {
+    double el = st->seconds > 1e-9 ? st->seconds : 1e-9;
+    fprintf(stderr,
+            "pretokenize: %s -> %s: %ld rows, %ld items (%d..%d per row), %llu query + %llu item tokens, "
+            "%ld rows without items skipped, %ld extra positives dropped, %.1f s (%.0f rows/s, %.1f MB/s)\n",
+            o->in_path, o->out_dir, st->rows, st->items, st->min_items, st->max_items,
+            (unsigned long long)st->query_tokens, (unsigned long long)st->item_tokens, st->rows_empty,
+            st->extra_positives, st->seconds, st->rows / el, st->bytes_in / 1e6 / el);
+}
+
 int pretokenize(const PretokOptions *o) {
     if (!o->tok || !o->in_path || !o->out_dir) { hyp_set_error("pretokenize: tokenizer, input and output are required"); return -1; }
     if (o->query_max_len < 2 || o->doc_max_len < 2) {
@@ -424,31 +505,8 @@ int pretokenize(const PretokOptions *o) {
     HypLines *in = hyp_lines_open(o->in_path, 0);
     if (!in) return -1;
 
-    size_t tl = strlen(o->out_dir);
-    while (tl > 1 && o->out_dir[tl - 1] == '/') tl--;
-    char *tmp = hyp_malloc(tl + 5);
-    memcpy(tmp, o->out_dir, tl);
-    memcpy(tmp + tl, ".tmp", 5);
-    struct stat tsb;
-    // Only an existing DIR.tmp is removed: on a read-only filesystem rmdir of a missing
-    // directory fails with EROFS, which used to read as "holds other files".
-    if (lstat(tmp, &tsb) == 0 && !shards_remove(tmp)) {
-        if (errno == ENOTEMPTY || errno == EEXIST)
-            hyp_set_error("%s: a stale temporary directory holds files other than a shard's; remove it", tmp);
-        else if (errno == ENOTDIR)
-            hyp_set_error("%s: exists and is not a directory (expected none, or a stale shard directory); remove it", tmp);
-        else
-            hyp_set_error("%s: cannot remove the stale temporary directory: %s", tmp, strerror(errno));
-        hyp_lines_close(in);
-        free(tmp);
-        return -1;
-    }
-    if (mkdir(tmp, 0755) != 0) {
-        hyp_set_error("%s: cannot create directory: %s", tmp, strerror(errno));
-        hyp_lines_close(in);
-        free(tmp);
-        return -1;
-    }
+    char *tmp = fresh_tmp_dir(o->out_dir);
+    if (!tmp) { hyp_lines_close(in); return -1; }
     json_object_seed(0);   // before any thread parses JSON
 
     Shard sh = {0};
@@ -519,31 +577,7 @@ int pretokenize(const PretokOptions *o) {
         }
         for (int i = 0; i < n; i++) {
             if (rcs[i]) { hyp_set_error("%s", errs[i]); goto chunk_fail; }
-            TrainRow *r = &rows[i];
-            st.extra_positives += r->extra_positives;
-            if (r->n_items == 0) { st.rows_empty++; continue; }
-            st.rows++;
-            st.pretokenized_rows += r->pretokenized;
-            if (st.min_items < 0 || r->n_items < st.min_items) st.min_items = r->n_items;
-            if (r->n_items > st.max_items) st.max_items = r->n_items;
-            if (r->q_len > max_q) max_q = r->q_len;
-            if (wr(&sh, F_QUERIES, r->q_ids, 4, (size_t)r->q_len)) goto chunk_fail;
-            st.query_tokens += (uint64_t)r->q_len;
-            if (wr(&sh, F_QOFF, &st.query_tokens, 8, 1)) goto chunk_fail;
-            uint64_t ntok = r->item_off[r->n_items];
-            if (wr(&sh, F_ITEMS, r->item_ids, 4, ntok)) goto chunk_fail;
-            for (int k = 0; k < r->n_items; k++) {
-                uint64_t off = st.item_tokens + r->item_off[k + 1];
-                int len = (int)(r->item_off[k + 1] - r->item_off[k]);
-                if (len > max_d) max_d = len;
-                if (wr(&sh, F_IOFF, &off, 8, 1)) goto chunk_fail;
-            }
-            st.item_tokens += ntok;
-            if (wr(&sh, F_SCORES, r->scores, 4, (size_t)r->n_items)) goto chunk_fail;
-            st.items += r->n_items;
-            uint64_t ni = (uint64_t)st.items;
-            if (wr(&sh, F_RITEMS, &ni, 8, 1)) goto chunk_fail;
-            if (st.rows > (long)INT32_MAX) { hyp_set_error("%s:%ld: more than 2^31-1 rows", o->in_path, r->line); goto chunk_fail; }
+            if (append_row(&sh, &st, &rows[i], &max_q, &max_d, o->in_path)) goto chunk_fail;
         }
         double now = hyp_now();
         if (o->progress && (eof || now - last >= (tty ? 0.5 : 10.0))) {
@@ -565,27 +599,12 @@ int pretokenize(const PretokOptions *o) {
         if (sync_close(f, sh.path[i])) goto chunk_fail;
     }
     if (write_meta(tmp, o, &st, max_q, max_d, bytes)) goto chunk_fail;
-    fsync_dir(tmp);
-    if (rename(tmp, o->out_dir) != 0) {
-        hyp_set_error("%s: cannot rename %s to it: %s", o->out_dir, tmp, strerror(errno));
-        goto chunk_fail;
-    }
-    {
-        char *parent = parent_dir(o->out_dir);
-        fsync_dir(parent);
-        free(parent);
-    }
+    if (publish_dir(tmp, o->out_dir)) goto chunk_fail;
     st.bytes_in = bytes;
     st.seconds = hyp_now() - t0;
     if (o->progress) {
         if (tty) fputc('\n', stderr);
-        double el = st.seconds > 1e-9 ? st.seconds : 1e-9;
-        fprintf(stderr,
-                "pretokenize: %s -> %s: %ld rows, %ld items (%d..%d per row), %llu query + %llu item tokens, "
-                "%ld rows without items skipped, %ld extra positives dropped, %.1f s (%.0f rows/s, %.1f MB/s)\n",
-                o->in_path, o->out_dir, st.rows, st.items, st.min_items, st.max_items,
-                (unsigned long long)st.query_tokens, (unsigned long long)st.item_tokens, st.rows_empty,
-                st.extra_positives, st.seconds, st.rows / el, bytes / 1e6 / el);
+        print_totals(o, &st);
     }
     if (o->stats) *o->stats = st;
     rc = 0;

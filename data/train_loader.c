@@ -161,6 +161,113 @@ static int meta_int(json_t *meta, const char *path, const char *key, long long l
 }
 #endif
 
+#ifdef HYP_HAVE_JANSSON
+// meta.json's counts, as the shard files' sizes and offsets must agree with them.
+typedef struct { long long rows, items, qtok, itok, qmax, dmax; } MetaCounts;
+
+// meta.json: format, version, counts, special ids, the vocabulary's checksum and casing,
+// into l->info and *mc. 0 or -1 + error naming the file and key.
+static int read_meta(Loader *l, const char *mpath, MetaCounts *mc) {
+    json_error_t err;
+    json_t *meta = json_load_file(mpath, 0, &err);
+    if (!meta) {
+        if (access(mpath, F_OK) != 0) hyp_set_error("%s: missing (not a pretokenized shard directory?)", mpath);
+        else hyp_set_error("%s:%d: invalid JSON: %s", mpath, err.line, err.text);
+        return -1;
+    }
+    int rc = -1;
+    long long vocab, pad, cls, sep, ver;
+    json_t *fmt = json_object_get(meta, "format");
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), PRETOK_FORMAT)) {
+        hyp_set_error("%s: \"format\" is not \"%s\" (not a pretokenized shard directory)", mpath, PRETOK_FORMAT);
+        goto out;
+    }
+    if (meta_int(meta, mpath, "version", 0, 1LL << 30, &ver)) goto out;
+    if (ver != PRETOK_VERSION) {
+        hyp_set_error("%s: format version %lld, this build reads version %d (pretokenize again)", mpath, ver, PRETOK_VERSION);
+        goto out;
+    }
+    json_t *bo = json_object_get(meta, "byte_order");
+    if (bo && (!json_is_string(bo) || strcmp(json_string_value(bo), "little"))) {
+        hyp_set_error("%s: byte_order is not \"little\"", mpath);
+        goto out;
+    }
+    const long long BIG = 1LL << 50;
+    if (meta_int(meta, mpath, "rows", 0, INT32_MAX, &mc->rows) || meta_int(meta, mpath, "items", 0, BIG, &mc->items) ||
+        meta_int(meta, mpath, "query_tokens", 0, BIG, &mc->qtok) || meta_int(meta, mpath, "item_tokens", 0, BIG, &mc->itok) ||
+        meta_int(meta, mpath, "query_max_len", 2, 1 << 20, &mc->qmax) ||
+        meta_int(meta, mpath, "doc_max_len", 2, 1 << 20, &mc->dmax) ||
+        meta_int(meta, mpath, "vocab_size", 1, INT32_MAX, &vocab) || meta_int(meta, mpath, "pad_id", 0, vocab - 1, &pad) ||
+        meta_int(meta, mpath, "cls_id", 0, vocab - 1, &cls) || meta_int(meta, mpath, "sep_id", 0, vocab - 1, &sep))
+        goto out;
+    json_t *ck = json_object_get(meta, "vocab_checksum");
+    char *end = NULL;
+    if (!json_is_string(ck) || (l->info.vocab_checksum = strtoull(json_string_value(ck), &end, 16), *end) ||
+        strlen(json_string_value(ck)) != 16) {
+        hyp_set_error("%s: missing or malformed \"vocab_checksum\"", mpath);
+        goto out;
+    }
+    l->info.lowercase = json_is_true(json_object_get(meta, "lowercase"));
+    l->info.rows = (long)mc->rows;
+    l->info.items = (long)mc->items;
+    l->info.vocab_size = (int)vocab;
+    l->info.pad_id = (int32_t)pad;
+    l->info.cls_id = (int32_t)cls;
+    l->info.sep_id = (int32_t)sep;
+    rc = 0;
+out:
+    json_decref(meta);
+    return rc;
+}
+
+// The shard was made with the model's own vocabulary and casing. 0 or -1.
+static int check_tokenizer(const Loader *l, const Tokenizer *tok, const char *mpath) {
+    if (train_vocab_checksum(tok) != l->info.vocab_checksum || tok_vocab_size(tok) != l->info.vocab_size) {
+        hyp_set_error("%s: the shard was pretokenized with another vocabulary (checksum %016llx, this model's %016llx)",
+                      mpath, (unsigned long long)l->info.vocab_checksum, (unsigned long long)train_vocab_checksum(tok));
+        return -1;
+    }
+    if (tok_lowercase(tok) != l->info.lowercase) {
+        hyp_set_error("%s: the shard was pretokenized %s, the model's tokenizer is %s", mpath,
+                      l->info.lowercase ? "lowercased" : "cased", tok_lowercase(tok) ? "lowercased" : "cased");
+        return -1;
+    }
+    return 0;
+}
+
+// First and last offsets of the mapped files against meta.json, then every row's query and
+// item range (O(rows); item offsets are checked as items are read); l->usable gets the rows
+// with at least `need` items. Returns their count, or -1 + error.
+static long check_rows(Loader *l, const MetaCounts *mc, uint64_t need) {
+    const long long rows = mc->rows;
+    const struct { const uint64_t *off; long long n, last; int file; } ends[] = {
+        {l->qoff, rows, mc->qtok, M_QOFF}, {l->ritems, rows, mc->items, M_RITEMS}, {l->ioff, mc->items, mc->itok, M_IOFF}};
+    for (int e = 0; e < 3; e++)
+        if (ends[e].off[0] != 0 || ends[e].off[ends[e].n] != (uint64_t)ends[e].last) {
+            hyp_set_error("%s: first/last offsets (%llu, %llu) disagree with meta.json (0, %lld)", l->m[ends[e].file].path,
+                          (unsigned long long)ends[e].off[0], (unsigned long long)ends[e].off[ends[e].n], ends[e].last);
+            return -1;
+        }
+    l->usable = hyp_malloc(((size_t)rows + 1) * sizeof(uint32_t));
+    long nu = 0;
+    for (long long r = 0; r < rows; r++) {
+        uint64_t q0 = l->qoff[r], q1 = l->qoff[r + 1], i0 = l->ritems[r], i1 = l->ritems[r + 1];
+        if (q1 < q0 || q1 - q0 < 1 || q1 - q0 > (uint64_t)mc->qmax) {
+            hyp_set_error("%s: row %lld: query offsets %llu..%llu are invalid (length must be 1..%lld)", l->m[M_QOFF].path,
+                          r, (unsigned long long)q0, (unsigned long long)q1, mc->qmax);
+            return -1;
+        }
+        if (i1 < i0 || i1 == i0) {
+            hyp_set_error("%s: row %lld: item range %llu..%llu is invalid", l->m[M_RITEMS].path, r,
+                          (unsigned long long)i0, (unsigned long long)i1);
+            return -1;
+        }
+        if (i1 - i0 >= need) l->usable[nu++] = (uint32_t)r;
+    }
+    return nu;
+}
+#endif
+
 Loader *loader_open(const char *dir, const LoaderOptions *o) {
 #ifndef HYP_HAVE_JANSSON
     (void)o;
@@ -179,71 +286,17 @@ Loader *loader_open(const char *dir, const LoaderOptions *o) {
     size_t pn = strlen(dir) + 16;
     char *mpath = hyp_malloc(pn);
     snprintf(mpath, pn, "%s/meta.json", dir);
-    json_error_t err;
-    json_t *meta = json_load_file(mpath, 0, &err);
-    long long rows, items, qtok, itok, qmax, dmax, vocab, pad, cls, sep, ver;
-    if (!meta) {
-        if (access(mpath, F_OK) != 0) hyp_set_error("%s: missing (not a pretokenized shard directory?)", mpath);
-        else hyp_set_error("%s:%d: invalid JSON: %s", mpath, err.line, err.text);
-        goto fail;
-    }
-    json_t *fmt = json_object_get(meta, "format");
-    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), PRETOK_FORMAT)) {
-        hyp_set_error("%s: \"format\" is not \"%s\" (not a pretokenized shard directory)", mpath, PRETOK_FORMAT);
-        goto fail;
-    }
-    if (meta_int(meta, mpath, "version", 0, 1LL << 30, &ver)) goto fail;
-    if (ver != PRETOK_VERSION) {
-        hyp_set_error("%s: format version %lld, this build reads version %d (pretokenize again)", mpath, ver, PRETOK_VERSION);
-        goto fail;
-    }
-    json_t *bo = json_object_get(meta, "byte_order");
-    if (bo && (!json_is_string(bo) || strcmp(json_string_value(bo), "little"))) {
-        hyp_set_error("%s: byte_order is not \"little\"", mpath);
-        goto fail;
-    }
-    const long long BIG = 1LL << 50;
-    if (meta_int(meta, mpath, "rows", 0, INT32_MAX, &rows) || meta_int(meta, mpath, "items", 0, BIG, &items) ||
-        meta_int(meta, mpath, "query_tokens", 0, BIG, &qtok) || meta_int(meta, mpath, "item_tokens", 0, BIG, &itok) ||
-        meta_int(meta, mpath, "query_max_len", 2, 1 << 20, &qmax) || meta_int(meta, mpath, "doc_max_len", 2, 1 << 20, &dmax) ||
-        meta_int(meta, mpath, "vocab_size", 1, INT32_MAX, &vocab) || meta_int(meta, mpath, "pad_id", 0, vocab - 1, &pad) ||
-        meta_int(meta, mpath, "cls_id", 0, vocab - 1, &cls) || meta_int(meta, mpath, "sep_id", 0, vocab - 1, &sep))
-        goto fail;
-    json_t *ck = json_object_get(meta, "vocab_checksum");
-    char *end = NULL;
-    if (!json_is_string(ck) || (l->info.vocab_checksum = strtoull(json_string_value(ck), &end, 16), *end) ||
-        strlen(json_string_value(ck)) != 16) {
-        hyp_set_error("%s: missing or malformed \"vocab_checksum\"", mpath);
-        goto fail;
-    }
-    l->info.lowercase = json_is_true(json_object_get(meta, "lowercase"));
-    l->info.rows = (long)rows;
-    l->info.items = (long)items;
-    l->info.vocab_size = (int)vocab;
-    l->info.pad_id = (int32_t)pad;
-    l->info.cls_id = (int32_t)cls;
-    l->info.sep_id = (int32_t)sep;
-    l->stored_qmax = (int)qmax;
-    l->stored_dmax = (int)dmax;
-    l->info.query_max_len = o->query_max_len && o->query_max_len < qmax ? o->query_max_len : (int)qmax;
-    l->info.doc_max_len = o->doc_max_len && o->doc_max_len < dmax ? o->doc_max_len : (int)dmax;
-    l->query_tokens = (uint64_t)qtok;
-    l->item_tokens = (uint64_t)itok;
-    if (o->check_tok) {
-        if (train_vocab_checksum(o->check_tok) != l->info.vocab_checksum || tok_vocab_size(o->check_tok) != vocab) {
-            hyp_set_error("%s: the shard was pretokenized with another vocabulary (checksum %016llx, this model's %016llx)",
-                          mpath, (unsigned long long)l->info.vocab_checksum,
-                          (unsigned long long)train_vocab_checksum(o->check_tok));
-            goto fail;
-        }
-        if (tok_lowercase(o->check_tok) != l->info.lowercase) {
-            hyp_set_error("%s: the shard was pretokenized %s, the model's tokenizer is %s", mpath,
-                          l->info.lowercase ? "lowercased" : "cased", tok_lowercase(o->check_tok) ? "lowercased" : "cased");
-            goto fail;
-        }
-    }
-    uint64_t expect[M_N] = {4 * (uint64_t)qtok, 8 * ((uint64_t)rows + 1), 4 * (uint64_t)itok,
-                            8 * ((uint64_t)items + 1), 8 * ((uint64_t)rows + 1), 4 * (uint64_t)items};
+    MetaCounts mc;
+    if (read_meta(l, mpath, &mc)) goto fail;
+    l->stored_qmax = (int)mc.qmax;
+    l->stored_dmax = (int)mc.dmax;
+    l->info.query_max_len = o->query_max_len && o->query_max_len < mc.qmax ? o->query_max_len : (int)mc.qmax;
+    l->info.doc_max_len = o->doc_max_len && o->doc_max_len < mc.dmax ? o->doc_max_len : (int)mc.dmax;
+    l->query_tokens = (uint64_t)mc.qtok;
+    l->item_tokens = (uint64_t)mc.itok;
+    if (o->check_tok && check_tokenizer(l, o->check_tok, mpath)) goto fail;
+    uint64_t expect[M_N] = {4 * (uint64_t)mc.qtok, 8 * ((uint64_t)mc.rows + 1), 4 * (uint64_t)mc.itok,
+                            8 * ((uint64_t)mc.items + 1), 8 * ((uint64_t)mc.rows + 1), 4 * (uint64_t)mc.items};
     for (int i = 0; i < M_N; i++)
         if (map_file(l, i, expect[i])) goto fail;
     l->queries = l->m[M_QUERIES].p;
@@ -252,46 +305,15 @@ Loader *loader_open(const char *dir, const LoaderOptions *o) {
     l->ioff = l->m[M_IOFF].p;
     l->ritems = l->m[M_RITEMS].p;
     l->scores = l->m[M_SCORES].p;
-
-    // Row-level consistency (O(rows)); item offsets are checked as items are read.
-    if (l->qoff[0] != 0 || l->qoff[rows] != (uint64_t)qtok) {
-        hyp_set_error("%s: first/last offsets (%llu, %llu) disagree with meta.json (0, %lld)", l->m[M_QOFF].path,
-                      (unsigned long long)l->qoff[0], (unsigned long long)l->qoff[rows], qtok);
-        goto fail;
-    }
-    if (l->ritems[0] != 0 || l->ritems[rows] != (uint64_t)items) {
-        hyp_set_error("%s: first/last offsets (%llu, %llu) disagree with meta.json (0, %lld)", l->m[M_RITEMS].path,
-                      (unsigned long long)l->ritems[0], (unsigned long long)l->ritems[rows], items);
-        goto fail;
-    }
-    if (l->ioff[0] != 0 || l->ioff[items] != (uint64_t)itok) {
-        hyp_set_error("%s: first/last offsets (%llu, %llu) disagree with meta.json (0, %lld)", l->m[M_IOFF].path,
-                      (unsigned long long)l->ioff[0], (unsigned long long)l->ioff[items], itok);
-        goto fail;
-    }
-    uint64_t need = 1 + (uint64_t)o->num_negatives;
-    l->usable = hyp_malloc(((size_t)rows + 1) * sizeof(uint32_t));
-    long nu = 0;
-    for (long long r = 0; r < rows; r++) {
-        uint64_t q0 = l->qoff[r], q1 = l->qoff[r + 1], i0 = l->ritems[r], i1 = l->ritems[r + 1];
-        if (q1 < q0 || q1 - q0 < 1 || q1 - q0 > (uint64_t)qmax) {
-            hyp_set_error("%s: row %lld: query offsets %llu..%llu are invalid (length must be 1..%lld)", l->m[M_QOFF].path,
-                          r, (unsigned long long)q0, (unsigned long long)q1, qmax);
-            goto fail;
-        }
-        if (i1 < i0 || i1 == i0) {
-            hyp_set_error("%s: row %lld: item range %llu..%llu is invalid", l->m[M_RITEMS].path, r,
-                          (unsigned long long)i0, (unsigned long long)i1);
-            goto fail;
-        }
-        if (i1 - i0 >= need) l->usable[nu++] = (uint32_t)r;
-    }
+    const uint64_t need = 1 + (uint64_t)o->num_negatives;
+    const long nu = check_rows(l, &mc, need);
+    if (nu < 0) goto fail;
     l->info.rows_usable = nu;
-    l->info.rows_short = (long)rows - nu;
+    l->info.rows_short = (long)mc.rows - nu;
     uint64_t G = (uint64_t)o->batch_size * (uint64_t)o->world_size;
     l->info.batches_per_epoch = (long)(o->drop_last ? (uint64_t)nu / G : ((uint64_t)nu + G - 1) / G);
     if (l->info.batches_per_epoch == 0) {
-        hyp_set_error("%s: %ld of %lld rows have >= %llu items (1 positive + %d negatives); %s", dir, nu, rows,
+        hyp_set_error("%s: %ld of %lld rows have >= %llu items (1 positive + %d negatives); %s", dir, nu, mc.rows,
                       (unsigned long long)need, o->num_negatives,
                       nu ? "fewer than one global batch (batch_size x world_size) with drop_last" : "nothing to train on");
         goto fail;
@@ -300,11 +322,9 @@ Loader *loader_open(const char *dir, const LoaderOptions *o) {
     l->neg = hyp_malloc(((size_t)o->num_negatives + 1) * sizeof(uint32_t));
     l->st.rows = (uint64_t)nu;
     l->st.global_batch = G;
-    json_decref(meta);
     free(mpath);
     return l;
 fail:
-    json_decref(meta);
     free(mpath);
     loader_close(l);
     return NULL;

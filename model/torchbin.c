@@ -418,7 +418,8 @@ static int new_str(VM *m, uint64_t n) {
     return push(m, o);
 }
 
-// Run the pickle; *result gets the STOP value.
+// Run the pickle; *result gets the STOP value. Long by design: one flat switch over the
+// opcodes, each case a few lines (splitting it would only scatter the opcode table).
 static int vm_run(VM *m, PObj **result) {
     for (;;) {
         m->op_pos = m->pos;

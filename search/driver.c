@@ -93,6 +93,37 @@ static void latency_stats(double *v, int n, double out[3]) {
     out[2] = 1e3 * pct(v, n, 0.99);
 }
 
+// One batch of B Hypencoder queries: encoded into q-nets (*enc: seconds per query), then
+// each searched exhaustively or over the graph. 0 or -1.
+static int hypencoder_batch(const SearchModel *sm, Ctx *c, const Tokenizer *tok, TokBatch *tb, DocStore *s,
+                            GraphSearcher *gs, const ExhaustiveOptions *eo, const SearchOptions *opt,
+                            const char *const *qids, const char *const *qtexts, int B, SearchResult *res, double *enc) {
+    const double te = hyp_now();
+    tok_encode_batch(tok, qtexts, NULL, B, opt->query_max_len, tb);
+    Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb->len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb->len));
+    tensor_from_host(ids, tb->ids);
+    tensor_from_host(mask, tb->mask);
+    // The q-nets stay where the encoder made them; the search moves them if it runs elsewhere.
+    QNet qn = hypencoder_queries(c, sm->hyp, ids, mask);
+    backend_get(sm->device)->synchronize();   // the encoding time is the encoding's
+    *enc = (hyp_now() - te) / B;
+    int rc = 0;
+    if (!gs) {
+        rc = exhaustive_search_qnet(s, &qn, qids, eo, res);
+    } else {
+        QNetDevScorer sctx;
+        GraphScorer sc = qnet_store_scorer_dev(&sctx, s, &qn, opt->device, opt->resident);
+        for (int b = 0; b < B && !rc; b++) {
+            long skip = opt->ignore_same_id ? docstore_find(s, qids[b]) : -1;
+            rc = graph_search(gs, &sc, b, skip, &res[b]);
+        }
+        if (sctx.status) rc = -1;
+        qnet_dev_scorer_free(&sctx);
+    }
+    ctx_reset(c);
+    return rc;
+}
+
 int search_run(const SearchModel *sm, const Tokenizer *tok, DocStore *s, const char *const *qids,
                const char *const *qtexts, int nq, const SearchOptions *o, SearchEmit emit, void *user,
                SearchSummary *sum) {
@@ -136,30 +167,10 @@ int search_run(const SearchModel *sm, const Tokenizer *tok, DocStore *s, const c
     TokBatch tb = {0};
     for (int q0 = 0; q0 < nq && !rc; q0 += opt.batch) {
         int B = nq - q0 < opt.batch ? nq - q0 : opt.batch;
-        double te = hyp_now(), enc = enc_dense;
+        double enc = enc_dense;
         SearchResult *res = hyp_calloc((size_t)B, sizeof(SearchResult));
         if (sm->kind == SEARCH_HYPENCODER) {
-            tok_encode_batch(tok, qtexts + q0, NULL, B, opt.query_max_len, &tb);
-            Tensor *ids = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len)), *mask = tensor_new(c, HYP_I32, HYP_SHAPE(B, tb.len));
-            tensor_from_host(ids, tb.ids);
-            tensor_from_host(mask, tb.mask);
-            // The q-nets stay where the encoder made them; the search moves them if it runs elsewhere.
-            QNet qn = hypencoder_queries(c, sm->hyp, ids, mask);
-            backend_get(sm->device)->synchronize();   // the encoding time is the encoding's
-            enc = (hyp_now() - te) / B;
-            if (!gs) {
-                rc = exhaustive_search_qnet(s, &qn, qids + q0, &eo, res);
-            } else {
-                QNetDevScorer sctx;
-                GraphScorer sc = qnet_store_scorer_dev(&sctx, s, &qn, opt.device, opt.resident);
-                for (int b = 0; b < B && !rc; b++) {
-                    long skip = opt.ignore_same_id ? docstore_find(s, qids[q0 + b]) : -1;
-                    rc = graph_search(gs, &sc, b, skip, &res[b]);
-                }
-                if (sctx.status) rc = -1;
-                qnet_dev_scorer_free(&sctx);
-            }
-            ctx_reset(c);
+            rc = hypencoder_batch(sm, c, tok, &tb, s, gs, &eo, &opt, qids + q0, qtexts + q0, B, res, &enc);
         } else {
             rc = exhaustive_search_dense(s, Qv + (size_t)q0 * d, B, sm->normalize ? DENSE_COSINE : DENSE_DOT, qids + q0,
                                          &eo, res);

@@ -260,6 +260,121 @@ static void res_add(int32_t *list, int *len, int *seen, int cap, int32_t v, uint
     if (r < (uint64_t)cap) list[r] = v;
 }
 
+// NN-descent's working state: every node's heap of k neighbours and, per iteration, its
+// sampled new/old neighbour lists and their reverses (each at most mc long).
+typedef struct NnDescent {
+    const float *X, *xn;         // (N, d) vectors, (N) squared norms
+    long N;
+    int d, k, mc;
+    uint64_t seed;
+    NN *H;                       // (N, k) heaps
+    int *cnt;                    // (N) heap sizes
+    int32_t *newl, *oldl, *rnew, *rold;          // (N, mc)
+    int *nn_n, *no_n, *rn_n, *ro_n, *rn_seen, *ro_seen;   // (N)
+    omp_lock_t locks[4096];      // heap p is guarded by locks[p % 4096]
+} NnDescent;
+
+// Random initial neighbours of every node.
+static void nnd_init(NnDescent *w) {
+    const long N = w->N;
+    const int k = w->k, d = w->d;
+#pragma omp parallel for schedule(static)
+    for (long v = 0; v < N; v++) {
+        uint64_t c = 0;
+        while (w->cnt[v] < k) {
+            long u = (long)(search_rand_u64(w->seed, 0x1217 + (uint64_t)v, c++) % (uint64_t)N);
+            if (u == v) continue;
+            nn_push(w->H + (size_t)v * k, &w->cnt[v], k,
+                    l2sq(w->X + (size_t)v * d, w->X + (size_t)u * d, w->xn[v], w->xn[u], d), (int32_t)u);
+        }
+    }
+}
+
+// Step 1 of iteration it: per node, up to sample_new "new" neighbours (in the order of a
+// random per-iteration key; then marked old) and the old ones.
+static void nnd_sample(NnDescent *w, int it, int sample_new) {
+    const int k = w->k, mc = w->mc;
+#pragma omp parallel for schedule(static)
+    for (long v = 0; v < w->N; v++) {
+        NN *h = w->H + (size_t)v * k;
+        int a = 0, b = 0;
+        int32_t *nl = w->newl + (size_t)v * mc, *ol = w->oldl + (size_t)v * mc;
+        uint64_t keys[256];
+        int slots[256], ns = 0;
+        for (int i = 0; i < w->cnt[v] && ns < 256; i++)
+            if (h[i].isnew) { slots[ns] = i; keys[ns] = search_rand_u64(w->seed, 0x9000 + (uint64_t)it, (uint64_t)v * k + i); ns++; }
+        for (int sel = 0; sel < ns && a < sample_new; sel++) {   // selection of the smallest keys
+            int best = sel;
+            for (int j = sel + 1; j < ns; j++) if (keys[j] < keys[best]) best = j;
+            uint64_t tk = keys[sel]; keys[sel] = keys[best]; keys[best] = tk;
+            int ts = slots[sel]; slots[sel] = slots[best]; slots[best] = ts;
+            nl[a++] = h[slots[sel]].idx;
+            h[slots[sel]].isnew = 0;
+        }
+        for (int i = 0; i < w->cnt[v] && b < mc; i++)
+            if (!h[i].isnew) {
+                bool just = false;
+                for (int j = 0; j < a; j++) if (nl[j] == h[i].idx) { just = true; break; }
+                if (!just) ol[b++] = h[i].idx;
+            }
+        w->nn_n[v] = a;
+        w->no_n[v] = b;
+    }
+}
+
+// Step 2: the reverse lists (serial, reservoir-sampled to mc).
+static void nnd_reverse(NnDescent *w, int it) {
+    const long N = w->N;
+    const int mc = w->mc;
+    memset(w->rn_n, 0, (size_t)N * sizeof(int));
+    memset(w->ro_n, 0, (size_t)N * sizeof(int));
+    memset(w->rn_seen, 0, (size_t)N * sizeof(int));
+    memset(w->ro_seen, 0, (size_t)N * sizeof(int));
+    uint64_t ctr = (uint64_t)it << 40;
+    for (long v = 0; v < N; v++) {
+        for (int i = 0; i < w->nn_n[v]; i++) {
+            int32_t u = w->newl[(size_t)v * mc + i];
+            res_add(w->rnew + (size_t)u * mc, &w->rn_n[u], &w->rn_seen[u], mc, (int32_t)v, w->seed, ctr++);
+        }
+        for (int i = 0; i < w->no_n[v]; i++) {
+            int32_t u = w->oldl[(size_t)v * mc + i];
+            res_add(w->rold + (size_t)u * mc, &w->ro_n[u], &w->ro_seen[u], mc, (int32_t)v, w->seed, ctr++);
+        }
+    }
+}
+
+// Step 3: the local join (every new candidate against every other candidate of the node).
+// Returns the number of heap updates.
+static long nnd_join(NnDescent *w) {
+    const int k = w->k, mc = w->mc, d = w->d;
+    long updates = 0;
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : updates)
+    for (long v = 0; v < w->N; v++) {
+        int32_t nc[512], oc[512];
+        int a = 0, b = 0;
+        for (int i = 0; i < w->nn_n[v]; i++) nc[a++] = w->newl[(size_t)v * mc + i];
+        for (int i = 0; i < w->rn_n[v]; i++) nc[a++] = w->rnew[(size_t)v * mc + i];
+        for (int i = 0; i < w->no_n[v]; i++) oc[b++] = w->oldl[(size_t)v * mc + i];
+        for (int i = 0; i < w->ro_n[v]; i++) oc[b++] = w->rold[(size_t)v * mc + i];
+        for (int i = 0; i < a; i++) {
+            int32_t p = nc[i];
+            const float *xp = w->X + (size_t)p * d;
+            for (int j = i + 1; j < a + b; j++) {
+                int32_t q = j < a ? nc[j] : oc[j - a];
+                if (q == p) continue;
+                float dist = l2sq(xp, w->X + (size_t)q * d, w->xn[p], w->xn[q], d);
+                omp_set_lock(&w->locks[p % 4096]);
+                updates += nn_push(w->H + (size_t)p * k, &w->cnt[p], k, dist, q);
+                omp_unset_lock(&w->locks[p % 4096]);
+                omp_set_lock(&w->locks[q % 4096]);
+                updates += nn_push(w->H + (size_t)q * k, &w->cnt[q], k, dist, p);
+                omp_unset_lock(&w->locks[q % 4096]);
+            }
+        }
+    }
+    return updates;
+}
+
 int graph_build_nndescent(DocStore *s, const GraphBuildOptions *o, Graph *g) {
     GraphBuildOptions opt = build_defaults(o);
     memset(g, 0, sizeof *g);
@@ -276,110 +391,30 @@ int graph_build_nndescent(DocStore *s, const GraphBuildOptions *o, Graph *g) {
     }
     float *xn = hyp_malloc((size_t)N * sizeof(float));
     row_norms(X, N, d, xn);
-    NN *H = hyp_malloc((size_t)N * k * sizeof(NN));
-    int *cnt = hyp_calloc((size_t)N, sizeof(int));
-    // Random initial neighbours.
-#pragma omp parallel for schedule(static)
-    for (long v = 0; v < N; v++) {
-        uint64_t c = 0;
-        while (cnt[v] < k) {
-            long u = (long)(search_rand_u64(opt.seed, 0x1217 + (uint64_t)v, c++) % (uint64_t)N);
-            if (u == v) continue;
-            nn_push(H + (size_t)v * k, &cnt[v], k, l2sq(X + (size_t)v * d, X + (size_t)u * d, xn[v], xn[u], d), (int32_t)u);
-        }
-    }
-    int mc = opt.max_candidates;
-    int32_t *newl = hyp_malloc((size_t)N * mc * sizeof(int32_t)), *oldl = hyp_malloc((size_t)N * mc * sizeof(int32_t));
-    int32_t *rnew = hyp_malloc((size_t)N * mc * sizeof(int32_t)), *rold = hyp_malloc((size_t)N * mc * sizeof(int32_t));
-    int *nn_n = hyp_malloc((size_t)N * sizeof(int)), *no_n = hyp_malloc((size_t)N * sizeof(int));
-    int *rn_n = hyp_malloc((size_t)N * sizeof(int)), *ro_n = hyp_malloc((size_t)N * sizeof(int));
-    int *rn_seen = hyp_malloc((size_t)N * sizeof(int)), *ro_seen = hyp_malloc((size_t)N * sizeof(int));
-    enum { NLOCKS = 4096 };
-    omp_lock_t *locks = hyp_malloc(NLOCKS * sizeof(omp_lock_t));
-    for (int i = 0; i < NLOCKS; i++) omp_init_lock(&locks[i]);
+    const int mc = opt.max_candidates;
+    const size_t lists = (size_t)N * mc * sizeof(int32_t), counts = (size_t)N * sizeof(int);
+    NnDescent *w = hyp_calloc(1, sizeof *w);
+    *w = (NnDescent){.X = X, .xn = xn, .N = N, .d = d, .k = k, .mc = mc, .seed = opt.seed,
+                     .H = hyp_malloc((size_t)N * k * sizeof(NN)), .cnt = hyp_calloc((size_t)N, sizeof(int)),
+                     .newl = hyp_malloc(lists), .oldl = hyp_malloc(lists), .rnew = hyp_malloc(lists), .rold = hyp_malloc(lists),
+                     .nn_n = hyp_malloc(counts), .no_n = hyp_malloc(counts), .rn_n = hyp_malloc(counts),
+                     .ro_n = hyp_malloc(counts), .rn_seen = hyp_malloc(counts), .ro_seen = hyp_malloc(counts)};
+    for (int i = 0; i < 4096; i++) omp_init_lock(&w->locks[i]);
+    nnd_init(w);
     double t0 = hyp_now();
     int sample_new = (int)(opt.rho * k + 0.5);
     if (sample_new < 1) sample_new = 1;
     if (sample_new > mc) sample_new = mc;
     for (int it = 0; it < opt.iters; it++) {
-        // 1. Per node: sample up to sample_new "new" neighbours (then marked old) and the old ones.
-#pragma omp parallel for schedule(static)
-        for (long v = 0; v < N; v++) {
-            NN *h = H + (size_t)v * k;
-            int a = 0, b = 0;
-            // random order of the heap slots via a per-iteration key: take "new" entries in
-            // order of a random priority (selection of the smallest keys).
-            int32_t *nl = newl + (size_t)v * mc, *ol = oldl + (size_t)v * mc;
-            uint64_t keys[256];
-            int slots[256], ns = 0;
-            for (int i = 0; i < cnt[v] && ns < 256; i++)
-                if (h[i].isnew) { slots[ns] = i; keys[ns] = search_rand_u64(opt.seed, 0x9000 + (uint64_t)it, (uint64_t)v * k + i); ns++; }
-            for (int sel = 0; sel < ns && a < sample_new; sel++) {
-                int best = sel;
-                for (int j = sel + 1; j < ns; j++) if (keys[j] < keys[best]) best = j;
-                uint64_t tk = keys[sel]; keys[sel] = keys[best]; keys[best] = tk;
-                int ts = slots[sel]; slots[sel] = slots[best]; slots[best] = ts;
-                nl[a++] = h[slots[sel]].idx;
-                h[slots[sel]].isnew = 0;
-            }
-            for (int i = 0; i < cnt[v] && b < mc; i++)
-                if (!h[i].isnew) {
-                    bool just = false;
-                    for (int j = 0; j < a; j++) if (nl[j] == h[i].idx) { just = true; break; }
-                    if (!just) ol[b++] = h[i].idx;
-                }
-            nn_n[v] = a;
-            no_n[v] = b;
-        }
-        // 2. Reverse lists (serial, reservoir-sampled to mc).
-        memset(rn_n, 0, (size_t)N * sizeof(int));
-        memset(ro_n, 0, (size_t)N * sizeof(int));
-        memset(rn_seen, 0, (size_t)N * sizeof(int));
-        memset(ro_seen, 0, (size_t)N * sizeof(int));
-        uint64_t ctr = (uint64_t)it << 40;
-        for (long v = 0; v < N; v++) {
-            for (int i = 0; i < nn_n[v]; i++) {
-                int32_t u = newl[(size_t)v * mc + i];
-                res_add(rnew + (size_t)u * mc, &rn_n[u], &rn_seen[u], mc, (int32_t)v, opt.seed, ctr++);
-            }
-            for (int i = 0; i < no_n[v]; i++) {
-                int32_t u = oldl[(size_t)v * mc + i];
-                res_add(rold + (size_t)u * mc, &ro_n[u], &ro_seen[u], mc, (int32_t)v, opt.seed, ctr++);
-            }
-        }
-        // 3. Local join.
-        long updates = 0;
-#pragma omp parallel for schedule(dynamic, 64) reduction(+ : updates)
-        for (long v = 0; v < N; v++) {
-            int32_t nc[512], oc[512];
-            int a = 0, b = 0;
-            for (int i = 0; i < nn_n[v]; i++) nc[a++] = newl[(size_t)v * mc + i];
-            for (int i = 0; i < rn_n[v]; i++) nc[a++] = rnew[(size_t)v * mc + i];
-            for (int i = 0; i < no_n[v]; i++) oc[b++] = oldl[(size_t)v * mc + i];
-            for (int i = 0; i < ro_n[v]; i++) oc[b++] = rold[(size_t)v * mc + i];
-            for (int i = 0; i < a; i++) {
-                int32_t p = nc[i];
-                const float *xp = X + (size_t)p * d;
-                for (int j = i + 1; j < a + b; j++) {
-                    int32_t q = j < a ? nc[j] : oc[j - a];
-                    if (q == p) continue;
-                    float dist = l2sq(xp, X + (size_t)q * d, xn[p], xn[q], d);
-                    omp_set_lock(&locks[p % NLOCKS]);
-                    updates += nn_push(H + (size_t)p * k, &cnt[p], k, dist, q);
-                    omp_unset_lock(&locks[p % NLOCKS]);
-                    omp_set_lock(&locks[q % NLOCKS]);
-                    updates += nn_push(H + (size_t)q * k, &cnt[q], k, dist, p);
-                    omp_unset_lock(&locks[q % NLOCKS]);
-                }
-            }
-        }
+        nnd_sample(w, it, sample_new);
+        nnd_reverse(w, it);
+        const long updates = nnd_join(w);
         if (opt.progress)
             fprintf(stderr, "index (nn-descent): iteration %d: %ld updates (%.4f of n*k) | %.1f s\n", it + 1, updates,
                     (double)updates / ((double)N * k), hyp_now() - t0);
         if (updates < opt.delta * (double)N * k) break;
     }
-    for (int i = 0; i < NLOCKS; i++) omp_destroy_lock(&locks[i]);
-    free(locks);
+    for (int i = 0; i < 4096; i++) omp_destroy_lock(&w->locks[i]);
     g->n = N;
     g->k = opt.k;
     g->recall = -1;
@@ -387,12 +422,13 @@ int graph_build_nndescent(DocStore *s, const GraphBuildOptions *o, Graph *g) {
     g->nbr = hyp_malloc((size_t)N * opt.k * sizeof(int32_t));
 #pragma omp parallel for schedule(static)
     for (long v = 0; v < N; v++) {
-        NN *h = H + (size_t)v * k;
-        qsort(h, (size_t)cnt[v], sizeof(NN), nn_cmp);
-        for (int j = 0; j < opt.k; j++) g->nbr[(size_t)v * opt.k + j] = j < cnt[v] ? h[j].idx : -1;
+        NN *h = w->H + (size_t)v * k;
+        qsort(h, (size_t)w->cnt[v], sizeof(NN), nn_cmp);
+        for (int j = 0; j < opt.k; j++) g->nbr[(size_t)v * opt.k + j] = j < w->cnt[v] ? h[j].idx : -1;
     }
-    free(H); free(cnt); free(newl); free(oldl); free(rnew); free(rold);
-    free(nn_n); free(no_n); free(rn_n); free(ro_n); free(rn_seen); free(ro_seen);
+    free(w->H); free(w->cnt); free(w->newl); free(w->oldl); free(w->rnew); free(w->rold);
+    free(w->nn_n); free(w->no_n); free(w->rn_n); free(w->ro_n); free(w->rn_seen); free(w->ro_seen);
+    free(w);
     free(xn);
     free(own);
     return 0;
