@@ -34,10 +34,16 @@ Tensor *op_add_rows(Ctx *c, Tensor *x, Tensor *b);
 Tensor *op_matmul(Ctx *c, Tensor *a, Tensor *b, bool ta, bool tb);
 // x (..., in), w (out, in) as torch.nn.Linear, b (out) or NULL  ->  (..., out).
 Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
+// linear(act(z), w, b) that stores z only and recomputes act(z) in backward: bitwise
+// op_linear(op_unary(act, z), w, b), without the (..., in) activation held for backward.
+Tensor *op_act_linear(Ctx *c, UnaryOp act, Tensor *z, Tensor *w, Tensor *b);
 // Over the last dim; w, b (D) or both NULL (no affine).
 Tensor *op_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
 // LN(x + residual) in one pass (BERT's sub-layer output).
 Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps);
+// LayerNorm(dropout(x, p) + residual) (training only; p = 0 or eval: op_add_layernorm), the
+// dropped x not kept: bitwise op_add_layernorm(op_dropout(x, p), residual, ...).
+Tensor *op_dropout_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps, float p);
 // An activation of kernels/unary_ops.h (y = f(x), element-wise).
 Tensor *op_unary(Ctx *c, UnaryOp op, Tensor *x);
 Tensor *op_relu(Ctx *c, Tensor *x);

@@ -223,29 +223,48 @@ void bw_layernorm(Ctx *c, Node *n) {
                                            n->saved[1]->data, w ? w->data : NULL, numel_l(x) / D, D);
 }
 
-Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps) {
+// y = LayerNorm(dropout(x, p) + residual). The dropped x lives in a scratch buffer only
+// while the sum is formed: backward needs the sum s (saved) and regenerates the dropout
+// mask from Philox, so the pair costs one (..., D) tensor less than op_dropout then
+// op_add_layernorm, with bitwise the same results (the same kernels in the same order).
+Tensor *op_dropout_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps, float p) {
     Tensor *in[4] = {x, residual, w, b};
     int n_in = w ? 4 : 2;
     const Backend *be = op_backend("add_layernorm", in, n_in);
     int D = ln_check("add_layernorm", in, n_in, x, w, b);
     if (!same_shape(x, residual) || residual->dtype != HYP_F32)
         op_shape_error("add_layernorm", "x and residual must be f32 of the same shape", in, n_in);
-    long rows = numel_l(x) / D;
+    HYP_CHECK(p >= 0.0f && p < 1.0f, "op dropout: probability %g outside [0, 1)", (double)p);
+    const bool drop = c->training && p > 0.0f;
+    long rows = numel_l(x) / D, numel = numel_l(x);
+    uint64_t seed = c->seed, offset = c->rng_offset;
+    Tensor *xd = x;   // dropout(x)
+    if (drop) {
+        c->rng_offset += ((uint64_t)numel + 3) / 4;   // as op_dropout draws
+        xd = tensor_new(c, HYP_F32, x->ndim, x->shape);
+        KERNEL(be, dropout_fwd, "dropout")(xd->data, x->data, numel, p, seed, offset);
+    }
     Tensor *y = out_like(c, x->ndim, x->shape);
-    Tensor *s = tensor_new(c, HYP_F32, x->ndim, x->shape);   // x + residual
+    Tensor *s = tensor_new(c, HYP_F32, x->ndim, x->shape);   // dropout(x) + residual
     Tensor *mean = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
     Tensor *rstd = tensor_new(c, HYP_F32, HYP_SHAPE((int)rows));
-    KERNEL(be, add_layernorm_fwd, "add_layernorm")(y->data, s->data, mean->data, rstd->data, x->data,
+    KERNEL(be, add_layernorm_fwd, "add_layernorm")(y->data, s->data, mean->data, rstd->data, xd->data,
                                                    residual->data, w ? w->data : NULL,
                                                    b ? b->data : NULL, rows, D, eps);
+    if (drop) tensor_release(c, xd);
     if (tape_wants(c, in, n_in)) {
         Node *n = tape_push(c, OP_ADD_LAYERNORM, in, n_in, y);
         n->p.ln.eps = eps;
+        n->p.ln.p = drop ? p : 0.0f, n->p.ln.seed = seed, n->p.ln.offset = offset;
         n->saved[0] = s;
         n->saved[1] = mean;
         n->saved[2] = rstd;
     }
     return y;
+}
+
+Tensor *op_add_layernorm(Ctx *c, Tensor *x, Tensor *residual, Tensor *w, Tensor *b, float eps) {
+    return op_dropout_add_layernorm(c, x, residual, w, b, eps, 0.0f);
 }
 
 void bw_add_layernorm(Ctx *c, Node *n) {
@@ -256,16 +275,24 @@ void bw_add_layernorm(Ctx *c, Node *n) {
     int D = last_dim(x);
     long numel = numel_l(x), rows = numel / D;
     const Backend *be = backend_get(n->out->device);
-    // d/dx = d/dresidual = d/ds. With both wanted, LN backward goes into a zeroed temporary
-    // that is then added to each (they may already hold gradients from other nodes).
+    const float p = n->p.ln.p;
+    // d/d(dropped x) = d/dresidual = d/ds. Unless only one of them is wanted and there is no
+    // dropout, LN backward goes into a zeroed scratch that is then added to each (they may
+    // already hold gradients from other nodes); x's share goes through the dropout mask.
+    Tensor *tmp = NULL;
     float *gs = gx ? gx : gr;
-    if (gx && gr) gs = tensor_zeros(c, HYP_F32, x->ndim, x->shape)->data;
+    if ((gx && gr) || (gx && p > 0.0f)) {
+        tmp = tensor_zeros(c, HYP_F32, x->ndim, x->shape);
+        gs = tmp->data;
+    }
     KERNEL(be, layernorm_bwd, "add_layernorm")(gs, gw, gb, n->out->grad->data, n->saved[0]->data,
                                                n->saved[1]->data, n->saved[2]->data,
                                                w ? w->data : NULL, rows, D);
-    if (gx && gr) {
-        be->axpy(numel, 1.0f, gs, gx);
-        be->axpy(numel, 1.0f, gs, gr);
+    if (tmp) {
+        if (gx && p > 0.0f) KERNEL(be, dropout_bwd, "dropout")(gx, gs, numel, p, n->p.ln.seed, n->p.ln.offset);
+        else if (gx) be->axpy(numel, 1.0f, gs, gx);
+        if (gr) be->axpy(numel, 1.0f, gs, gr);
+        tensor_release(c, tmp);
     }
 }
 

@@ -23,6 +23,13 @@ void bw_sum(Ctx *c, Node *n);
 void bw_cross_entropy(Ctx *c, Node *n);
 void bw_mse(Ctx *c, Node *n);
 void bw_add_rows(Ctx *c, Node *n);
+void bw_act_linear(Ctx *c, Node *n);
+
+// A shape error (op_shape_error) unless every non-NULL input is f32.
+static inline void require_f32(const char *op, Tensor **in, int n_in) {
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->dtype != HYP_F32) op_shape_error(op, "inputs must be f32", in, n_in);
+}
 
 // Gradient buffer of input i of node n if it wants one, else NULL (so kernels skip it).
 float *in_grad(Ctx *c, Node *n, int i);

@@ -104,41 +104,94 @@ void bw_matmul(Ctx *c, Node *n) {
     }
 }
 
+// The checks and output shape of linear(x, w, b) for an op named name; *rows = x's rows.
+static Tensor *linear_out(Ctx *c, const char *name, Tensor *x, Tensor *w, Tensor *b, long *rows) {
+    Tensor *in[3] = {x, w, b};
+    int din = x->shape[x->ndim - 1];
+    if (w->ndim != 2 || w->shape[1] != din || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
+        op_shape_error(name, "expected x (..., in), w (out, in), b (out)", in, b ? 3 : 2);
+    *rows = (long)(tensor_numel(x) / (size_t)din);
+    int shape[HYP_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = w->shape[0];
+    return out_like(c, x->ndim, shape);
+}
+
+// y (rows, out) = x (rows, in) w^T + b, at the context's precision.
+static void linear_fwd(Ctx *c, const Backend *be, const char *name, const float *x, long rows, Tensor *w, Tensor *b,
+                       float *y) {
+    const int din = w->shape[1], dout = w->shape[0];
+    if (c->matmul_precision == HYP_MATMUL_BF16) {   // autocast's addmm: one rounding, after the bias
+        gemm_bias_op(c, be, name, false, true, (int)rows, dout, din, 1.0f, x, 0, w->data, 0, b ? b->data : NULL, 0.0f,
+                     y, 0, 1);
+    } else {
+        gemm_op(c, be, name, false, true, (int)rows, dout, din, 1.0f, x, 0, w->data, 0, 0.0f, y, 0, 1);
+        if (b) be->binary_fwd(BIN_ADD, y, y, b->data, rows * dout, dout);
+    }
+}
+
+// The gradients of y = x w^T + b from G = dy (rows, out): gx (beta: 0 overwrites, 1 adds),
+// gw and gb added; each may be NULL.
+static void linear_bwd(Ctx *c, const Backend *be, const char *name, const float *G, const float *x, long rows,
+                       Tensor *w, Tensor *b, float *gx, float bx, float *gw, float *gb) {
+    const int din = w->shape[1], dout = w->shape[0];
+    if (gx) gemm_op(c, be, name, false, false, (int)rows, din, dout, 1.0f, G, 0, w->data, 0, bx, gx, 0, 1);
+    if (gw) gemm_op(c, be, name, true, false, dout, din, (int)rows, 1.0f, G, 0, x, 0, 1.0f, gw, 0, 1);
+    // The bias gradient is the column sum of dY: binary_bwd of an add reduces over rows
+    // (the a/b operands only matter for mul; pass valid buffers of the right sizes).
+    if (gb) be->binary_bwd(BIN_ADD, NULL, gb, G, G, b->data, rows * dout, dout);
+}
+
 Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *in[3] = {x, w, b};
     const Backend *be = op_backend("linear", in, b ? 3 : 2);
-    int din = x->shape[x->ndim - 1];
-    if (w->ndim != 2 || w->shape[1] != din || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
-        op_shape_error("linear", "expected x (..., in), w (out, in), b (out)", in, b ? 3 : 2);
-    int dout = w->shape[0];
-    long rows = (long)(tensor_numel(x) / (size_t)din);
-    int shape[HYP_MAX_DIMS];
-    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
-    shape[x->ndim - 1] = dout;
-    Tensor *y = out_like(c, x->ndim, shape);
-    if (c->matmul_precision == HYP_MATMUL_BF16) {   // autocast's addmm: one rounding, after the bias
-        gemm_bias_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0,
-                     b ? b->data : NULL, 0.0f, y->data, 0, 1);
-    } else {
-        gemm_op(c, be, "linear", false, true, (int)rows, dout, din, 1.0f, x->data, 0, w->data, 0, 0.0f, y->data, 0, 1);
-        if (b) be->binary_fwd(BIN_ADD, y->data, y->data, b->data, rows * dout, dout);
-    }
+    long rows;
+    Tensor *y = linear_out(c, "linear", x, w, b, &rows);
+    linear_fwd(c, be, "linear", x->data, rows, w, b, y->data);
     if (tape_wants(c, in, b ? 3 : 2)) tape_push(c, OP_LINEAR, in, b ? 3 : 2, y);
     return y;
 }
 
 void bw_linear(Ctx *c, Node *n) {
-    Tensor *x = n->in[0], *w = n->in[1], *y = n->out;
-    const Backend *be = backend_get(y->device);
-    int din = w->shape[1], dout = w->shape[0];
-    int rows = (int)(tensor_numel(x) / (size_t)din);
-    const float *G = y->grad->data;
+    Tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL;
     float bx;
-    float *gx = in_grad_for_gemm(c, n, 0, &bx), *gw = in_grad(c, n, 1);
-    float *gb = n->n_in > 2 ? in_grad(c, n, 2) : NULL;
-    if (gx) gemm_op(c, be, "linear", false, false, rows, din, dout, 1.0f, G, 0, w->data, 0, bx, gx, 0, 1);
-    if (gw) gemm_op(c, be, "linear", true, false, dout, din, rows, 1.0f, G, 0, x->data, 0, 1.0f, gw, 0, 1);
-    // The bias gradient is the column sum of dY: binary_bwd of an add reduces over rows
-    // (the a/b operands only matter for mul; pass valid buffers of the right sizes).
-    if (gb) be->binary_bwd(BIN_ADD, NULL, gb, G, G, n->in[2]->data, (long)rows * dout, dout);
+    float *gx = in_grad_for_gemm(c, n, 0, &bx), *gw = in_grad(c, n, 1), *gb = b ? in_grad(c, n, 2) : NULL;
+    linear_bwd(c, backend_get(n->out->device), "linear", n->out->grad->data, x->data,
+               (long)(tensor_numel(x) / (size_t)w->shape[1]), w, b, gx, bx, gw, gb);
+}
+
+// linear(act(z), w, b) keeping only z: act(z) lives in a scratch buffer for the GEMM and is
+// recomputed in backward (train.recompute = act; llm.c's -r). The same kernels in the same
+// order as op_linear(op_unary(z)), so the results are bitwise those of the unfused pair.
+Tensor *op_act_linear(Ctx *c, UnaryOp act, Tensor *z, Tensor *w, Tensor *b) {
+    const char *name = hyp_unary_name(act);
+    HYP_CHECK(name, "op act_linear: unknown activation %d", (int)act);
+    Tensor *in[3] = {z, w, b};
+    const Backend *be = op_backend("act_linear", in, b ? 3 : 2);
+    require_f32("act_linear", in, b ? 3 : 2);
+    long rows;
+    Tensor *y = linear_out(c, "act_linear", z, w, b, &rows);
+    Tensor *h = tensor_new(c, HYP_F32, z->ndim, z->shape);   // act(z), (..., in)
+    KERNEL(be, unary_fwd, name)(act, h->data, z->data, (long)tensor_numel(z));
+    linear_fwd(c, be, "act_linear", h->data, rows, w, b, y->data);
+    tensor_release(c, h);
+    if (tape_wants(c, in, b ? 3 : 2)) tape_push(c, OP_ACT_LINEAR, in, b ? 3 : 2, y)->p.unary.op = act;
+    return y;
+}
+
+void bw_act_linear(Ctx *c, Node *n) {
+    Tensor *z = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL;
+    const Backend *be = backend_get(n->out->device);
+    const UnaryOp act = n->p.unary.op;
+    const long rows = (long)(tensor_numel(z) / (size_t)w->shape[1]), nz = (long)tensor_numel(z);
+    float *gz = in_grad(c, n, 0), *gw = in_grad(c, n, 1), *gb = b ? in_grad(c, n, 2) : NULL;
+    Tensor *h = tensor_new(c, HYP_F32, z->ndim, z->shape);    // act(z) again
+    be->unary_fwd(act, h->data, z->data, nz);
+    Tensor *dh = gz ? tensor_new(c, HYP_F32, z->ndim, z->shape) : NULL;   // d act(z), overwritten
+    linear_bwd(c, be, "act_linear", n->out->grad->data, h->data, rows, w, b, dh ? dh->data : NULL, 0.0f, gw, gb);
+    tensor_release(c, h);
+    if (dh) {
+        be->unary_bwd(act, gz, dh->data, z->data, nz);
+        tensor_release(c, dh);
+    }
 }

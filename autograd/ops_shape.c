@@ -9,11 +9,6 @@ static int norm_dim(int d, int ndim) {
     return d >= 0 && d < ndim ? d : -1;
 }
 
-static void require_f32(const char *op, Tensor **in, int n_in) {
-    for (int i = 0; i < n_in; i++)
-        if (in[i] && in[i]->dtype != HYP_F32) op_shape_error(op, "inputs must be f32", in, n_in);
-}
-
 // ---------------------------------------------------------------- reshape
 Tensor *op_reshape(Ctx *c, Tensor *x, int ndim, const int *shape) {
     Tensor *in[1] = {x};
@@ -282,10 +277,10 @@ void bw_mse(Ctx *c, Node *n) {
 }
 
 // ---------------------------------------------------------------- attention
-// Heads are split by permuting (B, T, H, dh) -> (B, H, T, dh); (0, 2, 1, 3) is its own
-// inverse, so the same permutation merges them back.
-static const int HEAD_PERM[4] = {0, 2, 1, 3};
-
+// One fused, memory-efficient kernel on every backend (attention_fwd/bwd in kernels.h):
+// what backward keeps is q, k, v (the inputs), the output and lse (B, H, Tq), never the
+// (B, H, Tq, Tk) probabilities. A backend without the kernel is an error, not a silent
+// fallback to another algorithm.
 Tensor *op_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *mask, int heads, float scale) {
     return op_attention_dropout(c, q, k, v, mask, heads, scale, 0.0f);
 }
@@ -302,68 +297,23 @@ Tensor *op_attention_dropout(Ctx *c, Tensor *q, Tensor *k, Tensor *v, Tensor *ma
         op_shape_error("attention", "batch or model dims differ, or model dim not divisible by heads", in, 4);
     if (mask && (mask->dtype != HYP_I32 || mask->ndim != 2 || mask->shape[0] != B || mask->shape[1] != Tk))
         op_shape_error("attention", "mask must be int32 (B, Tk)", in, 4);
-    int H = heads, dh = D / H, BH = B * H;
+    int H = heads, dh = D / H;
     bool drop = c->training && p > 0.0f;
     HYP_CHECK(!drop || p < 1.0f, "op attention: dropout probability %g outside [0, 1)", p);
     uint64_t seed = c->seed, offset = c->rng_offset;
-    long np = (long)BH * Tq * Tk;
+    long np = (long)B * H * Tq * Tk;   // dropout elements drawn (the probabilities' count)
 
-    if (be->attention == ATTN_FUSED) {   // per head (CPU): no permuted copies
-        Tensor *probs = out_like(c, HYP_SHAPE(B, H, Tq, Tk));
-        Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
-        be->attention_fwd(y->data, probs->data, q->data, k->data, v->data, mask ? mask->data : NULL, B, Tq, Tk,
-                          H, dh, scale, drop ? p : 0.0f, seed, offset);
-        if (drop) c->rng_offset += (uint64_t)(np + 3) / 4;
-        if (tape_wants(c, in, 4)) {
-            Node *n = tape_push(c, OP_ATTENTION, in, 4, y);
-            n->saved[0] = q, n->saved[1] = k, n->saved[2] = v, n->saved[3] = probs;
-            n->p.attn.heads = H, n->p.attn.scale = scale, n->p.attn.p = drop ? p : 0.0f;
-            n->p.attn.seed = seed, n->p.attn.offset = offset;
-        }
-        return y;
-    }
-
-    Tensor *qh = out_like(c, HYP_SHAPE(B, H, Tq, dh));
-    Tensor *kh = out_like(c, HYP_SHAPE(B, H, Tk, dh));
-    Tensor *vh = out_like(c, HYP_SHAPE(B, H, Tk, dh));
-    KERNEL(be, permute, "attention")(qh->data, q->data, (int[]){B, Tq, H, dh}, HEAD_PERM, false);
-    be->permute(kh->data, k->data, (int[]){B, Tk, H, dh}, HEAD_PERM, false);
-    be->permute(vh->data, v->data, (int[]){B, Tk, H, dh}, HEAD_PERM, false);
-
-    // scores (BH, Tq, Tk) = scale * qh kh^T ; probs = masked softmax over keys.
-    Tensor *scores = out_like(c, HYP_SHAPE(BH, Tq, Tk));
-    Tensor *probs = out_like(c, HYP_SHAPE(BH, Tq, Tk));
-    KERNEL(be, gemm, "attention")(false, true, Tq, Tk, dh, scale, qh->data, (long long)Tq * dh, kh->data,
-                                  (long long)Tk * dh, 0.0f, scores->data, (long long)Tq * Tk, BH,
-                                  c->matmul_precision);
-    KERNEL(be, softmax_fwd, "attention")(probs->data, scores->data, mask ? mask->data : NULL,
-                                         (long)BH * Tq, Tk, (long)H * Tq);
-    // Dropout on the probabilities, as BERT's attention_probs_dropout (Philox, so the
-    // backward regenerates the same mask instead of storing it).
-    Tensor *pd = probs;
-    if (drop) {
-        pd = out_like(c, HYP_SHAPE(BH, Tq, Tk));
-        KERNEL(be, dropout_fwd, "attention")(pd->data, probs->data, np, p, seed, offset);
-        c->rng_offset += (uint64_t)(np + 3) / 4;
-    }
-    // context (BH, Tq, dh) = probs vh, then heads merged back to (B, Tq, H*dh).
-    Tensor *ctxh = out_like(c, HYP_SHAPE(BH, Tq, dh));
-    be->gemm(false, false, Tq, dh, Tk, 1.0f, pd->data, (long long)Tq * Tk, vh->data, (long long)Tk * dh,
-             0.0f, ctxh->data, (long long)Tq * dh, BH, c->matmul_precision);
+    Tensor *lse = out_like(c, HYP_SHAPE(B, H, Tq));   // (B, H, Tq) log-sum-exp per query, for backward
     Tensor *y = out_like(c, HYP_SHAPE(B, Tq, D));
-    be->permute(y->data, ctxh->data, (int[]){B, H, Tq, dh}, HEAD_PERM, false);
-
+    KERNEL(be, attention_fwd, "attention")(y->data, lse->data, q->data, k->data, v->data, mask ? mask->data : NULL,
+                                           B, Tq, Tk, H, dh, scale, drop ? p : 0.0f, seed, offset,
+                                           c->matmul_precision);
+    if (drop) c->rng_offset += (uint64_t)(np + 3) / 4;
     if (tape_wants(c, in, 4)) {
         Node *n = tape_push(c, OP_ATTENTION, in, 4, y);
-        n->saved[0] = qh;
-        n->saved[1] = kh;
-        n->saved[2] = vh;
-        n->saved[3] = probs;
-        n->p.attn.heads = H;
-        n->p.attn.scale = scale;
-        n->p.attn.p = drop ? p : 0.0f;
-        n->p.attn.seed = seed;
-        n->p.attn.offset = offset;
+        n->saved[0] = lse;
+        n->p.attn.heads = H, n->p.attn.scale = scale, n->p.attn.p = drop ? p : 0.0f;
+        n->p.attn.seed = seed, n->p.attn.offset = offset, n->p.attn.prec = c->matmul_precision;
     }
     return y;
 }
@@ -372,55 +322,10 @@ void bw_attention(Ctx *c, Node *n) {
     float *gq = in_grad(c, n, 0), *gk = in_grad(c, n, 1), *gv = in_grad(c, n, 2);
     if (!gq && !gk && !gv) return;
     const Backend *be = backend_get(n->out->device);
-    if (be->attention == ATTN_FUSED) {   // saved q, k, v are the inputs, probs (B, H, Tq, Tk)
-        Tensor *q = n->saved[0], *k = n->saved[1], *probs = n->saved[3];
-        int H = n->p.attn.heads;
-        be->attention_bwd(gq, gk, gv, n->out->grad->data, q->data, k->data, n->saved[2]->data, probs->data,
-                          q->shape[0], q->shape[1], k->shape[1], H, q->shape[2] / H, n->p.attn.scale, n->p.attn.p,
-                          n->p.attn.seed, n->p.attn.offset);
-        return;
-    }
-    MatmulPrecision prec = c->matmul_precision;
-    Tensor *qh = n->saved[0], *kh = n->saved[1], *vh = n->saved[2], *probs = n->saved[3];
-    int B = qh->shape[0], H = qh->shape[1], Tq = qh->shape[2], dh = qh->shape[3], Tk = kh->shape[2];
-    int BH = B * H;
-    float scale = n->p.attn.scale;
-    long long sQ = (long long)Tq * dh, sK = (long long)Tk * dh, sP = (long long)Tq * Tk;
-
-    float p = n->p.attn.p;
-    long np = (long)BH * Tq * Tk;
-    Tensor *pd = probs;   // the probabilities after dropout, regenerated from Philox
-    if (p > 0.0f) {
-        pd = out_like(c, HYP_SHAPE(BH, Tq, Tk));
-        be->dropout_fwd(pd->data, probs->data, np, p, n->p.attn.seed, n->p.attn.offset);
-    }
-    // d_ctx (BH, Tq, dh): the output gradient with heads split.
-    Tensor *dctx = out_like(c, HYP_SHAPE(BH, Tq, dh));
-    be->permute(dctx->data, n->out->grad->data, (int[]){B, Tq, H, dh}, HEAD_PERM, false);
-    if (gv) {   // d_vh (BH, Tk, dh) = probs^T d_ctx
-        Tensor *dvh = out_like(c, HYP_SHAPE(BH, Tk, dh));
-        be->gemm(true, false, Tk, dh, Tq, 1.0f, pd->data, sP, dctx->data, sQ, 0.0f, dvh->data, sK, BH, prec);
-        be->permute(gv, dvh->data, (int[]){B, H, Tk, dh}, HEAD_PERM, true);
-    }
-    if (!gq && !gk) return;
-    // d_probs (BH, Tq, Tk) = d_ctx vh^T ; d_scores = softmax backward (masked keys get 0).
-    Tensor *dprobs = out_like(c, HYP_SHAPE(BH, Tq, Tk));
-    be->gemm(false, true, Tq, Tk, dh, 1.0f, dctx->data, sQ, vh->data, sK, 0.0f, dprobs->data, sP, BH, prec);
-    if (p > 0.0f) {   // through the dropout: d_probs = d_dropped * mask / (1 - p)
-        Tensor *d = tensor_zeros(c, HYP_F32, HYP_SHAPE(BH, Tq, Tk));
-        be->dropout_bwd(d->data, dprobs->data, np, p, n->p.attn.seed, n->p.attn.offset);
-        dprobs = d;
-    }
-    Tensor *dscores = tensor_zeros(c, HYP_F32, HYP_SHAPE(BH, Tq, Tk));
-    KERNEL(be, softmax_bwd, "attention")(dscores->data, dprobs->data, probs->data, (long)BH * Tq, Tk);
-    if (gq) {   // d_qh (BH, Tq, dh) = scale * d_scores kh
-        Tensor *dqh = out_like(c, HYP_SHAPE(BH, Tq, dh));
-        be->gemm(false, false, Tq, dh, Tk, scale, dscores->data, sP, kh->data, sK, 0.0f, dqh->data, sQ, BH, prec);
-        be->permute(gq, dqh->data, (int[]){B, H, Tq, dh}, HEAD_PERM, true);
-    }
-    if (gk) {   // d_kh (BH, Tk, dh) = scale * d_scores^T qh
-        Tensor *dkh = out_like(c, HYP_SHAPE(BH, Tk, dh));
-        be->gemm(true, false, Tk, dh, Tq, scale, dscores->data, sP, qh->data, sQ, 0.0f, dkh->data, sK, BH, prec);
-        be->permute(gk, dkh->data, (int[]){B, H, Tk, dh}, HEAD_PERM, true);
-    }
+    Tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *mask = n->in[3];
+    int H = n->p.attn.heads;
+    KERNEL(be, attention_bwd, "attention")(gq, gk, gv, n->out->grad->data, n->out->data, q->data, k->data, v->data,
+                                           mask ? mask->data : NULL, n->saved[0]->data, q->shape[0], q->shape[1],
+                                           k->shape[1], H, q->shape[2] / H, n->p.attn.scale, n->p.attn.p,
+                                           n->p.attn.seed, n->p.attn.offset, n->p.attn.prec);
 }

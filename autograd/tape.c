@@ -11,6 +11,7 @@ const OpDef hyp_ops[] = {
     [OP_LAYERNORM] = {"layernorm", bw_layernorm},
     [OP_ADD_LAYERNORM] = {"add_layernorm", bw_add_layernorm},
     [OP_UNARY] = {"unary", bw_unary},
+    [OP_ACT_LINEAR] = {"act_linear", bw_act_linear},
     [OP_SOFTMAX] = {"softmax", bw_softmax},
     [OP_ATTENTION] = {"attention", bw_attention},
     [OP_DROPOUT] = {"dropout", bw_dropout},
@@ -119,9 +120,12 @@ static void run_backward(Ctx *c) {
             hyp_ops[n->op].backward(c, n);
             be->synchronize();
             hyp_profile.bwd[n->op] += hyp_now() - t0;
-            continue;
+        } else {
+            hyp_ops[n->op].backward(c, n);
         }
-        hyp_ops[n->op].backward(c, n);
+        // n->out's gradient has reached n's inputs; no other node reads it (the tape is in
+        // creation order, so every consumer of n->out ran before n).
+        tensor_release_grad(c, n->out);
     }
     if (c->after_backward_node && c->tape->n) c->after_backward_node(c, 0, c->after_backward_user);
     // Like PyTorch without retain_graph: the graph is consumed, so a later backward

@@ -27,6 +27,7 @@ typedef enum {
     OP_CROSS_ENTROPY,
     OP_MSE,
     OP_ADD_ROWS,        // per-batch bias rows
+    OP_ACT_LINEAR,      // linear(act(z)) with act(z) recomputed in backward
     OP_COUNT
 } OpId;
 
@@ -34,7 +35,7 @@ typedef enum {
 typedef union OpParams {
     struct { bool ta, tb; int batch_a, batch_b; } matmul;   // batch_* = 0 when 2-D (broadcast)
     struct { int padding_idx; } embedding;                  // -1: every row gets gradients
-    struct { float eps; } ln;
+    struct { float eps, p; uint64_t seed, offset; } ln;   // p: dropout of add_layernorm's x
     struct { BinaryOp op; } binary;
     struct { float alpha; } scale;
     struct { UnaryOp op; } unary;
@@ -42,7 +43,7 @@ typedef union OpParams {
     struct { int shape[4]; int perm[4]; } permute;          // input shape padded to 4-D
     struct { int dim, start; } slice;
     struct { int dim; } concat;
-    struct { int heads; float scale, p; uint64_t seed, offset; } attn;   // p: probs dropout
+    struct { int heads; float scale, p; uint64_t seed, offset; MatmulPrecision prec; } attn;   // p: probs dropout
     struct { float mult; } sum;                               // 1 (sum) or 1/n (mean)
 } OpParams;
 

@@ -71,6 +71,18 @@ void *arena_alloc(Arena *a, size_t bytes) {
     size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (need == 0) need = ARENA_ALIGN;
     ArenaBlock *b = a->head;
+    if (b && b->used + need > b->cap && need >= a->block_size) {
+        // A request of a block or more gets a block of its own, linked behind the current
+        // one, which keeps filling: a large tensor does not strand the current block's tail
+        // (at BERT-base scale most activations are larger than a block).
+        ArenaBlock *own = block_new(a, need);
+        own->used = need;
+        own->prev = b->prev;
+        b->prev = own;
+        a->used_total += need;
+        if (a->used_total > a->high_water) a->high_water = a->used_total;
+        return own->base;
+    }
     if (!b || b->used + need > b->cap) {
         size_t cap = need > a->block_size ? need : a->block_size;
         ArenaBlock *nb = block_new(a, cap);
@@ -137,6 +149,7 @@ Ctx *ctx_new(Device device) {
     return c;
 }
 void ctx_reset(Ctx *c) {
+    c->n_grad_free = 0;   // the buffers were act's
     tape_clear(c->tape);
     arena_reset(c->act);
     arena_reset(c->hdr);
@@ -147,6 +160,7 @@ void ctx_free(Ctx *c) {
     free(c->tape);
     arena_free(c->act);
     arena_free(c->hdr);
+    free(c->grad_free);
     free(c);
 }
 
@@ -164,9 +178,24 @@ static Tensor *header_new(Ctx *c, DType dt, int ndim, const int *shape) {
     return t;
 }
 
+// Sizes as the arena hands them out (256-byte granules), so equal shapes share slots.
+static size_t grad_granule(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
+
+// bytes of act: a released buffer of the same granule size, else new from the arena.
+static void *act_take(Ctx *c, size_t bytes) {
+    const size_t g = grad_granule(bytes);
+    for (int i = c->n_grad_free - 1; i >= 0; i--)
+        if (c->grad_free[i].bytes == g) {
+            void *p = c->grad_free[i].data;
+            c->grad_free[i] = c->grad_free[--c->n_grad_free];
+            return p;
+        }
+    return arena_alloc(c->act, bytes);
+}
+
 Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int *shape) {
     Tensor *t = header_new(c, dt, ndim, shape);
-    t->data = arena_alloc(c->act, tensor_bytes(t));
+    t->data = act_take(c, tensor_bytes(t));
     return t;
 }
 Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int *shape) {
@@ -204,6 +233,17 @@ void tensor_to_host(const Tensor *t, void *host) {
     if (t->device == HYP_CPU) memcpy(host, t->data, tensor_bytes(t));
     else backend_get(t->device)->copy(host, t->data, tensor_bytes(t), COPY_D2H);
 }
+
+// t's buffer back to c for reuse by a later tensor_new of its size.
+static void pool_put(Ctx *c, Tensor *t) {
+    if (c->n_grad_free == c->cap_grad_free) {
+        c->cap_grad_free = c->cap_grad_free ? 2 * c->cap_grad_free : 64;
+        c->grad_free = hyp_realloc(c->grad_free, (size_t)c->cap_grad_free * sizeof *c->grad_free);
+    }
+    c->grad_free[c->n_grad_free++] = (GradSlot){t->data, grad_granule(tensor_bytes(t))};
+    t->data = NULL;
+}
+
 Tensor *tensor_grad_ex(Ctx *c, Tensor *t, bool *fresh) {
     if (fresh) *fresh = !t->grad;
     if (!t->grad) {
@@ -213,6 +253,17 @@ Tensor *tensor_grad_ex(Ctx *c, Tensor *t, bool *fresh) {
         t->grad = fresh ? tensor_new(c, HYP_F32, t->ndim, t->shape) : tensor_zeros(c, HYP_F32, t->ndim, t->shape);
     }
     return t->grad;
+}
+
+void tensor_release(Ctx *c, Tensor *t) {
+    HYP_CHECK(t->data && !t->name, "tensor_release: not an activation with data (a parameter, or released)");
+    pool_put(c, t);
+}
+
+void tensor_release_grad(Ctx *c, Tensor *t) {
+    if (!t->grad) return;
+    pool_put(c, t->grad);
+    t->grad = NULL;
 }
 Tensor *tensor_grad(Ctx *c, Tensor *t) { return tensor_grad_ex(c, t, NULL); }
 void tensor_fill_f32(Tensor *t, float v) {

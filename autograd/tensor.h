@@ -70,9 +70,15 @@ struct Tape;
 // with the same roundings, so they are specified and tested there.
 typedef enum { HYP_MATMUL_F32 = 0, HYP_MATMUL_BF16 = 1, HYP_MATMUL_TF32 = 2 } MatmulPrecision;
 struct ParamSet;
+typedef struct GradSlot { void *data; size_t bytes; } GradSlot;
 typedef struct Ctx {
     Device device;
     Arena *act;             // activations and their gradients; reset per step
+    // Buffers of act given back (tensor_release, tensor_release_grad): a later tensor_new of
+    // the same size reuses one instead of growing act, so backward holds about a layer's
+    // gradients, not all of them (PyTorch frees them likewise). Emptied with act.
+    GradSlot *grad_free;
+    int n_grad_free, cap_grad_free;
     Arena *hdr;             // tensor headers (always host memory); reset with act
     struct Tape *tape;
     int no_grad_depth;      // > 0: ops are not recorded
@@ -97,7 +103,8 @@ static inline void no_grad_begin(Ctx *c) { c->no_grad_depth++; }
 static inline void no_grad_end(Ctx *c) { c->no_grad_depth--; }
 static inline bool grad_enabled(const Ctx *c) { return c->no_grad_depth == 0; }
 
-// New activation tensor in c->act (uninitialised / zeroed).
+// New activation tensor in c->act (uninitialised / zeroed): a released buffer of the same
+// size (tensor_release, tensor_release_grad) when there is one.
 Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int *shape);
 Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int *shape);
 // Shape literal for (ndim, shape) arguments: tensor_new(c, HYP_F32, HYP_SHAPE(2, 3)).
@@ -117,6 +124,14 @@ Tensor *tensor_grad(Ctx *c, Tensor *t);
 // whether it is (then it is left unfilled) or already holds contributions.
 Tensor *tensor_grad_ex(Ctx *c, Tensor *t, bool *fresh);
 void tensor_fill_f32(Tensor *t, float v);
+// Nothing reads t's values again (an op's temporary; or an output whose consumers' forwards
+// have run and that no backward reads, e.g. a linear output only an add+LayerNorm read): its
+// buffer (any act tensor's) goes back for reuse and t->data becomes NULL. The header (shape,
+// gradient) stays valid.
+void tensor_release(Ctx *c, Tensor *t);
+// Backward is done with t's gradient (t is an op's output whose producer's backward has run):
+// its buffer goes back to c for reuse and t->grad becomes NULL.
+void tensor_release_grad(Ctx *c, Tensor *t);
 
 // ---- parameter sets: named parameters in one contiguous buffer, grads in another.
 typedef struct ParamSet {

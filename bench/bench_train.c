@@ -5,6 +5,8 @@
 // 32 / 128 tokens, on the CPU. Target (issue 6): our step at most 0.8x PyTorch's time.
 //
 //   bench_train [layers hidden heads ffn qnet B n qlen dlen reps] [--cuda] [--precision fp32|tf32|bf16]
+//               [--recompute]   (train.recompute = act: GELU recomputed in backward, as the shipped
+//                                paper configs run; bitwise the same step, less memory)
 //
 // --cuda (issue 16): e.g. `bench_train 12 768 12 3072 6 64 9 32 196 5 --cuda --precision bf16`,
 // the bert-base Hypencoder at the paper's batch; prints ms/step, queries/s, tokens/s, MFU and
@@ -34,8 +36,10 @@ int main(int argc, char **argv) {
     int v[10] = {6, 384, 12, 1536, 2, 8, 8, 32, 128, 3}, nv = 0;
     Device dev = HYP_CPU;
     const char *precision = "fp32";
+    bool recompute = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cuda")) dev = HYP_CUDA;
+        else if (!strcmp(argv[i], "--recompute")) recompute = true;
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
         else if (nv < 10) v[nv++] = atoi(argv[i]);
     }
@@ -47,7 +51,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train: --cuda: %s\n", hyp_cuda_why_unavailable());
         return 1;
     }
-    if (dev == HYP_CUDA && !strcmp(precision, "tf32")) setenv("HYP_CUDA_TF32", "1", 1);   // read at cuBLAS init
     int layers = v[0], hidden = v[1], heads = v[2], ffn = v[3], L = v[4], B = v[5], n = v[6], qlen = v[7],
         dlen = v[8], reps = v[9], threads = omp_get_max_threads();
     HypencoderConfig hc = hypencoder_config_default(L);
@@ -57,6 +60,7 @@ int main(int argc, char **argv) {
     hc.bert.ffn = ffn;
     hc.bert.dropout = 0.1f;
     hc.bert.pooler = false;
+    hc.bert.recompute_act = recompute;
     TrainModel m = {.hypencoder = true, .ps = paramset_new(dev)};
     hypencoder_register(&m.hyp, m.ps, &hc);
     paramset_finalize(m.ps);
@@ -74,7 +78,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B * n; i++) b.scores[i] = 10 * hyp_philox_uniform(3, 0, i);
     Ctx *c = ctx_new(dev);
     c->training = true;
-    if (dev == HYP_CUDA && !strcmp(precision, "bf16")) c->matmul_precision = HYP_MATMUL_BF16;
+    c->matmul_precision = !strcmp(precision, "bf16") ? HYP_MATMUL_BF16
+                          : !strcmp(precision, "tf32") ? HYP_MATMUL_TF32 : HYP_MATMUL_F32;
     // As hyp train does (train.flush_denormals, default true); BENCH_KEEP_DENORMALS=1 shows
     // the cost of not flushing (the twin then keeps them too).
     bool keep_denormals = getenv("BENCH_KEEP_DENORMALS") != NULL;
@@ -101,10 +106,10 @@ int main(int argc, char **argv) {
     const StepShape shape = {layers, hidden, ffn, L, B, n, qlen, dlen, true, false};
     const double flops = step_flops(&shape), tokens = step_tokens(&shape);
     char peak_what[320];
-    const double peak = device_peak_flops(dev, peak_what, sizeof peak_what);
+    const double peak = device_peak_flops(dev, c->matmul_precision, peak_what, sizeof peak_what);
     printf("hypencoder train step on %s (%s): BERT %d x %d (%d heads, FFN %d), %d-layer q-net, %d queries x %d passages, "
-           "%d/%d tokens, dropout 0.1, %d threads\n", device_name(dev), precision, layers, hidden, heads, ffn, L, B, n, qlen,
-           dlen, threads);
+           "%d/%d tokens, dropout 0.1%s, %d threads\n", device_name(dev), precision, layers, hidden, heads, ffn, L, B, n,
+           qlen, dlen, recompute ? ", GELU recomputed" : "", threads);
     printf("  MFU against %s\n", peak > 0 ? peak_what : "(no peak known for this device)");
     printf("  ours     %8.1f ms  %7.1f queries/s  %9.0f tokens/s", best * 1e3, B / best, tokens / best);
     if (peak > 0) printf("  MFU %5.1f%%", 100 * flops / best / peak);

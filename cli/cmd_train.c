@@ -60,7 +60,7 @@ static void remove_unused_run_dir(const char *dir) {
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {.device = HYP_CPU};
-    bool plan = false, help_config = false, markdown = false, cuda = false;
+    bool plan = false, plan_real = false, help_config = false, markdown = false, cuda = false;
     const char **sets = calloc((size_t)argc, sizeof(char *));
     CliList set_list = {sets, 0};
     const CliFlag flags[] = {
@@ -76,6 +76,9 @@ int cmd_train(int argc, char **argv) {
         {.name = "--plan", .kind = FLAG_SWITCH, .dst = &plan,
          .help = "print one step's peak device memory per rank (parameters, gradients, AdamW, activations, "
                  "workspace) at the config's shapes and exit: no GPU and no data needed"},
+        {.name = "--plan-check", .kind = FLAG_SWITCH, .dst = &plan_real,
+         .help = "--plan, then the same two steps for real on the device (random weights and ids): prints the "
+                 "measured peak beside the plan, fails if it is over the plan by more than 5% (needs the GPU with --cuda)"},
         {.name = "--help-config", .kind = FLAG_SWITCH, .dst = &help_config, .help = "every configuration key (with --markdown: docs/config.md)"},
         {.name = "--markdown", .kind = FLAG_SWITCH, .dst = &markdown},
     };
@@ -91,14 +94,14 @@ int cmd_train(int argc, char **argv) {
         return 0;
     }
     o.sets = sets;
-    if (plan) {   // shapes come from the config alone: no --out, no data, no GPU
+    if (plan || plan_real) {   // shapes come from the config alone: no --out, no data (--plan: no GPU)
         PlanReport r;
         const PlanOptions po = {.config_path = o.config_path, .sets = o.sets, .n_sets = o.n_sets, .device = o.device};
         const bool bad = !o.config_path || cli_check_paths("train", &(CliPath)CLI_FILE("--config", o.config_path), 1, NULL, 0);
-        int rc = bad ? 1 : plan_run(&po, &r) ? 1 : 0;
-        if (rc && !bad) fprintf(stderr, "hyp train --plan: %s\n", hyp_last_error());
+        int rc = bad ? 1 : (plan_real ? plan_check(&po, stdout) : plan_run(&po, &r)) ? 1 : 0;
+        if (rc && !bad) fprintf(stderr, "hyp train %s: %s\n", plan_real ? "--plan-check" : "--plan", hyp_last_error());
         if (!o.config_path) cli_usage(stderr, "train", SYNOPSIS, CLI_FLAGS(flags));
-        if (!rc) plan_print(stdout, &r);
+        if (!rc && !plan_real) plan_print(stdout, &r);
         free(sets);
         return rc;
     }

@@ -10,12 +10,10 @@ _Static_assert(sizeof(Backend) == offsetof(Backend, alloc) + (0 HYP_BACKEND_SLOT
 #undef COUNT_SLOT
 
 int backend_check(const Backend *be) {
-    const bool fused = be->attention == ATTN_FUSED;
-#define CHECK_SLOT(s)                                                                                      \
-    if (!strcmp(#s, "attention_fwd") || !strcmp(#s, "attention_bwd") ? !be->s != !fused : !be->s) {          \
-        hyp_set_error("backend %s: slot %s is %s", be->name, #s,                                             \
-                      be->s ? "set, but the backend says attention is composed" : "NULL");                  \
-        return -1;                                                                                         \
+#define CHECK_SLOT(s)                                                  \
+    if (!be->s) {                                                      \
+        hyp_set_error("backend %s: slot %s is NULL", be->name, #s);    \
+        return -1;                                                     \
     }
     HYP_BACKEND_SLOTS(CHECK_SLOT)
 #undef CHECK_SLOT

@@ -6,7 +6,6 @@
 
 const Backend hyp_cuda_backend = {
     .name = "cuda",
-    .attention = ATTN_COMPOSED,   // until the flash kernel (issue 16): permute, gemm, softmax, dropout
     .alloc = hyp_cuda_alloc,
     .free = hyp_cuda_free,
     .memset0 = hyp_cuda_memset0,
@@ -29,6 +28,8 @@ const Backend hyp_cuda_backend = {
     .qnet_act_fwd = hyp_cuda_qnet_act_fwd,
     .softmax_fwd = hyp_cuda_softmax_fwd,
     .softmax_bwd = hyp_cuda_softmax_bwd,
+    .attention_fwd = hyp_cuda_attention_fwd,
+    .attention_bwd = hyp_cuda_attention_bwd,
     .embedding_fwd = hyp_cuda_embedding_fwd,
     .embedding_bwd = hyp_cuda_embedding_bwd,
     .dropout_fwd = hyp_cuda_dropout_fwd,

@@ -34,17 +34,11 @@ typedef struct HypClipState {
     int32_t reserved;    // 0
 } HypClipState;
 
-// How a backend computes op_attention: stated by the backend, checked by backend_check
-// (a NULL slot never picks the algorithm). FUSED: attention_fwd/bwd per head, saving the
-// probabilities; COMPOSED: permute, gemm, softmax and dropout (those slots NULL).
-typedef enum { ATTN_COMPOSED = 0, ATTN_FUSED = 1 } AttentionImpl;
-
 typedef struct Backend {
     const char *name;
     // Capability: the planner's meta backend (kernels/meta_backend.c). Kernels do no work and
     // buffers hold no data: host code must not read or write device memory (it skips instead).
     bool meta;
-    AttentionImpl attention;
     // Every field below is a slot of HYP_BACKEND_SLOTS (after the struct), in any order.
 
     // ---- memory
@@ -120,18 +114,25 @@ typedef struct Backend {
                         long rows_per_mask);
     void (*softmax_bwd)(float *gx, const float *gy, const float *y, long rows, int cols);
 
-    // ---- fused multi-head attention (optional: NULL where op_attention composes it from
-    // permute, gemm, softmax and dropout, as on CUDA). q (B, Tq, H*dh), k, v (B, Tk, H*dh)
-    // in projection layout; mask (B, Tk) int32 or NULL; y (B, Tq, H*dh); probs (B, H, Tq, Tk)
-    // the softmax probabilities before dropout (saved for backward). Dropout p on the
-    // probabilities draws element ((b*H + h)*Tq + i)*Tk + j of Philox (seed, offset), the
-    // same numbers as the composed path. Backward: gq, gk, gv (each may be NULL) +=.
-    void (*attention_fwd)(float *y, float *probs, const float *q, const float *k, const float *v,
+    // ---- fused multi-head attention, memory-efficient (flash-attention style: tiles of
+    // queries x keys with an online softmax; the (Tq, Tk) probabilities are never stored, the
+    // backward recomputes them from the saved log-sum-exp). q (B, Tq, H*dh), k, v (B, Tk, H*dh)
+    // in projection layout; mask (B, Tk) int32 (0 = padding key, probability 0) or NULL;
+    // y (B, Tq, H*dh); lse (B, H, Tq) = log sum_j exp(scale q_i.k_j) over the unmasked keys,
+    // -INFINITY for a query whose keys are all masked (its output row is 0). Dropout p on the
+    // probabilities: element ((b*H + h)*Tq + i)*Tk + j is multiplied by hyp_dropout_mult(seed,
+    // offset, that index, p), as the composed path (softmax then dropout_fwd) would. prec:
+    // HYP_MATMUL_BF16 rounds the products' inputs to bf16 (q, k, v and the dropped
+    // probabilities; in backward also dy and d scores) and accumulates in fp32 (autocast);
+    // HYP_MATMUL_F32 keeps fp32. Backward: y is the forward's output (dy.y per row is the
+    // softmax-backward term); gq, gk, gv (each may be NULL) +=.
+    void (*attention_fwd)(float *y, float *lse, const float *q, const float *k, const float *v,
                           const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale,
-                          float p, uint64_t seed, uint64_t offset);
-    void (*attention_bwd)(float *gq, float *gk, float *gv, const float *gy, const float *q,
-                          const float *k, const float *v, const float *probs, int B, int Tq, int Tk,
-                          int H, int dh, float scale, float p, uint64_t seed, uint64_t offset);
+                          float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
+    void (*attention_bwd)(float *gq, float *gk, float *gv, const float *gy, const float *y,
+                          const float *q, const float *k, const float *v, const int32_t *mask,
+                          const float *lse, int B, int Tq, int Tk, int H, int dh, float scale,
+                          float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
 
     // ---- embedding: y (n, D) = table[ids[i]] ; table (V, D). Out-of-range ids must be
     // rejected by the caller (op_embedding checks on the host, or its caller validated them). Backward skips rows whose
@@ -231,8 +232,8 @@ typedef struct Backend {
     X(cross_entropy_bwd) X(mse_fwd) X(mse_bwd) X(f32_to_bf16) X(bf16_to_f32) X(adamw_step) X(sum_squares) \
     X(clip_coef) X(adamw_step_dev) X(qnet_out_dot) X(topk_rows) X(dense_epilogue) X(row_sumsq) \
     X(gather_bf16_rows)
-// A backend's table is complete: every slot set, except that attention_fwd/bwd are set
-// exactly when attention == ATTN_FUSED. 0, or -1 + error naming the backend and slot.
+// A backend's table is complete: every slot set (attention has one algorithm, the fused
+// kernel, on every backend). 0, or -1 + error naming the backend and slot.
 int backend_check(const Backend *be);
 
 extern const Backend hyp_cpu_backend;

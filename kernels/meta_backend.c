@@ -114,12 +114,13 @@ static void m_qnet_act_fwd(float *y, const float *z, const float *b, const float
                            long mid, int D, float eps) {}
 static void m_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols, long rows_per_mask) {}
 static void m_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols) {}
-static void m_attention_fwd(float *y, float *probs, const float *q, const float *k, const float *v,
+static void m_attention_fwd(float *y, float *lse, const float *q, const float *k, const float *v,
                             const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale, float p,
-                            uint64_t seed, uint64_t offset) {}
-static void m_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *q, const float *k,
-                            const float *v, const float *probs, int B, int Tq, int Tk, int H, int dh, float scale,
-                            float p, uint64_t seed, uint64_t offset) {}
+                            uint64_t seed, uint64_t offset, MatmulPrecision prec) {}
+static void m_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *y, const float *q,
+                            const float *k, const float *v, const int32_t *mask, const float *lse, int B, int Tq,
+                            int Tk, int H, int dh, float scale, float p, uint64_t seed, uint64_t offset,
+                            MatmulPrecision prec) {}
 static void m_embedding_fwd(float *y, const float *table, const int32_t *ids, long n, int D) {}
 static void m_embedding_bwd(float *gtable, const float *gy, const int32_t *ids, long n, int D, int padding_idx) {
     size_t npow2 = 1;   // the CUDA backward sorts (id, row) keys padded to a power of two
@@ -174,7 +175,7 @@ static void m_gather_bf16_rows(float *y, const uint16_t *table, const int32_t *i
 #define m_free meta_free
 #define MIRROR(slot) t.slot = src->slot ? m_##slot : NULL;
 static Backend meta_table_for(const Backend *src) {
-    Backend t = {.name = "meta", .meta = true, .attention = src->attention};
+    Backend t = {.name = "meta", .meta = true};
     HYP_BACKEND_SLOTS(MIRROR)
     return t;
 }

@@ -125,11 +125,14 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tenso
         Tensor *k = op_linear(c, x, L->k_w, L->k_b);
         Tensor *v = op_linear(c, x, L->v_w, L->v_b);
         Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, Tq, H)
-        Tensor *a = op_dropout(c, op_linear(c, ctxv, L->ao_w, L->ao_b), p);
-        x = op_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps);
-        Tensor *h = op_unary(c, cfg->act, op_linear(c, x, L->in_w, L->in_b));
-        Tensor *o = op_dropout(c, op_linear(c, h, L->out_w, L->out_b), p);
-        x = op_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps);
+        Tensor *a = op_linear(c, ctxv, L->ao_w, L->ao_b);
+        x = op_dropout_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps, p);
+        tensor_release(c, a);   // no backward reads a linear's output or add+LN's input (it saves the sum)
+        Tensor *z = op_linear(c, x, L->in_w, L->in_b);
+        Tensor *o = cfg->recompute_act ? op_act_linear(c, cfg->act, z, L->out_w, L->out_b)
+                                       : op_linear(c, op_unary(c, cfg->act, z), L->out_w, L->out_b);
+        x = op_dropout_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps, p);
+        tensor_release(c, o);
     }
     if (!cls_only) return x;
     if (cfg->layers == 0) x = op_slice(c, x, 1, 0, 1);

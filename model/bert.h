@@ -19,6 +19,7 @@ typedef struct BertConfig {
     bool pooler;             // register pooler.dense (present in checkpoints; unused by Hypencoder)
     float init_std;          // bert_init's normal std (HF initializer_range); 0 means 0.02
     UnaryOp act;             // feed-forward activation (HF hidden_act); UN_GELU (zero) for BERT
+    bool recompute_act;      // train.recompute = act: op_act_linear, the activation not stored
 } BertConfig;
 
 BertConfig bert_base_config(void);

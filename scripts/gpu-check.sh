@@ -4,7 +4,7 @@
 # card and the date, ready to paste into bench/RESULTS.md.
 #
 #   scripts/gpu-check.sh                 all steps (about 5-8 minutes on one H100/H200, 16 cores)
-#   scripts/gpu-check.sh --only STEP     one step again: env build tests probes train bench
+#   scripts/gpu-check.sh --only STEP     one step again: env build tests probes train plan bench
 #   scripts/gpu-check.sh --dry-run       no GPU needed: prints the plan and checks that everything
 #                                        it needs is built or buildable (CI runs this)
 #   --out FILE                           results file (default bench/gpu-check-<date>.md)
@@ -16,8 +16,11 @@
 #   tests   every suite with HYP_REQUIRE_GPU=1: a CUDA variant that would skip fails
 #   probes  sizes CI cannot run: > 65535 rows, > 2^31 elements, paper-size GEMMs (fp32, bf16),
 #           LayerNorm at 250k x 768 (bin/gpu_probes, each against the CPU backend)
-#   train   the tiny config on the CPU and on CUDA in fp32 (losses within 1e-3), then CUDA resume
-#           (20 + 20 steps against 40) compared bitwise
+#   train   the tiny config on the CPU and on CUDA in fp32 (losses within 1e-3) and bf16 (the first
+#           10 steps within 1e-2), then CUDA resume (20 + 20 steps against 40) compared bitwise
+#   plan    the memory planner against the real step at the paper's shapes: hypencoder-6, 64 x 9
+#           passages of 32/196 tokens, bf16, recompute=act (hyp train --plan-check --cuda: the
+#           device high-water mark within 5% of the plan's 62.3 GiB)
 #   bench   GPU rates: the GEMM probe's TFLOP/s, the training step against the PyTorch twin
 #           (fp32, tf32, bf16), search on 1M x 768 documents (exhaustive q-net in docs/s per
 #           query with fp32 and bf16 residency, dense dot, exact k-NN rows/s, graph build and
@@ -25,7 +28,7 @@
 #           and CUDA
 set -u
 cd "$(dirname "$0")/.."
-ALL_STEPS="env build tests probes train bench"
+ALL_STEPS="env build tests probes train plan bench"
 only="" dry=0 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -62,6 +65,8 @@ if [ "$dry" = 1 ]; then
   check "HYP_REQUIRE_GPU=1 turns a skipped CUDA variant into a failure" \
         "make -s CUDA=sim build-sim/tests/test_cuda_backend && HYP_SIM_DEVICES=0 HYP_REQUIRE_GPU=1 build-sim/tests/test_cuda_backend --filter 'cuda_backend/memory' >$work/r 2>&1; [ \$? -ne 0 ] && grep -q 'HYP_REQUIRE_GPU=1' $work/r"
   check "the train step runs end to end on the simulated GPU" "bin=bin-sim steps_train=4 simulate_train=1 $0 --only train --out $work/train.md"
+  check "the plan check runs on the simulated GPU (tiny config)" \
+        "bin-sim/hyp train --config configs/tiny.ini --plan-check --cuda --set train.batch_size=2"
   [ "$fail" = 0 ] && echo "gpu-check --dry-run: ready (run scripts/gpu-check.sh on a GPU machine)"
   exit $fail
 fi
@@ -116,8 +121,9 @@ step_probes() {
   "$bin/gpu_probes" ${probe_args:-}
 }
 
-# The tiny synthetic task on CPU and CUDA at the same train.precision (fp32): same losses within
-# 1e-3; then CUDA resume (default precision, bf16 on CUDA) bitwise.
+# The tiny synthetic task on CPU and CUDA at the same train.precision: same losses within 1e-3
+# (fp32) or 1e-2 (bf16: the same roundings, accumulated in another order); then CUDA resume
+# (default precision, bf16 on CUDA) bitwise.
 step_train() {
   local d="$work/train" steps=${steps_train:-40}
   local half=$((steps / 2))
@@ -129,10 +135,7 @@ step_train() {
            --set "eval.queries=$D/val_queries.tsv" --set "eval.qrels=$D/val_qrels.txt" --set "train.log_steps=1"
            --set "eval.every=$steps" --set "train.save_steps=$half" --set "train.keep_last=4" --quiet)
   local prec
-  # bf16 is not compared yet: the CPU's fused attention ignores the precision while CUDA's
-  # composed one runs its products in bf16 (2.9e-3 apart after 4 steps); the fused kernels of
-  # branch attn give both the same policy.
-  for prec in fp32; do
+  for prec in fp32 bf16; do
     "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" \
       --set "train.precision=$prec" --out "$d/cpu-$prec" || return 1
     "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" \
@@ -142,10 +145,12 @@ import json, sys
 def losses(p):
     return {r["step"]: r["loss"] for r in map(json.loads, open(p)) if "loss" in r}
 a, b = losses(sys.argv[1]), losses(sys.argv[2])
+if sys.argv[3] == "bf16":   # runs that round differently part after a few steps (tests/test_train10.c)
+    a = {s: v for s, v in a.items() if s <= 10}
 worst = max(abs(a[s] - b[s]) / max(abs(a[s]), 1e-12) for s in a)
 print(f"CPU vs CUDA ({sys.argv[3]}): {len(a)} steps, worst relative loss difference {worst:.2e} "
       f"(step {max(a)}: {a[max(a)]} vs {b[max(b)]})")
-sys.exit(0 if worst < 1e-3 else 1)
+sys.exit(0 if worst < (1e-2 if sys.argv[3] == "bf16" else 1e-3) else 1)
 PY
   done
   "$bin/hyp" train --config "$d/demo/tiny.ini" "${S[@]}" --set "train.max_steps=$steps" --out "$d/cuda" --cuda || return 1
@@ -161,14 +166,20 @@ PY
   fi
 }
 
+step_plan() {
+  "$bin/hyp" train --config configs/hypencoder-6.ini --plan-check --cuda ${plan_sets:-}
+}
+
 step_bench() {
   "$bin/gpu_probes" gemm ${probe_args:-}
   # training step vs the PyTorch twin (authors' settings) on the same GPU: bert-base Hypencoder,
-  # 6-layer q-net, 16 queries x 9 passages of 32/196 tokens (the paper's 64 needs the planner's
-  # fit: hyp train --plan --cuda), each precision; HYP_PYTHON or .venv-oracles finds torch
+  # 6-layer q-net, 16 queries x 9 passages of 32/196 tokens in each precision, then the paper's
+  # 64 x 9 in bf16 with GELU recomputed; HYP_PYTHON or .venv-oracles finds torch
   for prec in fp32 tf32 bf16; do
     "$bin/bench_train" 12 768 12 3072 6 16 9 32 196 5 --cuda --precision $prec || return 1
   done
+  # the paper's batch, 64 x 9, as configs/hypencoder-6.ini runs it (bf16, recompute = act; 62.3 GiB planned)
+  "$bin/bench_train" 12 768 12 3072 6 64 9 32 196 3 --cuda --precision bf16 --recompute || return 1
   # search on 1M x 768 (6-layer q-net, 8 queries): exhaustive, dense, k-NN, graph
   "$bin/bench_search" --cuda --docs ${search_docs:-1000000} --dim 768 --layers 6 --queries 8 || return 1
   local d="$work/bench"

@@ -32,8 +32,28 @@ static BertConfig fixture_config(H5File *f, const char *g) {
     return cfg;
 }
 // prec F32: group g of bert_tiny.h5 at fp32 tolerance; BF16 (group /bert only): the same
-// parameters and batch against PyTorch's CPU autocast (autocast.h5, fx_autocast.py: attention
-// in fp32 there) at bf16 tolerance.
+// parameters and batch against PyTorch's CPU autocast with SDPA (autocast.h5, fx_autocast.py)
+// at bf16 tolerance, or, for a gradient that bf16 rounding moves by more than that, twice
+// what it moves it by (see bf16_noise).
+// How far bf16 rounding moves a gradient: the relative L2 distance between the fp32 gradient
+// (bert_tiny.h5) and autocast's. Another correct bf16 implementation rounds at other points
+// and lands about sqrt(2) times that far from autocast. The query/key projections' gradients
+// are ~1000x smaller than the rest (norm 0.001-0.02: softmax backward cancels almost all of
+// them on this random model), and bf16 moves them by 1-4%, against < 0.7% for every other
+// gradient; for them the test allows twice the noise, elsewhere TOL_BF16 holds.
+static double bf16_noise(H5File *fp32, H5File *autocast, const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "/bert/grads/%s", name);
+    int nd, sh[4];
+    float *x = h5_read_f32(fp32, p, &nd, sh), *y = h5_read_f32(autocast, p, &nd, sh);
+    cr_assert(x && y, "%s", hyp_last_error());
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)sh[i];
+    double e = rel_err(x, y, n);
+    free(x), free(y);
+    return e;
+}
+
 static void run_bert_parity(Device dev, const char *g, MatmulPrecision prec) {
     H5File *f = fx_open("bert_tiny.h5");
     const bool bf16 = prec == HYP_MATMUL_BF16;
@@ -59,7 +79,7 @@ static void run_bert_parity(Device dev, const char *g, MatmulPrecision prec) {
         expect_fixture(bert_pool_mean(c, h, mask), f, g, "mean", TOL_E2E);
     }
     backward_from(c, h, fx_tensor(c, f, g, "gy", false));
-    int checked = 0;
+    int checked = 0, wide = 0;
     for (int i = 0; i < ps->n; i++) {
         const char *name = ps->params[i]->name;
         if (!fx_has(want, grads, name)) continue;   // the pooler gets no gradient
@@ -73,15 +93,21 @@ static void run_bert_parity(Device dev, const char *g, MatmulPrecision prec) {
             checked++;
             continue;
         }
-        // bf16: the query/key projections' gradients are ~500x smaller than the rest (norm ~0.01)
-        // and sit at bf16's noise floor: two PyTorch autocast runs (fp32 vs bf16 attention)
-        // differ by 1.1e-2 on them, so they are held to 2x the bf16 tolerance. OPEN: revisit
-        // with bf16 attention fixtures.
-        bool tiny = bf16 && (strstr(name, "attention.self.query.") || strstr(name, "attention.self.key.weight"));
-        expect_fixture(ps->params[i]->grad, want, grads, name, tiny ? 2 * tol : tol);
+        double t = tol;
+        if (bf16) {
+            const double noise = bf16_noise(f, want, name);
+            if (strstr(name, "attention.self.query.") || strstr(name, "attention.self.key.")) {
+                if (2 * noise > t) t = 2 * noise, wide++;
+            } else {
+                cr_assert_lt(noise, tol, "%s: bf16 moves it by %.3g, more than the tolerance", name, noise);
+            }
+        }
+        expect_fixture(ps->params[i]->grad, want, grads, name, t);
         checked++;
     }
     cr_assert_eq(checked, ps->n - 2, "every parameter but the pooler's has a gradient fixture");
+    if (bf16) fprintf(stderr, "bert bf16 %s: %d of %d gradients held to twice bf16's noise on them (Q/K only)\n",
+                      device_name(dev), wide, checked);
     ctx_free(c);
     bert_free(&bert);
     paramset_free(ps);
@@ -95,6 +121,44 @@ Test(bert, hf_parity_cpu) { for (int i = 0; i < 3; i++) run_bert_parity(HYP_CPU,
 Test(bert, hf_parity_cuda) { RUN_ON_CUDA_OR_SKIP(); for (int i = 0; i < 3; i++) run_bert_parity(HYP_CUDA, GROUPS[i], HYP_MATMUL_F32); }
 Test(bert, autocast_bf16_cpu) { run_bert_parity(HYP_CPU, "/bert", HYP_MATMUL_BF16); }
 Test(bert, autocast_bf16_cuda) { RUN_ON_CUDA_OR_SKIP(); run_bert_parity(HYP_CUDA, "/bert", HYP_MATMUL_BF16); }
+
+// train.recompute = act: the FFN activation recomputed in backward gives bitwise the same
+// hidden states and gradients (dropout on, bf16) and holds less activation memory.
+typedef struct { float *hidden, *grads; size_t n_hidden, n_grads, arena; } BertRun;
+static BertRun bert_run(Device dev, bool recompute) {
+    H5File *f = fx_open("bert_tiny.h5");
+    BertConfig cfg = fixture_config(f, "/bert");
+    cfg.dropout = 0.1f, cfg.recompute_act = recompute;
+    ParamSet *ps = paramset_new(dev);
+    Bert bert;
+    bert_register(&bert, ps, "", &cfg);
+    paramset_finalize(ps);
+    cr_assert_eq(h5_load_params(f, "/bert/params", ps, false), 0, "%s", hyp_last_error());
+    Ctx *c = ctx_new(dev);
+    c->matmul_precision = HYP_MATMUL_BF16, c->training = true, c->seed = 5;
+    Tensor *h = bert_forward(c, &bert, fx_tensor(c, f, "/bert", "ids", false), fx_tensor(c, f, "/bert", "mask", false));
+    backward_from(c, h, fx_tensor(c, f, "/bert", "gy", false));
+    BertRun r = {.hidden = tensor_host_copy(h), .n_hidden = tensor_numel(h), .n_grads = ps->numel};
+    r.grads = hyp_malloc(ps->numel * sizeof(float));
+    if (dev == HYP_CPU) memcpy(r.grads, ps->grad, ps->numel * sizeof(float));
+    else backend_get(dev)->copy(r.grads, ps->grad, ps->numel * sizeof(float), COPY_D2H);
+    arena_peak(c->act, &r.arena, NULL);   // bytes handed out (the first block is larger)
+    ctx_free(c);
+    bert_free(&bert);
+    paramset_free(ps);
+    h5_close(f);
+    return r;
+}
+static void check_recompute(Device dev) {
+    BertRun a = bert_run(dev, false), b = bert_run(dev, true);
+    cr_assert_eq(memcmp(a.hidden, b.hidden, a.n_hidden * sizeof(float)), 0, "hidden states differ");
+    cr_assert_eq(memcmp(a.grads, b.grads, a.n_grads * sizeof(float)), 0, "gradients differ");
+    fprintf(stderr, "bert %s: activation arena %zu B stored, %zu B recomputed\n", device_name(dev), a.arena, b.arena);
+    cr_assert_lt(b.arena, a.arena, "recompute holds %zu B, storing %zu B", b.arena, a.arena);
+    free(a.hidden), free(a.grads), free(b.hidden), free(b.grads);
+}
+Test(bert, recompute_act_is_bitwise_cpu) { check_recompute(HYP_CPU); }
+Test(bert, recompute_act_is_bitwise_cuda) { RUN_ON_CUDA_OR_SKIP(); check_recompute(HYP_CUDA); }
 
 // Parameter names are HF's, with the prefix the Hypencoder checkpoints use.
 Test(bert, names_and_count) {

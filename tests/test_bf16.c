@@ -209,6 +209,44 @@ static void run_op_case(Device dev, const char *group, bool linear) {
     ctx_free(c);
     h5_close(f);
 }
+// Attention under autocast (SDPA): y and the three gradients within TOL_BF16, and y, g_q, g_k
+// closer to autocast's than to fp32's (the products' operands are rounded as SDPA rounds them).
+static void attention_autocast(Device dev) {
+    const char *g = "/ops/attention";
+    H5File *f = fx_open("autocast.h5");
+    Ctx *c = ctx_new(dev);
+    c->matmul_precision = HYP_MATMUL_BF16;
+    Tensor *q = fx_tensor(c, f, g, "q", true), *k = fx_tensor(c, f, g, "k", true), *v = fx_tensor(c, f, g, "v", true);
+    double scale;
+    cr_assert(h5_read_attr_f64(f, g, "scale", &scale) == 0, "%s", hyp_last_error());
+    Tensor *y = op_attention(c, q, k, v, fx_tensor(c, f, g, "mask", false), fx_attr_int(f, g, "heads"), (float)scale);
+    backward_from(c, y, fx_tensor(c, f, g, "gy", false));
+    const char *names[4] = {"y", "q", "k", "v"};
+    Tensor *got[4] = {y, q->grad, k->grad, v->grad};
+    for (int i = 0; i < 4; i++) {
+        char n16[16], n32[16], p[96];
+        snprintf(n16, sizeof n16, i ? "g_%s" : "y", names[i]);
+        snprintf(n32, sizeof n32, i ? "g32_%s" : "y32", names[i]);
+        expect_fixture(got[i], f, g, n16, TOL_BF16);
+        int nd, sh[4];
+        snprintf(p, sizeof p, "%s/%s", g, n16);
+        float *w16 = h5_read_f32(f, p, &nd, sh);
+        snprintf(p, sizeof p, "%s/%s", g, n32);
+        float *w32 = h5_read_f32(f, p, &nd, sh);
+        float *h = tensor_host_copy(got[i]);
+        const size_t n = tensor_numel(got[i]);
+        const double e16 = rel_err(h, w16, n), e32 = rel_err(h, w32, n);
+        fprintf(stderr, "attention %s %s: %.3g from autocast, %.3g from fp32 (autocast from fp32 %.3g)\n",
+                device_name(dev), n16, e16, e32, rel_err(w16, w32, n));
+        if (i < 3) cr_assert_lt(e16, e32, "%s: %.3g from autocast, %.3g from fp32", n16, e16, e32);
+        free(w16), free(w32), free(h);
+    }
+    ctx_free(c);
+    h5_close(f);
+}
+Test(bf16, attention_matches_autocast_cpu) { attention_autocast(HYP_CPU); }
+Test(bf16, attention_matches_autocast_cuda) { RUN_ON_CUDA_OR_SKIP(); attention_autocast(HYP_CUDA); }
+
 static void ops_autocast(Device dev) {
     run_op_case(dev, "/ops/linear", true);
     run_op_case(dev, "/ops/matmul_nn", false);

@@ -32,7 +32,7 @@ Test(flops, bert_base_hypencoder_step) {
 
 Test(flops, cpu_peak_is_measured) {
     char what[320];
-    const double p = device_peak_flops(HYP_CPU, what, sizeof what);
+    const double p = device_peak_flops(HYP_CPU, HYP_MATMUL_F32, what, sizeof what);
     cr_assert(p > 1e8 && p < 1e14, "a CPU sgemm rate of %g FLOP/s", p);
     cr_assert(strstr(what, "measured"), "%s", what);
 }

@@ -293,6 +293,54 @@ Test(add_layernorm, gradcheck) {
     }
 }
 
+// Dropout fused into add_layernorm: a fixed mask on every evaluation (offset reset), so the
+// finite differences see one function; and bitwise op_add_layernorm(op_dropout(x)), forward
+// and gradients, on every backend (x only, residual only, both).
+static Tensor *daln_fn(Ctx *c, Tensor **in, void *u) {
+    c->training = true, c->seed = 7, c->rng_offset = 3;
+    return op_dropout_add_layernorm(c, in[0], in[1], in[2], in[3], 1e-12f, 0.3f);
+}
+Test(dropout_add_layernorm, gradcheck) {
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *in[4] = {tensor_rand(c, HYP_SHAPE(3, 6), -1, 1, 61, true), tensor_rand(c, HYP_SHAPE(3, 6), -1, 1, 71, true),
+                     tensor_rand(c, HYP_SHAPE(6), 0.5f, 1.5f, 81, true), tensor_rand(c, HYP_SHAPE(6), -1, 1, 91, true)};
+    expect_gradcheck(daln_fn, in, 4, NULL, NULL, "dropout_add_layernorm");
+    in[1]->requires_grad = false;
+    expect_gradcheck(daln_fn, in, 4, NULL, NULL, "dropout_add_layernorm, x only");
+    ctx_free(c);
+}
+static void fused_vs_pair(Device dev, bool want_x, bool want_r) {
+    float *out[2][4];
+    for (int fused = 0; fused < 2; fused++) {
+        Ctx *c = ctx_new(dev);
+        c->training = true, c->seed = 11, c->rng_offset = 5;
+        Tensor *x = tensor_rand(c, HYP_SHAPE(2, 9, 40), -1, 1, 1, want_x), *r = tensor_rand(c, HYP_SHAPE(2, 9, 40), -1, 1, 2, want_r),
+               *w = tensor_rand(c, HYP_SHAPE(40), 0.5f, 1.5f, 3, true), *b = tensor_rand(c, HYP_SHAPE(40), -1, 1, 4, true);
+        Tensor *y = fused ? op_dropout_add_layernorm(c, x, r, w, b, 1e-12f, 0.1f)
+                          : op_add_layernorm(c, op_dropout(c, x, 0.1f), r, w, b, 1e-12f);
+        cr_assert_eq(c->rng_offset, 5 + (2 * 9 * 40 + 3) / 4, "the fused op draws what dropout draws");
+        backward_from(c, y, tensor_rand(c, HYP_SHAPE(2, 9, 40), -1, 1, 5, false));
+        out[fused][0] = tensor_host_copy(y);
+        out[fused][1] = want_x ? tensor_host_copy(x->grad) : NULL;
+        out[fused][2] = want_r ? tensor_host_copy(r->grad) : NULL;
+        out[fused][3] = tensor_host_copy(w->grad);
+        ctx_free(c);
+    }
+    for (int t = 0; t < 4; t++) {
+        if (!out[0][t]) continue;
+        size_t n = t == 3 ? 40 : 2 * 9 * 40;
+        cr_assert_eq(memcmp(out[0][t], out[1][t], n * sizeof(float)), 0, "%s: tensor %d differs", device_name(dev), t);
+        free(out[0][t]), free(out[1][t]);
+    }
+}
+static void fused_vs_pairs(Device dev) {
+    fused_vs_pair(dev, true, true);
+    fused_vs_pair(dev, true, false);
+    fused_vs_pair(dev, false, true);
+}
+Test(dropout_add_layernorm, bitwise_the_pair_cpu) { fused_vs_pairs(HYP_CPU); }
+Test(dropout_add_layernorm, bitwise_the_pair_cuda) { RUN_ON_CUDA_OR_SKIP(); fused_vs_pairs(HYP_CUDA); }
+
 static Tensor *softmax_fn(Ctx *c, Tensor **in, void *u) { return op_softmax(c, in[0], u ? in[1] : NULL); }
 Test(softmax, gradcheck) {
     Ctx *c = ctx_new(HYP_CPU);
@@ -557,6 +605,82 @@ Test(add_layernorm, shape_error_residual, .exit_code = 2) {
     op_add_layernorm(c, tensor_rand(c, HYP_SHAPE(2, 4), -1, 1, 1, false),
                      tensor_rand(c, HYP_SHAPE(3, 4), -1, 1, 2, false), NULL, NULL, 1e-5f);
 }
+Test(dropout_add_layernorm, error_probability_one, .exit_code = 2) {
+    Ctx *c = ctx_new(HYP_CPU);
+    c->training = true;
+    op_dropout_add_layernorm(c, tensor_rand(c, HYP_SHAPE(2, 4), -1, 1, 1, false),
+                             tensor_rand(c, HYP_SHAPE(2, 4), -1, 1, 2, false), NULL, NULL, 1e-5f, 1.0f);
+}
+Test(act_linear, shape_error_weight, .exit_code = 2) {
+    Ctx *c = ctx_new(HYP_CPU);
+    op_act_linear(c, UN_GELU, tensor_rand(c, HYP_SHAPE(2, 4), -1, 1, 1, false),
+                  tensor_rand(c, HYP_SHAPE(3, 5), -1, 1, 2, false), NULL);
+}
+
+// op_act_linear by finite differences (every activation of the table, with and without bias),
+// and bitwise op_linear(op_unary(z)) on every backend.
+static Tensor *act_linear_nb_fn(Ctx *c, Tensor **in, void *u) {
+    return op_act_linear(c, (UnaryOp)(intptr_t)u, in[0], in[1], NULL);
+}
+static Tensor *act_linear_b_fn(Ctx *c, Tensor **in, void *u) {
+    return op_act_linear(c, (UnaryOp)(intptr_t)u, in[0], in[1], in[2]);
+}
+Test(act_linear, gradcheck) {
+    for (int op = 0; op < UN_COUNT; op++) {
+        Ctx *c = ctx_new(HYP_CPU);
+        Tensor *in[3] = {tensor_rand(c, HYP_SHAPE(2, 3, 5), -1.5f, 1.5f, 40 + op, true),
+                         tensor_rand(c, HYP_SHAPE(4, 5), -1, 1, 50 + op, true), tensor_rand(c, HYP_SHAPE(4), -1, 1, 60 + op, true)};
+        char what[64];
+        snprintf(what, sizeof what, "act_linear %s", hyp_unary_name((UnaryOp)op));
+        expect_gradcheck(act_linear_b_fn, in, 3, (void *)(intptr_t)op, NULL, what);
+        expect_gradcheck(act_linear_nb_fn, in, 2, (void *)(intptr_t)op, NULL, what);
+        ctx_free(c);
+    }
+}
+static void act_linear_vs_pair(Device dev) {
+    for (int op = 0; op < UN_COUNT; op++) {
+        float *out[2][4];
+        for (int fused = 0; fused < 2; fused++) {
+            Ctx *c = ctx_new(dev);
+            c->matmul_precision = HYP_MATMUL_BF16;
+            Tensor *z = tensor_rand(c, HYP_SHAPE(6, 33), -2, 2, 1, true), *w = tensor_rand(c, HYP_SHAPE(17, 33), -1, 1, 2, true),
+                   *b = tensor_rand(c, HYP_SHAPE(17), -1, 1, 3, true);
+            Tensor *y = fused ? op_act_linear(c, (UnaryOp)op, z, w, b) : op_linear(c, op_unary(c, (UnaryOp)op, z), w, b);
+            backward_from(c, y, tensor_rand(c, HYP_SHAPE(6, 17), -1, 1, 4, false));
+            out[fused][0] = tensor_host_copy(y), out[fused][1] = tensor_host_copy(z->grad);
+            out[fused][2] = tensor_host_copy(w->grad), out[fused][3] = tensor_host_copy(b->grad);
+            ctx_free(c);
+        }
+        const size_t n[4] = {6 * 17, 6 * 33, 17 * 33, 17};
+        for (int t = 0; t < 4; t++) {
+            cr_assert_eq(memcmp(out[0][t], out[1][t], n[t] * sizeof(float)), 0, "%s %s: tensor %d differs",
+                         device_name(dev), hyp_unary_name((UnaryOp)op), t);
+            free(out[0][t]), free(out[1][t]);
+        }
+    }
+}
+Test(act_linear, bitwise_the_pair_cpu) { act_linear_vs_pair(HYP_CPU); }
+Test(act_linear, bitwise_the_pair_cuda) { RUN_ON_CUDA_OR_SKIP(); act_linear_vs_pair(HYP_CUDA); }
+
+// A released buffer is what the next tensor of its size gets: the arena does not grow.
+Test(tensor, release_reuses_the_buffer) {
+    Ctx *c = ctx_new(HYP_CPU);
+    Tensor *a = tensor_new(c, HYP_F32, HYP_SHAPE(100, 7));
+    void *p = a->data;
+    size_t before;
+    arena_peak(c->act, &before, NULL);
+    tensor_release(c, a);
+    cr_assert_null(a->data);
+    Tensor *b = tensor_new(c, HYP_F32, HYP_SHAPE(7, 100));
+    size_t after;
+    arena_peak(c->act, &after, NULL);
+    cr_assert_eq(b->data, p, "the same-size buffer is reused");
+    cr_assert_eq(after, before, "no new arena bytes");
+    Tensor *d = tensor_new(c, HYP_F32, HYP_SHAPE(3));   // another size: new bytes
+    cr_assert_neq(d->data, p);
+    ctx_free(c);
+}
+
 Test(softmax, shape_error_mask, .exit_code = 2) {
     Ctx *c = ctx_new(HYP_CPU);
     int32_t m[8] = {1, 1, 1, 1, 1, 1, 1, 1};

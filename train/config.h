@@ -48,6 +48,7 @@ typedef struct Config {
         long warmup_steps;           // 6000
         char schedule[32];           // constant_with_warmup | linear | constant
         char precision[8];           // auto (bf16 on CUDA, fp32 on the CPU) | fp32 | tf32 | bf16
+        char recompute[8];           // none | act (the FFN activation recomputed in backward)
         long max_steps;              // 1000000
         long save_steps;             // 2500 (0: only at the end)
         int keep_last;               // 3 checkpoints kept besides best.h5 (0: keep all)

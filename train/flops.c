@@ -53,12 +53,16 @@ static double cpu_sgemm_rate(void) {
     return rate;
 }
 
-// Dense peaks (NVIDIA's data sheets, SXM parts): fp32 and the TF32 tensor-core rate.
-static const struct { const char *name; double fp32, tf32; } GPUS[] = {
-    {"H200", 67e12, 495e12}, {"H100", 67e12, 495e12}, {"A100", 19.5e12, 156e12}, {"L40S", 91.6e12, 183e12},
+#ifdef HYP_HAVE_CUDA
+// Dense peaks (NVIDIA's data sheets, SXM parts; no sparsity): fp32 on CUDA cores, and the
+// TF32 and BF16 tensor-core rates.
+static const struct { const char *name; double fp32, tf32, bf16; } GPUS[] = {
+    {"H200", 67e12, 494.7e12, 989.4e12}, {"H100", 67e12, 494.7e12, 989.4e12},
+    {"A100", 19.5e12, 156e12, 312e12},   {"L40S", 91.6e12, 183.2e12, 362.1e12},
 };
+#endif
 
-double device_peak_flops(Device d, char *what, size_t n) {
+double device_peak_flops(Device d, MatmulPrecision prec, char *what, size_t n) {
     if (d == HYP_CPU) {
         const double r = cpu_sgemm_rate();
         snprintf(what, n, "cpu sgemm %.0f GFLOP/s measured", r / 1e9);
@@ -67,12 +71,13 @@ double device_peak_flops(Device d, char *what, size_t n) {
 #ifdef HYP_HAVE_CUDA
     char name[256];
     hyp_cuda_device_name(name, sizeof name);
-    const char *tf = getenv("HYP_CUDA_TF32");
-    const bool tf32 = tf && tf[0] && strcmp(tf, "0") != 0;
+    const char *tf = getenv("HYP_CUDA_TF32");   // lets HYP_MATMUL_F32 GEMMs use TF32 (gemm.cu)
+    const bool tf32 = prec == HYP_MATMUL_TF32 || (prec == HYP_MATMUL_F32 && tf && tf[0] && strcmp(tf, "0") != 0);
     for (size_t i = 0; i < sizeof GPUS / sizeof GPUS[0]; i++)
         if (strstr(name, GPUS[i].name)) {
-            const double p = tf32 ? GPUS[i].tf32 : GPUS[i].fp32;
-            snprintf(what, n, "%s %s %.1f TFLOP/s", name, tf32 ? "tf32" : "fp32", p / 1e12);
+            const double p = prec == HYP_MATMUL_BF16 ? GPUS[i].bf16 : tf32 ? GPUS[i].tf32 : GPUS[i].fp32;
+            snprintf(what, n, "%s %s %.1f TFLOP/s", name, prec == HYP_MATMUL_BF16 ? "bf16" : tf32 ? "tf32" : "fp32",
+                     p / 1e12);
             return p;
         }
     snprintf(what, n, "%s: not in the peak table", name);

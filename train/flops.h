@@ -26,8 +26,10 @@ double step_flops(const StepShape *s);
 // Tokens of one micro-batch as computed (padded): queries * q_len + queries * items * d_len.
 double step_tokens(const StepShape *s);
 
-// The peak FLOP/s MFU is measured against, and what it is ("cpu sgemm 285 GFLOP/s measured",
-// "NVIDIA H100 fp32 67 TFLOP/s"), or 0 when unknown (a GPU not in the table, the simulator).
-// The CPU's is the rate of a 1024^3 sgemm on this machine's threads, measured once.
-double device_peak_flops(Device d, char *what, size_t n);
+// The peak FLOP/s MFU is measured against at GEMM precision prec, and what it is ("cpu sgemm
+// 285 GFLOP/s measured", "NVIDIA H100 bf16 989.4 TFLOP/s"), or 0 when unknown (a GPU not in
+// the table, the simulator). The CPU's is the rate of a 1024^3 sgemm on this machine's
+// threads, measured once (its bf16 and tf32 are emulated at fp32 speed); a GPU's is the
+// data sheet's dense tensor-core rate for bf16 and tf32 (fp32 without HYP_CUDA_TF32: CUDA cores).
+double device_peak_flops(Device d, MatmulPrecision prec, char *what, size_t n);
 #endif

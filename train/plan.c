@@ -13,6 +13,11 @@
 #include "kernels/kernels.h"
 #include <stdlib.h>
 #include <string.h>
+#ifdef HYP_HAVE_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+static double gib(size_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
 
 // A batch at the config's longest lengths; real ids (in range, a padded tail) so that the
 // real-backend run of the tests computes on valid data.
@@ -42,6 +47,9 @@ static void plan_batch_free(TrainBatch *b) {
 
 int plan_run(const PlanOptions *o, PlanReport *r) {
     memset(r, 0, sizeof *r);
+#ifdef HYP_HAVE_CUDA
+    const size_t held_before = o->real && o->device == HYP_CUDA ? hyp_cuda_mem_reset_high_water() : 0;
+#endif
     Config cfg;
     config_init(&cfg);
     if (!o->config_path) { hyp_set_error("--plan needs --config"); return -1; }
@@ -58,9 +66,8 @@ int plan_run(const PlanOptions *o, PlanReport *r) {
         hyp_set_error("--plan --cuda: %s", hyp_cuda_why_unavailable());
         return -1;
     }
-    char *prec = config_get(&cfg, "train.precision");   // the bf16 policy's key, once it exists
-    snprintf(r->precision, sizeof r->precision, "%s", prec ? prec : "fp32");
-    free(prec);
+    static const char *const PREC[] = {[HYP_MATMUL_F32] = "fp32", [HYP_MATMUL_BF16] = "bf16", [HYP_MATMUL_TF32] = "tf32"};
+    snprintf(r->precision, sizeof r->precision, "%s", PREC[config_precision(&cfg, o->device)]);   // auto resolved
     snprintf(r->kind, sizeof r->kind, "%s", cfg.model.kind);
     r->device = o->device;
     r->batch = cfg.train.batch_size;
@@ -100,6 +107,8 @@ int plan_run(const PlanOptions *o, PlanReport *r) {
     Ctx *c = ctx_new(o->device);
     c->training = true;
     c->seed = (uint64_t)cfg.train.seed;
+    c->matmul_precision = config_precision(&cfg, o->device);   // as the trainer: bf16 reads the
+    c->params = m.ps;                                           // parameters' bf16 copy (counted)
     const int k = r->grad_accum;
     float *losses = be->alloc((size_t)k * 3 * sizeof(float));   // (k, 3) as the trainer's StepValues
     TrainBatch b;
@@ -134,10 +143,31 @@ int plan_run(const PlanOptions *o, PlanReport *r) {
     else biencoder_free(&m.be);
     paramset_free(m.ps);
     if (!o->real) backend_meta_disable();
+#ifdef HYP_HAVE_CUDA
+    if (o->real && o->device == HYP_CUDA) r->device_high_water = hyp_cuda_mem_high_water() - held_before;
+#endif
     return 0;
 }
 
-static double gib(size_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+int plan_check(const PlanOptions *o, FILE *f) {
+    PlanReport plan, real;
+    PlanOptions ro = *o;
+    ro.real = true;
+    if (plan_run(o, &plan) || plan_run(&ro, &real)) return -1;
+    plan_print(f, &plan);
+    const bool cuda = o->device == HYP_CUDA;
+    const size_t measured = cuda ? real.device_high_water : real.act_peak;
+    const size_t planned = cuda ? plan.peak : plan.act_peak;
+    const double ratio = planned ? (double)measured / (double)planned : 0;
+    fprintf(f, "plan check: %s %.2f GiB measured, %.2f GiB planned (ratio %.3f)\n",
+            cuda ? "device high-water (hyp_cuda_alloc)" : "activation arena", gib(measured), gib(planned), ratio);
+    if (ratio > 1.05) {
+        hyp_set_error("the real step needs %.2f GiB, %.1f%% over the plan's %.2f GiB", gib(measured),
+                      100 * (ratio - 1), gib(planned));
+        return -1;
+    }
+    return 0;
+}
 
 void plan_print(FILE *f, const PlanReport *r) {
     fprintf(f, "plan: %s, %zu parameters, %d micro-batch%s per step\n", r->kind, r->n_params, r->grad_accum,
@@ -147,7 +177,8 @@ void plan_print(FILE *f, const PlanReport *r) {
     fprintf(f, "  AdamW state (m, v)   %8.2f GiB\n", gib(r->optim));
     fprintf(f, "  activations          %8.2f GiB  (first step; later steps %.2f GiB)\n", gib(r->act_peak),
             gib(r->act_steady));
-    fprintf(f, "  workspace            %8.2f GiB\n", gib(r->workspace));
+    fprintf(f, "  workspace            %8.2f GiB  (GEMM workspace and scratch, bf16 copies, loss buffers)\n",
+            gib(r->workspace));
     fprintf(f, "plan: peak %.1f GiB per rank (device %s, precision %s, batch %dx%d, query %d, passage %d)\n",
             gib(r->peak), device_name(r->device), r->precision, r->batch, r->items, r->q_len, r->d_len);
 }

@@ -33,10 +33,16 @@ typedef struct PlanReport {
     size_t workspace;            // the rest: small device buffers, and on CUDA the cuBLASLt
                                  // workspace and the kernels' scratch (modelled by the meta backend)
     size_t peak;                 // per rank: the most bytes allocated at once + the CUDA scratch
+    size_t device_high_water;    // real runs on CUDA: the most bytes hyp_cuda_alloc held during
+                                 // the run, above what was held before it (0 otherwise)
 } PlanReport;
 
 // 0, or -1 with hyp_last_error() (a bad config, a device this build lacks).
 int plan_run(const PlanOptions *o, PlanReport *r);
+// The plan and the same two steps run for real on o->device (random weights, random ids):
+// prints both and exits non-zero when the device's high-water mark (CUDA) or the real arena
+// (CPU) exceeds the plan by more than 5%. For a GPU check; CI checks it on the simulator.
+int plan_check(const PlanOptions *o, FILE *f);
 // The breakdown, then the line
 // "plan: peak 61.2 GiB per rank (device cuda, precision bf16, batch 64x9, query 32, passage 196)".
 void plan_print(FILE *f, const PlanReport *r);

@@ -726,7 +726,8 @@ int train_run(const TrainOptions *o, TrainSummary *summary) {
     buckets_init(&buckets, t->m.ps, t->comm, t->dev, cfg->dist.bucket_mb);
     double t_start = hyp_now();
     char peak_what[320];
-    Interval iv = {.first = true, .peak = device_peak_flops(t->dev, peak_what, sizeof peak_what)};
+    Interval iv = {.first = true, .peak = device_peak_flops(t->dev, t->ctx->matmul_precision, peak_what,
+                                                                sizeof peak_what)};
     if (t->root && !o->quiet) fprintf(stderr, "hyp train: MFU against %s\n", peak_what);
     double last_loss = NAN;
     long skipped = 0;

@@ -88,7 +88,6 @@ const Backend hyp_cpu_backend = {
     .qnet_act_fwd = cpu_qnet_act_fwd,
     .softmax_fwd = cpu_softmax_fwd,
     .softmax_bwd = cpu_softmax_bwd,
-    .attention = ATTN_FUSED,
     .attention_fwd = cpu_attention_fwd,
     .attention_bwd = cpu_attention_bwd,
     .embedding_fwd = cpu_embedding_fwd,

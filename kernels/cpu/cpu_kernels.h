@@ -54,12 +54,12 @@ void cpu_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, i
 void cpu_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
 
 // cpu_attention.c
-void cpu_attention_fwd(float *y, float *probs, const float *q, const float *k, const float *v,
-                       const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale, float p,
-                       uint64_t seed, uint64_t offset);
-void cpu_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *q, const float *k,
-                       const float *v, const float *probs, int B, int Tq, int Tk, int H, int dh,
-                       float scale, float p, uint64_t seed, uint64_t offset);
+void cpu_attention_fwd(float *y, float *lse, const float *q, const float *k, const float *v, const int32_t *mask,
+                       int B, int Tq, int Tk, int H, int dh, float scale, float p, uint64_t seed, uint64_t offset,
+                       MatmulPrecision prec);
+void cpu_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *y, const float *q,
+                       const float *k, const float *v, const int32_t *mask, const float *lse, int B, int Tq, int Tk,
+                       int H, int dh, float scale, float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
 
 // cpu_movement.c
 void cpu_permute(float *y, const float *x, const int shape[4], const int perm[4], bool accumulate);

@@ -33,6 +33,10 @@ void hyp_cuda_check_launch(const char *file, int line);
 // ---- memory (memory.cu)
 void *hyp_cuda_alloc(size_t bytes);
 void hyp_cuda_free(void *p);
+// Bytes allocated through hyp_cuda_alloc at most since the last reset (which returns the bytes
+// held now and makes that the new mark).
+size_t hyp_cuda_mem_high_water(void);
+size_t hyp_cuda_mem_reset_high_water(void);
 void hyp_cuda_memset0(void *p, size_t bytes);
 void hyp_cuda_copy(void *dst, const void *src, size_t bytes, CopyKind kind);
 void hyp_cuda_synchronize(void);
@@ -69,6 +73,15 @@ void hyp_cuda_add_layernorm_fwd(float *y, float *s, float *mean, float *rstd, co
 void hyp_cuda_softmax_fwd(float *y, const float *x, const int32_t *mask, long rows, int cols,
                           long rows_per_mask);
 void hyp_cuda_softmax_bwd(float *gx, const float *gy, const float *y, long rows, int cols);
+
+// ---- fused memory-efficient attention (attention.cu)
+void hyp_cuda_attention_fwd(float *y, float *lse, const float *q, const float *k, const float *v,
+                            const int32_t *mask, int B, int Tq, int Tk, int H, int dh, float scale,
+                            float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
+void hyp_cuda_attention_bwd(float *gq, float *gk, float *gv, const float *gy, const float *y,
+                            const float *q, const float *k, const float *v, const int32_t *mask,
+                            const float *lse, int B, int Tq, int Tk, int H, int dh, float scale,
+                            float p, uint64_t seed, uint64_t offset, MatmulPrecision prec);
 
 // ---- embedding (embedding.cu)
 void hyp_cuda_qnet_act_fwd(float *y, const float *z, const float *b, const float *x, bool x_shared,

@@ -3,6 +3,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mutex>
+#include <unordered_map>
+
+// Bytes hyp_cuda_alloc holds now and at most (the planner's check against a real step).
+static std::mutex g_mem_mu;
+static std::unordered_map<void *, size_t> g_mem_sizes;
+static size_t g_mem_now, g_mem_high;
+
+extern "C" size_t hyp_cuda_mem_high_water(void) {
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    return g_mem_high;
+}
+extern "C" size_t hyp_cuda_mem_reset_high_water(void) {
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    g_mem_high = g_mem_now;
+    return g_mem_now;
+}
 
 extern "C" int hyp_cuda_device_count(void) {
     int n = 0;
@@ -90,11 +107,19 @@ extern "C" void *hyp_cuda_alloc(size_t bytes) {
         hyp_fatal_at(__FILE__, __LINE__, "cudaMalloc of %zu bytes failed: %s (%s); %s", bytes, cudaGetErrorName(e),
                      cudaGetErrorString(e), why);
     }
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    g_mem_sizes[p] = bytes;
+    g_mem_now += bytes;
+    if (g_mem_now > g_mem_high) g_mem_high = g_mem_now;
     return p;
 }
 
 extern "C" void hyp_cuda_free(void *p) {
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    CUDA_CHECK(cudaFree(p));
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    auto it = g_mem_sizes.find(p);
+    if (it != g_mem_sizes.end()) g_mem_now -= it->second, g_mem_sizes.erase(it);
 }
 
 extern "C" void hyp_cuda_memset0(void *p, size_t bytes) {

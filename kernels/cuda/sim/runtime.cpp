@@ -109,6 +109,7 @@ struct Thread {
     // the warp collective this thread waits at
     int wparam, wwidth;
     uint64_t wval, wres;
+    WarpOp wop;          // the warp-wide operation of a W_WMMA_* collective
 };
 
 struct WarpGroup {       // a warp collective in progress
@@ -143,7 +144,9 @@ struct Block {
 
 static const char *kind_name(WarpKind k) {
     static const char *names[W_KINDS] = {"__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
-                                         "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp"};
+                                         "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp",
+                                         "wmma::fill_fragment", "wmma::load_matrix_sync",
+                                         "wmma::store_matrix_sync", "wmma::mma_sync"};
     return k >= 0 && k < W_KINDS ? names[k] : "?";
 }
 
@@ -237,7 +240,22 @@ static void fiber_init(Thread *t, int i) {
 // ---------------------------------------------------------------- shared memory
 struct SharedVar { void *p; size_t bytes; };
 static std::vector<SharedVar> g_shared;
-static std::vector<unsigned char> g_dyn_shared;
+// Dynamic shared memory: 128-byte aligned, as the hardware's (a vector's data is only 16-byte
+// aligned, and wmma loads need 32).
+struct DynShared {
+    unsigned char *p = nullptr;
+    size_t bytes = 0;
+    unsigned char *reserve(size_t n) {
+        if (n > bytes) {
+            free(p);
+            p = static_cast<unsigned char *>(aligned_alloc(128, (n + 127) / 128 * 128));
+            if (!p) { fprintf(stderr, "hyp-sim: out of host memory for %zu bytes of dynamic shared memory\n", n); abort(); }
+            bytes = n;
+        }
+        return p;
+    }
+};
+static DynShared g_dyn_shared;
 static std::map<const void *, int> g_max_dyn_shared;
 
 static std::map<const void *, size_t> g_static_shared;   // kernel -> bytes of its HYP_SHARED variables
@@ -279,7 +297,7 @@ unsigned char *dynamic_shared() {
 
 static void poison_shared(size_t dyn_bytes) {
     for (const SharedVar &v : g_shared) memset(v.p, 0xff, v.bytes);
-    if (dyn_bytes) memset(g_dyn_shared.data(), 0xff, dyn_bytes);
+    if (dyn_bytes) memset(g_dyn_shared.p, 0xff, dyn_bytes);
 }
 
 // ---------------------------------------------------------------- barrier
@@ -342,6 +360,17 @@ static void complete_group(Block *b, int wi, int gi) {
     WarpGroup g = w.groups[gi];
     w.groups[gi] = w.groups[--w.ngroups];
     Thread *lane0 = &b->threads[wi * 32];
+    if (g.kind >= W_WMMA_FILL) {   // one warp-wide operation on every lane's arguments
+        void *args[32];
+        for (int l = 0; l < 32; l++) {
+            args[l] = (void *)(uintptr_t)lane0[l].wval;
+            if (lane0[l].wop != lane0[0].wop)
+                fail_block("%s (%s:%d): lane %d calls it with another fragment type or layout than lane 0 (every "
+                           "lane of the warp must make the same call)", kind_name(g.kind), g.file, g.line, l);
+        }
+        if (const char *why = lane0[0].wop(args))
+            fail_block("%s (%s:%d): %s", kind_name(g.kind), g.file, g.line, why);
+    }
     uint64_t vote = 0;
     int count = 0;
     for (int l = 0; l < 32; l++)
@@ -421,6 +450,20 @@ uint64_t warp_collective(WarpKind kind, unsigned mask, uint64_t value, int param
     t->state = T_WARP;
     yield_to_scheduler();
     return t->wres;
+}
+
+void warp_op(WarpKind kind, WarpOp op, void *mine, const char *file, int line) {
+    Block *b = tls.block;
+    Thread *t = tls.thread;
+    if (!b || !t) {
+        fprintf(stderr, "hyp-sim: %s:%d: %s outside a kernel\n", file, line, kind_name(kind));
+        abort();
+    }
+    if (b->warps[t->warp].size < 32)
+        fail_block("%s at %s:%d: warp %d has only %d lanes (wmma needs a full warp of 32)", kind_name(kind), file,
+                   line, t->warp, b->warps[t->warp].size);
+    t->wop = op;
+    warp_collective(kind, 0xffffffffu, (uint64_t)(uintptr_t)mine, 0, 32, file, line);
 }
 
 unsigned active_mask() {
@@ -532,7 +575,7 @@ void run_grid(const LaunchSite &site, const void *kernel, dim3 grid, dim3 block,
     }
     if (!shared_fits(site, kernel, shmem)) return;
     g_stats.launches++;
-    if (g_dyn_shared.size() < shmem) g_dyn_shared.resize(shmem);
+    unsigned char *dyn = g_dyn_shared.reserve(shmem);
     static thread_local std::vector<Thread> threads_buf;
     threads_buf.resize(threads);
     Block b;
@@ -545,7 +588,7 @@ void run_grid(const LaunchSite &site, const void *kernel, dim3 grid, dim3 block,
     tls.block = &b;
     tls.block_dim = block;
     tls.grid_dim = grid;
-    tls.dyn_shared = shmem ? g_dyn_shared.data() : NULL;
+    tls.dyn_shared = shmem ? dyn : NULL;
     tls.kernel = kernel;
     const bool sized = g_static_shared.count(kernel) != 0;
     int i = 0;

@@ -88,12 +88,20 @@ unsigned char *dynamic_shared();
 
 // ---------------------------------------------------------------- synchronisation
 void syncthreads(const char *file, int line);
-enum WarpKind { W_SHFL = 0, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL, W_SYNCWARP, W_KINDS };
+enum WarpKind { W_SHFL = 0, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL, W_SYNCWARP,
+                W_WMMA_FILL, W_WMMA_LOAD, W_WMMA_STORE, W_WMMA_MMA, W_KINDS };
 // One warp-collective step: waits until every lane of `mask` has arrived at a warp
 // collective (the same kind, the same mask), then returns this lane's result.
 uint64_t warp_collective(WarpKind kind, unsigned mask, uint64_t value, int param, int width,
                          const char *file, int line);
 unsigned active_mask();
+// A warp-wide operation (the wmma calls of include/mma.h): every one of the 32 lanes of a full
+// warp must call it with the same kind and the same op; op then runs once, on the lanes'
+// arguments (lanes[l] is what lane l passed as `mine`), before any lane carries on. It
+// returns NULL, or why the call is invalid on a GPU (non-uniform pointer, misaligned
+// address), which fails the launch.
+typedef const char *(*WarpOp)(void *const lanes[32]);
+void warp_op(WarpKind kind, WarpOp op, void *mine, const char *file, int line);
 
 template <class T>
 static inline T shfl_as(WarpKind kind, unsigned mask, T v, int param, int width, const char *file, int line) {
