@@ -7,11 +7,12 @@ const OpDef hyp_ops[] = {
     [OP_BINARY] = {"binary", bw_binary},
     [OP_SCALE] = {"scale", bw_scale},
     [OP_MATMUL] = {"matmul", bw_matmul},
-    [OP_LINEAR] = {"linear", bw_linear},
-    [OP_LAYERNORM] = {"layernorm", bw_layernorm},
-    [OP_ADD_LAYERNORM] = {"add_layernorm", bw_add_layernorm},
-    [OP_UNARY] = {"unary", bw_unary},
-    [OP_ACT_LINEAR] = {"act_linear", bw_act_linear},
+    [OP_LINEAR] = {"linear", bw_linear, OP_UNREAD_OUT},
+    [OP_LAYERNORM] = {"layernorm", bw_layernorm, OP_UNREAD_OUT},
+    // add+LN reads the saved sum, never its input, residual or output
+    [OP_ADD_LAYERNORM] = {"add_layernorm", bw_add_layernorm, OP_UNREAD_IN(0) | OP_UNREAD_IN(1) | OP_UNREAD_OUT},
+    [OP_UNARY] = {"unary", bw_unary, OP_UNREAD_OUT},
+    [OP_ACT_LINEAR] = {"act_linear", bw_act_linear, OP_UNREAD_OUT},
     [OP_SOFTMAX] = {"softmax", bw_softmax},
     [OP_ATTENTION] = {"attention", bw_attention},
     [OP_DROPOUT] = {"dropout", bw_dropout},
@@ -107,12 +108,27 @@ Tensor *out_like(Ctx *c, int ndim, const int *shape) {
     return tensor_new(c, HYP_F32, ndim, shape);
 }
 
+// Every tensor n's backward may read that is kept as bf16 (tensor_keep_bf16) gets its fp32
+// values back for the node; returns how many, listed in thawed.
+static int thaw_node(Ctx *c, Node *n, Tensor **thawed) {
+    const unsigned unread = hyp_ops[n->op].unread;
+    int k = 0;
+    for (int i = 0; i < n->n_in; i++)
+        if (!(unread & OP_UNREAD_IN(i)) && tensor_thaw(c, n->in[i])) thawed[k++] = n->in[i];
+    for (int i = 0; i < HYP_MAX_SAVED; i++)
+        if (tensor_thaw(c, n->saved[i])) thawed[k++] = n->saved[i];
+    if (!(unread & OP_UNREAD_OUT) && tensor_thaw(c, n->out)) thawed[k++] = n->out;
+    return k;
+}
+
 static void run_backward(Ctx *c) {
     // Nodes whose output received no gradient are skipped: nothing flows from them.
     for (int i = c->tape->n - 1; i >= 0; i--) {
         Node *n = &c->tape->nodes[i];
         if (c->after_backward_node && i < c->tape->n - 1) c->after_backward_node(c, i + 1, c->after_backward_user);
         if (!n->out->grad) continue;
+        Tensor *thawed[HYP_MAX_IN + HYP_MAX_SAVED + 1];   // kept-bf16 tensors n reads, in fp32 for now
+        int n_thawed = thaw_node(c, n, thawed);
         if (profile_enabled()) {
             const Backend *be = backend_get(n->out->device);
             be->synchronize();
@@ -123,6 +139,7 @@ static void run_backward(Ctx *c) {
         } else {
             hyp_ops[n->op].backward(c, n);
         }
+        for (int j = 0; j < n_thawed; j++) tensor_freeze(c, thawed[j]);
         // n->out's gradient has reached n's inputs; no other node reads it (the tape is in
         // creation order, so every consumer of n->out ran before n).
         tensor_release_grad(c, n->out);

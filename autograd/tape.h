@@ -63,10 +63,15 @@ typedef struct Tape {
 
 // One registry entry per op: its name (for errors) and its backward, which reads
 // node->out->grad and accumulates into the inputs' gradients.
+// unread: values the backward never reads (bit i: in[i], OP_UNREAD_OUT: out), so that the
+// tape does not thaw them when they are kept as bf16 (tensor_keep_bf16); 0 thaws every one.
 typedef struct OpDef {
     const char *name;
     void (*backward)(Ctx *c, Node *n);
+    unsigned unread;
 } OpDef;
+#define OP_UNREAD_IN(i) (1u << (i))
+#define OP_UNREAD_OUT (1u << HYP_MAX_IN)
 // Unsized here, so that tape.c's _Static_assert on its length really guards the table;
 // holes inside it (an op without an entry) are found by tape_registry_check().
 extern const OpDef hyp_ops[];

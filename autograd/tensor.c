@@ -265,6 +265,25 @@ void tensor_release_grad(Ctx *c, Tensor *t) {
     pool_put(c, t->grad);
     t->grad = NULL;
 }
+void tensor_keep_bf16(Ctx *c, Tensor *t) {
+    HYP_CHECK(t->dtype == HYP_F32 && t->data && !t->name && !t->bf16,
+              "tensor_keep_bf16: not an fp32 activation with data (a parameter, released or kept)");
+    const long n = (long)tensor_numel(t);
+    t->bf16 = act_take(c, (size_t)n * sizeof(uint16_t));
+    backend_get(t->device)->f32_to_bf16(t->bf16, t->data, n);
+    pool_put(c, t);
+}
+bool tensor_thaw(Ctx *c, Tensor *t) {
+    if (!t || t->data || !t->bf16) return false;
+    const long n = (long)tensor_numel(t);
+    t->data = act_take(c, (size_t)n * sizeof(float));
+    backend_get(t->device)->bf16_to_f32(t->data, t->bf16, n);
+    return true;
+}
+void tensor_freeze(Ctx *c, Tensor *t) {
+    HYP_CHECK(t->data && t->bf16, "tensor_freeze: the tensor was not thawed");
+    pool_put(c, t);
+}
 Tensor *tensor_grad(Ctx *c, Tensor *t) { return tensor_grad_ex(c, t, NULL); }
 void tensor_fill_f32(Tensor *t, float v) {
     HYP_CHECK(t->dtype == HYP_F32, "tensor_fill_f32 on a %s tensor", dtype_name(t->dtype));

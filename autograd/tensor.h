@@ -18,6 +18,7 @@ typedef struct Tensor {
     int ndim;
     int shape[HYP_MAX_DIMS];
     void *data;            // numel elements of dtype, on device
+    uint16_t *bf16;        // (numel,) bf16 copy kept for backward (tensor_keep_bf16), or NULL
     struct Tensor *grad;   // f32, same shape; NULL until a gradient flows in
     bool requires_grad;
     const char *name;      // parameters only (HF-style name)
@@ -129,6 +130,16 @@ void tensor_fill_f32(Tensor *t, float v);
 // buffer (any act tensor's) goes back for reuse and t->data becomes NULL. The header (shape,
 // gradient) stays valid.
 void tensor_release(Ctx *c, Tensor *t);
+// Under bf16 GEMMs (train.precision = bf16), an activation that backward reads only as bf16
+// numbers (a bf16 GEMM's output, or a GEMM input, which the GEMM rounds; docs/precision.md)
+// and whose forward consumers have all run: its values move to a bf16 copy of half the size
+// and the fp32 buffer goes back for reuse (t->data NULL), as autocast saves bf16 tensors.
+// Backward sees the fp32 values again: the tape thaws a kept tensor into a fresh fp32 buffer
+// for each node that reads it (tensor_thaw) and gives the buffer back after (tensor_freeze).
+void tensor_keep_bf16(Ctx *c, Tensor *t);
+// t kept as bf16 and without fp32 values: gives it an fp32 buffer holding them, returns true.
+bool tensor_thaw(Ctx *c, Tensor *t);
+void tensor_freeze(Ctx *c, Tensor *t);   // undoes tensor_thaw (the bf16 copy stays)
 // Backward is done with t's gradient (t is an op's output whose producer's backward has run):
 // its buffer goes back to c for reuse and t->grad becomes NULL.
 void tensor_release_grad(Ctx *c, Tensor *t);

@@ -92,6 +92,15 @@ void bert_free(Bert *b) {
 // token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
 // (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
 // (B, T, H), or (B, H) with cls_only.
+// t's forward consumers have run and backward reads it only through bf16 GEMMs or as a bf16
+// GEMM's (exact) output: under bf16 precision it is saved in bf16 (tensor_keep_bf16), as
+// autocast saves it, unless the config asks for fp32. user: an output t's consumer produced;
+// when that consumer was not recorded (no gradient wanted), nothing saves t.
+static void keep_bf16(Ctx *c, const BertConfig *cfg, const Tensor *user, Tensor *t) {
+    if (c->matmul_precision == HYP_MATMUL_BF16 && !cfg->saves_fp32 && user->requires_grad && t->data)
+        tensor_keep_bf16(c, t);
+}
+
 // types: int32 (B, T) token types, or NULL for type 0 everywhere.
 static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tensor *mask, bool cls_only) {
     const BertConfig *cfg = &b->cfg;
@@ -125,14 +134,26 @@ static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tenso
         Tensor *k = op_linear(c, x, L->k_w, L->k_b);
         Tensor *v = op_linear(c, x, L->v_w, L->v_b);
         Tensor *ctxv = op_attention_dropout(c, q, k, v, mask, cfg->heads, scale, p);   // (B, Tq, H)
+        keep_bf16(c, cfg, ctxv, q), keep_bf16(c, cfg, ctxv, k), keep_bf16(c, cfg, ctxv, v);
         Tensor *a = op_linear(c, ctxv, L->ao_w, L->ao_b);
-        x = op_dropout_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps, p);
+        Tensor *x1 = op_dropout_add_layernorm(c, a, xq, L->ao_ln_w, L->ao_ln_b, eps, p);
         tensor_release(c, a);   // no backward reads a linear's output or add+LN's input (it saves the sum)
-        Tensor *z = op_linear(c, x, L->in_w, L->in_b);
-        Tensor *o = cfg->recompute_act ? op_act_linear(c, cfg->act, z, L->out_w, L->out_b)
-                                       : op_linear(c, op_unary(c, cfg->act, z), L->out_w, L->out_b);
-        x = op_dropout_add_layernorm(c, o, x, L->out_ln_w, L->out_ln_b, eps, p);
+        keep_bf16(c, cfg, a, ctxv);   // read by a's and the attention's backward, both rounding it
+        if (xq != x) keep_bf16(c, cfg, q, xq);
+        keep_bf16(c, cfg, k, x);      // the layer's input: its residual use is done
+        Tensor *z = op_linear(c, x1, L->in_w, L->in_b);
+        Tensor *o;
+        if (cfg->recompute_act) {
+            o = op_act_linear(c, cfg->act, z, L->out_w, L->out_b);
+        } else {
+            Tensor *g = op_unary(c, cfg->act, z);   // act(z): only o's backward reads it
+            o = op_linear(c, g, L->out_w, L->out_b);
+            keep_bf16(c, cfg, o, g);
+        }
+        x = op_dropout_add_layernorm(c, o, x1, L->out_ln_w, L->out_ln_b, eps, p);
         tensor_release(c, o);
+        keep_bf16(c, cfg, o, z);      // a bf16 GEMM's output: exact in bf16 whoever reads it
+        keep_bf16(c, cfg, z, x1);
     }
     if (!cls_only) return x;
     if (cfg->layers == 0) x = op_slice(c, x, 1, 0, 1);

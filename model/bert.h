@@ -20,6 +20,7 @@ typedef struct BertConfig {
     float init_std;          // bert_init's normal std (HF initializer_range); 0 means 0.02
     UnaryOp act;             // feed-forward activation (HF hidden_act); UN_GELU (zero) for BERT
     bool recompute_act;      // train.recompute = act: op_act_linear, the activation not stored
+    bool saves_fp32;         // under bf16 GEMMs keep saved activations in fp32 (default: bf16, lossless)
 } BertConfig;
 
 BertConfig bert_base_config(void);

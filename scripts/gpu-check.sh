@@ -20,7 +20,7 @@
 #           10 steps within 1e-2), then CUDA resume (20 + 20 steps against 40) compared bitwise
 #   plan    the memory planner against the real step at the paper's shapes: hypencoder-6, 64 x 9
 #           passages of 32/196 tokens, bf16, recompute=act (hyp train --plan-check --cuda: the
-#           device high-water mark within 5% of the plan's 62.3 GiB)
+#           device high-water mark within 5% of the plan's 46.2 GiB)
 #   bench   GPU rates: the GEMM probe's TFLOP/s, the training step against the PyTorch twin
 #           (fp32, tf32, bf16), search on 1M x 768 documents (exhaustive q-net in docs/s per
 #           query with fp32 and bf16 residency, dense dot, exact k-NN rows/s, graph build and
@@ -178,7 +178,7 @@ step_bench() {
   for prec in fp32 tf32 bf16; do
     "$bin/bench_train" 12 768 12 3072 6 16 9 32 196 5 --cuda --precision $prec || return 1
   done
-  # the paper's batch, 64 x 9, as configs/hypencoder-6.ini runs it (bf16, recompute = act; 62.3 GiB planned)
+  # the paper's batch, 64 x 9, as configs/hypencoder-6.ini runs it (bf16, recompute = act; 46.2 GiB planned)
   "$bin/bench_train" 12 768 12 3072 6 64 9 32 196 3 --cuda --precision bf16 --recompute || return 1
   # search on 1M x 768 (6-layer q-net, 8 queries): exhaustive, dense, k-NN, graph
   "$bin/bench_search" --cuda --docs ${search_docs:-1000000} --dim 768 --layers 6 --queries 8 || return 1

@@ -125,10 +125,10 @@ Test(bert, autocast_bf16_cuda) { RUN_ON_CUDA_OR_SKIP(); run_bert_parity(HYP_CUDA
 // train.recompute = act: the FFN activation recomputed in backward gives bitwise the same
 // hidden states and gradients (dropout on, bf16) and holds less activation memory.
 typedef struct { float *hidden, *grads; size_t n_hidden, n_grads, arena; } BertRun;
-static BertRun bert_run(Device dev, bool recompute) {
+static BertRun bert_run(Device dev, bool recompute, bool saves_fp32) {
     H5File *f = fx_open("bert_tiny.h5");
     BertConfig cfg = fixture_config(f, "/bert");
-    cfg.dropout = 0.1f, cfg.recompute_act = recompute;
+    cfg.dropout = 0.1f, cfg.recompute_act = recompute, cfg.saves_fp32 = saves_fp32;
     ParamSet *ps = paramset_new(dev);
     Bert bert;
     bert_register(&bert, ps, "", &cfg);
@@ -149,16 +149,28 @@ static BertRun bert_run(Device dev, bool recompute) {
     h5_close(f);
     return r;
 }
-static void check_recompute(Device dev) {
-    BertRun a = bert_run(dev, false), b = bert_run(dev, true);
-    cr_assert_eq(memcmp(a.hidden, b.hidden, a.n_hidden * sizeof(float)), 0, "hidden states differ");
-    cr_assert_eq(memcmp(a.grads, b.grads, a.n_grads * sizeof(float)), 0, "gradients differ");
-    fprintf(stderr, "bert %s: activation arena %zu B stored, %zu B recomputed\n", device_name(dev), a.arena, b.arena);
-    cr_assert_lt(b.arena, a.arena, "recompute holds %zu B, storing %zu B", b.arena, a.arena);
+// a and b: the same hidden states and gradients bit for bit, b in less activation memory.
+static void check_same_in_less(Device dev, const char *what, BertRun a, BertRun b) {
+    cr_assert_eq(memcmp(a.hidden, b.hidden, a.n_hidden * sizeof(float)), 0, "%s: hidden states differ", what);
+    cr_assert_eq(memcmp(a.grads, b.grads, a.n_grads * sizeof(float)), 0, "%s: gradients differ", what);
+    fprintf(stderr, "bert %s %s: activation arena %zu B before, %zu B after\n", device_name(dev), what, a.arena, b.arena);
+    cr_assert_lt(b.arena, a.arena, "%s holds %zu B, against %zu B", what, b.arena, a.arena);
     free(a.hidden), free(a.grads), free(b.hidden), free(b.grads);
+}
+static void check_recompute(Device dev) {
+    check_same_in_less(dev, "recompute", bert_run(dev, false, true), bert_run(dev, true, true));
 }
 Test(bert, recompute_act_is_bitwise_cpu) { check_recompute(HYP_CPU); }
 Test(bert, recompute_act_is_bitwise_cuda) { RUN_ON_CUDA_OR_SKIP(); check_recompute(HYP_CUDA); }
+
+// Activations saved in bf16 under bf16 GEMMs (every one backward reads only as a bf16 number)
+// change nothing, with the FFN activation stored or recomputed.
+static void check_saves_bf16(Device dev) {
+    check_same_in_less(dev, "bf16 saves", bert_run(dev, true, true), bert_run(dev, true, false));
+    check_same_in_less(dev, "bf16 saves (act stored)", bert_run(dev, false, true), bert_run(dev, false, false));
+}
+Test(bert, bf16_saves_are_bitwise_cpu) { check_saves_bf16(HYP_CPU); }
+Test(bert, bf16_saves_are_bitwise_cuda) { RUN_ON_CUDA_OR_SKIP(); check_saves_bf16(HYP_CUDA); }
 
 // Parameter names are HF's, with the prefix the Hypencoder checkpoints use.
 Test(bert, names_and_count) {

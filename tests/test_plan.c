@@ -24,14 +24,24 @@ static void expect_within(size_t got, size_t want, double tol, const char *what)
     cr_assert(rel <= tol && rel >= -tol, "%s: plan %zu bytes, real %zu bytes (%.2f%%)", what, got, want, 100 * rel);
 }
 
-static void plan_matches_real(Device d) {
-    PlanReport meta = plan(d, false, SETS, 4), real = plan(d, true, SETS, 4);
+static void plan_matches_real_with(Device d, const char *const *sets, int n) {
+    PlanReport meta = plan(d, false, sets, n), real = plan(d, true, sets, n);
     expect_within(meta.act_peak, real.act_peak, 0.05, "activation arena, most bytes held");
     expect_within(meta.act_steady, real.act_steady, 0.05, "activation arena, bytes handed out per step");
     cr_assert_eq(meta.n_params, real.n_params);
     cr_assert_eq(meta.optim, 2 * meta.params);
     cr_assert_geq(meta.peak, meta.params + meta.grads + meta.optim + meta.act_peak, "the peak holds its parts");
     cr_assert_eq(backend_meta_for(d), NULL, "the meta backend is off after the plan");
+}
+static void plan_matches_real(Device d) { plan_matches_real_with(d, SETS, 4); }
+
+// bf16 on the CPU (CUDA's default): activations kept as bf16 copies, thawed in backward.
+Test(plan, cpu_bf16_plan_matches_the_real_step) {
+    const char *sets[] = {SETS[0], SETS[1], SETS[2], SETS[3], "train.precision=bf16"};
+    plan_matches_real_with(HYP_CPU, sets, 5);
+    PlanReport fp32 = plan(HYP_CPU, false, SETS, 4), bf16 = plan(HYP_CPU, false, sets, 5);
+    fprintf(stderr, "plan activations per step: fp32 saves %zu B, bf16 saves %zu B\n", fp32.act_steady, bf16.act_steady);
+    cr_assert_lt(bf16.act_steady, fp32.act_steady, "bf16 saves hand out %zu B a step, fp32 %zu B", bf16.act_steady, fp32.act_steady);
 }
 
 Test(plan, cpu_plan_matches_the_real_step) {
