@@ -108,27 +108,44 @@ Tensor *out_like(Ctx *c, int ndim, const int *shape) {
     return tensor_new(c, HYP_F32, ndim, shape);
 }
 
-// Every tensor n's backward may read that is kept as bf16 (tensor_keep_bf16) gets its fp32
-// values back for the node; returns how many, listed in thawed.
-static int thaw_node(Ctx *c, Node *n, Tensor **thawed) {
+// Whether n's backward reads t (OpDef.unread says what it never reads).
+static bool node_reads(const Node *n, const Tensor *t) {
     const unsigned unread = hyp_ops[n->op].unread;
-    int k = 0;
     for (int i = 0; i < n->n_in; i++)
-        if (!(unread & OP_UNREAD_IN(i)) && tensor_thaw(c, n->in[i])) thawed[k++] = n->in[i];
+        if (n->in[i] == t && !(unread & OP_UNREAD_IN(i))) return true;
     for (int i = 0; i < HYP_MAX_SAVED; i++)
-        if (tensor_thaw(c, n->saved[i])) thawed[k++] = n->saved[i];
-    if (!(unread & OP_UNREAD_OUT) && tensor_thaw(c, n->out)) thawed[k++] = n->out;
+        if (n->saved[i] == t) return true;
+    return n->out == t && !(unread & OP_UNREAD_OUT);
+}
+
+// Kept-bf16 tensors (tensor_keep_bf16) get fp32 values for the nodes that read them. live:
+// the ones thawed so far; those n reads stay thawed (adjacent nodes often share one: the layer
+// input of the q, k and v linears, the attention output), the others are frozen; then every
+// other kept tensor n reads is thawed. Returns how many are live for n.
+static int thaw_for_node(Ctx *c, const Node *n, Tensor **live, int n_live) {
+    int k = 0;
+    for (int j = 0; j < n_live; j++) {
+        if (node_reads(n, live[j])) live[k++] = live[j];
+        else tensor_freeze(c, live[j]);
+    }
+    const unsigned unread = hyp_ops[n->op].unread;
+    for (int i = 0; i < n->n_in; i++)
+        if (!(unread & OP_UNREAD_IN(i)) && tensor_thaw(c, n->in[i])) live[k++] = n->in[i];
+    for (int i = 0; i < HYP_MAX_SAVED; i++)
+        if (tensor_thaw(c, n->saved[i])) live[k++] = n->saved[i];
+    if (!(unread & OP_UNREAD_OUT) && tensor_thaw(c, n->out)) live[k++] = n->out;
     return k;
 }
 
 static void run_backward(Ctx *c) {
     // Nodes whose output received no gradient are skipped: nothing flows from them.
+    Tensor *live[HYP_MAX_IN + HYP_MAX_SAVED + 1];   // kept-bf16 tensors thawed, in fp32 for now
+    int n_live = 0;
     for (int i = c->tape->n - 1; i >= 0; i--) {
         Node *n = &c->tape->nodes[i];
         if (c->after_backward_node && i < c->tape->n - 1) c->after_backward_node(c, i + 1, c->after_backward_user);
         if (!n->out->grad) continue;
-        Tensor *thawed[HYP_MAX_IN + HYP_MAX_SAVED + 1];   // kept-bf16 tensors n reads, in fp32 for now
-        int n_thawed = thaw_node(c, n, thawed);
+        n_live = thaw_for_node(c, n, live, n_live);
         if (profile_enabled()) {
             const Backend *be = backend_get(n->out->device);
             be->synchronize();
@@ -139,11 +156,11 @@ static void run_backward(Ctx *c) {
         } else {
             hyp_ops[n->op].backward(c, n);
         }
-        for (int j = 0; j < n_thawed; j++) tensor_freeze(c, thawed[j]);
         // n->out's gradient has reached n's inputs; no other node reads it (the tape is in
         // creation order, so every consumer of n->out ran before n).
         tensor_release_grad(c, n->out);
     }
+    for (int j = 0; j < n_live; j++) tensor_freeze(c, live[j]);
     if (c->after_backward_node && c->tape->n) c->after_backward_node(c, 0, c->after_backward_user);
     // Like PyTorch without retain_graph: the graph is consumed, so a later backward
     // (e.g. gradient accumulation) cannot run these nodes a second time.

@@ -135,7 +135,8 @@ void tensor_release(Ctx *c, Tensor *t);
 // and whose forward consumers have all run: its values move to a bf16 copy of half the size
 // and the fp32 buffer goes back for reuse (t->data NULL), as autocast saves bf16 tensors.
 // Backward sees the fp32 values again: the tape thaws a kept tensor into a fresh fp32 buffer
-// for each node that reads it (tensor_thaw) and gives the buffer back after (tensor_freeze).
+// for the backward nodes that read it (tensor_thaw; adjacent readers share one) and gives the
+// buffer back at the first later node that does not (tensor_freeze).
 void tensor_keep_bf16(Ctx *c, Tensor *t);
 // t kept as bf16 and without fp32 values: gives it an fp32 buffer holding them, returns true.
 bool tensor_thaw(Ctx *c, Tensor *t);

@@ -88,10 +88,6 @@ void bert_free(Bert *b) {
     b->layer = NULL;
 }
 
-// cls_only: the last layer computes the [CLS] row only. Its keys and values still see every
-// token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
-// (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
-// (B, T, H), or (B, H) with cls_only.
 // t's forward consumers have run and backward reads it only through bf16 GEMMs or as a bf16
 // GEMM's (exact) output: under bf16 precision it is saved in bf16 (tensor_keep_bf16), as
 // autocast saves it, unless the config asks for fp32. user: an output t's consumer produced;
@@ -101,6 +97,10 @@ static void keep_bf16(Ctx *c, const BertConfig *cfg, const Tensor *user, Tensor 
         tensor_keep_bf16(c, t);
 }
 
+// cls_only: the last layer computes the [CLS] row only. Its keys and values still see every
+// token, but its query, attention output, FFN and LayerNorms are per-row, so the other rows
+// (unused by CLS pooling) are skipped: about 5/6 of the last layer's FLOPs. Returns
+// (B, T, H), or (B, H) with cls_only.
 // types: int32 (B, T) token types, or NULL for type 0 everywhere.
 static Tensor *bert_run(Ctx *c, const Bert *b, Tensor *ids, Tensor *types, Tensor *mask, bool cls_only) {
     const BertConfig *cfg = &b->cfg;
